@@ -1,0 +1,50 @@
+# Orion: one command to run a node, one to test. Both do their own set-up on a fresh machine.
+#
+#   make up     build and start a single-node cluster (data in ./orion-data)
+#   make test   format and lint checks, every test (real Docker engine), examples and benches once
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := protobuf-compiler busybox-static
+
+.PHONY: up test setup build lint check-fmt unit examples bench-smoke bench
+
+## Installs what the build and the tests need (protoc for containerd-client, a static busybox
+## for the test images built without a registry).
+setup:
+	@missing=""; \
+	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || missing="$$missing busybox-static"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: setup
+	$(CARGO) build --release -p orion-bin
+
+up: build
+	./target/release/orion up
+
+check-fmt:
+	$(CARGO) fmt --all -- --check
+
+lint: setup
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: setup
+	$(CARGO) nextest run --workspace --all-features --no-fail-fast
+	$(CARGO) test --workspace --all-features --doc
+
+examples: setup
+	$(CARGO) run --quiet --example embedded
+
+## Compiles every bench and runs each once (criterion's --test mode): a smoke test, not a measurement.
+bench-smoke: setup
+	$(CARGO) bench --workspace --all-features -- --test
+
+## The real measurements (minutes); see docs/benchmarks.md.
+bench: setup
+	$(CARGO) bench --workspace --all-features
+
+test: check-fmt lint unit examples bench-smoke

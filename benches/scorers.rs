@@ -1,0 +1,2 @@
+//! Skeleton; filled by the scheduler work.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Skeleton; filled by the embedding work.
+fn main() {}

@@ -1,0 +1,1 @@
+//! orion-consensus (skeleton; see the issues that fill it).

@@ -1,0 +1,26 @@
+//! # orion-core
+//!
+//! The heart of Orion, with no heavy I/O dependency: the domain model, the four traits every other
+//! crate plugs into, two stores, the scheduler and the reconciler.
+//!
+//! - [`model`]: [`ServiceSpec`](model::ServiceSpec), [`Task`](model::Task) and its state machine,
+//!   [`Node`](model::Node), network measurements.
+//! - [`store::Store`]: the cluster state (etcd model), with [`store::MemoryStore`] and
+//!   [`store::SledStore`] (feature `sled`, default) and the typed [`store::ClusterStore`].
+//! - [`membership::Membership`]: who is alive, with [`membership::StaticMembership`].
+//! - [`runtime::Runtime`]: containers on one node.
+//! - [`scheduler`]: [`scheduler::Filter`] and [`scheduler::Scorer`] plugins in one pipeline.
+//! - [`reconciler`]: specs + tasks + nodes in, actions out.
+//! - `testing` (feature `testing`): conformance suites and `FakeRuntime`.
+
+pub mod error;
+pub mod membership;
+pub mod model;
+pub mod reconciler;
+pub mod runtime;
+pub mod scheduler;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};

@@ -1,0 +1,79 @@
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Millis, NodeId};
+
+/// One directed measurement of the network from node `from` to node `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkMeasurement {
+    pub from: NodeId,
+    pub to: NodeId,
+    /// Round-trip time, milliseconds (median of the last probe round).
+    pub rtt_ms: f64,
+    /// Variation of the RTT, milliseconds.
+    #[serde(default)]
+    pub jitter_ms: f64,
+    /// Fraction of probes lost, 0.0 to 1.0.
+    #[serde(default)]
+    pub loss: f64,
+    /// Estimated bandwidth, megabits per second; `None` when not measured.
+    #[serde(default)]
+    pub bandwidth_mbps: Option<f64>,
+    /// When it was taken.
+    #[serde(default)]
+    pub measured_at: Millis,
+}
+
+/// All known measurements, indexed by `(from, to)`. A lookup falls back to the reverse direction,
+/// since RTT is symmetric and most links are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkMatrix {
+    /// `from -> to -> measurement`; nested so lookups by `&str` need no allocation.
+    entries: HashMap<NodeId, HashMap<NodeId, NetworkMeasurement>>,
+}
+
+impl NetworkMatrix {
+    /// An empty matrix.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces the measurement for `(m.from, m.to)`.
+    pub fn insert(&mut self, m: NetworkMeasurement) {
+        self.entries
+            .entry(m.from.clone())
+            .or_default()
+            .insert(m.to.clone(), m);
+    }
+
+    /// The measurement from `from` to `to`, or the reverse one. A node is at zero distance from
+    /// itself, which is reported as `None` here; callers treat `from == to` as 0 ms.
+    pub fn get(&self, from: &str, to: &str) -> Option<&NetworkMeasurement> {
+        let one_way = |a: &str, b: &str| self.entries.get(a).and_then(|row| row.get(b));
+        one_way(from, to).or_else(|| one_way(to, from))
+    }
+
+    /// RTT in ms between two nodes: 0 for the same node, `None` when never measured.
+    pub fn rtt_ms(&self, from: &str, to: &str) -> Option<f64> {
+        if from == to {
+            return Some(0.0);
+        }
+        self.get(from, to).map(|m| m.rtt_ms)
+    }
+
+    /// Number of measurements.
+    pub fn len(&self) -> usize {
+        self.entries.values().map(HashMap::len).sum()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// All measurements, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &NetworkMeasurement> {
+        self.entries.values().flat_map(HashMap::values)
+    }
+}

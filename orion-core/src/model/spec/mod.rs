@@ -1,0 +1,433 @@
+//! The service spec: what a user asks Orion to run.
+//!
+//! Field names follow the seed configs (`service_name`, `cpu_millicores`, `memory_bytes`, ...),
+//! and parsing is strict: an unknown field is an error with a "did you mean" hint, and
+//! [`ServiceSpec::validate`] reports every problem with its field path, value and what is
+//! accepted. See `docs/spec.md` for the reference.
+//!
+//! Parsing lives in [`parse`], validation in [`validate`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub mod parse;
+pub mod validate;
+
+pub use parse::{SpecFormat, parse_spec, parse_specs};
+
+/// One service: an image run as `replicas` identical tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Unique name; must be a DNS label (it is served as `<name>.service.orion`).
+    #[serde(alias = "service_name")]
+    pub name: String,
+    /// Container image reference (or, for the process runtime, the program to run).
+    pub image: String,
+    /// Desired number of tasks.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Overrides the image's command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Environment as `KEY=value` strings (a YAML/JSON map is accepted too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Ports to publish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    /// Volumes: `/host:/ctr`, `name:/ctr`, `/host:/ctr:ro`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+    /// A named container network to join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `bridge` (default), `host` or `none`.
+    #[serde(default)]
+    pub network_mode: NetworkMode,
+    /// DNS servers for the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// Extra `/etc/hosts` entries, `name:ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// What to do when a task exits.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// The per-task request (and limit).
+    #[serde(default)]
+    pub resources: ResourceSpec,
+    /// How to tell whether a task is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Autoscaling bounds and targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_policy: Option<ScalePolicy>,
+    /// How a changed spec rolls out.
+    #[serde(default)]
+    pub update_strategy: UpdateStrategy,
+    /// Where tasks may and should go.
+    #[serde(default)]
+    pub scheduling: Scheduling,
+    /// Free-form labels, copied onto containers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A port to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    /// Port inside the container, 1-65535.
+    pub container_port: u16,
+    /// Port on the host; 0 (or absent) picks a free one, read back once running.
+    #[serde(default)]
+    pub host_port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// Transport protocol of a port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// `"tcp"` or `"udp"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A volume mount, written `source:target[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// A host path (starts with `/`) for a bind mount, otherwise a named volume.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl VolumeSpec {
+    /// True when `source` is a host path (bind mount) rather than a volume name.
+    pub fn is_bind(&self) -> bool {
+        self.source.starts_with('/')
+    }
+}
+
+/// Container networking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    #[default]
+    Bridge,
+    Host,
+    None,
+}
+
+/// When an exited task is restarted in place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never (the seed's default).
+    #[default]
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+/// Per-task resources. The scheduler reserves them; the runtime enforces them as limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// CPU in millicores, at least 5.
+    #[serde(default = "default_cpu")]
+    pub cpu_millicores: u64,
+    /// Memory in bytes, at least 16 MiB.
+    #[serde(default = "default_memory")]
+    pub memory_bytes: u64,
+    /// Disk in bytes (0 = not reserved).
+    #[serde(default)]
+    pub disk_bytes: u64,
+}
+
+fn default_cpu() -> u64 {
+    100
+}
+fn default_memory() -> u64 {
+    64 * 1024 * 1024
+}
+
+impl Default for ResourceSpec {
+    fn default() -> Self {
+        ResourceSpec {
+            cpu_millicores: default_cpu(),
+            memory_bytes: default_memory(),
+            disk_bytes: 0,
+        }
+    }
+}
+
+impl From<ResourceSpec> for super::Resources {
+    fn from(r: ResourceSpec) -> Self {
+        super::Resources {
+            cpu_millicores: r.cpu_millicores,
+            memory_bytes: r.memory_bytes,
+            disk_bytes: r.disk_bytes,
+        }
+    }
+}
+
+/// Health check kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckType {
+    #[default]
+    Http,
+    Tcp,
+    Command,
+}
+
+/// How the agent decides a running task is healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(rename = "type", default)]
+    pub kind: HealthCheckType,
+    /// For `http`: the path to GET; 2xx/3xx is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_path: Option<String>,
+    /// For `http`/`tcp`: the container port to check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// For `command`: run inside the container; exit 0 is healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Seconds between checks, at least 1.
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+    /// Seconds before one check counts as failed (0 = the interval).
+    #[serde(default)]
+    pub timeout: u64,
+    /// Consecutive failures before the task is unhealthy.
+    #[serde(default)]
+    pub retries: u32,
+}
+
+fn default_interval() -> u64 {
+    10
+}
+
+/// Autoscaling: bounds and targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalePolicy {
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    #[serde(default = "one")]
+    pub max_replicas: u32,
+    /// Target CPU utilisation, percent (5-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpu: Option<f64>,
+    /// Target memory utilisation, percent (10-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_memory: Option<f64>,
+    /// Seconds between scaling actions, at least 30.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_seconds: u64,
+}
+
+fn default_cooldown() -> u64 {
+    60
+}
+
+/// What a rollout does when new tasks fail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    /// Go back to the previous spec.
+    #[default]
+    Rollback,
+    /// Stop the rollout where it is.
+    Pause,
+    /// Ignore and carry on.
+    Continue,
+}
+
+/// Rolling update settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStrategy {
+    /// Tasks replaced at once, at least 1.
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// Seconds between batches.
+    #[serde(default)]
+    pub delay_seconds: u64,
+    /// Seconds a new task must stay healthy before the next batch.
+    #[serde(default = "default_health_wait")]
+    pub health_wait_seconds: u64,
+    #[serde(default)]
+    pub failure_action: FailureAction,
+}
+
+fn default_health_wait() -> u64 {
+    5
+}
+
+impl Default for UpdateStrategy {
+    fn default() -> Self {
+        UpdateStrategy {
+            parallelism: 1,
+            delay_seconds: 0,
+            health_wait_seconds: default_health_wait(),
+            failure_action: FailureAction::Rollback,
+        }
+    }
+}
+
+/// Placement rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scheduling {
+    /// Overrides the cluster's scorer weights for this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<ScoringWeights>,
+    /// Take network measurements into account (seed 000's `networkAware`).
+    #[serde(default, alias = "networkAware")]
+    pub network_aware: bool,
+    /// Hard label constraints: every `key: value` must match the node's labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Zones the tasks must run in (empty = any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Zones the tasks must avoid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid_zones: Vec<String>,
+    /// Spread replicas across values of this node label (usually `zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_by: Option<String>,
+    /// At most this many of this service's tasks on one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_node: Option<u32>,
+    /// Network rules (seed 000's `affinityRules`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        alias = "affinityRules"
+    )]
+    pub affinity: Vec<AffinityRule>,
+    /// Anti-affinity rules (seed 000's `antiAffinityRules`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        alias = "antiAffinityRules"
+    )]
+    pub anti_affinity: Vec<AntiAffinityRule>,
+}
+
+/// Weights of the score terms: `score = cpu*S_cpu + memory*S_mem + network*S_net`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringWeights {
+    #[serde(default)]
+    pub cpu: f64,
+    #[serde(default)]
+    pub memory: f64,
+    #[serde(default)]
+    pub network: f64,
+}
+
+impl Default for ScoringWeights {
+    /// The seed's defaults: 0.3 / 0.3 / 0.4.
+    fn default() -> Self {
+        ScoringWeights {
+            cpu: 0.3,
+            memory: 0.3,
+            network: 0.4,
+        }
+    }
+}
+
+/// A network affinity rule: where a task wants to be relative to the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AffinityRule {
+    /// Within `max_latency_ms` RTT of at least one running task of service `target`.
+    Latency {
+        target: String,
+        #[serde(alias = "maxLatency", with = "parse::millis")]
+        max_latency_ms: f64,
+    },
+    /// At least `min_bandwidth_mbps` measured to the target (or to every peer without one).
+    Bandwidth {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        #[serde(alias = "minBandwidth", with = "parse::mbps")]
+        min_bandwidth_mbps: f64,
+    },
+    /// Packet loss at most `max_loss` (0.0-1.0) to the target.
+    Loss {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        #[serde(alias = "maxLoss")]
+        max_loss: f64,
+    },
+    /// Prefer (or require, with `required`) one of these zones.
+    Zone {
+        zones: Vec<String>,
+        #[serde(default)]
+        required: bool,
+    },
+}
+
+/// An anti-affinity rule: what a task must stay away from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AntiAffinityRule {
+    /// Avoid nodes whose zone is or starts with `avoid` (seed 000: `network-zone`, `edge-zones`).
+    NetworkZone { avoid: String },
+    /// Avoid nodes that already run a task of `service`.
+    Service { service: String },
+}
+
+impl ServiceSpec {
+    /// A minimal spec: `replicas` copies of `image`, defaults elsewhere. Not validated.
+    pub fn new(name: impl Into<String>, image: impl Into<String>, replicas: u32) -> Self {
+        ServiceSpec {
+            name: name.into(),
+            image: image.into(),
+            replicas,
+            command: Vec::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+            volumes: Vec::new(),
+            network: None,
+            network_mode: NetworkMode::default(),
+            dns: Vec::new(),
+            extra_hosts: Vec::new(),
+            restart_policy: RestartPolicy::default(),
+            resources: ResourceSpec::default(),
+            health_check: None,
+            scale_policy: None,
+            update_strategy: UpdateStrategy::default(),
+            scheduling: Scheduling::default(),
+            labels: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Containers on one node.
+//!
+//! A [`Runtime`] turns a [`ContainerSpec`] into a running container and reports on it. Orion, not
+//! the engine, decides about restarts: implementations keep the engine's own restart policy off.
+//! Every container Orion creates carries the labels in [`labels`], so an agent that restarts can
+//! find (`list`) and adopt what is still running instead of starting a second copy.
+//!
+//! Implementations: Docker, containerd and plain processes in `orion-runtime`; [`FakeRuntime`]
+//! (feature `testing`) for unit tests and simulations. All pass `orion_core::testing::runtime`.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::PublishedPort;
+use crate::model::spec::{NetworkMode, Protocol};
+
+#[cfg(any(test, feature = "testing"))]
+mod fake;
+
+#[cfg(any(test, feature = "testing"))]
+pub use fake::{FakeRuntime, FaultPlan};
+
+/// Label keys every Orion container carries.
+pub mod labels {
+    /// Always `"true"` on containers Orion created.
+    pub const MANAGED: &str = "io.orion.managed";
+    /// The task id.
+    pub const TASK: &str = "io.orion.task";
+    /// The service name.
+    pub const SERVICE: &str = "io.orion.service";
+    /// The node id.
+    pub const NODE: &str = "io.orion.node";
+}
+
+/// A runtime's container id.
+pub type ContainerId = String;
+
+/// A port to publish. `host_port` 0 asks for a free port, read back in [`ContainerInfo::ports`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: Protocol,
+    /// The host address to bind; Orion's default is `127.0.0.1` in tests, `0.0.0.0` in clusters.
+    pub host_ip: String,
+}
+
+/// A mount. `source` starting with `/` is a bind mount, otherwise a named volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to create and start one container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Container name; unique on the node (Orion uses `orion-<task id>`).
+    pub name: String,
+    /// Image reference (for the process runtime: the program).
+    pub image: String,
+    /// Command and arguments; empty keeps the image's default.
+    pub command: Vec<String>,
+    /// Environment, `KEY=value`.
+    pub env: Vec<String>,
+    /// Working directory; empty keeps the image's default.
+    pub workdir: String,
+    pub ports: Vec<PortBinding>,
+    pub mounts: Vec<Mount>,
+    /// CPU limit in millicores (0 = unlimited).
+    pub cpu_millicores: u64,
+    /// Memory limit in bytes (0 = unlimited).
+    pub memory_bytes: u64,
+    pub network_mode: NetworkMode,
+    /// A named network to join (Docker).
+    pub network: Option<String>,
+    pub dns: Vec<String>,
+    /// `name:ip` entries for `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
+    /// Labels; [`labels`] keys are set by the agent.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where a container is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerStatus {
+    /// Created, not started.
+    Created,
+    Running,
+    /// Exited, with its code and whether the kernel's OOM killer ended it.
+    Exited {
+        code: i64,
+        oom_killed: bool,
+    },
+    /// The runtime cannot tell (for example, mid-removal).
+    Unknown(String),
+}
+
+impl ContainerStatus {
+    /// True while running.
+    pub fn is_running(&self) -> bool {
+        matches!(self, ContainerStatus::Running)
+    }
+}
+
+/// A container as the runtime sees it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub id: ContainerId,
+    pub name: String,
+    pub image: String,
+    pub status: ContainerStatus,
+    /// Ports as actually published.
+    pub ports: Vec<PublishedPort>,
+    pub labels: BTreeMap<String, String>,
+    /// Process id of the main process, when known.
+    pub pid: Option<u32>,
+}
+
+/// Options for [`Runtime::logs`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep streaming new lines until the container exits.
+    pub follow: bool,
+    /// Only the last `n` lines of what exists (None = all).
+    pub tail: Option<usize>,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of output (without its trailing newline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub stream: LogStream,
+    pub line: String,
+}
+
+/// A stream of log lines; it ends when the logs end (or, with `follow`, when the container exits).
+pub type LogStreamBox = Pin<Box<dyn Stream<Item = Result<LogLine>> + Send + 'static>>;
+
+/// Resource usage at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    /// CPU use in percent of one core (200.0 = two cores busy).
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    /// The memory limit, if any.
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// The result of [`Runtime::exec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs containers on one node.
+///
+/// Contract for every implementation:
+/// - `create_and_start` returns only once the container runs (or has already exited); on error
+///   nothing is left behind. An absent image that cannot be obtained is
+///   [`crate::Error::ImageUnavailable`] naming it; a feature the backend lacks is
+///   [`crate::Error::Unsupported`], never silently ignored.
+/// - Restarts are never done by the backend; `stop` on a stopped container succeeds;
+///   `remove` of an unknown id is [`crate::Error::NotFound`].
+/// - `list` finds containers by label even after the `Runtime` value was dropped and recreated.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// A short name: `docker`, `containerd`, `process`, `fake`.
+    fn name(&self) -> &'static str;
+
+    /// Makes sure `image` is present, obtaining it if possible.
+    async fn ensure_image(&self, image: &str) -> Result<()>;
+
+    /// Creates and starts a container; returns it with its real ports.
+    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerInfo>;
+
+    /// Asks the container to stop, waits up to `grace`, then kills it.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
+
+    /// Removes a stopped container (a running one is killed first).
+    async fn remove(&self, id: &str) -> Result<()>;
+
+    /// The container's current state.
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo>;
+
+    /// Every container (running or not) whose labels include all of `labels`.
+    async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
+
+    /// The container's output.
+    async fn logs(&self, id: &str, options: LogOptions) -> Result<LogStreamBox>;
+
+    /// Current CPU and memory use.
+    async fn stats(&self, id: &str) -> Result<ContainerStats>;
+
+    /// Runs `command` inside the running container and waits for it.
+    async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput>;
+}
+
+/// Default grace period for `stop`, as Docker's.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);

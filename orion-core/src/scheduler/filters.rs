@@ -1,0 +1,1 @@
+//! Built-in filters. (Skeleton, filled by the scheduler work.)

@@ -1,0 +1,104 @@
+//! Placement: which node runs a task.
+//!
+//! One pipeline, built by [`Scheduler::new`]: **filters** drop nodes that cannot take the task
+//! (each with a [`Rejection`] reason — rejection is not an error), **scorers** rate the rest in
+//! `[0, 1]`, the weighted sum ranks them, and the best one wins (ties broken by a seeded RNG, so a
+//! placement is deterministic for a given seed). Every node's per-scorer scores are kept in the
+//! [`Placement`] so `orion plan` can explain a decision.
+//!
+//! Filters and scorers are synchronous functions over an immutable [`ClusterView`] snapshot.
+//! Write your own by implementing [`Filter`] or [`Scorer`].
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+use crate::model::spec::ServiceSpec;
+use crate::model::{NetworkMatrix, Node, NodeId, Resources, Task};
+
+mod pipeline;
+mod view;
+
+pub mod filters;
+pub mod scorers;
+
+pub use pipeline::{NodeScore, Placement, PlacementOutcome, Scheduler, SchedulerConfig};
+pub use view::{ClusterView, NodeView};
+
+/// What is being placed: one task of `spec`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacementRequest<'a> {
+    pub spec: &'a ServiceSpec,
+    /// The task's id (for logs and deterministic tie-breaking).
+    pub task_id: &'a str,
+    /// The task's request; usually `spec.resources`.
+    pub resources: Resources,
+}
+
+impl<'a> PlacementRequest<'a> {
+    /// A request for one task of `spec` with the spec's resources.
+    pub fn new(spec: &'a ServiceSpec, task_id: &'a str) -> Self {
+        PlacementRequest {
+            spec,
+            task_id,
+            resources: spec.resources.into(),
+        }
+    }
+}
+
+/// Why a filter turned a node down. Not an error: the scheduler collects these to explain why a
+/// task could not be placed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Rejection {
+    /// The filter's name.
+    pub filter: &'static str,
+    /// A short human reason, e.g. `"needs 512 MiB memory, 128 MiB free"`.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// A rejection by `filter` for `reason`.
+    pub fn new(filter: &'static str, reason: impl Into<String>) -> Self {
+        Rejection {
+            filter,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A hard constraint: can this node take this task at all?
+///
+/// Contract: pure and cheap (it runs for every candidate node); never panics; the same inputs
+/// always give the same answer.
+pub trait Filter: Send + Sync + Debug {
+    /// A stable name, used in explanations and config.
+    fn name(&self) -> &'static str;
+
+    /// `Ok(())` if the node is feasible, or why not.
+    fn check(
+        &self,
+        req: &PlacementRequest<'_>,
+        node: &NodeView,
+        view: &ClusterView,
+    ) -> Result<(), Rejection>;
+}
+
+/// A preference: how good is this feasible node for this task?
+///
+/// Contract: pure and cheap; returns a score in `[0.0, 1.0]` where higher is better (values
+/// outside are clamped by the pipeline); never panics; deterministic for the same inputs.
+pub trait Scorer: Send + Sync + Debug {
+    /// A stable name, used in explanations and config (`least_allocated`, `spread`, ...).
+    fn name(&self) -> &'static str;
+
+    /// The node's score for this task.
+    fn score(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> f64;
+}
+
+/// Builds a [`ClusterView`] from the store's current objects; a convenience over
+/// [`ClusterView::new`].
+pub fn snapshot(nodes: &[Node], tasks: &[Task], network: &NetworkMatrix) -> ClusterView {
+    ClusterView::new(nodes.to_vec(), tasks, network.clone())
+}
+
+/// Counts of a service's active tasks per node id; used by spread and per-node limits.
+pub type ServiceCounts = HashMap<NodeId, u32>;

@@ -1,0 +1,1 @@
+//! Built-in scorers. (Skeleton, filled by the scheduler work.)

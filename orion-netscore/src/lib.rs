@@ -1,0 +1,1 @@
+//! orion-netscore (skeleton; see the issues that fill it).

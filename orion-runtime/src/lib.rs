@@ -1,0 +1,1 @@
+//! orion-runtime (skeleton; see the issues that fill it).

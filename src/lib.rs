@@ -1,0 +1,27 @@
+//! # Orion
+//!
+//! A library-first, network-aware container orchestrator. This crate is a facade: it re-exports the
+//! component crates behind one feature each, so `cargo add orion` gives you a working set and
+//! `default-features = false` lets you pick exactly what you embed.
+//!
+//! | feature     | default | re-exports                                                         |
+//! |-------------|---------|--------------------------------------------------------------------|
+//! | `core`      | yes     | [`core`]: model, the four traits, MemoryStore, scheduler, reconciler |
+//! | `sled`      | yes     | enables `core::store::SledStore` (a durable, single-node store)     |
+//! | `runtime`   | yes     | [`runtime`]: Docker, containerd and process runtimes               |
+//! | `consensus` | no      | [`consensus`]: openraft-replicated `RaftStore`, gossip membership   |
+//! | `netscore`  | no      | [`netscore`]: network probes and network-aware scorers             |
+//! | `testing`   | no      | `core::testing`: conformance suites and fakes                      |
+//! | `full`      | no      | everything above                                                   |
+
+#[cfg(feature = "core")]
+pub use orion_core as core;
+
+#[cfg(feature = "consensus")]
+pub use orion_consensus as consensus;
+
+#[cfg(feature = "netscore")]
+pub use orion_netscore as netscore;
+
+#[cfg(feature = "runtime")]
+pub use orion_runtime as runtime;
