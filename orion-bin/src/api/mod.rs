@@ -1,0 +1,3 @@
+//! The HTTP API (axum, JSON, under `/v1`).
+
+pub mod types;
