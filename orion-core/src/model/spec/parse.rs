@@ -216,14 +216,33 @@ pub(super) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ParseEr
         let path = e.path().to_string();
         ParseError {
             path: if path == "." { String::new() } else { path },
-            message: with_hint(&e.inner().to_string()),
+            message: with_hint(&plain_types(&e.inner().to_string())),
             location: None,
         }
     })
 }
 
+/// Replaces Rust type names at the end of serde's messages ("expected u16") with what they
+/// accept ("expected a whole number 0-65535").
+fn plain_types(message: &str) -> String {
+    const NAMES: [(&str, &str); 6] = [
+        ("expected u16", "expected a whole number 0-65535"),
+        ("expected u32", "expected a whole number 0-4294967295"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected struct ServiceSpec", "expected a service spec"),
+    ];
+    for (rust, plain) in NAMES {
+        if let Some(head) = message.strip_suffix(rust) {
+            return format!("{head}{plain}");
+        }
+    }
+    message.to_owned()
+}
+
 /// Rewrites serde's "unknown field `replica`, expected one of `name`, ..." (or variant) into
-/// "unknown field `replica`; did you mean `replicas`? accepted: `name`, ...". camelCase aliases
+/// "unknown field `replica`; did you mean `replicas`? Accepted: `name`, ...". camelCase aliases
 /// are left out of the accepted list (they are still accepted).
 pub(super) fn with_hint(message: &str) -> String {
     let kind = if message.starts_with("unknown field `") {
@@ -240,6 +259,8 @@ pub(super) fn with_hint(message: &str) -> String {
     let mut out = format!("unknown {kind} `{unknown}`");
     if let Some(best) = closest(unknown, expected) {
         out.push_str(&format!("; did you mean `{best}`?"));
+    } else {
+        out.push('.');
     }
     let listed: Vec<String> = expected
         .iter()
@@ -247,9 +268,9 @@ pub(super) fn with_hint(message: &str) -> String {
         .map(|name| format!("`{name}`"))
         .collect();
     if listed.is_empty() {
-        out.push_str(&format!("; this {kind} takes no others"));
+        out.push_str(&format!(" There are no {kind}s to choose from here."));
     } else {
-        out.push_str(&format!("; accepted: {}", listed.join(", ")));
+        out.push_str(&format!(" Accepted: {}.", listed.join(", ")));
     }
     out
 }
@@ -298,7 +319,7 @@ mod tests {
         assert!(!hinted.contains("restartPolicy"), "{hinted}");
         let far = with_hint("unknown field `zzzz`, expected `name` or `image`");
         assert!(!far.contains("did you mean"), "{far}");
-        assert!(far.contains("accepted: `name`, `image`"), "{far}");
+        assert!(far.ends_with("`zzzz`. Accepted: `name`, `image`."), "{far}");
         assert_eq!(with_hint("missing field `image`"), "missing field `image`");
     }
 
@@ -307,6 +328,15 @@ mod tests {
         let msg =
             "unknown field `restartpolicy`, expected one of `restart_policy`, `restartPolicy`";
         assert!(with_hint(msg).contains("did you mean `restart_policy`?"));
+    }
+
+    #[test]
+    fn rust_type_names_become_plain_words() {
+        assert_eq!(
+            plain_types("invalid type: string \"x\", expected u16"),
+            "invalid type: string \"x\", expected a whole number 0-65535"
+        );
+        assert_eq!(plain_types("invalid length 2"), "invalid length 2");
     }
 
     #[test]

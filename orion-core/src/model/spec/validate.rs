@@ -251,9 +251,9 @@ impl ServiceSpec {
     fn check_health(&self, errs: &mut ValidationErrors) {
         let Some(h) = &self.health_check else { return };
         let kind = match h.kind {
-            HealthCheckType::Http => "http",
-            HealthCheckType::Tcp => "tcp",
-            HealthCheckType::Command => "command",
+            HealthCheckType::Http => "an http",
+            HealthCheckType::Tcp => "a tcp",
+            HealthCheckType::Command => "a command",
         };
         if h.kind == HealthCheckType::Http
             && !h.http_path.as_deref().is_some_and(|p| p.starts_with('/'))
@@ -271,7 +271,7 @@ impl ServiceSpec {
                 None => errs.push(
                     "health_check.port",
                     "nothing",
-                    format!("a container port 1-65535 for a {kind} check"),
+                    format!("a container port 1-65535 for {kind} check"),
                 ),
                 Some(0) => errs.push("health_check.port", 0, "a container port 1-65535"),
                 Some(_) => {}

@@ -50,6 +50,16 @@ pub(super) fn spec_from_value(value: Value) -> Result<(ServiceSpec, PathMap), Pa
     let is_wrapper = value
         .as_object()
         .is_some_and(|m| m.contains_key("apiVersion") || m.contains_key("kind"));
+    if !value.is_object() {
+        return Err(ParseError {
+            path: String::new(),
+            message: format!(
+                "expected a service spec (a mapping with name, image, replicas, ...), got {}",
+                describe(&value)
+            ),
+            location: None,
+        });
+    }
     if !is_wrapper {
         return Ok((from_value(value)?, PathMap::default()));
     }
@@ -172,4 +182,16 @@ struct ConfigDocument {
 pub(super) fn config_services(value: Value) -> Result<Vec<Value>, ParseError> {
     let doc: ConfigDocument = from_value(value)?;
     Ok(doc.services)
+}
+
+/// "a list", "the string \"x\"", ...: a value described for an error message.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
 }
