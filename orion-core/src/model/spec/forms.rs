@@ -119,32 +119,37 @@ impl<'de> Visitor<'de> for QuantityVisitor {
     }
 }
 
-/// Reads a quantity and converts it: numbers through `number`, strings through `text`.
-fn quantity<'de, D, T>(
+/// Reads a whole-number quantity: integers as they are (no float rounding), whole floats, and
+/// strings through `text`.
+fn whole_quantity<'de, D: Deserializer<'de>>(
     d: D,
     expecting: &'static str,
-    number: impl FnOnce(f64) -> Result<T, String>,
-    text: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-{
+    what: &str,
+    text: impl FnOnce(&str) -> Result<u64, String>,
+) -> Result<u64, D::Error> {
     let result = match d.deserialize_any(QuantityVisitor(expecting))? {
-        Quantity::Unsigned(v) => number(v as f64),
+        Quantity::Unsigned(v) => Ok(v),
         Quantity::Negative(v) => Err(format!("{v} is negative; expected {expecting}")),
-        Quantity::Float(v) => number(v),
+        Quantity::Float(v) if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 => Ok(v as u64),
+        Quantity::Float(v) => Err(format!("{v} is not a whole number of {what}")),
         Quantity::Text(s) => text(&s),
     };
     result.map_err(de::Error::custom)
 }
 
-/// A whole, non-negative number, or an error naming what is accepted.
-fn whole_number(v: f64, what: &str) -> Result<u64, String> {
-    if v.fract() == 0.0 && v >= 0.0 && v <= u64::MAX as f64 {
-        Ok(v as u64)
-    } else {
-        Err(format!("{v} is not a whole number of {what}"))
-    }
+/// Reads a real-number quantity: numbers as they are, strings through `text`.
+fn real_quantity<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+    text: impl FnOnce(&str) -> Result<f64, String>,
+) -> Result<f64, D::Error> {
+    let result = match d.deserialize_any(QuantityVisitor(expecting))? {
+        Quantity::Unsigned(v) => Ok(v as f64),
+        Quantity::Negative(v) => Ok(v as f64),
+        Quantity::Float(v) => Ok(v),
+        Quantity::Text(s) => text(&s),
+    };
+    result.map_err(de::Error::custom)
 }
 
 /// Serde helpers for durations in whole seconds: `30`, `"30s"`, `"2m"`.
@@ -152,10 +157,10 @@ pub mod seconds {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        quantity(
+        whole_quantity(
             d,
             "a number of seconds or a duration such as `30s`, `2m`",
-            |v| whole_number(v, "seconds"),
+            "seconds",
             units::parse_duration_secs,
         )
     }
@@ -170,7 +175,7 @@ pub mod millis {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        quantity(d, units::DURATION_FORMS, Ok, units::parse_duration_ms)
+        real_quantity(d, units::DURATION_FORMS, units::parse_duration_ms)
     }
 }
 
@@ -179,7 +184,7 @@ pub mod mbps {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        quantity(d, units::BANDWIDTH_FORMS, Ok, units::parse_bandwidth_mbps)
+        real_quantity(d, units::BANDWIDTH_FORMS, units::parse_bandwidth_mbps)
     }
 }
 
@@ -188,12 +193,7 @@ pub mod bytes {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        quantity(
-            d,
-            units::SIZE_FORMS,
-            |v| whole_number(v, "bytes"),
-            units::parse_bytes,
-        )
+        whole_quantity(d, units::SIZE_FORMS, "bytes", units::parse_bytes)
     }
 
     pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -206,10 +206,10 @@ pub mod millicores {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        quantity(
+        whole_quantity(
             d,
             "a number of millicores or `500m`, `0.5cpu`",
-            |v| whole_number(v, "millicores"),
+            "millicores",
             units::parse_millicores,
         )
     }

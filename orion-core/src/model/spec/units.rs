@@ -14,6 +14,14 @@ pub const BANDWIDTH_FORMS: &str =
 pub const SIZE_FORMS: &str = "a number of bytes or a size such as `512Ki`, `256Mi`, `1Gi` \
      (binary) or `500k`, `100M`, `2G` (decimal)";
 
+/// A plain run of digits (with optional `_` separators) read exactly, without float rounding.
+fn exact_integer(text: &str) -> Option<u64> {
+    let text = text.trim();
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+        .then(|| text.replace('_', "").parse().ok())
+        .flatten()
+}
+
 /// Splits `"1.5s"` into `(1.5, "s")`. The number must be finite and non-negative.
 fn split_quantity(text: &str) -> Option<(f64, &str)> {
     let text = text.trim();
@@ -48,6 +56,9 @@ pub fn parse_duration_ms(text: &str) -> Result<f64, String> {
 /// Parses a duration into whole seconds: a bare number is seconds; a unit (`30s`, `2m`, `1h`,
 /// `1500ms`) is converted and must come to a whole number of seconds.
 pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    if let Some(exact) = exact_integer(text) {
+        return Ok(exact);
+    }
     let (value, unit) = split_quantity(text).ok_or_else(|| {
         format!("`{text}` is not a duration; expected a number of seconds or `30s`, `2m`, `1h`")
     })?;
@@ -86,6 +97,9 @@ pub fn parse_bandwidth_mbps(text: &str) -> Result<f64, String> {
 /// Parses a size into bytes: a bare number is bytes; binary units `Ki`, `Mi`, `Gi`, `Ti` (also
 /// `KiB`...) and decimal units `k`/`K`, `M`, `G`, `T` (also `kB`, `MB`...), `B` for bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    if let Some(exact) = exact_integer(text) {
+        return Ok(exact);
+    }
     let bad = || format!("`{text}` is not a size; expected {SIZE_FORMS}");
     let (value, unit) = split_quantity(text).ok_or_else(bad)?;
     let unit = unit.strip_suffix('B').unwrap_or(unit);
@@ -107,6 +121,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 /// Parses CPU as millicores: a bare number and `500m` are millicores (whole), `0.5cpu` and
 /// `2cores` are cores.
 pub fn parse_millicores(text: &str) -> Result<u64, String> {
+    if let Some(exact) = exact_integer(text.trim().strip_suffix('m').unwrap_or(text)) {
+        return Ok(exact);
+    }
     let bad = || {
         format!(
             "`{text}` is not a CPU amount; expected a number of millicores, `500m`, or cores as `0.5cpu`"
@@ -123,7 +140,7 @@ pub fn parse_millicores(text: &str) -> Result<u64, String> {
 
 /// `Some(v as u64)` when `v` is a whole number that fits.
 fn whole(v: f64) -> Option<u64> {
-    (v.fract() == 0.0 && v >= 0.0 && v <= u64::MAX as f64).then_some(v as u64)
+    (v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
 }
 
 #[cfg(test)]
@@ -176,6 +193,8 @@ mod tests {
         assert_eq!(parse_bytes("100M"), Ok(100_000_000));
         assert_eq!(parse_bytes("1.5Ki"), Ok(1536));
         assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_bytes("18446744073709551616").is_err());
         assert!(parse_bytes("1.5").unwrap_err().contains("whole number"));
         assert!(parse_bytes("12 apples").unwrap_err().contains("256Mi"));
     }
