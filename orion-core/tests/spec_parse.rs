@@ -423,6 +423,11 @@ fn wrong_types_name_the_path_in_both_formats() {
         SpecFormat::Yaml,
     );
     assert_eq!(y.path, "ports[1].host_port");
+    assert_eq!(
+        y.location,
+        Some((6, 16)),
+        "semantic YAML errors carry the node's position"
+    );
     let j = parse_error(
         r#"{"name":"web","image":"nginx","ports":[80,{"container_port":81,"host_port":"lots"}]}"#,
         SpecFormat::Json,
@@ -489,6 +494,7 @@ fn deployment_errors_name_the_path_as_written() {
         SpecFormat::Yaml,
     );
     assert_eq!(e.path, "spec.container.ports[0].hots_port");
+    assert_eq!(e.location.map(|l| l.0), Some(7));
     let e = parse_error(
         "apiVersion: orion.io/v1\nkind: Job\nmetadata: {name: web}\nspec: {}\n",
         SpecFormat::Yaml,
@@ -552,6 +558,7 @@ fn parse_specs_reports_every_service_and_duplicate_names() {
         panic!("expected parse error")
     };
     assert_eq!(e.path, "services[0].replica");
+    assert_eq!(e.location.map(|l| l.0), Some(2));
     let text = "cluster: x\nservices: []\n";
     let Err(Error::Parse(e)) = parse_specs(text, SpecFormat::Yaml) else {
         panic!("expected parse error")

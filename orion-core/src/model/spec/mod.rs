@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod affinity;
 mod forms;
+mod locate;
 pub mod parse;
 pub mod units;
 pub mod validate;

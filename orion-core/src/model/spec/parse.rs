@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ServiceSpec;
-use super::wrapper;
+use super::{locate, wrapper};
 use crate::error::{Error, ParseError, ValidationErrors};
 
 /// The document format of a spec.
@@ -76,7 +76,8 @@ pub fn parse_spec(text: &str, format: SpecFormat) -> Result<ServiceSpec, Error> 
         }
         .into());
     }
-    let (spec, paths) = wrapper::spec_from_value(docs.remove(0))?;
+    let (spec, paths) =
+        wrapper::spec_from_value(docs.remove(0)).map_err(|e| with_location(e, text, format))?;
     spec.validate()
         .map_err(|errs| paths.rewrite_errors(errs, ""))?;
     Ok(spec)
@@ -89,6 +90,14 @@ pub fn parse_spec(text: &str, format: SpecFormat) -> Result<ServiceSpec, Error> 
 pub fn parse_specs(text: &str, format: SpecFormat) -> Result<Vec<ServiceSpec>, Error> {
     let docs = parse_documents(text, format)?;
     let several_docs = docs.len() > 1;
+    // Positions are looked up in the text, which only works with one document in it.
+    let locate = |e: ParseError| {
+        if several_docs {
+            e
+        } else {
+            with_location(e, text, format)
+        }
+    };
     let mut items: Vec<(String, Value)> = Vec::new();
     for (d, doc) in docs.into_iter().enumerate() {
         let doc_prefix = if several_docs {
@@ -104,7 +113,7 @@ pub fn parse_specs(text: &str, format: SpecFormat) -> Result<Vec<ServiceSpec>, E
             }
             Value::Object(ref map) if map.contains_key("services") => {
                 let services = wrapper::config_services(doc)
-                    .map_err(|e| prefix_parse_error(e, &doc_prefix))?;
+                    .map_err(|e| locate(prefix_parse_error(e, &doc_prefix)))?;
                 for (i, v) in services.into_iter().enumerate() {
                     items.push((join_path(&doc_prefix, &format!("services[{i}]")), v));
                 }
@@ -116,7 +125,7 @@ pub fn parse_specs(text: &str, format: SpecFormat) -> Result<Vec<ServiceSpec>, E
     let mut problems = ValidationErrors::default();
     for (prefix, value) in items {
         let (spec, paths) =
-            wrapper::spec_from_value(value).map_err(|e| prefix_parse_error(e, &prefix))?;
+            wrapper::spec_from_value(value).map_err(|e| locate(prefix_parse_error(e, &prefix)))?;
         if let Err(errs) = spec.validate() {
             problems.0.extend(paths.rewrite_errors(errs, &prefix).0);
         }
@@ -156,6 +165,14 @@ pub(super) fn join_path(prefix: &str, rest: &str) -> String {
     } else {
         format!("{prefix}.{rest}")
     }
+}
+
+/// Adds the line and column of the error's path in `text`, when it has none and can be found.
+fn with_location(mut e: ParseError, text: &str, format: SpecFormat) -> ParseError {
+    if e.location.is_none() && !e.path.is_empty() {
+        e.location = locate::locate(text, format.resolve(text), &e.path);
+    }
+    e
 }
 
 fn prefix_parse_error(mut e: ParseError, prefix: &str) -> ParseError {
@@ -202,7 +219,7 @@ fn parse_documents(text: &str, format: SpecFormat) -> Result<Vec<Value>, ParseEr
 }
 
 /// YAML 1.2 booleans, leading-zero numbers as strings, no snippet in messages.
-fn yaml_options() -> serde_saphyr::Options {
+pub(super) fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
