@@ -592,3 +592,60 @@ fn validation_error_display_lists_every_problem() {
         "{text}"
     );
 }
+
+/// The YAML blocks of docs/spec.md, in order.
+fn doc_yaml_blocks() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/spec.md");
+    let doc = std::fs::read_to_string(path).expect("docs/spec.md is readable");
+    doc.split("```yaml\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_reference_examples_parse() {
+    let blocks = doc_yaml_blocks();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "docs/spec.md has the full example and the Deployment"
+    );
+    let full = yaml(&blocks[0]);
+    assert_eq!(full.name, "api");
+    assert_eq!(full.command, ["/app/api", "--port", "3000"]);
+    assert_eq!(full.ports.len(), 3);
+    assert_eq!(full.resources.memory_bytes, 256 << 20);
+    assert_eq!(
+        full.scale_policy.as_ref().map(|p| p.cooldown_seconds),
+        Some(120)
+    );
+    assert_eq!(full.health_check.as_ref().map(|h| h.interval), Some(10));
+    assert_eq!(full.scheduling.affinity.len(), 3);
+    let deployment = yaml(&blocks[1]);
+    assert_eq!(deployment.name, "api-gateway");
+    assert_eq!(
+        deployment.labels.get("tier").map(String::as_str),
+        Some("edge")
+    );
+}
+
+#[test]
+fn the_reference_error_texts_are_real() {
+    let e = parse_error("name: web\nimage: nginx\nreplica: 3\n", SpecFormat::Yaml);
+    assert!(
+        e.to_string().starts_with(
+            "cannot parse spec at line 3, column 10 (field replica): unknown field `replica`; did you mean `replicas`? Accepted: `name`, `service_name`,"
+        ),
+        "{e}"
+    );
+    let text = "name: Web\nimage: nginx\nports: [\"8080:80\", \"8080:81\"]\nresources: {memory_bytes: 16MB}\n";
+    let e = parse_spec(text, SpecFormat::Yaml).expect_err("invalid");
+    assert_eq!(
+        e.to_string(),
+        "invalid spec (3 problems)\n  \
+         - name: got \"Web\", expected a DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'\n  \
+         - ports[1].host_port: got 8080/tcp, expected a host port and protocol not already published (ports[0]), or 0 for a dynamic port\n  \
+         - resources.memory_bytes: got 16000000, expected at least 16777216 bytes (16Mi)"
+    );
+}

@@ -7,6 +7,31 @@
 //!
 //! Parsing lives in [`parse`], validation in [`validate`], quantities with units in [`units`].
 //! Multi-word fields also accept their camelCase spelling (`restartPolicy`, `containerPort`).
+//!
+//! ```
+//! use orion_core::Error;
+//! use orion_core::model::spec::{SpecFormat, parse_spec};
+//!
+//! let spec = parse_spec(
+//!     "name: web\nimage: nginx:alpine\nreplicas: 3\nports: [\"8080:80\"]\nenv: {MODE: prod}\n",
+//!     SpecFormat::Yaml,
+//! )?;
+//! assert_eq!((spec.ports[0].host_port, spec.ports[0].container_port), (8080, 80));
+//! assert_eq!(spec.env, ["MODE=prod"]);
+//! assert_eq!(parse_spec(&spec.to_yaml()?, SpecFormat::Yaml)?, spec);
+//!
+//! // A typo gets a hint and the path of the field.
+//! let Err(Error::Parse(e)) = parse_spec("name: web\nimage: nginx\nreplica: 3\n", SpecFormat::Yaml)
+//! else { unreachable!() };
+//! assert_eq!(e.path, "replica");
+//! assert!(e.message.contains("did you mean `replicas`?"));
+//!
+//! // Validation reports every problem at once.
+//! let Err(Error::Invalid(errs)) = parse_spec("name: Web\nimage: ''\n", SpecFormat::Yaml)
+//! else { unreachable!() };
+//! assert_eq!(errs.0.len(), 2);
+//! # Ok::<(), Error>(())
+//! ```
 
 use std::collections::BTreeMap;
 
