@@ -53,10 +53,39 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// A list of strings whose entries may be written as numbers or booleans (commands).
+/// A list of strings whose entries may be written as numbers or booleans (commands). A single
+/// string is refused rather than split, since splitting cannot know the user's quoting.
 pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let items: Vec<Text> = Vec::deserialize(d)?;
-    Ok(items.into_iter().map(|t| t.0).collect())
+    struct ListVisitor;
+    impl<'de> Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of strings, e.g. [\"npm\", \"start\"]")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Err(E::custom(format!(
+                "got the single string {v:?}; write the command as a list, e.g. [\"npm\", \"start\"] \
+                 (for a shell command: [\"sh\", \"-c\", \"...\"])"
+            )))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Text(item)) = seq.next_element()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(ListVisitor)
+}
+
+/// A map of strings whose values may be written as numbers or booleans (labels, selectors):
+/// `gpu: true` is the label `gpu=true`.
+pub fn string_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    let map: std::collections::BTreeMap<String, Text> = Deserialize::deserialize(d)?;
+    Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
 
 /// Environment: a list of `KEY=value` strings, or a map `KEY: value` (a null value is empty).

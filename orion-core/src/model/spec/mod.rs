@@ -37,8 +37,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-mod affinity;
 mod forms;
+mod kinds;
 mod locate;
 pub mod parse;
 pub mod units;
@@ -119,7 +119,11 @@ pub struct ServiceSpec {
     #[serde(default)]
     pub scheduling: Scheduling,
     /// Free-form labels, copied onto containers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "forms::string_map"
+    )]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -261,32 +265,28 @@ pub enum HealthCheckType {
 }
 
 /// How the agent decides a running task is healthy.
+///
+/// When `type` is left out it is inferred: `command` when a command is given, else `http` when
+/// an `http_path` is, else `tcp` when a `port` is, else `http`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "kinds::RawHealthCheck")]
 pub struct HealthCheck {
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: HealthCheckType,
-    /// For `http`: the path to GET; 2xx/3xx is healthy.
-    #[serde(default, skip_serializing_if = "Option::is_none", alias = "httpPath")]
+    /// For `http`: the path to GET; 2xx/3xx is healthy. Only for `http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_path: Option<String>,
     /// For `http`/`tcp`: the container port to check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// For `command`: run inside the container; exit 0 is healthy.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "forms::string_list"
-    )]
+    /// For `command`: run inside the container; exit 0 is healthy. Only for `command`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// Seconds between checks, at least 1 (`30` or `"30s"`).
-    #[serde(default = "default_interval", with = "forms::seconds")]
+    /// Seconds between checks, at least 1 (`30` or `"30s"`; default 10).
     pub interval: u64,
-    /// Seconds before one check counts as failed (0 = the interval).
-    #[serde(default, with = "forms::seconds")]
+    /// Seconds before one check counts as failed (0, the default, means the interval).
     pub timeout: u64,
-    /// Consecutive failures before the task is unhealthy.
-    #[serde(default)]
+    /// Consecutive failures before the task is unhealthy (default 0).
     pub retries: u32,
 }
 
@@ -391,7 +391,8 @@ pub struct Scheduling {
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
-        alias = "nodeSelector"
+        alias = "nodeSelector",
+        deserialize_with = "forms::string_map"
     )]
     pub node_selector: BTreeMap<String, String>,
     /// Zones the tasks must run in (empty = any).
@@ -454,7 +455,7 @@ impl Default for ScoringWeights {
 #[serde(
     tag = "type",
     rename_all = "lowercase",
-    try_from = "affinity::RawAffinityRule"
+    try_from = "kinds::RawAffinityRule"
 )]
 pub enum AffinityRule {
     /// Within `max_latency_ms` RTT of at least one running task of service `target`.
@@ -480,7 +481,7 @@ pub enum AffinityRule {
 #[serde(
     tag = "type",
     rename_all = "kebab-case",
-    try_from = "affinity::RawAntiAffinityRule"
+    try_from = "kinds::RawAntiAffinityRule"
 )]
 pub enum AntiAffinityRule {
     /// Avoid nodes whose zone is or starts with `avoid` (seed 000: `network-zone`, `edge-zones`).

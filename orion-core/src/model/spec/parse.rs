@@ -76,8 +76,19 @@ pub fn parse_spec(text: &str, format: SpecFormat) -> Result<ServiceSpec, Error> 
         }
         .into());
     }
+    let doc = docs.remove(0);
+    if doc.is_array() || doc.get("services").is_some() {
+        return Err(ParseError {
+            path: String::new(),
+            message: "this document holds a list of services (a list or a `services:` config); \
+                      read it with parse_specs"
+                .into(),
+            location: None,
+        }
+        .into());
+    }
     let (spec, paths) =
-        wrapper::spec_from_value(docs.remove(0)).map_err(|e| with_location(e, text, format))?;
+        wrapper::spec_from_value(doc).map_err(|e| with_location(e, text, format))?;
     spec.validate()
         .map_err(|errs| paths.rewrite_errors(errs, ""))?;
     Ok(spec)

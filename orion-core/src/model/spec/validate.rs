@@ -277,6 +277,20 @@ impl ServiceSpec {
                 Some(_) => {}
             }
         }
+        if h.kind != HealthCheckType::Http && h.http_path.is_some() {
+            errs.push(
+                "health_check.http_path",
+                format!("{:?}", h.http_path.as_deref().unwrap_or_default()),
+                format!("no http_path for {kind} check (it is only used by type http)"),
+            );
+        }
+        if h.kind != HealthCheckType::Command && !h.command.is_empty() {
+            errs.push(
+                "health_check.command",
+                format!("{:?}", h.command),
+                format!("no command for {kind} check (it is only used by type command)"),
+            );
+        }
         if h.kind == HealthCheckType::Command && h.command.is_empty() {
             errs.push(
                 "health_check.command",

@@ -1,4 +1,5 @@
-//! Reading affinity and anti-affinity rules.
+//! Reading the objects whose `type` selects their fields: affinity and anti-affinity rules, and
+//! health checks.
 //!
 //! The rules are internally tagged enums (`type: latency`). Serde's derived reader for those
 //! buffers the object and loses the field path, so each rule is read as a flat "raw" struct
@@ -9,7 +10,7 @@
 use serde::Deserialize;
 
 use super::forms;
-use super::{AffinityRule, AntiAffinityRule};
+use super::{AffinityRule, AntiAffinityRule, HealthCheck, HealthCheckType};
 
 /// The kinds of [`AffinityRule`].
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -194,6 +195,51 @@ impl TryFrom<RawAntiAffinityRule> for AntiAffinityRule {
                     service: need(raw.service, "service", "service", f)?,
                 })
             }
+        }
+    }
+}
+
+/// A health check as written: `type` may be left out and is then inferred.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealthCheck {
+    #[serde(rename = "type", default)]
+    kind: Option<HealthCheckType>,
+    #[serde(default, alias = "httpPath")]
+    http_path: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default, deserialize_with = "forms::string_list")]
+    command: Vec<String>,
+    #[serde(default = "super::default_interval", with = "forms::seconds")]
+    interval: u64,
+    #[serde(default, with = "forms::seconds")]
+    timeout: u64,
+    #[serde(default)]
+    retries: u32,
+}
+
+impl From<RawHealthCheck> for HealthCheck {
+    /// Without a `type`: `command` if a command is given, else `http` if an `http_path` is,
+    /// else `tcp` if a `port` is, else `http` (which validation then explains).
+    fn from(raw: RawHealthCheck) -> Self {
+        let kind = raw.kind.unwrap_or(if !raw.command.is_empty() {
+            HealthCheckType::Command
+        } else if raw.http_path.is_some() {
+            HealthCheckType::Http
+        } else if raw.port.is_some() {
+            HealthCheckType::Tcp
+        } else {
+            HealthCheckType::Http
+        });
+        HealthCheck {
+            kind,
+            http_path: raw.http_path,
+            port: raw.port,
+            command: raw.command,
+            interval: raw.interval,
+            timeout: raw.timeout,
+            retries: raw.retries,
         }
     }
 }
