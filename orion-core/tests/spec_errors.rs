@@ -179,6 +179,23 @@ fn parse_specs_reports_every_service_and_duplicate_names() {
             "services[2].name"
         ]
     );
+    assert!(
+        errs.0[1].expected.contains("(`services[0].name` has it)"),
+        "{}",
+        errs.0[1]
+    );
+    let text = "apiVersion: orion.io/v1\nkind: Deployment\nmetadata: {name: a}\nspec: {container: {image: i}}\n---\nname: a\nimage: i\n";
+    let Err(Error::Invalid(errs)) = parse_specs(text, SpecFormat::Yaml) else {
+        panic!("expected invalid")
+    };
+    assert_eq!(errs.0[0].path, "documents[1].name");
+    assert!(
+        errs.0[0]
+            .expected
+            .contains("`documents[0].metadata.name` has it"),
+        "{}",
+        errs.0[0]
+    );
     let text = "services:\n  - {name: ok, image: i, replica: 2}\n";
     let Err(Error::Parse(e)) = parse_specs(text, SpecFormat::Yaml) else {
         panic!("expected parse error")

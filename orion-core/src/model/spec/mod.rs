@@ -47,6 +47,7 @@ mod wrapper;
 
 pub use forms::{parse_port, parse_volume};
 pub use parse::{SpecFormat, parse_spec, parse_specs};
+pub use wrapper::API_VERSION;
 
 /// One service: an image run as `replicas` identical tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -132,7 +132,8 @@ pub fn parse_specs(text: &str, format: SpecFormat) -> Result<Vec<ServiceSpec>, E
             other => items.push((doc_prefix, other)),
         }
     }
-    let mut specs = Vec::with_capacity(items.len());
+    let mut specs: Vec<ServiceSpec> = Vec::with_capacity(items.len());
+    let mut name_paths: Vec<String> = Vec::with_capacity(items.len());
     let mut problems = ValidationErrors::default();
     for (prefix, value) in items {
         let (spec, paths) =
@@ -140,14 +141,19 @@ pub fn parse_specs(text: &str, format: SpecFormat) -> Result<Vec<ServiceSpec>, E
         if let Err(errs) = spec.validate() {
             problems.0.extend(paths.rewrite_errors(errs, &prefix).0);
         }
-        if let Some(first) = specs.iter().position(|s: &ServiceSpec| s.name == spec.name) {
+        let name_path = join_path(&prefix, &paths.rewrite("name"));
+        if let Some(first) = specs.iter().position(|s| s.name == spec.name) {
             problems.push(
-                join_path(&prefix, "name"),
+                name_path.clone(),
                 format!("{:?}", spec.name),
-                format!("a name not used by another service (service {first} has it)"),
+                format!(
+                    "a name not used by another service (`{}` has it)",
+                    name_paths[first]
+                ),
             );
         }
         specs.push(spec);
+        name_paths.push(name_path);
     }
     problems.into_result()?;
     Ok(specs)

@@ -14,7 +14,7 @@ use super::ServiceSpec;
 use super::parse::{from_value, join_path};
 use crate::error::{ParseError, ValidationErrors};
 
-/// The one API version of the Deployment wrapper.
+/// The `apiVersion` a `kind: Deployment` wrapper must carry.
 pub const API_VERSION: &str = "orion.io/v1";
 
 /// Where the top-level fields of a flattened spec were written.
@@ -23,7 +23,7 @@ pub(super) struct PathMap(HashMap<String, String>);
 
 impl PathMap {
     /// Rewrites a path of the flat spec (`ports[0].host_port`) into the written one.
-    fn rewrite(&self, path: &str) -> String {
+    pub(super) fn rewrite(&self, path: &str) -> String {
         let end = path.find(['.', '[']).unwrap_or(path.len());
         match self.0.get(&path[..end]) {
             Some(origin) => format!("{origin}{}", &path[end..]),
