@@ -243,3 +243,27 @@ fn parse_spec_points_lists_and_configs_to_parse_specs() {
         assert!(e.message.contains("read it with parse_specs"), "{e}");
     }
 }
+
+#[test]
+fn objects_are_not_accepted_as_positional_lists() {
+    for (text, path) in [
+        ("resources: [500, 1000]", "resources"),
+        ("health_check: [tcp, /x, 80]", "health_check"),
+        ("scale_policy: [1, 3]", "scale_policy"),
+        ("update_strategy: [1]", "update_strategy"),
+        ("scheduling: [null, true]", "scheduling"),
+        ("scheduling: {weights: [1, 1, 1]}", "scheduling.weights"),
+        (
+            "scheduling: {affinity: [[latency, db, 5]]}",
+            "scheduling.affinity[0]",
+        ),
+        (
+            "scheduling: {anti_affinity: [[service, db]]}",
+            "scheduling.anti_affinity[0]",
+        ),
+    ] {
+        let e = parse_error(&format!("name: w\nimage: i\n{text}\n"), SpecFormat::Yaml);
+        assert_eq!(e.path, path, "{e}");
+        assert!(e.message.contains("expected a mapping"), "{e}");
+    }
+}

@@ -116,6 +116,40 @@ pub fn env<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     d.deserialize_any(EnvVisitor)
 }
 
+/// `T` read from a mapping only. Serde's derived structs also accept a list of values by
+/// position (`resources: [500, 1000]`), which is never what a spec author means.
+#[derive(Debug)]
+pub struct MapOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for MapVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of field: value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_any(MapVisitor(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// A struct field read from a mapping only (see [`MapOnly`]).
+pub fn mapping<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    MapOnly::deserialize(d).map(|m| m.0)
+}
+
+/// An optional struct field read from a mapping only (see [`MapOnly`]); null is `None`.
+pub fn optional_mapping<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<MapOnly<T>>::deserialize(d).map(|o| o.map(|m| m.0))
+}
+
 /// A number or a string with a unit, before conversion.
 enum Quantity {
     Unsigned(u64),

@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use super::forms;
+use super::forms::{self, MapOnly};
 use super::{AffinityRule, AntiAffinityRule, HealthCheck, HealthCheckType};
 
 /// The kinds of [`AffinityRule`].
@@ -65,10 +65,10 @@ fn need<T>(value: Option<T>, kind: &str, field: &str, fields: &str) -> Result<T,
     value.ok_or_else(|| format!("a `{kind}` rule needs `{field}`; its fields are {fields}"))
 }
 
-impl TryFrom<RawAffinityRule> for AffinityRule {
+impl TryFrom<MapOnly<RawAffinityRule>> for AffinityRule {
     type Error = String;
 
-    fn try_from(raw: RawAffinityRule) -> Result<Self, String> {
+    fn try_from(MapOnly(raw): MapOnly<RawAffinityRule>) -> Result<Self, String> {
         let RawAffinityRule {
             kind,
             target,
@@ -176,10 +176,10 @@ pub(super) struct RawAntiAffinityRule {
     service: Option<String>,
 }
 
-impl TryFrom<RawAntiAffinityRule> for AntiAffinityRule {
+impl TryFrom<MapOnly<RawAntiAffinityRule>> for AntiAffinityRule {
     type Error = String;
 
-    fn try_from(raw: RawAntiAffinityRule) -> Result<Self, String> {
+    fn try_from(MapOnly(raw): MapOnly<RawAntiAffinityRule>) -> Result<Self, String> {
         match raw.kind {
             AntiAffinityKind::NetworkZone => {
                 let f = "`avoid` (a zone name or prefix)";
@@ -219,10 +219,10 @@ pub(super) struct RawHealthCheck {
     retries: u32,
 }
 
-impl From<RawHealthCheck> for HealthCheck {
+impl From<MapOnly<RawHealthCheck>> for HealthCheck {
     /// Without a `type`: `command` if a command is given, else `http` if an `http_path` is,
     /// else `tcp` if a `port` is, else `http` (which validation then explains).
-    fn from(raw: RawHealthCheck) -> Self {
+    fn from(MapOnly(raw): MapOnly<RawHealthCheck>) -> Self {
         let kind = raw.kind.unwrap_or(if !raw.command.is_empty() {
             HealthCheckType::Command
         } else if raw.http_path.is_some() {

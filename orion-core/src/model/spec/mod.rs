@@ -97,27 +97,29 @@ pub struct ServiceSpec {
     #[serde(default, alias = "restartPolicy")]
     pub restart_policy: RestartPolicy,
     /// The per-task request (and limit).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "forms::mapping")]
     pub resources: ResourceSpec,
     /// How to tell whether a task is healthy.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        alias = "healthCheck"
+        alias = "healthCheck",
+        deserialize_with = "forms::optional_mapping"
     )]
     pub health_check: Option<HealthCheck>,
     /// Autoscaling bounds and targets.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        alias = "scalePolicy"
+        alias = "scalePolicy",
+        deserialize_with = "forms::optional_mapping"
     )]
     pub scale_policy: Option<ScalePolicy>,
     /// How a changed spec rolls out.
-    #[serde(default, alias = "updateStrategy")]
+    #[serde(default, alias = "updateStrategy", deserialize_with = "forms::mapping")]
     pub update_strategy: UpdateStrategy,
     /// Where tasks may and should go.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "forms::mapping")]
     pub scheduling: Scheduling,
     /// Free-form labels, copied onto containers.
     #[serde(
@@ -270,7 +272,7 @@ pub enum HealthCheckType {
 /// When `type` is left out it is inferred: `command` when a command is given, else `http` when
 /// an `http_path` is, else `tcp` when a `port` is, else `http`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "kinds::RawHealthCheck")]
+#[serde(from = "forms::MapOnly<kinds::RawHealthCheck>")]
 pub struct HealthCheck {
     #[serde(rename = "type")]
     pub kind: HealthCheckType,
@@ -383,7 +385,11 @@ impl Default for UpdateStrategy {
 #[serde(deny_unknown_fields)]
 pub struct Scheduling {
     /// Overrides the cluster's scorer weights for this service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "forms::optional_mapping"
+    )]
     pub weights: Option<ScoringWeights>,
     /// Take network measurements into account (seed 000's `networkAware`).
     #[serde(default, alias = "networkAware")]
@@ -456,7 +462,7 @@ impl Default for ScoringWeights {
 #[serde(
     tag = "type",
     rename_all = "lowercase",
-    try_from = "kinds::RawAffinityRule"
+    try_from = "forms::MapOnly<kinds::RawAffinityRule>"
 )]
 pub enum AffinityRule {
     /// Within `max_latency_ms` RTT of at least one running task of service `target`.
@@ -482,7 +488,7 @@ pub enum AffinityRule {
 #[serde(
     tag = "type",
     rename_all = "kebab-case",
-    try_from = "kinds::RawAntiAffinityRule"
+    try_from = "forms::MapOnly<kinds::RawAntiAffinityRule>"
 )]
 pub enum AntiAffinityRule {
     /// Avoid nodes whose zone is or starts with `avoid` (seed 000: `network-zone`, `edge-zones`).
