@@ -267,3 +267,23 @@ fn objects_are_not_accepted_as_positional_lists() {
         assert!(e.message.contains("expected a mapping"), "{e}");
     }
 }
+
+#[test]
+fn auto_reads_yaml_flow_lists_and_reports_json_errors() {
+    let specs = parse_specs(
+        "[{name: a, image: i}, {name: b, image: i}]",
+        SpecFormat::Auto,
+    )
+    .expect("YAML flow style is read when it is not JSON");
+    assert_eq!(specs.len(), 2);
+    let e = parse_error("{\"name\": \"web\",\n \"image\": \"i\"", SpecFormat::Auto);
+    assert!(e.message.starts_with("invalid JSON"), "{e}");
+    // Broken JSON that is still YAML is read as YAML (`image:` is null there).
+    let e = parse_error("{\"name\": \"web\",\n \"image\": }", SpecFormat::Auto);
+    assert_eq!(e.path, "image");
+    let e = parse_error(
+        "{\"name\": \"web\",\n \"image\": \"i\", \"replica\": 2}",
+        SpecFormat::Auto,
+    );
+    assert_eq!(e.location.map(|l| l.0), Some(2), "{e:?}");
+}

@@ -27,7 +27,9 @@ use crate::error::{Error, ParseError, ValidationErrors};
 pub enum SpecFormat {
     Yaml,
     Json,
-    /// JSON when the first non-blank character is `{` or `[`, otherwise YAML.
+    /// JSON when the first non-blank character is `{` or `[`, otherwise YAML. Text that looks
+    /// like JSON but is not is read as YAML (`[{name: web}]`); if both fail, the JSON error is
+    /// reported.
     Auto,
 }
 
@@ -64,7 +66,7 @@ impl SpecFormat {
 /// Errors: [`Error::Parse`] when the text is not a spec (syntax, wrong type, unknown or missing
 /// field), [`Error::Invalid`] with every rule the spec breaks.
 pub fn parse_spec(text: &str, format: SpecFormat) -> Result<ServiceSpec, Error> {
-    let mut docs = parse_documents(text, format)?;
+    let (mut docs, format) = parse_documents(text, format)?;
     if docs.len() != 1 {
         return Err(ParseError {
             path: String::new(),
@@ -99,7 +101,7 @@ pub fn parse_spec(text: &str, format: SpecFormat) -> Result<ServiceSpec, Error> 
 /// and all problems of all services are reported together, with paths such as
 /// `services[1].ports[0].container_port`; two services with one name are an error too.
 pub fn parse_specs(text: &str, format: SpecFormat) -> Result<Vec<ServiceSpec>, Error> {
-    let docs = parse_documents(text, format)?;
+    let (docs, format) = parse_documents(text, format)?;
     let several_docs = docs.len() > 1;
     // Positions are looked up in the text, which only works with one document in it.
     let locate = |e: ParseError| {
@@ -184,10 +186,11 @@ pub(super) fn join_path(prefix: &str, rest: &str) -> String {
     }
 }
 
-/// Adds the line and column of the error's path in `text`, when it has none and can be found.
+/// Adds the line and column of the error's path in `text` (read as `format`, `Yaml` or
+/// `Json`), when it has none and can be found.
 fn with_location(mut e: ParseError, text: &str, format: SpecFormat) -> ParseError {
     if e.location.is_none() && !e.path.is_empty() {
-        e.location = locate::locate(text, format.resolve(text), &e.path);
+        e.location = locate::locate(text, format, &e.path);
     }
     e
 }
@@ -197,42 +200,51 @@ fn prefix_parse_error(mut e: ParseError, prefix: &str) -> ParseError {
     e
 }
 
-/// Parses the text into generic values, one per document (JSON always has one).
-fn parse_documents(text: &str, format: SpecFormat) -> Result<Vec<Value>, ParseError> {
-    match format.resolve(text) {
-        SpecFormat::Json => serde_json::from_str(text)
-            .map(|v| vec![v])
-            .map_err(|e| ParseError {
-                path: String::new(),
-                message: format!("invalid JSON: {e}"),
-                location: (e.line() > 0).then(|| (e.line(), e.column())),
-            }),
-        _ => {
-            let docs: Vec<Value> =
-                serde_saphyr::from_str_multiple_with_options(text, yaml_options()).map_err(
-                    |e| {
-                        let location = e
-                            .location()
-                            .map(|l| (l.line() as usize, l.column() as usize))
-                            .filter(|&(line, _)| line > 0);
-                        ParseError {
-                            path: String::new(),
-                            message: format!("invalid YAML: {}", e.without_snippet()),
-                            location,
-                        }
-                    },
-                )?;
-            let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
-            if docs.is_empty() {
-                return Err(ParseError {
-                    path: String::new(),
-                    message: "the document is empty; expected a service spec".into(),
-                    location: None,
-                });
-            }
-            Ok(docs)
-        }
+/// Parses the text into generic values, one per document (JSON always has one), and says which
+/// format it was read as. `Auto` text that looks like JSON but is not is read as YAML (a
+/// superset of JSON: `[{name: web, image: nginx}]`); when both fail, the JSON error is reported.
+fn parse_documents(text: &str, format: SpecFormat) -> Result<(Vec<Value>, SpecFormat), ParseError> {
+    match (format, format.resolve(text)) {
+        (SpecFormat::Auto, SpecFormat::Json) => match parse_json(text) {
+            Ok(docs) => Ok((docs, SpecFormat::Json)),
+            Err(json_error) => parse_yaml(text)
+                .map(|docs| (docs, SpecFormat::Yaml))
+                .map_err(|_| json_error),
+        },
+        (_, SpecFormat::Json) => parse_json(text).map(|docs| (docs, SpecFormat::Json)),
+        _ => parse_yaml(text).map(|docs| (docs, SpecFormat::Yaml)),
     }
+}
+
+fn parse_json(text: &str) -> Result<Vec<Value>, ParseError> {
+    serde_json::from_str(text)
+        .map(|v| vec![v])
+        .map_err(|e| ParseError {
+            path: String::new(),
+            message: format!("invalid JSON: {e}"),
+            location: (e.line() > 0).then(|| (e.line(), e.column())),
+        })
+}
+
+fn parse_yaml(text: &str) -> Result<Vec<Value>, ParseError> {
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple_with_options(text, yaml_options())
+        .map_err(|e| ParseError {
+            path: String::new(),
+            message: format!("invalid YAML: {}", e.without_snippet()),
+            location: e
+                .location()
+                .map(|l| (l.line() as usize, l.column() as usize))
+                .filter(|&(line, _)| line > 0),
+        })?;
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    if docs.is_empty() {
+        return Err(ParseError {
+            path: String::new(),
+            message: "the document is empty; expected a service spec".into(),
+            location: None,
+        });
+    }
+    Ok(docs)
 }
 
 /// YAML 1.2 booleans, leading-zero numbers as strings, no snippet in messages.
