@@ -142,9 +142,8 @@ pub struct PortSpec {
     /// Port inside the container, 1-65535.
     pub container_port: u16,
     /// Port on the host; 0 (or absent) picks a free one, read back once running.
-    #[serde(default)]
     pub host_port: u16,
-    #[serde(default)]
+    /// `tcp` (default) or `udp`.
     pub protocol: Protocol,
 }
 
@@ -175,6 +174,7 @@ pub struct VolumeSpec {
     pub source: String,
     /// Absolute path inside the container.
     pub target: String,
+    /// Mounted read-only (`:ro`).
     pub read_only: bool,
 }
 
