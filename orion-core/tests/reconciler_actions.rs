@@ -3,7 +3,7 @@
 mod reconciler_support;
 
 use orion_core::model::spec::RestartPolicy;
-use orion_core::model::{DesiredState, NodeStatus, TaskHealth, TaskState};
+use orion_core::model::{DesiredState, NodeStatus, Task, TaskHealth, TaskState};
 use orion_core::reconciler::{Action, GUARD, Purpose, StopReason};
 use reconciler_support::*;
 
@@ -92,7 +92,7 @@ fn pending_tasks_are_assigned_when_capacity_appears() {
     assert!(p.actions.is_empty(), "{p:?}");
     assert_eq!(p.unplaced[0].purpose, Purpose::AssignPending);
     let roomy = [full[0].clone(), node("b", 1000, GIB, NodeStatus::Ready)];
-    let p = plan(&specs, &[t.clone()], &roomy, 1, &scheduler());
+    let p = plan(&specs, std::slice::from_ref(&t), &roomy, 1, &scheduler());
     assert_eq!(
         p.actions,
         [Action::Assign {
@@ -272,7 +272,7 @@ fn failed_tasks_are_retired_and_replaced_per_restart_policy() {
         let t = task(&vs, 0, state, Some("a"));
         let p = plan(
             std::slice::from_ref(&vs),
-            &[t.clone()],
+            std::slice::from_ref(&t),
             &nodes,
             1,
             &scheduler(),
@@ -349,7 +349,7 @@ fn rolling_update_keeps_at_most_parallelism_slots_in_flight() {
     let mut starting = tasks.clone();
     for a in &p1.actions {
         if let Action::Create { task, .. } = a {
-            let mut t = task.clone();
+            let mut t = Task::clone(task);
             t.state = TaskState::Starting;
             starting.push(t);
         }

@@ -49,7 +49,8 @@ pub enum Action {
     /// Insert `task` unless a task with its id exists. The task is `Scheduled` on its node, or
     /// `Pending` (no node, `error` says why) when no node could take it.
     Create {
-        task: Task,
+        /// Boxed: a task is much larger than the other actions.
+        task: Box<Task>,
         purpose: Purpose,
         /// The task it takes over from (same slot), if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -278,9 +278,7 @@ impl<'a> Round<'a> {
             let Some(&keep) = st.active.first() else {
                 match st.latest {
                     Some(l) if self.finished(l, spec.restart_policy, version) => {
-                        if slot < spec.replicas {
-                            finished_below += 1;
-                        }
+                        finished_below += u32::from(slot < spec.replicas);
                     }
                     Some(l) if l.state != TaskState::Stopped => vacated.push((slot, l)),
                     _ => {}

@@ -170,8 +170,8 @@ pub(crate) fn new_task(
     node: Option<NodeId>,
     error: Option<String>,
     now: Millis,
-) -> Task {
-    Task {
+) -> Box<Task> {
+    Box::new(Task {
         id,
         service: spec.name.clone(),
         slot,
@@ -192,7 +192,7 @@ pub(crate) fn new_task(
         restarts: 0,
         created_at: now,
         updated_at: now,
-    }
+    })
 }
 
 #[cfg(test)]

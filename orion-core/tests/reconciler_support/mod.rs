@@ -158,13 +158,14 @@ pub fn plan(
 
 /// Applies a plan as controllers and agents would, all at once: created and assigned tasks run,
 /// stopped ones stop, lost ones are lost. Then every agent on a live node advances its tasks
-/// (scheduled/starting -> running, stopping -> stopped). Re-applying an action is a no-op.
+/// (scheduled/starting -> running and healthy; desired shutdown -> stopped). Re-applying an
+/// action is a no-op.
 pub fn apply(plan: &Plan, tasks: &mut Vec<Task>, nodes: &[Node]) {
     for action in &plan.actions {
         match action {
             Action::Create { task, .. } => {
                 if !tasks.iter().any(|t| t.id == task.id) {
-                    tasks.push(task.clone());
+                    tasks.push(Task::clone(task));
                 }
             }
             Action::Assign { task_id, node } => {
@@ -204,7 +205,11 @@ pub fn apply(plan: &Plan, tasks: &mut Vec<Task>, nodes: &[Node]) {
         }
         if t.desired == DesiredState::Shutdown && !t.state.is_terminal() {
             t.state = TaskState::Stopped;
-        } else if matches!(t.state, TaskState::Scheduled | TaskState::Starting) {
+        } else if matches!(
+            t.state,
+            TaskState::Scheduled | TaskState::Starting | TaskState::Running
+        ) {
+            // In this world every task starts and passes its health checks.
             t.state = TaskState::Running;
             t.health = TaskHealth::Healthy;
         }
