@@ -52,6 +52,32 @@
 //! [`reconcile`] again.
 //!
 //! When two specs share a name, the one with the highest version is used.
+//!
+//! # Example
+//!
+//! ```
+//! use orion_core::model::{NetworkMatrix, Node, Resources, ServiceSpec};
+//! use orion_core::reconciler::{Action, ReconcileInput, VersionedSpec, reconcile};
+//! use orion_core::scheduler::{Scheduler, SchedulerConfig};
+//!
+//! // No filters or scorers: the reconciler's guard still keeps placements feasible.
+//! let scheduler = Scheduler::new(Vec::new(), Vec::new(), SchedulerConfig::default());
+//! let specs = [VersionedSpec::new(ServiceSpec::new("web", "nginx", 2), 1)];
+//! let nodes = [Node::new("n1", Resources::new(4000, 8 << 30))];
+//! let plan = reconcile(
+//!     &ReconcileInput {
+//!         specs: &specs,
+//!         tasks: &[],
+//!         nodes: &nodes,
+//!         network: &NetworkMatrix::new(),
+//!         now: 1_700_000_000_000,
+//!     },
+//!     &scheduler,
+//! );
+//! assert_eq!(plan.actions.len(), 2);
+//! assert!(plan.actions.iter().all(|a| matches!(a, Action::Create { .. })));
+//! assert!(plan.actions.iter().all(|a| a.placed_on() == Some("n1")));
+//! ```
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -139,6 +165,8 @@ struct Round<'a> {
     node_status: HashMap<&'a str, NodeStatus>,
     /// Tasks by id order.
     tasks: Vec<&'a Task>,
+    /// The same, per service (each service's list is taken by its analysis).
+    by_service: HashMap<&'a str, Vec<&'a Task>>,
     lost: HashSet<&'a str>,
     stopped: HashSet<&'a str>,
     ids: IdMaker,
@@ -156,7 +184,12 @@ impl<'a> Round<'a> {
         }
         let mut tasks: Vec<&Task> = input.tasks.iter().collect();
         tasks.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
+        for &t in &tasks {
+            by_service.entry(t.service.as_str()).or_default().push(t);
+        }
         Round {
+            by_service,
             input,
             specs,
             node_status: input
@@ -234,11 +267,11 @@ impl<'a> Round<'a> {
     fn analyze(&mut self, vs: &'a VersionedSpec) -> ServiceWork<'a> {
         let (spec, version) = (&vs.spec, vs.version);
         let mut slots: BTreeMap<u32, SlotTasks<'a>> = BTreeMap::new();
-        for i in 0..self.tasks.len() {
-            let t = self.tasks[i];
-            if t.service != spec.name {
-                continue;
-            }
+        let own = self
+            .by_service
+            .remove(spec.name.as_str())
+            .unwrap_or_default();
+        for t in own {
             let entry = slots.entry(t.slot).or_default();
             if self.is_active(t) {
                 if t.state == TaskState::Pending && t.spec_version != version {
