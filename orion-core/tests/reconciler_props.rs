@@ -1,6 +1,7 @@
 //! Property tests of the reconciler over random clusters: repeated reconcile + apply rounds reach
 //! a fixpoint with the right number of tasks per service; no action ever places a task on a down
-//! or draining node; no node's capacity is ever overcommitted.
+//! or draining node; no node's capacity is ever overcommitted; no plan takes a service below its
+//! replicas (or below what served before); plans are deterministic and idempotent.
 
 mod reconciler_support;
 
@@ -181,7 +182,25 @@ fn converge(c: &Cluster, sched: &Scheduler) -> Result<(Vec<Task>, bool), TestCas
                 prop_assert_eq!(status.get(n), Some(&NodeStatus::Ready), "{:?}", a);
             }
         }
-        apply(&p, &mut tasks, &c.nodes);
+        let before = tasks.clone();
+        apply_actions(&p, &mut tasks);
+        // Never below desired: stops take effect now, new tasks are not running yet.
+        for vs in &c.specs {
+            let was = serving_slots(&before, &c.nodes, &vs.spec.name);
+            let now = serving_slots(&tasks, &c.nodes, &vs.spec.name);
+            prop_assert!(
+                now >= was.min(vs.spec.replicas as usize),
+                "{} went from {} to {} serving slots (replicas {})",
+                vs.spec.name,
+                was,
+                now,
+                vs.spec.replicas
+            );
+        }
+        let mut again = tasks.clone();
+        apply_actions(&p, &mut again);
+        prop_assert_eq!(&again, &tasks, "applying a plan twice changes nothing more");
+        run_agents(&mut tasks, &c.nodes);
         for (n, used) in load(&tasks) {
             let cap = capacity.get(n.as_str()).copied().unwrap_or_default();
             prop_assert!(

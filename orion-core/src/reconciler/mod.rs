@@ -29,7 +29,7 @@
 //! | live task on a `Down` or unknown node | `MarkLost` (state `lost`, desired `shutdown`) |
 //! | task of a service with no spec, desired running | `Stop(service_deleted)` |
 //! | terminal task (failed, completed, lost), desired running | `Stop(retired)`: the agent must not restart it any more |
-//! | more occupied slots than `replicas` | `Stop(scale_down)` every task of the surplus slots, chosen: not serving first, then old version or draining, then on the node with most replicas of the service, then highest slot |
+//! | more occupied slots than `replicas` | `Stop(scale_down)` every task of the surplus slots, chosen: slots where no task serves first, then old version or draining, then on the node with most replicas of the service, then highest slot |
 //! | two active tasks in one slot | keep one; `Stop(duplicate_slot / updated / drained)` the others once the kept one serves (tasks that do not run yet are stopped at once) |
 //! | old-version task still pending | `Stop(updated)`; the slot is refilled |
 //! | kept task pending | `Assign` it to a node, or report it in [`Plan::unplaced`] |
@@ -402,10 +402,12 @@ impl<'a> Round<'a> {
         while surplus > 0 {
             let victim = slots
                 .iter()
-                .filter_map(|(&slot, st)| st.active.first().map(|k| (slot, *k)))
-                .max_by_key(|&(slot, k)| {
-                    let serving =
-                        k.state == TaskState::Running && k.health != TaskHealth::Unhealthy;
+                .filter_map(|(&slot, st)| st.active.first().map(|k| (slot, *k, st)))
+                .max_by_key(|&(slot, k, st)| {
+                    // A slot serves if any of its tasks does (an update may be in flight).
+                    let serving = st.active.iter().any(|t| {
+                        t.state == TaskState::Running && t.health != TaskHealth::Unhealthy
+                    });
                     let on_node = k.node.as_deref().and_then(|n| per_node.get(n)).copied();
                     (
                         !serving,
@@ -414,7 +416,7 @@ impl<'a> Round<'a> {
                         slot,
                     )
                 })
-                .map(|(slot, _)| slot);
+                .map(|(slot, _, _)| slot);
             let Some(slot) = victim else { break };
             let Some(st) = slots.get_mut(&slot) else {
                 break;

@@ -161,6 +161,12 @@ pub fn plan(
 /// (scheduled/starting -> running and healthy; desired shutdown -> stopped). Re-applying an
 /// action is a no-op.
 pub fn apply(plan: &Plan, tasks: &mut Vec<Task>, nodes: &[Node]) {
+    apply_actions(plan, tasks);
+    run_agents(tasks, nodes);
+}
+
+/// The controllers' half of [`apply`]: the actions only.
+pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
     for action in &plan.actions {
         match action {
             Action::Create { task, .. } => {
@@ -192,6 +198,10 @@ pub fn apply(plan: &Plan, tasks: &mut Vec<Task>, nodes: &[Node]) {
             }
         }
     }
+}
+
+/// The agents' half of [`apply`]: every task on a live node moves on.
+pub fn run_agents(tasks: &mut [Task], nodes: &[Node]) {
     let status: BTreeMap<&str, NodeStatus> =
         nodes.iter().map(|n| (n.id.as_str(), n.status)).collect();
     for t in tasks.iter_mut() {
@@ -234,4 +244,22 @@ pub fn active<'t>(tasks: &'t [Task], service: &str) -> Vec<&'t Task> {
         .iter()
         .filter(|t| t.service == service && t.is_active())
         .collect()
+}
+
+/// Slots of `service` with at least one serving task (active, running, not unhealthy, on a node
+/// that is not down).
+pub fn serving_slots(tasks: &[Task], nodes: &[Node], service: &str) -> usize {
+    let down: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Down)
+        .map(|n| n.id.as_str())
+        .collect();
+    let slots: std::collections::BTreeSet<u32> = tasks
+        .iter()
+        .filter(|t| t.service == service && t.is_active() && t.state == TaskState::Running)
+        .filter(|t| t.health != TaskHealth::Unhealthy)
+        .filter(|t| t.node.as_deref().is_some_and(|n| !down.contains(&n)))
+        .map(|t| t.slot)
+        .collect();
+    slots.len()
 }
