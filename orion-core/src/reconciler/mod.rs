@@ -320,7 +320,7 @@ impl<'a> Round<'a> {
             };
             occupied += 1;
             let keep_settled = self.is_settled(keep, version);
-            let serving = keep.state == TaskState::Running && keep.health != TaskHealth::Unhealthy;
+            let serving = serves(keep);
             let mut waiting_old = false;
             for &o in &st.active[1..] {
                 if serving || o.state != TaskState::Running {
@@ -349,12 +349,7 @@ impl<'a> Round<'a> {
                 work.updates.push(keep);
             }
         }
-        work.updates.sort_by_key(|t| {
-            (
-                t.state == TaskState::Running && t.health != TaskHealth::Unhealthy,
-                t.slot,
-            )
-        });
+        work.updates.sort_by_key(|t| (serves(t), t.slot));
 
         let mut need = spec
             .replicas
@@ -405,9 +400,7 @@ impl<'a> Round<'a> {
                 .filter_map(|(&slot, st)| st.active.first().map(|k| (slot, *k, st)))
                 .max_by_key(|&(slot, k, st)| {
                     // A slot serves if any of its tasks does (an update may be in flight).
-                    let serving = st.active.iter().any(|t| {
-                        t.state == TaskState::Running && t.health != TaskHealth::Unhealthy
-                    });
+                    let serving = st.active.iter().any(|t| serves(t));
                     let on_node = k.node.as_deref().and_then(|n| per_node.get(n)).copied();
                     (
                         !serving,
@@ -550,6 +543,11 @@ impl<'a> Round<'a> {
 struct SlotTasks<'a> {
     active: Vec<&'a Task>,
     latest: Option<&'a Task>,
+}
+
+/// True when the task is running and not known to be unhealthy.
+fn serves(t: &Task) -> bool {
+    t.state == TaskState::Running && t.health != TaskHealth::Unhealthy
 }
 
 /// Orders terminal tasks of a slot by recency.
