@@ -153,27 +153,66 @@ fn cluster(extra_big: bool) -> impl Strategy<Value = Cluster> {
     })
 }
 
-/// Runs rounds until the plan is empty, checking placement and capacity after every round.
-/// Returns the final tasks and whether the last plan reported unplaced slots.
-fn converge(c: &Cluster, sched: &Scheduler) -> Result<(Vec<Task>, bool), TestCaseError> {
-    let status: HashMap<&str, NodeStatus> =
-        c.nodes.iter().map(|n| (n.id.as_str(), n.status)).collect();
-    let capacity: HashMap<&str, Resources> = c
-        .nodes
-        .iter()
-        .map(|n| (n.id.as_str(), n.capacity))
-        .collect();
+/// A node's status changing at the start of a round (membership declaring it dead, an operator
+/// draining it, a node coming back).
+#[derive(Debug, Clone)]
+struct NodeChange {
+    round: u64,
+    node: usize,
+    status: NodeStatus,
+}
+
+fn node_changes() -> impl Strategy<Value = Vec<NodeChange>> {
+    prop::collection::vec((0u64..6, 0usize..8, status()), 0..5).prop_map(|v| {
+        v.into_iter()
+            .map(|(round, node, status)| NodeChange {
+                round,
+                node,
+                status,
+            })
+            .collect()
+    })
+}
+
+/// What [`converge`] ends with.
+struct Fixpoint {
+    tasks: Vec<Task>,
+    nodes: Vec<Node>,
+    any_unplaced: bool,
+}
+
+/// Runs rounds until the plan is empty (and every node change has happened), checking after
+/// every round: placements only on ready nodes, no overcommit, no service taken below what
+/// served, idempotent replay, deterministic plans.
+fn converge(
+    c: &Cluster,
+    sched: &Scheduler,
+    changes: &[NodeChange],
+) -> Result<Fixpoint, TestCaseError> {
+    let mut nodes = c.nodes.clone();
+    let last_change = changes.iter().map(|ch| ch.round).max();
     let mut tasks = c.tasks.clone();
     for round in 0..MAX_ROUNDS {
-        let p = plan(&c.specs, &tasks, &c.nodes, 1000 + round, sched);
+        for ch in changes.iter().filter(|ch| ch.round == round) {
+            let i = ch.node % nodes.len();
+            nodes[i].status = ch.status;
+        }
+        let status: HashMap<&str, NodeStatus> =
+            nodes.iter().map(|n| (n.id.as_str(), n.status)).collect();
+        let p = plan(&c.specs, &tasks, &nodes, 1000 + round, sched);
         // Same input, same plan.
-        prop_assert_eq!(&p, &plan(&c.specs, &tasks, &c.nodes, 1000 + round, sched));
-        if p.is_empty() {
+        prop_assert_eq!(&p, &plan(&c.specs, &tasks, &nodes, 1000 + round, sched));
+        if p.is_empty() && last_change.is_none_or(|r| round > r) {
             // A fixpoint once the agents have nothing left to do either.
             let before = tasks.clone();
-            apply(&p, &mut tasks, &c.nodes);
+            run_agents(&mut tasks, &nodes);
             if tasks == before {
-                return Ok((tasks, !p.unplaced.is_empty()));
+                let any_unplaced = !p.unplaced.is_empty();
+                return Ok(Fixpoint {
+                    tasks,
+                    nodes,
+                    any_unplaced,
+                });
             }
             continue;
         }
@@ -186,8 +225,8 @@ fn converge(c: &Cluster, sched: &Scheduler) -> Result<(Vec<Task>, bool), TestCas
         apply_actions(&p, &mut tasks);
         // Never below desired: stops take effect now, new tasks are not running yet.
         for vs in &c.specs {
-            let was = serving_slots(&before, &c.nodes, &vs.spec.name);
-            let now = serving_slots(&tasks, &c.nodes, &vs.spec.name);
+            let was = serving_slots(&before, &nodes, &vs.spec.name);
+            let now = serving_slots(&tasks, &nodes, &vs.spec.name);
             prop_assert!(
                 now >= was.min(vs.spec.replicas as usize),
                 "{} went from {} to {} serving slots (replicas {})",
@@ -200,9 +239,13 @@ fn converge(c: &Cluster, sched: &Scheduler) -> Result<(Vec<Task>, bool), TestCas
         let mut again = tasks.clone();
         apply_actions(&p, &mut again);
         prop_assert_eq!(&again, &tasks, "applying a plan twice changes nothing more");
-        run_agents(&mut tasks, &c.nodes);
+        run_agents(&mut tasks, &nodes);
         for (n, used) in load(&tasks) {
-            let cap = capacity.get(n.as_str()).copied().unwrap_or_default();
+            let cap = nodes
+                .iter()
+                .find(|x| x.id == n)
+                .map(|x| x.capacity)
+                .unwrap_or_default();
             prop_assert!(
                 used.fits_in(&cap),
                 "node {} overcommitted: {:?} > {:?}",
@@ -217,12 +260,12 @@ fn converge(c: &Cluster, sched: &Scheduler) -> Result<(Vec<Task>, bool), TestCas
     )))
 }
 
-fn check_fixpoint(c: &Cluster, tasks: &[Task], any_unplaced: bool) -> Result<(), TestCaseError> {
+fn check_fixpoint(c: &Cluster, f: &Fixpoint) -> Result<(), TestCaseError> {
     let status: HashMap<&str, NodeStatus> =
-        c.nodes.iter().map(|n| (n.id.as_str(), n.status)).collect();
-    prop_assert!(active(tasks, "deleted").is_empty());
+        f.nodes.iter().map(|n| (n.id.as_str(), n.status)).collect();
+    prop_assert!(active(&f.tasks, "deleted").is_empty());
     for vs in &c.specs {
-        let live = active(tasks, &vs.spec.name);
+        let live = active(&f.tasks, &vs.spec.name);
         let slots: BTreeSet<u32> = live.iter().map(|t| t.slot).collect();
         prop_assert_eq!(
             slots.len() as u32,
@@ -236,7 +279,7 @@ fn check_fixpoint(c: &Cluster, tasks: &[Task], any_unplaced: bool) -> Result<(),
                 prop_assert_ne!(status.get(n).copied(), Some(NodeStatus::Down), "{:?}", t);
             }
         }
-        if !any_unplaced {
+        if !f.any_unplaced {
             prop_assert_eq!(live.len() as u32, vs.spec.replicas);
             for t in &live {
                 // Placed (the agents move scheduled/starting tasks on; that is not the
@@ -256,20 +299,29 @@ proptest! {
 
     #[test]
     fn rounds_converge_without_bad_placements_or_overcommit(c in cluster(false)) {
-        let (tasks, unplaced) = converge(&c, &scheduler())?;
-        check_fixpoint(&c, &tasks, unplaced)?;
+        let f = converge(&c, &scheduler(), &[])?;
+        check_fixpoint(&c, &f)?;
     }
 
     #[test]
     fn the_guard_holds_with_a_scheduler_that_has_no_filters(c in cluster(false)) {
-        let (tasks, unplaced) = converge(&c, &naive_scheduler())?;
-        check_fixpoint(&c, &tasks, unplaced)?;
+        let f = converge(&c, &naive_scheduler(), &[])?;
+        check_fixpoint(&c, &f)?;
     }
 
     #[test]
     fn with_room_every_service_ends_with_exactly_its_replicas_running(c in cluster(true)) {
-        let (tasks, unplaced) = converge(&c, &scheduler())?;
-        prop_assert!(!unplaced, "a node with room exists, nothing may stay unplaced");
-        check_fixpoint(&c, &tasks, false)?;
+        let f = converge(&c, &scheduler(), &[])?;
+        prop_assert!(!f.any_unplaced, "a node with room exists, nothing may stay unplaced");
+        check_fixpoint(&c, &f)?;
+    }
+
+    #[test]
+    fn nodes_changing_status_mid_flight_keep_every_invariant(
+        c in cluster(false),
+        changes in node_changes(),
+    ) {
+        let f = converge(&c, &scheduler(), &changes)?;
+        check_fixpoint(&c, &f)?;
     }
 }
