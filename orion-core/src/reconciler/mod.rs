@@ -20,7 +20,8 @@
 //!   when it is running and not unhealthy.
 //! - A slot is **finished** when it has no active task and its latest task, from the current spec
 //!   version, ended in a way its restart policy accepts: `failed` under `no`, `completed` under
-//!   `no` or `on-failure`. A finished slot below `replicas` counts as satisfied and is not refilled.
+//!   `no` or `on-failure`. A finished slot below `replicas` counts as satisfied and is not refilled
+//!   (it only spares a refill: it never makes the reconciler stop a running task).
 //!
 //! # Decision table
 //!
