@@ -48,8 +48,8 @@
 //!
 //! Restarts in place are the agent's (restart policy). Once a task is reported terminal the
 //! reconciler retires it, Swarm-like: under `always` and `unless-stopped` the slot is refilled by a
-//! new task; under `on-failure` only after a failure; under `no` never. Lost tasks are always
-//! replaced. Health waits and update delays are the controller's: it decides when to call
+//! new task; under `on-failure` only after a failure; under `no` not until the spec changes. Lost
+//! tasks are always replaced (while `replicas` still wants their slot). Health waits and update delays are the controller's: it decides when to call
 //! [`reconcile`] again.
 //!
 //! When two specs share a name, the one with the highest version is used.
