@@ -109,12 +109,16 @@ fn detection_trials(size: usize, trials: usize) -> Result<Row, String> {
         let restarted_at = Instant::now();
         let back = NodeProcess::start(&id, addr, &[nodes[0].addr])?;
         nodes.insert(victim_index, back);
-        wait_until(BOUND, &format!("every member reports {id} joined again"), || {
-            nodes
-                .iter()
-                .filter(|node| node.id != id)
-                .all(|node| node.first_since("Joined", &id, restarted_at).is_some())
-        })?;
+        wait_until(
+            BOUND,
+            &format!("every member reports {id} joined again"),
+            || {
+                nodes
+                    .iter()
+                    .filter(|node| node.id != id)
+                    .all(|node| node.first_since("Joined", &id, restarted_at).is_some())
+            },
+        )?;
         // Let the restarted member learn the whole roster before the next kill.
         thread::sleep(Duration::from_millis(300));
     }
@@ -137,7 +141,10 @@ fn main() -> Result<(), String> {
     let plan = plan();
     let mut rows = Vec::new();
     for &size in &plan.sizes {
-        eprintln!("gossip_detection: {size} members, {} kill -9 trials...", plan.trials);
+        eprintln!(
+            "gossip_detection: {size} members, {} kill -9 trials...",
+            plan.trials
+        );
         rows.push(detection_trials(size, plan.trials)?);
     }
     eprintln!(
@@ -146,7 +153,9 @@ fn main() -> Result<(), String> {
     );
     let idle_false_positives = idle_run(plan.idle_members, plan.idle)?;
 
-    println!("\nDetection after kill -9 (until every survivor reports Dead), default timings, UDP loopback");
+    println!(
+        "\nDetection after kill -9 (until every survivor reports Dead), default timings, UDP loopback"
+    );
     println!("| members | trials | p50 ms | p99 ms | max ms | false Suspect/Dead during trials |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for row in &rows {

@@ -67,6 +67,28 @@ fn sigstop_for_500ms_is_never_reported_dead() -> Result<(), String> {
 }
 
 #[test]
+fn sigstop_longer_than_the_bound_is_dead_then_recovers_on_sigcont() -> Result<(), String> {
+    let nodes = start_cluster("x", 3, BOUND)?;
+    let paused_at = Instant::now();
+    // Much longer than probe period + suspicion timeout: a paused node is dead to the others.
+    nodes[2].pause(Duration::from_secs(3));
+    let resumed_at = Instant::now();
+    for node in &nodes[..2] {
+        let dead = node.first_since("Dead", "x2", paused_at);
+        assert!(
+            dead.is_some_and(|at| at < resumed_at),
+            "{} saw x2 dead while paused",
+            node.id
+        );
+    }
+    wait_until(BOUND, "x0 and x1 see x2 recovered after SIGCONT", || {
+        nodes[..2]
+            .iter()
+            .all(|node| node.first_since("Recovered", "x2", resumed_at).is_some())
+    })
+}
+
+#[test]
 fn restart_with_the_same_id_and_address_joins_again() -> Result<(), String> {
     let mut nodes = start_cluster("r", 3, BOUND)?;
     let mut victim = nodes.pop().ok_or("empty cluster")?;

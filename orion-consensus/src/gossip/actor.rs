@@ -219,15 +219,21 @@ impl Actor {
         }
     }
 
-    /// Tells every live member directly that we leave (so they report `Left`, not `Dead`), then
+    /// Tells every live member (and the seeds) directly that we leave (so they report `Left`, not `Dead`), then
     /// lets SWIM spread our departure.
     async fn leave(&mut self) {
         let notice = wire::leave(self.swim.identity());
-        let targets: Vec<SocketAddr> = self
+        // The seeds too: a member that joined a moment ago may not have the roster yet.
+        let own = self.swim.identity().gossip_addr;
+        let mut targets: Vec<SocketAddr> = self
             .swim
             .iter_members()
             .map(|member| member.id().gossip_addr)
+            .chain(self.seeds.iter().copied())
+            .filter(|addr| *addr != own)
             .collect();
+        targets.sort();
+        targets.dedup();
         for _ in 0..LEAVE_NOTICE_COPIES {
             for to in &targets {
                 self.send(*to, &notice).await;

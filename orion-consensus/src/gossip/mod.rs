@@ -7,19 +7,27 @@
 //! wakes up in time refutes by raising its incarnation, so it is never declared dead by one
 //! missed probe. Member metadata (addresses, labels, capacity) travels in the gossiped identity.
 //!
-//! ```no_run
-//! # async fn demo() -> orion_consensus::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use futures::StreamExt;
 //! use orion_consensus::gossip::{GossipConfig, GossipMembership};
-//! use orion_core::membership::Membership;
+//! use orion_core::membership::{Membership, MembershipEvent};
 //!
-//! let first = GossipMembership::start(GossipConfig::new("n1", "127.0.0.1:0".parse().unwrap())).await?;
-//! let second = GossipMembership::start(
-//!     GossipConfig::new("n2", "127.0.0.1:0".parse().unwrap()).with_seed(first.gossip_addr()),
-//! )
-//! .await?;
-//! let mut events = first.subscribe(); // Joined(n2), then Suspect/Dead/Left/... as they happen
-//! second.leave().await?; // first reports Left("n2"), never Dead
-//! # drop(events); Ok(()) }
+//! let any_port = "127.0.0.1:0".parse()?;
+//! let first = GossipMembership::start(GossipConfig::new("n1", any_port)).await?;
+//! let mut events = first.subscribe();
+//! let second =
+//!     GossipMembership::start(GossipConfig::new("n2", any_port).with_seed(first.gossip_addr()))
+//!         .await?;
+//! let joined = tokio::time::timeout(Duration::from_secs(10), events.next()).await?;
+//! assert!(matches!(joined, Some(MembershipEvent::Joined(m)) if m.id == "n2"));
+//!
+//! second.leave().await?; // n1 reports Left("n2"), never Dead
+//! let left = tokio::time::timeout(Duration::from_secs(10), events.next()).await?;
+//! assert_eq!(left, Some(MembershipEvent::Left("n2".into())));
+//! # Ok(()) }
 //! ```
 //!
 //! See `docs/membership.md` for the protocol, the timings and the detection bound.
@@ -82,8 +90,8 @@ pub struct GossipTimings {
 impl Default for GossipTimings {
     fn default() -> Self {
         GossipTimings {
-            probe_period: Duration::from_millis(200),
-            probe_rtt: Duration::from_millis(80),
+            probe_period: Duration::from_millis(150),
+            probe_rtt: Duration::from_millis(60),
             indirect_probes: 3,
             suspect_to_down_after: Duration::from_millis(600),
             gossip_interval: Duration::from_millis(100),
