@@ -7,8 +7,8 @@
 //! - false positives: `Suspect`/`Dead` events about live members, during the trials and during
 //!   an idle run.
 //!
-//! `cargo bench -p orion-consensus --bench gossip_detection` runs the full bench (about 3 min);
-//! `-- --test` or `ORION_BENCH_QUICK=1` runs a quick bounded pass for CI.
+//! `cargo bench -p orion-consensus --bench gossip_detection` runs the full bench (about 4 min);
+//! `-- --test`, `ORION_BENCH_QUICK=1` or `cargo test --benches` run a quick bounded pass (CI).
 
 #[path = "../tests/gossip_support/process_cluster.rs"]
 mod process_cluster;
@@ -28,7 +28,10 @@ struct Plan {
 }
 
 fn plan() -> Plan {
-    let quick = std::env::args().any(|arg| arg == "--test")
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and gets the quick pass.
+    let args: Vec<String> = std::env::args().collect();
+    let quick = !args.iter().any(|arg| arg == "--bench")
+        || args.iter().any(|arg| arg == "--test")
         || std::env::var("ORION_BENCH_QUICK").is_ok_and(|v| v == "1");
     if quick {
         Plan {
@@ -40,7 +43,7 @@ fn plan() -> Plan {
     } else {
         Plan {
             sizes: vec![3, 5, 10],
-            trials: 20,
+            trials: 30,
             idle_members: 10,
             idle: Duration::from_secs(30),
         }
