@@ -13,7 +13,7 @@ use process_cluster::{NodeProcess, start_cluster, wait_until};
 /// Generous bound for convergence and detection on a loaded 2-core machine.
 const BOUND: Duration = Duration::from_secs(15);
 /// How long a member is watched for a wrong `Dead` after a pause or a leave: several times the
-/// default detection time (about 1.1 s).
+/// default detection time (about 1 s).
 const WATCH: Duration = Duration::from_secs(4);
 
 #[test]

@@ -59,13 +59,13 @@ pub use transport::{
 /// `probe_period` on average with several members probing), one `probe_period` for the failed
 /// direct and indirect probes, `suspect_to_down_after` for the suspicion, and one
 /// `gossip_interval` to spread the verdict: about `2 * probe_period + suspect_to_down_after +
-/// gossip_interval` = 1.1 s by default ([`GossipTimings::typical_detection`]).
+/// gossip_interval` = 1.0 s by default ([`GossipTimings::typical_detection`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GossipTimings {
-    /// How often each member probes one other member. Default 200 ms.
+    /// How often each member probes one other member. Default 150 ms.
     pub probe_period: Duration,
     /// How long to wait for a direct ack before asking helpers to probe indirectly; must be
-    /// less than `probe_period`. Default 80 ms.
+    /// less than `probe_period`. Default 60 ms.
     pub probe_rtt: Duration,
     /// How many helpers probe a silent member indirectly. Default 3.
     pub indirect_probes: usize,
