@@ -1,5 +1,5 @@
 //! One membership suite, run over both transports: real UDP on loopback (with a fault filter
-//! for partitions) and the in-process network that cuts links. 2 to 5 members per scenario;
+//! for partitions) and the in-process network that cuts links. 3 to 7 members per scenario;
 //! every wait is bounded. Real processes (kill -9, SIGSTOP) are in `gossip_processes.rs`.
 
 use std::collections::BTreeMap;
@@ -215,18 +215,18 @@ async fn joining_through_any_member_shares_metadata(net: Net) {
 }
 
 async fn crashed_member_is_suspect_then_dead_everywhere(net: Net) {
-    let mut nodes = cluster(&net, "c", 5).await;
-    drop(nodes.pop()); // no goodbye: a crash as far as the others can tell
-    eventually("every survivor reports c4 dead", || async {
-        nodes.iter().all(|node| node.count("dead", "c4") == 1)
+    let mut nodes = cluster(&net, "c", 7).await;
+    drop(nodes.pop()); // c6: no goodbye, a crash as far as the others can tell
+    eventually("every survivor reports c6 dead", || async {
+        nodes.iter().all(|node| node.count("dead", "c6") == 1)
     })
     .await;
     for node in &nodes {
-        assert!(node.position("suspect", "c4") < node.position("dead", "c4"));
+        assert!(node.position("suspect", "c6") < node.position("dead", "c6"));
         for other in &nodes {
             assert_eq!(node.count("dead", &other.id), 0, "{} is alive", other.id);
         }
-        assert_eq!(node.states().await["c4"], MemberState::Dead);
+        assert_eq!(node.states().await["c6"], MemberState::Dead);
     }
 }
 
@@ -315,7 +315,7 @@ async fn partition_is_detected_on_both_sides_and_heals(net: Net) {
 }
 
 async fn metadata_change_is_gossiped_as_updated(net: Net) {
-    let nodes = cluster(&net, "u", 2).await;
+    let nodes = cluster(&net, "u", 3).await;
     let labels = BTreeMap::from([(ZONE_LABEL.to_string(), "zone-new".to_string())]);
     nodes[1]
         .membership
