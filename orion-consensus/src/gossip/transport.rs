@@ -246,3 +246,71 @@ impl Drop for MemoryTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    async fn recv_now(transport: &dyn Transport) -> Option<(Vec<u8>, SocketAddr)> {
+        let mut buf = [0u8; 64];
+        let received = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            transport.recv_from(&mut buf),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        Some((buf[..received.0].to_vec(), received.1))
+    }
+
+    #[tokio::test]
+    async fn memory_links_cut_and_heal_in_both_directions() {
+        let network = MemoryNetwork::new();
+        let (a, b) = (network.bind(addr(1)), network.bind(addr(2)));
+        a.send_to(addr(2), b"hi").await.expect("send");
+        assert_eq!(recv_now(&b).await, Some((b"hi".to_vec(), addr(1))));
+
+        network.faults().cut(addr(1), addr(2));
+        a.send_to(addr(2), b"lost").await.expect("send to a cut link is not an error");
+        b.send_to(addr(1), b"lost").await.expect("send");
+        assert_eq!(recv_now(&b).await, None);
+        assert_eq!(recv_now(&a).await, None);
+
+        network.faults().heal_all();
+        b.send_to(addr(1), b"back").await.expect("send");
+        assert_eq!(recv_now(&a).await, Some((b"back".to_vec(), addr(2))));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_memory_endpoint_is_silent_and_its_address_can_be_rebound() {
+        let network = MemoryNetwork::new();
+        let a = network.bind(addr(1));
+        drop(network.bind(addr(2)));
+        a.send_to(addr(2), b"nobody").await.expect("send to nobody");
+        let restarted = network.bind(addr(2));
+        assert_eq!(recv_now(&restarted).await, None, "the old life's datagram is gone");
+        a.send_to(addr(2), b"hello again").await.expect("send");
+        assert_eq!(
+            recv_now(&restarted).await,
+            Some((b"hello again".to_vec(), addr(1)))
+        );
+    }
+
+    #[tokio::test]
+    async fn udp_fault_filter_drops_cut_links() {
+        let faults = LinkFaults::new();
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+        let a = UdpTransport::bind_with_faults(any, faults.clone()).await.expect("bind");
+        let b = UdpTransport::bind_with_faults(any, faults.clone()).await.expect("bind");
+        faults.partition(&[a.local_addr()], &[b.local_addr()]);
+        a.send_to(b.local_addr(), b"x").await.expect("send");
+        assert_eq!(recv_now(&b).await, None);
+        faults.heal(a.local_addr(), b.local_addr());
+        a.send_to(b.local_addr(), b"y").await.expect("send");
+        assert_eq!(recv_now(&b).await, Some((b"y".to_vec(), a.local_addr())));
+    }
+}
