@@ -275,7 +275,9 @@ mod tests {
         assert_eq!(recv_now(&b).await, Some((b"hi".to_vec(), addr(1))));
 
         network.faults().cut(addr(1), addr(2));
-        a.send_to(addr(2), b"lost").await.expect("send to a cut link is not an error");
+        a.send_to(addr(2), b"lost")
+            .await
+            .expect("send to a cut link is not an error");
         b.send_to(addr(1), b"lost").await.expect("send");
         assert_eq!(recv_now(&b).await, None);
         assert_eq!(recv_now(&a).await, None);
@@ -292,7 +294,11 @@ mod tests {
         drop(network.bind(addr(2)));
         a.send_to(addr(2), b"nobody").await.expect("send to nobody");
         let restarted = network.bind(addr(2));
-        assert_eq!(recv_now(&restarted).await, None, "the old life's datagram is gone");
+        assert_eq!(
+            recv_now(&restarted).await,
+            None,
+            "the old life's datagram is gone"
+        );
         a.send_to(addr(2), b"hello again").await.expect("send");
         assert_eq!(
             recv_now(&restarted).await,
@@ -304,8 +310,12 @@ mod tests {
     async fn udp_fault_filter_drops_cut_links() {
         let faults = LinkFaults::new();
         let any: SocketAddr = "127.0.0.1:0".parse().expect("literal");
-        let a = UdpTransport::bind_with_faults(any, faults.clone()).await.expect("bind");
-        let b = UdpTransport::bind_with_faults(any, faults.clone()).await.expect("bind");
+        let a = UdpTransport::bind_with_faults(any, faults.clone())
+            .await
+            .expect("bind");
+        let b = UdpTransport::bind_with_faults(any, faults.clone())
+            .await
+            .expect("bind");
         faults.partition(&[a.local_addr()], &[b.local_addr()]);
         a.send_to(b.local_addr(), b"x").await.expect("send");
         assert_eq!(recv_now(&b).await, None);
