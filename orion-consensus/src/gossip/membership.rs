@@ -263,7 +263,7 @@ fn check_identity_fits(identity: &NodeIdentity, timings: &GossipTimings) -> Resu
             field: "labels",
             value: format!("{} labels encoding to {len} bytes", identity.labels.len()),
             expected: format!(
-                "node metadata (id, addresses, labels) of at most {budget} bytes, a fifth of max_packet_size"
+                "node metadata (id, addresses, labels) of at most {budget} bytes (a fifth of timings.max_packet_size): trim the labels or raise max_packet_size"
             ),
         });
     }

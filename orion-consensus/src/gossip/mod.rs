@@ -83,7 +83,8 @@ pub struct GossipTimings {
     pub announce_to_down_interval: Duration,
     /// How often the seeds are asked again while this node knows no live member. Default 500 ms.
     pub join_retry_interval: Duration,
-    /// Largest datagram produced and accepted (bytes). Default 1400; at least 512.
+    /// Largest datagram produced and accepted (bytes). Default 1400; at least 512. A node's
+    /// metadata (id, addresses, labels) must encode to at most a fifth of it.
     pub max_packet_size: usize,
 }
 
