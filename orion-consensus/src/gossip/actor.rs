@@ -104,7 +104,7 @@ impl Actor {
                         datagrams_in_row += 1;
                     }
                     Err(err) if err.kind() == std::io::ErrorKind::NotConnected => return,
-                    // ICMP "port unreachable" surfaces as a receive error on Linux: not ours.
+                    // A failed receive concerns one datagram (or an ICMP error): keep serving.
                     Err(err) => tracing::debug!(%err, "gossip receive error"),
                 },
                 () = sleep_until(wake), if wake.is_some() => {
