@@ -15,13 +15,18 @@ use std::fmt::Debug;
 use crate::model::spec::ServiceSpec;
 use crate::model::{NetworkMatrix, Node, NodeId, Resources, Task};
 
+mod explain;
 mod pipeline;
+mod rng;
 mod view;
 
 pub mod filters;
 pub mod scorers;
 
-pub use pipeline::{NodeScore, Placement, PlacementOutcome, Scheduler, SchedulerConfig};
+pub use explain::{FilterRejections, RejectionSummary};
+pub use pipeline::{
+    NodeScore, Placement, PlacementOutcome, Sample, Scheduler, SchedulerConfig,
+};
 pub use view::{ClusterView, NodeView};
 
 /// What is being placed: one task of `spec`.
@@ -80,6 +85,30 @@ pub trait Filter: Send + Sync + Debug {
         node: &NodeView,
         view: &ClusterView,
     ) -> Result<(), Rejection>;
+
+    /// Same answer as `check(..).is_ok()`, without building a [`Rejection`]. The pipeline calls
+    /// this on its hot path and calls [`Filter::check`] only to explain an unplaceable task;
+    /// override it when building the reason allocates.
+    fn feasible(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> bool {
+        self.check(req, node, view).is_ok()
+    }
+}
+
+/// Which term of the score formula `score = cpu*S_cpu + memory*S_mem + network*S_net` a scorer
+/// is. A service's `scheduling.weights` replaces the pipeline weight of every scorer of class
+/// `Cpu`, `Memory` or `Network` with its `cpu`, `memory` or `network` weight; `Fixed` scorers
+/// always keep the weight they were built with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ScorerWeightClass {
+    /// A CPU term (e.g. `least_allocated_cpu`).
+    Cpu,
+    /// A memory term (e.g. `least_allocated_memory`).
+    Memory,
+    /// A network term (the network scorers of `orion-netscore`).
+    Network,
+    /// Not part of the formula: weighted only by the pipeline (spread, bin-packing, ...).
+    #[default]
+    Fixed,
 }
 
 /// A preference: how good is this feasible node for this task?
@@ -92,6 +121,12 @@ pub trait Scorer: Send + Sync + Debug {
 
     /// The node's score for this task.
     fn score(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> f64;
+
+    /// Which weight of a spec's `scheduling.weights` applies to this scorer;
+    /// [`ScorerWeightClass::Fixed`] (the default) when none does.
+    fn weight_class(&self) -> ScorerWeightClass {
+        ScorerWeightClass::Fixed
+    }
 }
 
 /// Builds a [`ClusterView`] from the store's current objects; a convenience over
