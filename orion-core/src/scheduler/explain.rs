@@ -7,8 +7,8 @@ use super::Rejection;
 use super::pipeline::{Placement, PlacementOutcome};
 use crate::model::NodeId;
 
-/// How many distinct reasons a [`FilterRejections`] keeps as examples.
-const SAMPLE_REASONS: usize = 3;
+/// How many distinct details and example nodes a [`FilterRejections`] keeps.
+const SAMPLES: usize = 3;
 
 /// The nodes one filter turned down for one kind of reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,14 +19,17 @@ pub struct FilterRejections {
     pub kind: String,
     /// How many nodes.
     pub nodes: usize,
-    /// Up to three example nodes with their full reasons, in view order.
-    pub examples: Vec<(NodeId, String)>,
+    /// Up to three distinct details (the reason's text in parentheses, e.g.
+    /// `"needs 512 MiB, 128 MiB free"`), each with how many nodes gave it, first seen first.
+    pub details: Vec<(String, usize)>,
+    /// Up to three of the nodes, in view order.
+    pub examples: Vec<NodeId>,
 }
 
 /// Why no node could take a task: rejections grouped by filter and reason kind, largest group
-/// first (ties in filter order of first appearance). Its `Display` reads like
-/// `no feasible node (4 nodes): 3 nodes: insufficient memory (n1: needs 512 MiB memory, 128 MiB
-/// free; ...); 1 node: draining (n4: node is draining)`.
+/// first (equal groups in order of first appearance). Its `Display` reads like
+/// `no feasible node (4 nodes rejected): 3 nodes: insufficient memory (needs 512 MiB, 128 MiB
+/// free) on n0, n1, n2; 1 node: draining (node accepts no new tasks) on n3`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RejectionSummary {
     /// Nodes rejected in total.
@@ -35,30 +38,49 @@ pub struct RejectionSummary {
     pub groups: Vec<FilterRejections>,
 }
 
+/// Splits `"kind (detail)"` into its kind and detail (empty without parentheses).
+fn split_reason(reason: &str) -> (&str, &str) {
+    match reason.split_once(" (") {
+        Some((kind, rest)) => (kind, rest.strip_suffix(')').unwrap_or(rest)),
+        None => (reason, ""),
+    }
+}
+
 impl RejectionSummary {
     /// Groups `rejections` (as in [`PlacementOutcome::Unplaceable`]).
     pub fn from_rejections(rejections: &[(NodeId, Rejection)]) -> Self {
         let mut groups: Vec<FilterRejections> = Vec::new();
         for (node, r) in rejections {
-            let kind = r.reason.split(" (").next().unwrap_or_default();
-            let group = match groups
+            let (kind, detail) = split_reason(&r.reason);
+            let i = match groups
                 .iter()
                 .position(|g| g.filter == r.filter && g.kind == kind)
             {
-                Some(i) => &mut groups[i],
+                Some(i) => i,
                 None => {
                     groups.push(FilterRejections {
                         filter: r.filter,
                         kind: kind.to_owned(),
                         nodes: 0,
+                        details: Vec::new(),
                         examples: Vec::new(),
                     });
-                    groups.last_mut().expect("just pushed")
+                    groups.len() - 1
                 }
             };
+            let group = &mut groups[i];
             group.nodes += 1;
-            if group.examples.len() < SAMPLE_REASONS {
-                group.examples.push((node.clone(), r.reason.clone()));
+            if group.examples.len() < SAMPLES {
+                group.examples.push(node.clone());
+            }
+            if !detail.is_empty() {
+                match group.details.iter().position(|(d, _)| d == detail) {
+                    Some(j) => group.details[j].1 += 1,
+                    None if group.details.len() < SAMPLES => {
+                        group.details.push((detail.to_owned(), 1));
+                    }
+                    None => {}
+                }
             }
         }
         // Stable: equal counts keep their order of first appearance.
@@ -84,17 +106,20 @@ impl fmt::Display for RejectionSummary {
         )?;
         for (i, g) in self.groups.iter().enumerate() {
             f.write_str(if i == 0 { ": " } else { "; " })?;
-            write!(f, "{} node{}: {} (", g.nodes, plural(g.nodes), g.kind)?;
-            for (j, (node, reason)) in g.examples.iter().enumerate() {
-                if j > 0 {
-                    f.write_str(", ")?;
+            write!(f, "{} node{}: {}", g.nodes, plural(g.nodes), g.kind)?;
+            if !g.details.is_empty() {
+                let counted: usize = g.details.iter().map(|(_, c)| c).sum();
+                let details: Vec<&str> = g.details.iter().map(|(d, _)| d.as_str()).collect();
+                write!(f, " ({}", details.join("; "))?;
+                if counted < g.nodes {
+                    f.write_str("; ...")?;
                 }
-                write!(f, "{node}: {reason}")?;
+                f.write_str(")")?;
             }
+            write!(f, " on {}", g.examples.join(", "))?;
             if g.nodes > g.examples.len() {
-                write!(f, ", ...")?;
+                f.write_str(", ...")?;
             }
-            f.write_str(")")?;
         }
         Ok(())
     }
@@ -165,7 +190,11 @@ impl Placement {
             .iter()
             .map(|(name, w)| format!("{name} x{w:.2}"))
             .collect();
-        let _ = write!(out, "{:>4}  {:<node_width$}  {:>7}", "rank", "node", "total");
+        let _ = write!(
+            out,
+            "{:>4}  {:<node_width$}  {:>7}",
+            "rank", "node", "total"
+        );
         for h in &headers {
             let _ = write!(out, "  {h:>7}");
         }

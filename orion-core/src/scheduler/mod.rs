@@ -24,9 +24,7 @@ pub mod filters;
 pub mod scorers;
 
 pub use explain::{FilterRejections, RejectionSummary};
-pub use pipeline::{
-    NodeScore, Placement, PlacementOutcome, Sample, Scheduler, SchedulerConfig,
-};
+pub use pipeline::{NodeScore, Placement, PlacementOutcome, Sample, Scheduler, SchedulerConfig};
 pub use view::{ClusterView, NodeView};
 
 /// What is being placed: one task of `spec`.
@@ -137,3 +135,6 @@ pub fn snapshot(nodes: &[Node], tasks: &[Task], network: &NetworkMatrix) -> Clus
 
 /// Counts of a service's active tasks per node id; used by spread and per-node limits.
 pub type ServiceCounts = HashMap<NodeId, u32>;
+
+#[cfg(test)]
+mod tests;

@@ -345,7 +345,11 @@ impl Scheduler {
         let nodes = view.nodes();
         let n = nodes.len();
         let k = self.scorers.len();
-        let weights: Vec<f64> = self.scorers.iter().map(|s| self.weight_of(s, req)).collect();
+        let weights: Vec<f64> = self
+            .scorers
+            .iter()
+            .map(|s| self.weight_of(s, req))
+            .collect();
         let limit = self.config.sample_limit(n);
         let mut rng = SplitMix64::for_task(self.config.seed, req.task_id);
         let offset = rng.below(n);
@@ -365,7 +369,11 @@ impl Scheduler {
             let mut total = 0.0;
             for (s, w) in self.scorers.iter().zip(&weights) {
                 let raw = s.scorer.score(req, nv, view);
-                let score = if raw.is_nan() { 0.0 } else { raw.clamp(0.0, 1.0) };
+                let score = if raw.is_nan() {
+                    0.0
+                } else {
+                    raw.clamp(0.0, 1.0)
+                };
                 scores.push(score);
                 total += score * w;
             }
@@ -382,9 +390,8 @@ impl Scheduler {
             };
         }
         let feasible = candidates.len();
-        let order = |a: &Candidate, b: &Candidate| {
-            b.total.total_cmp(&a.total).then(a.tie.cmp(&b.tie))
-        };
+        let order =
+            |a: &Candidate, b: &Candidate| b.total.total_cmp(&a.total).then(a.tie.cmp(&b.tie));
         let top = self.config.explain_top.max(1).min(feasible);
         // Candidate positions in `scores` are their push order; keep it before reordering.
         let mut ranked: Vec<(usize, Candidate)> = candidates.into_iter().enumerate().collect();
@@ -424,7 +431,11 @@ impl Scheduler {
     }
 
     /// Every node's first rejection, in view order (the slow path of an unplaceable task).
-    fn rejections(&self, req: &PlacementRequest<'_>, view: &ClusterView) -> Vec<(NodeId, Rejection)> {
+    fn rejections(
+        &self,
+        req: &PlacementRequest<'_>,
+        view: &ClusterView,
+    ) -> Vec<(NodeId, Rejection)> {
         view.nodes()
             .iter()
             .filter_map(|nv| {

@@ -61,8 +61,12 @@ fn first_violation(s: &Scheduling, node: &NodeView) -> Option<String> {
         let have = labels.get(key);
         if have != Some(want) {
             return Some(match have {
-                Some(v) => format!("node selector mismatch (needs {key}={want}, node has {key}={v})"),
-                None => format!("node selector mismatch (needs {key}={want}, node has no {key} label)"),
+                Some(v) => {
+                    format!("node selector mismatch (needs {key}={want}, node has {key}={v})")
+                }
+                None => {
+                    format!("node selector mismatch (needs {key}={want}, node has no {key} label)")
+                }
             });
         }
     }
@@ -133,7 +137,9 @@ mod tests {
 
     fn nodes() -> Vec<crate::model::Node> {
         vec![
-            node("a", 1000, 1024).with_label("zone", "us-1").with_label("disk", "ssd"),
+            node("a", 1000, 1024)
+                .with_label("zone", "us-1")
+                .with_label("disk", "ssd"),
             node("b", 1000, 1024).with_label("zone", "edge-2"),
             node("c", 1000, 1024),
         ]
@@ -164,7 +170,9 @@ mod tests {
     fn node_selector_needs_every_label() {
         let v = view(nodes(), &[]);
         let mut s = spec("web", 1, 1);
-        s.scheduling.node_selector.insert("disk".into(), "ssd".into());
+        s.scheduling
+            .node_selector
+            .insert("disk".into(), "ssd".into());
         assert_eq!(passing(&s, &v), ["a"]);
         let r = ConstraintsFilter::new()
             .check(&PlacementRequest::new(&s, "t"), &v.nodes()[1], &v)

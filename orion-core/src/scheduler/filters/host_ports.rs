@@ -124,7 +124,10 @@ mod tests {
         let f = HostPortsFilter::new();
         assert!(f.feasible(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v));
         v.assign("a", "web", s.resources.into());
-        assert!(f.check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v).is_err());
+        assert!(
+            f.check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v)
+                .is_err()
+        );
     }
 
     #[test]
@@ -132,6 +135,10 @@ mod tests {
         let s = with_port(spec("web", 100, 64), 0);
         let mut v = view(vec![node("a", 4000, 4096)], &[]);
         v.assign("a", "web", s.resources.into());
-        assert!(HostPortsFilter::new().feasible(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v));
+        assert!(HostPortsFilter::new().feasible(
+            &PlacementRequest::new(&s, "t"),
+            &v.nodes()[0],
+            &v
+        ));
     }
 }

@@ -26,7 +26,10 @@ impl Filter for MaxTasksFilter {
         {
             return Err(Rejection::new(
                 NAME,
-                format!("node task limit reached ({} of max_tasks {max})", node.task_count),
+                format!(
+                    "node task limit reached ({} of max_tasks {max})",
+                    node.task_count
+                ),
             ));
         }
         if let Some(max) = req.spec.scheduling.max_per_node {
@@ -100,6 +103,9 @@ mod tests {
             .unwrap_err();
         assert!(r.reason.contains("max_per_node 1"), "{}", r.reason);
         s.scheduling.max_per_node = Some(2);
-        assert!(f.check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v).is_ok());
+        assert!(
+            f.check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v)
+                .is_ok()
+        );
     }
 }

@@ -73,13 +73,19 @@ mod tests {
     #[test]
     fn fits_only_where_every_dimension_fits() {
         let busy = running("other", "small", Resources::new(0, 896 * MIB));
-        let v = view(vec![node("big", 4000, 4096), node("small", 4000, 1024)], &[busy]);
+        let v = view(
+            vec![node("big", 4000, 4096), node("small", 4000, 1024)],
+            &[busy],
+        );
         let s = spec("web", 500, 512);
         let req = PlacementRequest::new(&s, "t");
         let f = ResourcesFilter::new();
         assert!(f.check(&req, &v.nodes()[0], &v).is_ok());
         let r = f.check(&req, &v.nodes()[1], &v).unwrap_err();
-        assert_eq!(r.reason, "insufficient memory (needs 512 MiB, 128 MiB free)");
+        assert_eq!(
+            r.reason,
+            "insufficient memory (needs 512 MiB, 128 MiB free)"
+        );
         assert!(!f.feasible(&req, &v.nodes()[1], &v));
     }
 
@@ -106,6 +112,10 @@ mod tests {
     fn an_exact_fit_is_feasible() {
         let v = view(vec![node("n", 500, 512)], &[]);
         let s = spec("web", 500, 512);
-        assert!(ResourcesFilter::new().feasible(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v));
+        assert!(ResourcesFilter::new().feasible(
+            &PlacementRequest::new(&s, "t"),
+            &v.nodes()[0],
+            &v
+        ));
     }
 }

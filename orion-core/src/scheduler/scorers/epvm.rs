@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn marginal_cost_follows_the_formula() {
         let tasks = [running("x", "half", Resources::new(2000, 2048 * MIB))];
-        let v = view(vec![node("idle", 4000, 4096), node("half", 4000, 4096)], &tasks);
+        let v = view(
+            vec![node("idle", 4000, 4096), node("half", 4000, 4096)],
+            &tasks,
+        );
         let s = spec("web", 1000, 1024);
         let req = PlacementRequest::new(&s, "t");
         let sc = Epvm::new(); // a = 4
@@ -83,7 +86,10 @@ mod tests {
     #[test]
     fn prefers_the_less_loaded_node_even_when_the_request_is_the_same_fraction() {
         // Same absolute request; on the bigger node it is a smaller fraction.
-        let v = view(vec![node("small", 2000, 2048), node("big", 8000, 8192)], &[]);
+        let v = view(
+            vec![node("small", 2000, 2048), node("big", 8000, 8192)],
+            &[],
+        );
         let s = spec("web", 1000, 1024);
         let req = PlacementRequest::new(&s, "t");
         let sc = Epvm::with_base(10.0);

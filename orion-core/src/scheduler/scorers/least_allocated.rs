@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn more_free_after_placement_scores_higher() {
         let tasks = [running("x", "busy", Resources::new(2000, 2048 * MIB))];
-        let v = view(vec![node("idle", 4000, 4096), node("busy", 4000, 4096)], &tasks);
+        let v = view(
+            vec![node("idle", 4000, 4096), node("busy", 4000, 4096)],
+            &tasks,
+        );
         let s = spec("web", 1000, 1024);
         let req = PlacementRequest::new(&s, "t");
         let sc = LeastAllocated::new();
@@ -102,8 +105,14 @@ mod tests {
         assert!((LeastAllocated::cpu().score(&req, &v.nodes()[0], &v) - 0.75).abs() < 1e-9);
         assert_eq!(LeastAllocated::memory().score(&req, &v.nodes()[0], &v), 0.0);
         assert_eq!(LeastAllocated::cpu().weight_class(), ScorerWeightClass::Cpu);
-        assert_eq!(LeastAllocated::memory().weight_class(), ScorerWeightClass::Memory);
-        assert_eq!(LeastAllocated::new().weight_class(), ScorerWeightClass::Fixed);
+        assert_eq!(
+            LeastAllocated::memory().weight_class(),
+            ScorerWeightClass::Memory
+        );
+        assert_eq!(
+            LeastAllocated::new().weight_class(),
+            ScorerWeightClass::Fixed
+        );
     }
 
     #[test]

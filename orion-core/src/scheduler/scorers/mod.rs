@@ -111,7 +111,11 @@ fn mean_over(
         .fold((0.0, 0u32), |(s, c), &(used, need, cap)| {
             (s + f(used, need, cap), c + 1)
         });
-    if count == 0 { 0.0 } else { sum / f64::from(count) }
+    if count == 0 {
+        0.0
+    } else {
+        sum / f64::from(count)
+    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn fuller_nodes_score_higher() {
         let tasks = [running("x", "busy", Resources::new(2000, 2048 * MIB))];
-        let v = view(vec![node("idle", 4000, 4096), node("busy", 4000, 4096)], &tasks);
+        let v = view(
+            vec![node("idle", 4000, 4096), node("busy", 4000, 4096)],
+            &tasks,
+        );
         let s = spec("web", 1000, 1024);
         let req = PlacementRequest::new(&s, "t");
         let sc = MostAllocated::new();

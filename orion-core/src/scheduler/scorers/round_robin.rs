@@ -59,7 +59,14 @@ mod tests {
 
     #[test]
     fn cycles_through_the_nodes_in_order() {
-        let mut v = view(vec![node("a", 1000, 1024), node("b", 1000, 1024), node("c", 1000, 1024)], &[]);
+        let mut v = view(
+            vec![
+                node("a", 1000, 1024),
+                node("b", 1000, 1024),
+                node("c", 1000, 1024),
+            ],
+            &[],
+        );
         let s = spec("web", 10, 16);
         let req = PlacementRequest::new(&s, "t");
         let mut seen = Vec::new();

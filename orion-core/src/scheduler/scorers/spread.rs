@@ -27,7 +27,12 @@ impl Scorer for Spread {
     fn score(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> f64 {
         let service = req.spec.name.as_str();
         let node_term = 1.0 / (1.0 + f64::from(node.count_of(service)));
-        let label = req.spec.scheduling.spread_by.as_deref().unwrap_or(ZONE_LABEL);
+        let label = req
+            .spec
+            .scheduling
+            .spread_by
+            .as_deref()
+            .unwrap_or(ZONE_LABEL);
         let Some(value) = node.node.labels.get(label) else {
             return node_term;
         };
@@ -63,9 +68,15 @@ mod tests {
 
     fn zoned() -> Vec<crate::model::Node> {
         vec![
-            node("a1", 1000, 1024).with_label("zone", "a").with_label("rack", "r1"),
-            node("a2", 1000, 1024).with_label("zone", "a").with_label("rack", "r2"),
-            node("b1", 1000, 1024).with_label("zone", "b").with_label("rack", "r1"),
+            node("a1", 1000, 1024)
+                .with_label("zone", "a")
+                .with_label("rack", "r1"),
+            node("a2", 1000, 1024)
+                .with_label("zone", "a")
+                .with_label("rack", "r2"),
+            node("b1", 1000, 1024)
+                .with_label("zone", "b")
+                .with_label("rack", "r1"),
         ]
     }
 
