@@ -84,7 +84,7 @@ impl RejectionSummary {
             }
         }
         // Stable: equal counts keep their order of first appearance.
-        groups.sort_by(|a, b| b.nodes.cmp(&a.nodes));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.nodes));
         RejectionSummary {
             nodes: rejections.len(),
             groups,

@@ -7,7 +7,31 @@
 //! [`Placement`] so `orion plan` can explain a decision.
 //!
 //! Filters and scorers are synchronous functions over an immutable [`ClusterView`] snapshot.
-//! Write your own by implementing [`Filter`] or [`Scorer`].
+//! Write your own by implementing [`Filter`] or [`Scorer`]; `docs/scheduling.md` describes every
+//! built-in plugin and its formula.
+//!
+//! ```
+//! use orion_core::model::{NetworkMatrix, Node, Resources, ServiceSpec};
+//! use orion_core::scheduler::{ClusterView, PlacementRequest, Scheduler, SchedulerConfig};
+//!
+//! let gib = 1024 * 1024 * 1024;
+//! let nodes = vec![
+//!     Node::new("small", Resources::new(2000, 2 * gib)).with_label("zone", "a"),
+//!     Node::new("large", Resources::new(8000, 16 * gib)).with_label("zone", "b"),
+//! ];
+//! let mut view = ClusterView::new(nodes, &[], NetworkMatrix::new());
+//! let scheduler = Scheduler::default_pipeline(SchedulerConfig::with_seed(42));
+//! let spec = ServiceSpec::new("web", "nginx", 2);
+//! for id in ["web-0-a", "web-1-b"] {
+//!     let req = PlacementRequest::new(&spec, id);
+//!     let outcome = scheduler.place(&req, &view);
+//!     let placement = outcome.placement().expect("both nodes fit");
+//!     println!("{}", placement.explain());
+//!     view.assign_request(&placement.node, &req);
+//! }
+//! // Spread sends the second replica to the other zone.
+//! assert_eq!(view.service_nodes("web").count(), 2);
+//! ```
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -138,3 +162,8 @@ pub type ServiceCounts = HashMap<NodeId, u32>;
 
 #[cfg(test)]
 mod tests;
+
+/// `docs/scheduling.md`, compiled so that its examples are tested.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/scheduling.md")]
+pub struct SchedulingGuide;

@@ -169,7 +169,10 @@ struct WeightedScorer {
 /// A feasible node on the hot path: no allocation, scores live in a shared flat buffer.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
+    /// Position in `ClusterView::nodes`.
     index: usize,
+    /// Position in the scan (its scores are `scores[pos * k..(pos + 1) * k]`).
+    pos: usize,
     total: f64,
     tie: u64,
 }
@@ -379,6 +382,7 @@ impl Scheduler {
             }
             candidates.push(Candidate {
                 index,
+                pos: candidates.len(),
                 total,
                 tie: rng.next_u64(),
             });
@@ -393,30 +397,33 @@ impl Scheduler {
         let order =
             |a: &Candidate, b: &Candidate| b.total.total_cmp(&a.total).then(a.tie.cmp(&b.tie));
         let top = self.config.explain_top.max(1).min(feasible);
-        // Candidate positions in `scores` are their push order; keep it before reordering.
-        let mut ranked: Vec<(usize, Candidate)> = candidates.into_iter().enumerate().collect();
         if top < feasible {
-            ranked.select_nth_unstable_by(top - 1, |a, b| order(&a.1, &b.1));
-            ranked.truncate(top);
+            candidates.select_nth_unstable_by(top - 1, order);
+            candidates.truncate(top);
         }
-        ranked.sort_unstable_by(|a, b| order(&a.1, &b.1));
-        let names: Vec<&'static str> = self.scorers.iter().map(|s| s.scorer.name()).collect();
-        let candidates: Vec<NodeScore> = ranked
+        candidates.sort_unstable_by(order);
+        let ranked: Vec<NodeScore> = candidates
             .iter()
-            .map(|(pos, c)| NodeScore {
+            .map(|c| NodeScore {
                 node: nodes[c.index].node.id.clone(),
                 total: c.total,
-                by_scorer: names
+                by_scorer: self
+                    .scorers
                     .iter()
-                    .copied()
-                    .zip(scores[pos * k..(pos + 1) * k].iter().copied())
+                    .map(|s| s.scorer.name())
+                    .zip(scores[c.pos * k..(c.pos + 1) * k].iter().copied())
                     .collect(),
             })
             .collect();
         PlacementOutcome::Placed(Placement {
-            node: candidates[0].node.clone(),
-            candidates,
-            weights: names.into_iter().zip(weights).collect(),
+            node: ranked[0].node.clone(),
+            candidates: ranked,
+            weights: self
+                .scorers
+                .iter()
+                .map(|s| s.scorer.name())
+                .zip(weights)
+                .collect(),
             visited,
             nodes: n,
             feasible,

@@ -70,3 +70,33 @@ mod tests {
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }
+
+/// FNV-1a as a [`std::hash::Hasher`], for the view's internal maps keyed by short node and
+/// service names (several lookups per node scored; SipHash costs more than the scoring).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Builds [`FnvHasher`]s.
+pub(crate) type FnvBuildHasher = std::hash::BuildHasherDefault<FnvHasher>;
+
+/// A `HashMap` with [`FnvHasher`].
+pub(crate) type FnvMap<K, V> = std::collections::HashMap<K, V, FnvBuildHasher>;

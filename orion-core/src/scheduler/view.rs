@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::rng::FnvMap;
 use crate::model::spec::{PortSpec, Protocol, ServiceSpec};
 use crate::model::{NetworkMatrix, Node, NodeId, PublishedPort, Resources, Task};
 
@@ -72,14 +73,14 @@ fn published_port(p: &PublishedPort) -> Option<(u16, Protocol)> {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     nodes: Vec<NodeView>,
-    index: HashMap<NodeId, usize>,
+    index: FnvMap<NodeId, usize>,
     network: NetworkMatrix,
     /// service -> node id -> active tasks of the service on that node.
-    by_service: HashMap<String, HashMap<NodeId, u32>>,
+    by_service: FnvMap<String, FnvMap<NodeId, u32>>,
     /// service -> zone label value -> active tasks of the service in that zone.
-    by_zone: HashMap<String, HashMap<String, u32>>,
+    by_zone: FnvMap<String, FnvMap<String, u32>>,
     /// service -> its spec's fixed host ports (from [`ClusterView::with_specs`]).
-    service_ports: HashMap<String, Vec<(u16, Protocol)>>,
+    service_ports: FnvMap<String, Vec<(u16, Protocol)>>,
     placements: u64,
     total_tasks: u64,
     last_assigned: Option<usize>,
@@ -243,6 +244,19 @@ impl ClusterView {
         self.index.get(id).copied()
     }
 
+    /// Position of `node` in [`ClusterView::nodes`], in O(1) when `node` is borrowed from this
+    /// view (found by address), else by id.
+    pub fn index_of(&self, node: &NodeView) -> Option<usize> {
+        let size = std::mem::size_of::<NodeView>();
+        let start = self.nodes.as_ptr() as usize;
+        let by_address = (std::ptr::from_ref(node) as usize)
+            .checked_sub(start)
+            .filter(|offset| offset % size == 0)
+            .map(|offset| offset / size)
+            .filter(|&i| i < self.nodes.len());
+        by_address.or_else(|| self.position(node.id()))
+    }
+
     /// Network measurements between nodes.
     pub fn network(&self) -> &NetworkMatrix {
         &self.network
@@ -306,9 +320,10 @@ impl ClusterView {
     }
 }
 
-fn bump<K>(map: &mut HashMap<K, u32>, key: &str)
+fn bump<K, S>(map: &mut HashMap<K, u32, S>, key: &str)
 where
     K: std::borrow::Borrow<str> + std::hash::Hash + Eq + for<'a> From<&'a str>,
+    S: std::hash::BuildHasher,
 {
     match map.get_mut(key) {
         Some(c) => *c += 1,

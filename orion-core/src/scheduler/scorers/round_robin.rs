@@ -23,7 +23,7 @@ impl Scorer for RoundRobin {
 
     fn score(&self, _req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> f64 {
         let n = view.nodes().len();
-        let Some(i) = view.position(node.id()) else {
+        let Some(i) = view.index_of(node) else {
             return 0.0;
         };
         let preferred = match view.last_assigned() {
@@ -76,6 +76,16 @@ mod tests {
             seen.push(n);
         }
         assert_eq!(seen, ["a", "b", "c", "a"]);
+    }
+
+    #[test]
+    fn index_of_finds_borrowed_and_foreign_nodes() {
+        let v = view(vec![node("a", 1000, 1024), node("b", 1000, 1024)], &[]);
+        assert_eq!(v.index_of(&v.nodes()[1]), Some(1));
+        let copy = v.nodes()[1].clone();
+        assert_eq!(v.index_of(&copy), Some(1));
+        let other = view(vec![node("z", 1, 1)], &[]);
+        assert_eq!(v.index_of(&other.nodes()[0]), None);
     }
 
     #[test]
