@@ -61,6 +61,9 @@ pub struct SchedulerConfig {
     pub weights: ScoringWeights,
     /// Weight of the spread scorer in [`Scheduler::default_pipeline`] (default 0.3).
     pub spread_weight: f64,
+    /// Weight of the zone affinity scorer (preferred zones) in
+    /// [`Scheduler::default_pipeline`] (default 0.3).
+    pub affinity_weight: f64,
     /// How many of the best candidates a [`Placement`] keeps for explanation (default 10).
     pub explain_top: usize,
 }
@@ -73,6 +76,7 @@ impl Default for SchedulerConfig {
             full_scan_up_to: 128,
             weights: ScoringWeights::default(),
             spread_weight: 0.3,
+            affinity_weight: 0.3,
             explain_top: 10,
         }
     }
@@ -96,6 +100,7 @@ impl SchedulerConfig {
             ("scheduler.weights.memory", w.memory),
             ("scheduler.weights.network", w.network),
             ("scheduler.spread_weight", self.spread_weight),
+            ("scheduler.affinity_weight", self.affinity_weight),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 errs.push(path, v, "a finite weight >= 0");
@@ -219,7 +224,8 @@ impl Scheduler {
     }
 
     /// The default scorers and their weights: `least_allocated_cpu` (weight `weights.cpu`),
-    /// `least_allocated_memory` (`weights.memory`) and `spread` (`spread_weight`).
+    /// `least_allocated_memory` (`weights.memory`), `spread` (`spread_weight`) and
+    /// `zone_affinity` (`affinity_weight`; neutral for specs without preferred zones).
     pub fn default_scorers(config: &SchedulerConfig) -> Vec<(Box<dyn Scorer>, f64)> {
         vec![
             (
@@ -231,6 +237,10 @@ impl Scheduler {
                 config.weights.memory,
             ),
             (Box::new(scorers::Spread::new()), config.spread_weight),
+            (
+                Box::new(scorers::ZoneAffinity::new()),
+                config.affinity_weight,
+            ),
         ]
     }
 

@@ -82,7 +82,12 @@ fn a_placement_keeps_every_scorer_score_and_explains_itself() {
     let names: Vec<_> = p.weights.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
-        ["least_allocated_cpu", "least_allocated_memory", "spread"]
+        [
+            "least_allocated_cpu",
+            "least_allocated_memory",
+            "spread",
+            "zone_affinity"
+        ]
     );
     for c in &p.candidates {
         let weighted: f64 = c
@@ -103,6 +108,20 @@ fn a_placement_keeps_every_scorer_score_and_explains_itself() {
         "{table}"
     );
     assert_eq!(table.lines().count(), 2 + 6, "{table}");
+}
+
+#[test]
+fn preferred_zones_win_when_resources_tie() {
+    let v = view(cluster(8), &[]);
+    let mut spec = spec("web", 100, 64);
+    spec.scheduling.affinity = vec![crate::model::spec::AffinityRule::Zone {
+        zones: vec!["z1".into()],
+        required: false,
+    }];
+    let s = Scheduler::default_pipeline(SchedulerConfig::with_seed(3));
+    let out = s.place(&PlacementRequest::new(&spec, "web-0"), &v);
+    let node = out.node().unwrap();
+    assert_eq!(v.node(node).unwrap().node.zone(), Some("z1"), "{node}");
 }
 
 #[test]

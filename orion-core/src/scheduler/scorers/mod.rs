@@ -8,6 +8,7 @@
 //! | `round_robin` | the node after the last one placed on, in view order | fixed |
 //! | `epvm` | the smallest marginal cost `sum a^u_after - a^u_before` (E-PVM) | fixed |
 //! | `spread` | zones (or the `spread_by` label) and nodes with fewer tasks of the service | fixed |
+//! | `zone_affinity` | the spec's preferred zones (`affinity: [{type: zone, required: false}]`) | fixed |
 //!
 //! Network scorers live in `orion-netscore` and plug in with class
 //! [`ScorerWeightClass::Network`](super::ScorerWeightClass::Network).
@@ -19,18 +20,20 @@ mod least_allocated;
 mod most_allocated;
 mod round_robin;
 mod spread;
+mod zone_affinity;
 
 pub use epvm::Epvm;
 pub use least_allocated::LeastAllocated;
 pub use most_allocated::MostAllocated;
 pub use round_robin::RoundRobin;
 pub use spread::Spread;
+pub use zone_affinity::ZoneAffinity;
 
 use super::{NodeView, PlacementRequest, Scorer};
 use crate::error::{Result, ValidationErrors};
 
 /// Names accepted by [`by_name`].
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     least_allocated::NAME,
     least_allocated::NAME_CPU,
     least_allocated::NAME_MEMORY,
@@ -38,6 +41,7 @@ pub const NAMES: [&str; 7] = [
     round_robin::NAME,
     epvm::NAME,
     spread::NAME,
+    zone_affinity::NAME,
 ];
 
 /// A built-in scorer by its name (see [`NAMES`]); an unknown name is an
@@ -51,6 +55,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Scorer>> {
         round_robin::NAME => Box::new(RoundRobin::new()),
         epvm::NAME => Box::new(Epvm::new()),
         spread::NAME => Box::new(Spread::new()),
+        zone_affinity::NAME => Box::new(ZoneAffinity::new()),
         _ => {
             let mut errs = ValidationErrors::default();
             errs.push(
