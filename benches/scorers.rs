@@ -220,6 +220,32 @@ fn quality_report() {
     );
 }
 
+/// Sequential throughput of the default pipeline at 5k nodes: place and assign 20,000 tasks
+/// (the view fills as it goes), timed as a whole. Target: at least 20,000 tasks/s on one core.
+fn throughput_report() {
+    let services = services();
+    let tasks = task_ids(&services, 20_000);
+    let scheduler = Scheduler::default_pipeline(SchedulerConfig::with_seed(1));
+    let mut view = half_loaded_view(5_000);
+    let started = std::time::Instant::now();
+    let mut placed = 0u32;
+    for (s, id) in &tasks {
+        let req = PlacementRequest::new(&services[*s], id);
+        if let PlacementOutcome::Placed(p) = scheduler.place(&req, &view) {
+            view.assign_request(&p.node, &req);
+            placed += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "default pipeline, 5000 half-loaded nodes: placed {placed} of {} tasks (place + assign) \
+         in {:.1} ms = {:.0} tasks/s\n",
+        tasks.len(),
+        secs * 1e3,
+        f64::from(placed) / secs
+    );
+}
+
 fn bench_placements(c: &mut Criterion) {
     let services = services();
     let tasks = task_ids(&services, 1_024);
@@ -253,6 +279,7 @@ fn bench_placements(c: &mut Criterion) {
 
 fn main() {
     quality_report();
+    throughput_report();
     let mut c = Criterion::default().configure_from_args();
     bench_placements(&mut c);
     c.final_summary();
