@@ -443,3 +443,25 @@ fn spread_and_zones_work_together_in_the_default_pipeline() {
     assert_eq!(per_zone.len(), 4, "{placed:?} {per_zone:?}");
     assert!(per_zone.values().all(|c| *c == 2), "{per_zone:?}");
 }
+
+#[test]
+fn config_reads_from_a_file_with_defaults_for_the_rest() {
+    let c: SchedulerConfig =
+        serde_json::from_str(r#"{"seed": 3, "sample": {"fixed": 8}, "weights": {"cpu": 1.0}}"#)
+            .unwrap();
+    assert_eq!(c.seed, 3);
+    assert_eq!(c.sample, Sample::Fixed(8));
+    assert_eq!(c.weights.cpu, 1.0);
+    assert_eq!(
+        c.weights.memory, 0.0,
+        "an omitted weight is 0, as in a spec"
+    );
+    assert_eq!(
+        c.full_scan_up_to,
+        SchedulerConfig::default().full_scan_up_to
+    );
+    let log2: SchedulerConfig = serde_json::from_str(r#"{"sample": "log2"}"#).unwrap();
+    assert_eq!(log2.sample, Sample::Log2);
+    let err = serde_json::from_str::<SchedulerConfig>(r#"{"sampel": "all"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `sampel`"), "{err}");
+}
