@@ -7,7 +7,9 @@ use orion_runtime::testing::{docker_fixture, ensure_test_image, require_docker};
 use orion_runtime::{DockerRuntime, PullPolicy};
 
 async fn runtime() -> DockerRuntime {
-    ensure_test_image().await.expect("the busybox test image loads");
+    ensure_test_image()
+        .await
+        .expect("the busybox test image loads");
     DockerRuntime::from_client(require_docker().await)
 }
 
