@@ -32,6 +32,7 @@
 //! See `docs/runtimes.md` for how the runtimes differ.
 
 mod error;
+#[cfg(any(feature = "docker", feature = "process"))]
 mod lines;
 
 #[cfg(feature = "docker")]

@@ -105,7 +105,7 @@ fn container_name(labels: &BTreeMap<String, String>, index: usize) -> String {
 }
 
 /// Runs `body`, then removes every container carrying `labels`, then re-raises a failure.
-async fn with_cleanup<R, Fut>(runtime: &R, labels: &BTreeMap<String, String>, body: Fut)
+pub async fn with_cleanup<R, Fut>(runtime: &R, labels: &BTreeMap<String, String>, body: Fut)
 where
     R: Runtime,
     Fut: Future<Output = ()>,

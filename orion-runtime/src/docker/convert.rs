@@ -63,6 +63,8 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         mounts: Some(mounts).filter(|m| !m.is_empty()),
         nano_cpus: positive(spec.cpu_millicores.saturating_mul(1_000_000)),
         memory: positive(spec.memory_bytes),
+        // The limit covers swap too: a container over its limit is OOM-killed, not swapped.
+        memory_swap: positive(spec.memory_bytes),
         network_mode: Some(network_mode),
         dns: Some(spec.dns.clone()).filter(|d| !d.is_empty()),
         extra_hosts: Some(spec.extra_hosts.clone()).filter(|h| !h.is_empty()),

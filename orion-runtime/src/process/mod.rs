@@ -10,7 +10,8 @@
 //!   `ProcessRuntime` over the same directory lists and adopts them. Liveness is "pid exists, is
 //!   not a zombie, and its `/proc` start time matches the record", so a reused pid is never taken
 //!   for the process.
-//! - `stop` sends SIGTERM to the process group, waits the grace period, then SIGKILL.
+//! - `stop` sends SIGTERM to the process group, waits up to the grace period for the supervisor
+//!   to end, then SIGKILLs whatever is left of the group.
 //! - Logs are `stdout.log` / `stderr.log` in the state directory (no rotation).
 //! - No isolation: the program shares the host's network, filesystem and users. Hence fixed host
 //!   ports only (given to the program in `$PORT` and `$ORION_PORT_<container_port>`; it binds
@@ -46,13 +47,15 @@ use record::{ProcessRecord, STDERR_FILE, STDOUT_FILE};
 pub const NAME: &str = "process";
 
 /// The supervisor script, run as `sh -c SUPERVISOR orion-supervisor <exit file> <program> <args>`.
-/// It forwards SIGTERM/SIGINT to the program, waits for it, and writes its exit code to the exit
-/// file (via a temp file and `mv`, so readers never see half a number).
+/// Its traps are set before the program starts, so a SIGTERM never kills it before it can record
+/// a code. It forwards SIGTERM/SIGINT to the program, waits for it, and writes its exit code to
+/// the exit file (via a temp file and `mv`, so readers never see half a number).
 pub const SUPERVISOR: &str = r#"exit_file=$1; shift
+child=
+trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
+trap '[ -n "$child" ] && kill -INT "$child" 2>/dev/null' INT
 "$@" &
 child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM
-trap 'kill -INT "$child" 2>/dev/null' INT
 while :; do
   wait "$child"; code=$?
   kill -0 "$child" 2>/dev/null || break
@@ -380,6 +383,9 @@ impl ProcessRuntime {
         let group = Pid::from_raw(record.pid as i32);
         let _ = killpg(group, Signal::SIGTERM);
         if wait_until_dead(&record, grace).await {
+            // The supervisor is gone; what is left of its group (children that ignored SIGTERM
+            // or outlived the program) goes too, as in a container whose init has exited.
+            let _ = killpg(group, Signal::SIGKILL);
             return Ok(());
         }
         let _ = killpg(group, Signal::SIGKILL);
