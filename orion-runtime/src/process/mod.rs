@@ -10,8 +10,8 @@
 //!   `ProcessRuntime` over the same directory lists and adopts them. Liveness is "pid exists, is
 //!   not a zombie, and its `/proc` start time matches the record", so a reused pid is never taken
 //!   for the process.
-//! - `stop` sends SIGTERM to the process group, waits up to the grace period for the supervisor
-//!   to end, then SIGKILLs whatever is left of the group.
+//! - `stop` sends SIGTERM to every process of the group but the supervisor, waits up to the grace
+//!   period for the program to end, then SIGKILLs whatever is left of the group.
 //! - Logs are `stdout.log` / `stderr.log` in the state directory (no rotation).
 //! - No isolation: the program shares the host's network, filesystem and users. Hence fixed host
 //!   ports only (given to the program in `$PORT` and `$ORION_PORT_<container_port>`; it binds
@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use orion_core::model::PublishedPort;
 use orion_core::model::spec::NetworkMode;
@@ -47,19 +47,13 @@ use record::{ProcessRecord, STDERR_FILE, STDOUT_FILE};
 pub const NAME: &str = "process";
 
 /// The supervisor script, run as `sh -c SUPERVISOR orion-supervisor <exit file> <program> <args>`.
-/// Its traps are set before the program starts, so a SIGTERM never kills it before it can record
-/// a code. It forwards SIGTERM/SIGINT to the program, waits for it, and writes its exit code to
-/// the exit file (via a temp file and `mv`, so readers never see half a number).
+/// It starts the program, waits for it, and writes its exit code to the exit file (via a temp
+/// file and `mv`, so readers never see half a number). It sets no traps, so the program starts
+/// with default signal dispositions; `stop` signals every process of the group but this one.
 pub const SUPERVISOR: &str = r#"exit_file=$1; shift
-child=
-trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
-trap '[ -n "$child" ] && kill -INT "$child" 2>/dev/null' INT
 "$@" &
-child=$!
-while :; do
-  wait "$child"; code=$?
-  kill -0 "$child" 2>/dev/null || break
-done
+wait "$!"
+code=$?
 echo "$code" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"
 exit "$code"
 "#;
@@ -72,6 +66,8 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// The interval over which `stats` measures CPU use.
 const STATS_INTERVAL: Duration = Duration::from_millis(250);
+/// How long `create_and_start` waits for the supervisor to have forked the program.
+const FORK_WAIT: Duration = Duration::from_secs(2);
 
 /// Supervised host processes, with their state in one directory.
 #[derive(Debug)]
@@ -232,7 +228,10 @@ impl ProcessRuntime {
         std::fs::create_dir(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
         match self.spawn(&id, &dir, spec) {
-            Ok(record) => Ok(self.info(&dir, &record)),
+            Ok(record) => {
+                wait_for_program(&dir, &record).await;
+                Ok(self.info(&dir, &record))
+            }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
@@ -381,7 +380,12 @@ impl ProcessRuntime {
             return Ok(());
         }
         let group = Pid::from_raw(record.pid as i32);
-        let _ = killpg(group, Signal::SIGTERM);
+        // SIGTERM to the program and its children; the supervisor stays to record the code.
+        for (pid, _) in procfs::group_members(record.pid) {
+            if pid != record.pid {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+        }
         if wait_until_dead(&record, grace).await {
             // The supervisor is gone; what is left of its group (children that ignored SIGTERM
             // or outlived the program) goes too, as in a container whose init has exited.
@@ -484,6 +488,24 @@ fn port_env(spec: &ContainerSpec) -> Vec<(String, String)> {
         env.push(("PORT".to_owned(), first.host_port.to_string()));
     }
     env
+}
+
+/// Waits (bounded by [`FORK_WAIT`]) until the supervisor has forked the program, or it has all
+/// ended already, so that a `stop` right after the start reaches the program.
+async fn wait_for_program(dir: &Path, record: &ProcessRecord) {
+    let deadline = tokio::time::Instant::now() + FORK_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let forked = procfs::group_members(record.pid)
+            .iter()
+            .any(|(pid, _)| *pid != record.pid);
+        if forked
+            || record::read_exit_code(dir).is_some()
+            || !procfs::is_alive(record.pid, record.start_ticks)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Polls until the record's process is gone; false if it still runs after `limit`.

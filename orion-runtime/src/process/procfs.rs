@@ -60,29 +60,28 @@ fn page_size() -> u64 {
         .unwrap_or(4096)
 }
 
+/// Every live (non-zombie) process of group `pgrp`, with its stat.
+pub(crate) fn group_members(pgrp: u32) -> Vec<(u32, ProcStat)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, read_stat(pid)?)))
+        .filter(|(_, stat)| u32::try_from(stat.pgrp).ok() == Some(pgrp) && stat.state != 'Z')
+        .collect()
+}
+
 /// CPU ticks and resident bytes summed over every live process of group `pgrp`.
 pub(crate) fn group_usage(pgrp: u32) -> (u64, u64) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return (0, 0);
-    };
     let page = page_size();
-    let (mut ticks, mut resident) = (0, 0);
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Some(stat) = read_stat(pid) else { continue };
-        if u32::try_from(stat.pgrp).ok() != Some(pgrp) || stat.state == 'Z' {
-            continue;
-        }
-        ticks += stat.cpu_ticks;
-        resident += resident_pages(&entry.path()).unwrap_or(0) * page;
-    }
-    (ticks, resident)
+    group_members(pgrp)
+        .into_iter()
+        .fold((0, 0), |(ticks, resident), (pid, stat)| {
+            let pages = resident_pages(Path::new(&format!("/proc/{pid}"))).unwrap_or(0);
+            (ticks + stat.cpu_ticks, resident + pages * page)
+        })
 }
 
 fn resident_pages(proc_dir: &Path) -> Option<u64> {
