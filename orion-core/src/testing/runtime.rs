@@ -5,11 +5,13 @@
 //! programs). Each check labels its containers with [`test_labels`], unique per run, and removes
 //! them afterwards even when an assertion fails. Every wait is bounded in count and time.
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn exit_codes() {
-//!     let runtime = MyRuntime::new();
-//!     orion_core::testing::runtime::exit_codes(&runtime, &my_fixture()).await;
+//! ```no_run
+//! use orion_core::runtime::Runtime;
+//! use orion_core::testing::runtime::{self as suite, RuntimeFixture};
+//!
+//! async fn conformance<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
+//!     suite::lifecycle(runtime, fixture).await;
+//!     suite::exit_codes(runtime, fixture).await;
 //! }
 //! ```
 

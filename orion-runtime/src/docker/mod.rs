@@ -131,8 +131,11 @@ impl DockerRuntime {
                 reason: "absent from the engine and the pull policy is Never".to_owned(),
             });
         }
+        // Without a tag the engine would pull every tag of the repository.
+        let (repository, tag) = split_reference(image);
         let options = CreateImageOptions {
-            from_image: Some(image.to_owned()),
+            from_image: Some(repository.to_owned()),
+            tag: Some(tag.to_owned()),
             ..CreateImageOptions::default()
         };
         self.docker
@@ -392,6 +395,19 @@ impl DockerRuntime {
     }
 }
 
+/// Splits an image reference into what the pull API wants: the repository, and the tag or
+/// digest (`latest` when there is neither). A `:` before the last `/` is a registry port.
+fn split_reference(image: &str) -> (&str, &str) {
+    if let Some((repository, digest)) = image.split_once('@') {
+        return (repository, digest);
+    }
+    let name_start = image.rfind('/').map_or(0, |i| i + 1);
+    match image[name_start..].rfind(':') {
+        Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
 fn line(stream: LogStream, line: String) -> LogLine {
     LogLine { stream, line }
 }
@@ -439,5 +455,25 @@ impl Runtime for DockerRuntime {
 
     async fn exec(&self, id: &str, command: &[String]) -> orion_core::Result<ExecOutput> {
         Ok(self.exec_inner(id, command).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(split_reference("nginx"), ("nginx", "latest"));
+        assert_eq!(split_reference("nginx:1.27"), ("nginx", "1.27"));
+        assert_eq!(
+            split_reference("registry.local:5000/team/app"),
+            ("registry.local:5000/team/app", "latest")
+        );
+        assert_eq!(
+            split_reference("registry.local:5000/team/app:v2"),
+            ("registry.local:5000/team/app", "v2")
+        );
+        assert_eq!(split_reference("app@sha256:abcd"), ("app", "sha256:abcd"));
     }
 }
