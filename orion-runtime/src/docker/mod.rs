@@ -34,6 +34,9 @@ pub use convert::MIN_MEMORY_BYTES;
 /// The runtime's short name.
 pub const NAME: &str = "docker";
 
+/// Time allowed on top of the grace period for the engine to kill and report a stop.
+const STOP_MARGIN: Duration = Duration::from_secs(30);
+
 /// What [`DockerRuntime::ensure_image`](Runtime::ensure_image) does about an absent image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PullPolicy {
@@ -201,7 +204,13 @@ impl DockerRuntime {
             t: Some(i32::try_from(secs).unwrap_or(i32::MAX)),
             signal: None,
         };
-        match self.docker.stop_container(id, Some(options)).await {
+        // The engine answers only after the grace period: keep the HTTP timeout above it.
+        let client = if grace + STOP_MARGIN > self.docker.timeout() {
+            self.docker.clone().with_timeout(grace + STOP_MARGIN)
+        } else {
+            self.docker.clone()
+        };
+        match client.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
             Err(e) if is_status(&e, 304) => Ok(()),
