@@ -1,4 +1,7 @@
 //! Conformance suites for every trait (feature `testing`). Every implementation runs the suite of
-//! its trait. (Skeleton, filled by the store and runtime work.)
+//! its trait: `store` for [`Store`](crate::store::Store), `runtime` for
+//! [`Runtime`](crate::runtime::Runtime), `membership` for
+//! [`Membership`](crate::membership::Membership).
 
 pub mod membership;
+pub mod runtime;
