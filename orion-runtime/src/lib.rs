@@ -1,1 +1,4 @@
 //! orion-runtime (skeleton; see the issues that fill it).
+
+#[cfg(feature = "containerd")]
+pub mod containerd;
