@@ -361,12 +361,13 @@ impl ContainerdRuntime {
                 .collect(),
             BlobSource::File(_) => Vec::new(),
         };
+        // The commit carries the final offset: an offset of 0 would make containerd truncate.
         let commit = WriteContentRequest {
             action: WriteAction::Commit as i32,
             r#ref: reference.clone(),
             total,
             expected: digest.clone(),
-            offset: 0,
+            offset: total,
             data: Vec::new(),
             labels,
         };
