@@ -480,3 +480,37 @@ async fn twenty_concurrent_containers() {
     }
     assert!(rt.list(&filter).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn oom_kill_is_reported() {
+    let state = tempfile::tempdir().unwrap();
+    let rt = runtime_with_image(state.path()).await;
+    let (hog, killed) = ("orion-test-oom", "orion-test-killed");
+    fresh(&rt, &[hog, killed]).await;
+    // The string doubles until the 16 MiB limit is hit.
+    let mut s = spec(hog, &["sh", "-c", "x=0123456789; while :; do x=$x$x; done"]);
+    s.memory_bytes = 16 << 20;
+    rt.create_and_start(&s).await.unwrap();
+    assert_eq!(
+        wait_exited(&rt, hog).await,
+        ContainerStatus::Exited {
+            code: 137,
+            oom_killed: true
+        }
+    );
+    // A plain SIGKILL (exit 137 too) is not an OOM kill.
+    rt.create_and_start(&spec(killed, &["sleep", "300"]))
+        .await
+        .unwrap();
+    rt.stop(killed, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        rt.inspect(killed).await.unwrap().status,
+        ContainerStatus::Exited {
+            code: 137,
+            oom_killed: false
+        }
+    );
+    for id in [hog, killed] {
+        rt.remove(id).await.unwrap();
+    }
+}

@@ -41,6 +41,8 @@ const REF_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// Manifests and configs are small; anything bigger is not one.
 const MAX_METADATA_BLOB: usize = 16 << 20;
 const WRITE_CHUNK: usize = 1 << 20;
+/// How long an import's lease outlives a crashed importer.
+const IMPORT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// One image an import created or updated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +180,11 @@ impl ContainerdRuntime {
         self.leases()
             .create(self.request(LeaseCreate {
                 id: lease.clone(),
-                labels: HashMap::new(),
+                // Should this process die mid-import, containerd drops the lease by itself.
+                labels: HashMap::from([(
+                    "containerd.io/gc.expire".to_string(),
+                    rfc3339_utc(std::time::SystemTime::now() + IMPORT_LEASE_TTL),
+                )]),
             }))
             .await
             .map_err(on("create", "lease", &lease))?;
@@ -715,6 +721,30 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian calendar).
+fn rfc3339_utc(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn sha256_file(path: &Path) -> Result<(String, i64)> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
@@ -1009,6 +1039,14 @@ mod tests {
             name_candidates("localhost:5000/app"),
             ["localhost:5000/app", "localhost:5000/app:latest"]
         );
+    }
+
+    #[test]
+    fn lease_expiry_is_rfc3339() {
+        let at = |s: u64| rfc3339_utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   ports are [`Error::Unsupported`], never silently ignored.
 //! - Output of every container goes to two log files under the state directory, written by a
 //!   small logger the containerd shim runs (so logs survive a restart of the caller).
-//! - OOM kills are not detected: `oom_killed` is always `false`.
+//! - OOM kills are read from the cgroup's OOM-kill counter while the stopped task still exists.
 
 mod errors;
 mod image;

@@ -24,6 +24,14 @@ struct V1Metrics {
     cpu: Option<V1Cpu>,
     #[prost(message, optional, tag = "4")]
     memory: Option<V1Memory>,
+    #[prost(message, optional, tag = "9")]
+    memory_oom_control: Option<V1OomControl>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct V1OomControl {
+    #[prost(uint64, tag = "3")]
+    oom_kill: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -61,6 +69,14 @@ struct V2Metrics {
     cpu: Option<V2Cpu>,
     #[prost(message, optional, tag = "4")]
     memory: Option<V2Memory>,
+    #[prost(message, optional, tag = "8")]
+    memory_events: Option<V2MemoryEvents>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct V2MemoryEvents {
+    #[prost(uint64, tag = "5")]
+    oom_kill: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -86,6 +102,8 @@ pub(crate) struct Sample {
     /// Usage without the inactive page cache, as `docker stats` reports it.
     pub memory_bytes: u64,
     pub memory_limit: Option<u64>,
+    /// Processes of the cgroup the kernel's OOM killer ended.
+    pub oom_kills: u64,
 }
 
 /// Decodes a metrics `Any` by its type URL.
@@ -103,6 +121,7 @@ pub(crate) fn decode_sample(type_url: &str, value: &[u8]) -> Result<Sample> {
             cpu_nanos: m.cpu.and_then(|c| c.usage).map(|u| u.total).unwrap_or(0),
             memory_bytes: usage.usage.saturating_sub(memory.total_inactive_file),
             memory_limit: limit(usage.limit),
+            oom_kills: m.memory_oom_control.map(|o| o.oom_kill).unwrap_or(0),
         })
     } else if type_url.ends_with("cgroups.v2.Metrics") {
         let m = V2Metrics::decode(value).map_err(corrupt)?;
@@ -114,6 +133,7 @@ pub(crate) fn decode_sample(type_url: &str, value: &[u8]) -> Result<Sample> {
                 .unwrap_or(0),
             memory_bytes: memory.usage.saturating_sub(memory.inactive_file),
             memory_limit: limit(memory.usage_limit),
+            oom_kills: m.memory_events.map(|e| e.oom_kill).unwrap_or(0),
         })
     } else {
         Err(Error::Unsupported {
@@ -155,6 +175,12 @@ impl ContainerdRuntime {
         })
     }
 
+    /// Whether the OOM killer ended a process of the task's cgroup. The cgroup outlives the exit
+    /// until the task is deleted, so this works for a stopped task; `false` when unknowable.
+    pub(crate) async fn oom_killed(&self, id: &str) -> bool {
+        self.sample(id).await.is_ok_and(|s| s.oom_kills > 0)
+    }
+
     async fn sample(&self, id: &str) -> Result<Sample> {
         let metrics = self
             .tasks()
@@ -191,6 +217,7 @@ mod tests {
                     usage: 1_100,
                 }),
             }),
+            memory_oom_control: Some(V1OomControl { oom_kill: 1 }),
         };
         let s = decode_sample("io.containerd.cgroups.v1.Metrics", &v1.encode_to_vec()).unwrap();
         assert_eq!(
@@ -204,6 +231,7 @@ mod tests {
                 usage: 42,
                 usage_limit: 1 << 20,
             }),
+            memory_events: None,
         };
         let s = decode_sample("io.containerd.cgroups.v2.Metrics", &v2.encode_to_vec()).unwrap();
         assert_eq!(
@@ -222,6 +250,7 @@ mod tests {
             cpu_nanos: 0,
             memory_bytes: 0,
             memory_limit: None,
+            oom_kills: 0,
         };
         let b = Sample {
             cpu_nanos: 200_000_000,

@@ -406,7 +406,19 @@ impl ContainerdRuntime {
     pub(crate) async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
         let container = self.get_container(id).await?;
         let process = self.task_process(id).await?;
-        Ok(info_of(container, process.as_ref()))
+        Ok(self.with_oom(info_of(container, process.as_ref())).await)
+    }
+
+    /// A SIGKILLed exit (137) is checked against the cgroup's OOM-kill counter.
+    async fn with_oom(&self, mut info: ContainerInfo) -> ContainerInfo {
+        if let ContainerStatus::Exited {
+            code: 137,
+            oom_killed,
+        } = &mut info.status
+        {
+            *oom_killed = self.oom_killed(&info.id).await;
+        }
+        info
     }
 
     pub(crate) async fn list_containers(
@@ -434,14 +446,14 @@ impl ContainerdRuntime {
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();
-        let mut out: Vec<ContainerInfo> = containers
+        let mut out = Vec::new();
+        for container in containers
             .into_iter()
             .filter(|c| labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
-            .map(|c| {
-                let process = tasks.get(&c.id);
-                info_of(c, process)
-            })
-            .collect();
+        {
+            let process = tasks.get(&container.id);
+            out.push(self.with_oom(info_of(container, process)).await);
+        }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
