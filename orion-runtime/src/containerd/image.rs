@@ -813,7 +813,7 @@ fn layout_blob(root: &Path, descriptor: &JsonDescriptor) -> Result<StagedBlob> {
         ));
     }
     let path = root.join("blobs").join(algorithm).join(hex);
-    if !path.is_file() {
+    if !is_file_inside(root, &path) {
         return Err(invalid(
             "image layout",
             format!("missing blob {}", descriptor.digest),
@@ -824,6 +824,15 @@ fn layout_blob(root: &Path, descriptor: &JsonDescriptor) -> Result<StagedBlob> {
         path,
         descriptor: to_descriptor(descriptor),
     })
+}
+
+/// True for a regular file that is inside `root` once symlinks are resolved (a tarball's
+/// symlink must not make the import read a host file).
+fn is_file_inside(root: &Path, path: &Path) -> bool {
+    match (root.canonicalize(), path.canonicalize()) {
+        (Ok(root), Ok(path)) => path.starts_with(root) && path.is_file(),
+        _ => false,
+    }
 }
 
 /// Reads the unpacked tarball's index (OCI layout) or manifest.json (docker save).
@@ -915,7 +924,7 @@ fn plan_docker_save(root: &Path) -> Result<Vec<PlannedImage>> {
         })?;
     let staged = |relative: &str, media_type: &str| -> Result<StagedBlob> {
         let path = root.join(relative);
-        if relative.contains("..") || !path.is_file() {
+        if !is_file_inside(root, &path) {
             return Err(invalid(
                 "manifest.json",
                 relative,
@@ -1063,6 +1072,22 @@ mod tests {
         };
         let list = [d("sha256:a", "riscv-none"), d("sha256:b", oci_arch())];
         assert_eq!(choose_platform(&list).unwrap().digest, "sha256:b");
+    }
+
+    #[test]
+    fn blobs_must_stay_inside_the_tarball() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("layer")).unwrap();
+        std::fs::write(root.join("layer/layer.tar"), b"x").unwrap();
+        std::fs::write(dir.path().join("outside"), b"secret").unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("escape")).unwrap();
+        std::os::unix::fs::symlink("layer/layer.tar", root.join("alias")).unwrap();
+        assert!(is_file_inside(&root, &root.join("layer/layer.tar")));
+        assert!(is_file_inside(&root, &root.join("alias")));
+        assert!(!is_file_inside(&root, &root.join("escape")));
+        assert!(!is_file_inside(&root, &root.join("layer")));
+        assert!(!is_file_inside(&root, &root.join("missing")));
     }
 
     #[test]
