@@ -11,9 +11,11 @@
 //!   small logger the containerd shim runs (so logs survive a restart of the caller).
 //! - OOM kills are read from the cgroup's OOM-kill counter while the stopped task still exists.
 
+mod content;
 mod errors;
 mod image;
 mod io;
+mod layout;
 mod oci;
 mod stats;
 mod task;
