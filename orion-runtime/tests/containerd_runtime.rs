@@ -514,3 +514,59 @@ async fn oom_kill_is_reported() {
         rt.remove(id).await.unwrap();
     }
 }
+
+/// `GET /` over loopback; `None` until something answers.
+fn http_get(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[tokio::test]
+async fn host_network_serves_on_loopback() {
+    let state = tempfile::tempdir().unwrap();
+    let rt = runtime_with_image(state.path()).await;
+    let id = "orion-test-host-net";
+    fresh(&rt, &[id]).await;
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "hello from containerd\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut s = spec(id, &["httpd", "-f", "-p", &listen, "-h", "/www"]);
+    s.network_mode = NetworkMode::Host;
+    s.mounts = vec![Mount {
+        source: www.path().to_string_lossy().into_owned(),
+        target: "/www".into(),
+        read_only: true,
+    }];
+    let info = rt.create_and_start(&s).await.unwrap();
+    assert!(info.status.is_running(), "{:?}", info.status);
+    assert!(info.ports.is_empty());
+
+    let started = Instant::now();
+    let response = loop {
+        let port = port;
+        if let Some(r) = tokio::task::spawn_blocking(move || http_get(port))
+            .await
+            .unwrap()
+        {
+            break r;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "httpd never answered on {listen}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello from containerd\n"), "{response}");
+    rt.remove(id).await.unwrap();
+}

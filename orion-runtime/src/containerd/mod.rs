@@ -10,6 +10,30 @@
 //! - Output of every container goes to two log files under the state directory, written by a
 //!   small logger the containerd shim runs (so logs survive a restart of the caller).
 //! - OOM kills are read from the cgroup's OOM-kill counter while the stopped task still exists.
+//!
+//! ```no_run
+//! use orion_core::model::spec::NetworkMode;
+//! use orion_core::runtime::{ContainerSpec, Runtime};
+//! use orion_runtime::containerd::{ContainerdConfig, ContainerdRuntime};
+//!
+//! # async fn demo() -> orion_core::error::Result<()> {
+//! let rt = ContainerdRuntime::connect(ContainerdConfig::default()).await?;
+//! // No pulls: bring the image in from an OCI layout (or `docker save`) tarball.
+//! rt.import_image_tar(std::fs::File::open("busybox.oci.tar")?, Some("busybox:latest"))
+//!     .await?;
+//! let info = rt
+//!     .create_and_start(&ContainerSpec {
+//!         name: "orion-hello".into(),
+//!         image: "busybox:latest".into(),
+//!         command: vec!["echo".into(), "hello".into()],
+//!         network_mode: NetworkMode::None,
+//!         ..ContainerSpec::default()
+//!     })
+//!     .await?;
+//! rt.remove(&info.id).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod content;
 mod errors;

@@ -17,7 +17,7 @@ pub const NAMESPACE: &str = "orion-test";
 /// Applets linked into `/bin`.
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "ls", "true", "false", "env", "touch", "mkdir", "rm", "hostname",
-    "yes", "head", "seq", "wc", "id", "pwd", "test", "[",
+    "yes", "head", "seq", "wc", "id", "pwd", "test", "[", "httpd",
 ];
 const HOST_BUSYBOX: &str = "/bin/busybox";
 
