@@ -553,7 +553,6 @@ async fn host_network_serves_on_loopback() {
 
     let started = Instant::now();
     let response = loop {
-        let port = port;
         if let Some(r) = tokio::task::spawn_blocking(move || http_get(port))
             .await
             .unwrap()
