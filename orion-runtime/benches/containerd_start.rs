@@ -1,7 +1,7 @@
 //! Create+start (and remove) latency through `ContainerdRuntime` on the real containerd.
 //!
 //! `cargo bench -p orion-runtime --features containerd --bench containerd_start` runs 10
-//! iterations and prints a table; under `cargo test` (no `--bench` flag) it runs one iteration
+//! iterations and prints a table; with `-- --test` or under `cargo test` it runs one iteration
 //! as a smoke check. Each iteration starts `sleep 300` in namespace `orion-test` and removes it.
 
 #[path = "../tests/containerd_support/mod.rs"]
@@ -30,11 +30,10 @@ fn row(name: &str, samples: &mut [Duration]) {
 
 #[tokio::main]
 async fn main() {
-    let iterations = if std::env::args().any(|a| a == "--bench") {
-        BENCH_ITERATIONS
-    } else {
-        1
-    };
+    // `cargo bench` passes `--bench`; `-- --test` (smoke mode) and `cargo test` want one run.
+    let args: Vec<String> = std::env::args().collect();
+    let measuring = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
+    let iterations = if measuring { BENCH_ITERATIONS } else { 1 };
     let state = tempfile::tempdir().expect("temp dir");
     let rt = containerd_support::runtime_with_image(state.path()).await;
     let name = format!("orion-bench-start-{}", std::process::id());
