@@ -569,3 +569,22 @@ async fn host_network_serves_on_loopback() {
     assert!(response.ends_with("hello from containerd\n"), "{response}");
     rt.remove(id).await.unwrap();
 }
+
+#[tokio::test]
+async fn same_name_twice_at_once_gives_one_container_and_one_conflict() {
+    let state = tempfile::tempdir().unwrap();
+    let rt = runtime_with_image(state.path()).await;
+    let id = "orion-test-race";
+    fresh(&rt, &[id]).await;
+    let s = spec(id, &["sh", "-c", "echo ready; sleep 300"]);
+    let (a, b) = tokio::join!(rt.create_and_start(&s), rt.create_and_start(&s));
+    let (ok, conflict) = match (a, b) {
+        (Ok(info), Err(e)) | (Err(e), Ok(info)) => (info, e),
+        other => panic!("expected one success and one conflict, got {other:?}"),
+    };
+    assert!(matches!(conflict, Error::Conflict(_)), "{conflict:?}");
+    assert!(ok.status.is_running());
+    // The loser did not touch the winner's files: its output still arrives.
+    wait_for_line(&rt, id, "ready").await;
+    rt.remove(id).await.unwrap();
+}

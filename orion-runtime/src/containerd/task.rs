@@ -1,7 +1,7 @@
 //! Containers and their tasks: create+start, stop, remove, inspect, list, exec.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::container::Runtime as ContainerRuntimeInfo;
@@ -146,23 +146,10 @@ impl ContainerdRuntime {
         }
         let image = self.resolve_image(&spec.image).await?;
         let process = oci::process_input(&image.config, &spec.command, &spec.env, &spec.workdir)?;
-        match self.get_container(id).await {
-            Ok(_) => {
-                return Err(Error::Conflict(format!(
-                    "container name {id:?} is already in use; remove it first"
-                )));
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
         let dir = self.container_dir(id);
         let mut mounts = self.resolve_mounts(spec)?;
-        match tokio::fs::remove_dir_all(&dir).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        tokio::fs::create_dir_all(&dir).await?;
-        mounts.extend(write_name_files(spec, &dir)?);
+        let name_files = NameFiles::for_spec(spec, &dir)?;
+        mounts.extend(name_files.mounts());
         let runtime_spec = oci::runtime_spec(&SpecInput {
             id: id.to_string(),
             cgroup_parent: self.namespace().to_string(),
@@ -196,10 +183,27 @@ impl ContainerdRuntime {
             }))
             .await;
         if let Err(status) = created {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            return Err(on("create", "container", id)(status));
+            return Err(
+                if status.code() == containerd_client::tonic::Code::AlreadyExists {
+                    Error::Conflict(format!(
+                        "container name {id:?} is already in use; remove it first"
+                    ))
+                } else {
+                    on("create", "container", id)(status)
+                },
+            );
         }
-        match self.start_task(id, &image.chain_id, &dir, spec).await {
+        // The name is ours now: replace whatever an interrupted earlier container left there.
+        let started = async {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            tokio::fs::create_dir_all(&dir).await?;
+            name_files.write()?;
+            self.start_task(id, &image.chain_id, &dir, spec).await
+        };
+        match started.await {
             Ok(()) => self.inspect_container(id).await,
             Err(e) => {
                 if let Err(cleanup) = self.cleanup(id).await {
@@ -564,52 +568,72 @@ async fn read_and_remove(path: &Path) -> String {
 }
 
 /// `/etc/hosts` and `/etc/resolv.conf` for the container, mounted read-only.
-fn write_name_files(spec: &ContainerSpec, dir: &Path) -> Result<Vec<BindMount>> {
-    let mut errors = ValidationErrors::default();
-    let mut hosts =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    for (i, entry) in spec.extra_hosts.iter().enumerate() {
-        match entry.split_once(':') {
-            Some((name, ip)) if !name.is_empty() && ip.parse::<std::net::IpAddr>().is_ok() => {
-                hosts.push_str(&format!("{ip}\t{name}\n"));
+#[derive(Debug, Clone)]
+struct NameFiles {
+    hosts_path: PathBuf,
+    hosts: String,
+    resolv_path: PathBuf,
+    resolv: String,
+}
+
+impl NameFiles {
+    /// Validates `extra_hosts` (`name:ip`) and `dns` (IP addresses) and renders both files.
+    fn for_spec(spec: &ContainerSpec, dir: &Path) -> Result<Self> {
+        let mut errors = ValidationErrors::default();
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (i, entry) in spec.extra_hosts.iter().enumerate() {
+            match entry.split_once(':') {
+                Some((name, ip)) if !name.is_empty() && ip.parse::<std::net::IpAddr>().is_ok() => {
+                    hosts.push_str(&format!("{ip}\t{name}\n"));
+                }
+                _ => errors.push(format!("extra_hosts[{i}]"), format!("{entry:?}"), "name:ip"),
             }
-            _ => errors.push(format!("extra_hosts[{i}]"), format!("{entry:?}"), "name:ip"),
         }
-    }
-    let resolv = if spec.dns.is_empty() {
-        if spec.network_mode == NetworkMode::Host {
-            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-        } else {
-            String::new()
-        }
-    } else {
-        let mut out = String::new();
-        for (i, server) in spec.dns.iter().enumerate() {
-            if server.parse::<std::net::IpAddr>().is_ok() {
-                out.push_str(&format!("nameserver {server}\n"));
+        let resolv = if spec.dns.is_empty() {
+            if spec.network_mode == NetworkMode::Host {
+                std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
             } else {
-                errors.push(format!("dns[{i}]"), format!("{server:?}"), "an IP address");
+                String::new()
             }
-        }
-        out
-    };
-    errors.into_result()?;
-    let hosts_path = dir.join("hosts");
-    let resolv_path = dir.join("resolv.conf");
-    std::fs::write(&hosts_path, hosts)?;
-    std::fs::write(&resolv_path, resolv)?;
-    Ok(vec![
-        BindMount {
-            source: hosts_path.to_string_lossy().into_owned(),
-            target: "/etc/hosts".to_string(),
+        } else {
+            let mut out = String::new();
+            for (i, server) in spec.dns.iter().enumerate() {
+                if server.parse::<std::net::IpAddr>().is_ok() {
+                    out.push_str(&format!("nameserver {server}\n"));
+                } else {
+                    errors.push(format!("dns[{i}]"), format!("{server:?}"), "an IP address");
+                }
+            }
+            out
+        };
+        errors.into_result()?;
+        Ok(NameFiles {
+            hosts_path: dir.join("hosts"),
+            hosts,
+            resolv_path: dir.join("resolv.conf"),
+            resolv,
+        })
+    }
+
+    fn write(&self) -> std::io::Result<()> {
+        std::fs::write(&self.hosts_path, &self.hosts)?;
+        std::fs::write(&self.resolv_path, &self.resolv)
+    }
+
+    fn mounts(&self) -> Vec<BindMount> {
+        [
+            (&self.hosts_path, "/etc/hosts"),
+            (&self.resolv_path, "/etc/resolv.conf"),
+        ]
+        .into_iter()
+        .map(|(source, target)| BindMount {
+            source: source.to_string_lossy().into_owned(),
+            target: target.to_string(),
             read_only: true,
-        },
-        BindMount {
-            source: resolv_path.to_string_lossy().into_owned(),
-            target: "/etc/resolv.conf".to_string(),
-            read_only: true,
-        },
-    ])
+        })
+        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -660,7 +684,7 @@ mod tests {
             dns: vec!["x".into()],
             ..ContainerSpec::default()
         };
-        let Err(Error::Invalid(errors)) = write_name_files(&spec, dir.path()) else {
+        let Err(Error::Invalid(errors)) = NameFiles::for_spec(&spec, dir.path()) else {
             panic!("expected Invalid");
         };
         let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
@@ -669,7 +693,9 @@ mod tests {
             extra_hosts: vec!["db:10.0.0.1".into()],
             ..ContainerSpec::default()
         };
-        write_name_files(&spec, dir.path()).unwrap();
+        let files = NameFiles::for_spec(&spec, dir.path()).unwrap();
+        files.write().unwrap();
+        assert_eq!(files.mounts()[0].target, "/etc/hosts");
         let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
         assert!(hosts.contains("10.0.0.1\tdb"), "{hosts}");
     }
