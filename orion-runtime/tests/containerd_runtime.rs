@@ -588,3 +588,31 @@ async fn same_name_twice_at_once_gives_one_container_and_one_conflict() {
     wait_for_line(&rt, id, "ready").await;
     rt.remove(id).await.unwrap();
 }
+
+#[tokio::test]
+async fn another_snapshotter_unpacks_an_imported_image_on_first_use() {
+    let state = tempfile::tempdir().unwrap();
+    // Imported (and unpacked) with overlayfs...
+    runtime_with_image(state.path()).await;
+    // ...then used through the native snapshotter, which unpacks it again from the content store.
+    let rt = ContainerdRuntime::connect(orion_runtime::containerd::ContainerdConfig {
+        namespace: containerd_support::NAMESPACE.into(),
+        snapshotter: "native".into(),
+        state_dir: state.path().to_path_buf(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let id = "orion-test-native";
+    fresh(&rt, &[id]).await;
+    rt.ensure_image(IMAGE).await.unwrap();
+    rt.create_and_start(&spec(id, &["echo", "native rootfs"]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        wait_exited(&rt, id).await,
+        ContainerStatus::Exited { code: 0, .. }
+    ));
+    wait_for_line(&rt, id, "native rootfs").await;
+    rt.remove(id).await.unwrap();
+}

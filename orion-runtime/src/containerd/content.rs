@@ -126,7 +126,11 @@ impl ContainerdRuntime {
         }
     }
 
-    async fn label_blob(&self, digest: &str, labels: HashMap<String, String>) -> Result<()> {
+    pub(crate) async fn label_blob(
+        &self,
+        digest: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
         use containerd_client::services::v1::{Info, UpdateRequest};
         if labels.is_empty() {
             return Ok(());

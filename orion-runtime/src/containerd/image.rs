@@ -103,39 +103,45 @@ impl ContainerdRuntime {
         let plans = apply_name_override(plans, name)?;
 
         let lease = self.unique("orion-import");
+        self.with_lease(&lease, async {
+            let mut imported = Vec::new();
+            for plan in plans {
+                imported.append(&mut self.import_one(plan, &lease).await?);
+            }
+            Ok(imported)
+        })
+        .await
+    }
+
+    /// Runs `work` under a new lease (content and snapshots it creates are safe from GC until
+    /// it ends), then deletes the lease. The lease expires by itself should this process die.
+    async fn with_lease<T>(
+        &self,
+        lease: &str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         self.leases()
             .create(self.request(LeaseCreate {
-                id: lease.clone(),
-                // Should this process die mid-import, containerd drops the lease by itself.
+                id: lease.to_string(),
                 labels: HashMap::from([(
                     "containerd.io/gc.expire".to_string(),
                     rfc3339_utc(std::time::SystemTime::now() + IMPORT_LEASE_TTL),
                 )]),
             }))
             .await
-            .map_err(on("create", "lease", &lease))?;
-        let mut imported = Vec::new();
-        let mut outcome = Ok(());
-        for plan in plans {
-            match self.import_one(plan, &lease).await {
-                Ok(mut images) => imported.append(&mut images),
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
-            }
-        }
+            .map_err(on("create", "lease", lease))?;
+        let outcome = work.await;
         let deleted = self
             .leases()
             .delete(self.request(LeaseDelete {
-                id: lease.clone(),
+                id: lease.to_string(),
                 sync: false,
             }))
             .await;
         if let Err(status) = deleted {
-            tracing::warn!(lease, error = %status, "cannot delete import lease");
+            tracing::warn!(lease, error = %status, "cannot delete lease");
         }
-        outcome.map(|()| imported)
+        outcome
     }
 
     async fn import_one(&self, plan: PlannedImage, lease: &str) -> Result<Vec<ImportedImage>> {
@@ -307,7 +313,18 @@ impl ContainerdRuntime {
             })?;
         if !self.snapshot_exists(&top).await? {
             let layers: Vec<Descriptor> = manifest.layers.iter().map(to_descriptor).collect();
-            self.unpack(&layers, &diff_ids, None).await?;
+            // Unpacked again (GC'd, or another snapshotter than at import): keep it referenced.
+            let lease = self.unique("orion-unpack");
+            self.with_lease(&lease, async {
+                self.unpack(&layers, &diff_ids, Some(&lease)).await?;
+                let label = format!("containerd.io/gc.ref.snapshot.{}", self.snapshotter());
+                self.label_blob(
+                    &manifest.config.digest,
+                    HashMap::from([(label, top.clone())]),
+                )
+                .await
+            })
+            .await?;
         }
         Ok(ResolvedImage {
             name: record.name,
