@@ -201,7 +201,7 @@ async fn logs_tail_and_follow_until_exit() {
     let id = "orion-test-logs";
     fresh(&rt, &[id]).await;
     let script = "for i in 1 2 3 4 5; do echo line$i; done; \
-                  while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late";
+                  while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late >&2";
     rt.create_and_start(&spec(id, &["sh", "-c", script]))
         .await
         .unwrap();
@@ -234,13 +234,32 @@ async fn logs_tail_and_follow_until_exit() {
         .await
         .unwrap();
     assert_eq!(out.exit_code, 0);
-    let followed: Vec<String> = tokio::time::timeout(
-        PATIENCE,
-        follow.map(|l| l.unwrap().line).collect::<Vec<_>>(),
+    let followed: Vec<LogLine> =
+        tokio::time::timeout(PATIENCE, follow.map(|l| l.unwrap()).collect::<Vec<_>>())
+            .await
+            .expect("follow ends when the container exits");
+    let expected = [
+        LogLine {
+            stream: LogStream::Stdout,
+            line: "line5".into(),
+        },
+        LogLine {
+            stream: LogStream::Stderr,
+            line: "late".into(),
+        },
+    ];
+    assert_eq!(followed, expected);
+    // The order across the two streams is kept, so `tail` is the last lines of both.
+    let tail = all_logs(
+        &rt,
+        id,
+        LogOptions {
+            follow: false,
+            tail: Some(2),
+        },
     )
-    .await
-    .expect("follow ends when the container exits");
-    assert_eq!(followed, ["line5", "late"]);
+    .await;
+    assert_eq!(tail, expected);
     rt.remove(id).await.unwrap();
 }
 

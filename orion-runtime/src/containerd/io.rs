@@ -4,10 +4,16 @@
 //! reading it, so output is lost or blocks once the caller goes away), `file://` (stdout and
 //! stderr are merged into one file: the shim takes the path from the stdout URI for both) and
 //! `binary://` (the shim starts a logger with the container's stdout on fd 3, stderr on fd 4, and
-//! waits for fd 5 to close). Orion uses `binary:///bin/sh` with a two-line script that appends
-//! fd 3 and fd 4 to two files, so the streams stay apart and output keeps flowing when no Orion
-//! process is reading. The logger ignores SIGTERM and exits once both streams reach EOF, so when
-//! the shim deletes a process, its output is completely on disk.
+//! waits for fd 5 to close). Orion uses `binary:///bin/sh` with a one-line script, so output keeps
+//! flowing when no Orion process is reading:
+//! - a container's main process: two `sed -u` append fd 3 and fd 4 line by line to one file,
+//!   each line tagged `1 ` (stdout) or `2 ` (stderr), so the order across streams is kept (no
+//!   sed address may look ahead: the shim keeps the pipes open until the task is deleted, so a
+//!   `$` address would hold the last line back until then);
+//! - an exec: two `cat` copy fd 3 and fd 4 to two files, read back whole after it exits.
+//!
+//! The logger ignores SIGTERM and exits once both streams reach EOF, so when the shim deletes a
+//! process, its output is completely on disk.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -21,7 +27,26 @@ use super::ContainerdRuntime;
 /// How often a following log stream looks for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
-/// The two files one process writes to.
+/// The log of a container's main process: lines tagged `1 ` (stdout) or `2 ` (stderr).
+pub(crate) fn main_log(dir: &Path) -> PathBuf {
+    dir.join("output.log")
+}
+
+/// The stdio URI (set it as both stdout and stderr) that appends tagged lines to `log`.
+pub(crate) fn main_log_uri(log: &Path) -> String {
+    let log = shell_quote(&log.to_string_lossy());
+    let script = format!(
+        "trap '' TERM; exec 5>&-; \
+         /bin/sed -u 's/^/1 /' <&3 >>{log} & /bin/sed -u 's/^/2 /' <&4 >>{log} & wait"
+    );
+    binary_sh_uri(&script)
+}
+
+fn binary_sh_uri(script: &str) -> String {
+    format!("binary:///bin/sh?-c={}", percent_encode(script))
+}
+
+/// The two files an exec writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OutputFiles {
     pub stdout: PathBuf,
@@ -29,14 +54,6 @@ pub(crate) struct OutputFiles {
 }
 
 impl OutputFiles {
-    /// The files of a container's main process.
-    pub fn main(dir: &Path) -> Self {
-        OutputFiles {
-            stdout: dir.join("stdout.log"),
-            stderr: dir.join("stderr.log"),
-        }
-    }
-
     /// The files of one exec.
     pub fn exec(dir: &Path, exec_id: &str) -> Self {
         OutputFiles {
@@ -52,7 +69,7 @@ impl OutputFiles {
             shell_quote(&self.stdout.to_string_lossy()),
             shell_quote(&self.stderr.to_string_lossy()),
         );
-        format!("binary:///bin/sh?-c={}", percent_encode(&script))
+        binary_sh_uri(&script)
     }
 }
 
@@ -74,20 +91,18 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Reads one output file incrementally, splitting it into lines.
+/// Reads a tagged log file incrementally, splitting it into lines.
 #[derive(Debug)]
 struct Cursor {
     path: PathBuf,
-    stream: LogStream,
     offset: u64,
     partial: Vec<u8>,
 }
 
 impl Cursor {
-    fn new(path: PathBuf, stream: LogStream) -> Self {
+    fn new(path: PathBuf) -> Self {
         Cursor {
             path,
-            stream,
             offset: 0,
             partial: Vec::new(),
         }
@@ -123,9 +138,14 @@ impl Cursor {
 
     fn line(&self, bytes: &[u8]) -> LogLine {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let (stream, text) = match bytes {
+            [b'2', b' ', rest @ ..] => (LogStream::Stderr, rest),
+            [b'1', b' ', rest @ ..] => (LogStream::Stdout, rest),
+            untagged => (LogStream::Stdout, untagged),
+        };
         LogLine {
-            stream: self.stream,
-            line: String::from_utf8_lossy(bytes).into_owned(),
+            stream,
+            line: String::from_utf8_lossy(text).into_owned(),
         }
     }
 }
@@ -134,7 +154,7 @@ impl Cursor {
 struct Follower {
     runtime: ContainerdRuntime,
     id: String,
-    cursors: [Cursor; 2],
+    cursor: Cursor,
     pending: VecDeque<LogLine>,
     done: bool,
 }
@@ -149,11 +169,9 @@ impl Follower {
                 return None;
             }
             let mut lines = Vec::new();
-            for cursor in &mut self.cursors {
-                if let Err(e) = cursor.read_new(&mut lines).await {
-                    self.done = true;
-                    return Some((Err(e.into()), self));
-                }
+            if let Err(e) = self.cursor.read_new(&mut lines).await {
+                self.done = true;
+                return Some((Err(e.into()), self));
             }
             if !lines.is_empty() {
                 self.pending.extend(lines);
@@ -165,13 +183,11 @@ impl Follower {
                 }
                 Ok(_) => {
                     // Exited (or gone): take what the logger wrote last, then end.
-                    for cursor in &mut self.cursors {
-                        if let Err(e) = cursor.read_new(&mut lines).await {
-                            self.done = true;
-                            return Some((Err(e.into()), self));
-                        }
-                        cursor.flush(&mut lines);
+                    if let Err(e) = self.cursor.read_new(&mut lines).await {
+                        self.done = true;
+                        return Some((Err(e.into()), self));
                     }
+                    self.cursor.flush(&mut lines);
                     self.pending.extend(lines);
                     self.done = true;
                 }
@@ -190,26 +206,19 @@ impl ContainerdRuntime {
         self.state_dir().join("containers").join(id)
     }
 
-    /// The container's output: stdout lines, then stderr lines (the order between the two
-    /// streams is not kept); `tail` keeps the last `n` of those; `follow` then streams new
-    /// lines as they come until the container exits.
+    /// The container's output in the order it was written; `tail` keeps the last `n` lines;
+    /// `follow` then streams new lines as they come until the container exits.
     pub(crate) async fn container_logs(
         &self,
         id: &str,
         options: LogOptions,
     ) -> Result<LogStreamBox> {
         self.get_container(id).await?;
-        let files = OutputFiles::main(&self.container_dir(id));
-        let mut cursors = [
-            Cursor::new(files.stdout, LogStream::Stdout),
-            Cursor::new(files.stderr, LogStream::Stderr),
-        ];
+        let mut cursor = Cursor::new(main_log(&self.container_dir(id)));
         let mut backlog = Vec::new();
-        for cursor in &mut cursors {
-            cursor.read_new(&mut backlog).await?;
-            if !options.follow {
-                cursor.flush(&mut backlog);
-            }
+        cursor.read_new(&mut backlog).await?;
+        if !options.follow {
+            cursor.flush(&mut backlog);
         }
         if let Some(n) = options.tail {
             let skip = backlog.len().saturating_sub(n);
@@ -221,7 +230,7 @@ impl ContainerdRuntime {
         let follower = Follower {
             runtime: self.clone(),
             id: id.to_string(),
-            cursors,
+            cursor,
             pending: backlog.into(),
             done: false,
         };
@@ -235,8 +244,7 @@ mod tests {
 
     #[test]
     fn logger_uri_is_a_percent_encoded_sh_script() {
-        let files = OutputFiles::main(Path::new("/state/it's"));
-        let uri = files.uri();
+        let uri = main_log_uri(&main_log(Path::new("/state/it's")));
         assert!(uri.starts_with("binary:///bin/sh?-c="), "{uri}");
         let encoded = uri.split_once("?-c=").unwrap().1;
         assert!(
@@ -251,17 +259,20 @@ mod tests {
     async fn cursor_returns_complete_lines_then_the_rest_on_flush() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
-        std::fs::write(&path, "one\ntwo\r\nthr").unwrap();
-        let mut cursor = Cursor::new(path.clone(), LogStream::Stdout);
+        std::fs::write(&path, "1 one\n2 two\r\n1 thr").unwrap();
+        let mut cursor = Cursor::new(path.clone());
         let mut lines = Vec::new();
         cursor.read_new(&mut lines).await.unwrap();
-        let text: Vec<_> = lines.iter().map(|l| l.line.as_str()).collect();
-        assert_eq!(text, ["one", "two"]);
-        std::fs::write(&path, "one\ntwo\r\nthree\n").unwrap();
+        let text: Vec<_> = lines.iter().map(|l| (l.stream, l.line.as_str())).collect();
+        assert_eq!(
+            text,
+            [(LogStream::Stdout, "one"), (LogStream::Stderr, "two")]
+        );
+        std::fs::write(&path, "1 one\n2 two\r\n1 three\nuntagged").unwrap();
         lines.clear();
         cursor.read_new(&mut lines).await.unwrap();
         cursor.flush(&mut lines);
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].line, "three");
+        let text: Vec<_> = lines.iter().map(|l| l.line.as_str()).collect();
+        assert_eq!(text, ["three", "untagged"]);
     }
 }

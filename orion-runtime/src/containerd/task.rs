@@ -20,7 +20,7 @@ use orion_core::runtime::{ContainerInfo, ContainerSpec, ContainerStatus, ExecOut
 use prost_types::Any;
 
 use super::errors::{is_gone, on};
-use super::io::OutputFiles;
+use super::io::{OutputFiles, main_log, main_log_uri};
 use super::oci::{self, BindMount, PROCESS_TYPE_URL, SPEC_TYPE_URL, SpecInput};
 use super::{ContainerdRuntime, check_supported, is_valid_identifier, to_hash_map};
 
@@ -233,7 +233,7 @@ impl ContainerdRuntime {
             .map_err(on("prepare", "snapshot", id))?
             .into_inner()
             .mounts;
-        let uri = OutputFiles::main(dir).uri();
+        let uri = main_log_uri(&main_log(dir));
         let bad_command = |status: Status| {
             if is_bad_command(&status) {
                 let mut errors = ValidationErrors::default();
