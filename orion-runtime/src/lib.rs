@@ -5,6 +5,8 @@
 //! - [`DockerRuntime`] (feature `docker`, default): the Docker engine API through bollard.
 //! - [`ProcessRuntime`] (feature `process`, default): host programs as supervised children, like
 //!   Nomad's `raw_exec`; no isolation, no images, no port mapping.
+//! - [`containerd::ContainerdRuntime`] (feature `containerd`): containerd's gRPC API, in its own
+//!   namespace; images imported through the content store; host or no networking only.
 //! - `testing` (feature `testing`): a busybox root filesystem built in Rust, loaded into the engine
 //!   as [`testing::TEST_IMAGE`] without any registry, and [`testing::require_docker`].
 //!
@@ -35,6 +37,8 @@ mod error;
 #[cfg(any(feature = "docker", feature = "process"))]
 mod lines;
 
+#[cfg(feature = "containerd")]
+pub mod containerd;
 #[cfg(feature = "docker")]
 pub mod docker;
 #[cfg(feature = "process")]
