@@ -17,7 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+mod engine;
+mod hub;
 mod memory;
+#[cfg(feature = "sled")]
+mod sled_codec;
 #[cfg(feature = "sled")]
 mod sled_store;
 mod typed;
