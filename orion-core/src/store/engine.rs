@@ -52,7 +52,11 @@ pub(crate) fn plan_txn(state: &impl ReadKv, txn: &Txn, revision: Revision) -> Re
             break;
         }
     }
-    let ops = if succeeded { &txn.success } else { &txn.failure };
+    let ops = if succeeded {
+        &txn.success
+    } else {
+        &txn.failure
+    };
 
     // key -> (value before the txn, value after the ops so far)
     let mut touched: BTreeMap<String, (Option<KeyValue>, Option<Vec<u8>>)> = BTreeMap::new();

@@ -129,7 +129,10 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len());
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len());
         match end {
             Some(end) => {
                 let slice = &self.bytes[self.at..end];
@@ -199,10 +202,7 @@ mod tests {
     #[test]
     fn entries_and_events_round_trip() {
         let entry = kv("/a", b"hello", 7);
-        assert_eq!(
-            decode_entry(b"/a", &encode_entry(&entry)).unwrap(),
-            entry
-        );
+        assert_eq!(decode_entry(b"/a", &encode_entry(&entry)).unwrap(), entry);
         let events = vec![
             WatchEvent {
                 kind: EventKind::Put,

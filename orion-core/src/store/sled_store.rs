@@ -143,10 +143,22 @@ impl Shared {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Flushes every write applied so far to disk.
+    ///
+    /// Runs sled's blocking `flush` on tokio's blocking pool rather than `flush_async`: the
+    /// latter runs on sled's own small thread pool, where concurrent flushes that wait on sled's
+    /// process-wide lock (taken by every transaction) can starve the pool jobs that complete the
+    /// flush, a deadlock seen with several stores (or a Raft log on sled) in one process.
     async fn flush(&self) -> Result<()> {
-        self.db
-            .flush_async()
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
             .await
+            .map_err(|e| {
+                Error::backend(
+                    format!("sled store at {}: flush task", self.path.display()),
+                    e,
+                )
+            })?
             .map(drop)
             .map_err(|e| sled_err(&self.path, "flush", e))
     }

@@ -1,2 +1,6 @@
 //! Conformance suites for every trait (feature `testing`). Every implementation runs the suite of
-//! its trait. (Skeleton, filled by the store and runtime work.)
+//! its trait, from its own crate's tests:
+//!
+//! - [`store`]: the [`Store`](crate::store::Store) contract (`run_all`, plus `reopen` for durable
+//!   stores).
+pub mod store;
