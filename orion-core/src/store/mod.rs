@@ -29,7 +29,9 @@ mod typed;
 pub use memory::MemoryStore;
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
-pub use typed::{ClusterStore, keys};
+pub use typed::{
+    ClusterState, ClusterStore, MAX_CAS_ATTEMPTS, TypedEvent, TypedWatch, VersionedService, keys,
+};
 
 /// A store revision. 0 means "before the first write"; the first write makes revision 1.
 pub type Revision = u64;
