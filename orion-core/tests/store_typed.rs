@@ -9,7 +9,7 @@ use orion_core::model::{
     NetworkMeasurement, Node, NodeStatus, Resources, ServiceSpec, Task, TaskState,
 };
 use orion_core::store::{
-    ClusterStore, MAX_CAS_ATTEMPTS, MemoryStore, SledStore, Store, TypedEvent, TypedWatch, keys,
+    ClusterStore, MemoryStore, SledStore, Store, TypedEvent, TypedWatch, keys,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -184,7 +184,6 @@ async fn concurrent_update_task_loses_no_update() {
     }
     let stored = cs.get_task(&task.id).await.unwrap().unwrap();
     assert_eq!(stored.restarts, WRITERS * UPDATES);
-    assert!(MAX_CAS_ATTEMPTS > 1);
 }
 
 #[tokio::test]
