@@ -103,6 +103,10 @@ macro_rules! conformance {
             async fn snapshot_restore() {
                 suite::snapshot_restore($make, $make).await;
             }
+            #[tokio::test]
+            async fn watch_ends_when_store_dropped() {
+                suite::watch_ends_when_store_dropped($make).await;
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn run_all() {
                 suite::run_all(|| async { $make }).await;

@@ -51,6 +51,7 @@ where
     watch_order_and_resume(make().await).await;
     watch_compacted(make().await).await;
     snapshot_restore(make().await, make().await).await;
+    watch_ends_when_store_dropped(make().await).await;
 }
 
 /// The next watch item, which must be an event.
@@ -739,4 +740,26 @@ where
     let rev = store.put("r/after", Vec::new()).await.unwrap();
     assert_eq!(rev, revision + 1, "{what}: revisions keep growing");
     assert_eq!(next_event(&mut watch, what).await.revision(), rev, "{what}");
+}
+
+/// Open watch streams end (after delivering what was written) once the store is dropped.
+pub async fn watch_ends_when_store_dropped<S: Store>(store: S) {
+    let what = "watch_ends_when_store_dropped";
+    assert_empty(&store, what).await;
+    let mut watch = store.watch("", 0).await.unwrap();
+    let rev = store.put("last", Vec::new()).await.unwrap();
+    drop(store);
+    let mut items = 0;
+    loop {
+        match tokio::time::timeout(WAIT, watch.next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(event))) => {
+                assert_eq!(event.revision(), rev, "{what}: only the last write");
+                items += 1;
+                assert!(items <= 1, "{what}: one event expected");
+            }
+            Ok(Some(Err(err))) => panic!("{what}: unexpected error {err}"),
+            Err(_) => panic!("{what}: the stream did not end after the store was dropped"),
+        }
+    }
 }
