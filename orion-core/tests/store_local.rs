@@ -105,3 +105,22 @@ async fn sled_open_on_a_file_path_is_a_backend_error_naming_the_path() {
     assert!(matches!(err, Error::Backend { .. }), "{err}");
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
+
+#[tokio::test]
+async fn sled_refuses_a_directory_left_by_an_interrupted_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(SledStore::open(&path).unwrap());
+    {
+        // What a crash in the middle of `restore` leaves behind: the marker.
+        let db = sled::open(&path).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("restoring", &[1u8][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = SledStore::open(&path).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("restore was interrupted"), "{err}");
+}

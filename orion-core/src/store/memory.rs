@@ -18,6 +18,20 @@ use crate::error::{Error, Result};
 /// A write is acknowledged once it is visible to every reader. History (revision -> events) is
 /// kept until [`Store::compact`] discards it, or, with [`MemoryStore::with_history_limit`], only
 /// the newest revisions are kept. Clones share the same state.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> orion_core::Result<()> {
+/// use futures::StreamExt;
+/// use orion_core::store::{MemoryStore, Store};
+/// let store = MemoryStore::new();
+/// let first = store.put("/app/a", b"1".to_vec()).await?;
+/// store.put("/other", b"x".to_vec()).await?;
+/// // Replay from a past revision, filtered by prefix.
+/// let mut watch = store.watch("/app/", first).await?;
+/// let event = watch.next().await.expect("an event")?;
+/// assert_eq!((event.kv.key.as_str(), event.revision()), ("/app/a", first));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     shared: Arc<Shared>,

@@ -130,6 +130,21 @@ impl<T> TypedEvent<T> {
 pub type TypedWatch<T> = Pin<Box<dyn Stream<Item = Result<TypedEvent<T>>> + Send + 'static>>;
 
 /// Typed access to the cluster state on a store `S`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> orion_core::Result<()> {
+/// use orion_core::model::{Resources, ServiceSpec, Task, TaskState};
+/// use orion_core::store::{ClusterStore, MemoryStore};
+/// let cluster = ClusterStore::new(MemoryStore::new());
+/// let web = cluster.put_service(&ServiceSpec::new("web", "nginx:1", 1)).await?;
+/// assert_eq!(web.spec_version, 1);
+/// let task = Task::new("web", 0, web.spec_version, Resources::default());
+/// cluster.create_task(&task).await?;
+/// let task = cluster.update_task(&task.id, |t| t.transition(TaskState::Scheduled)).await?;
+/// assert_eq!(task.state, TaskState::Scheduled);
+/// assert_eq!(cluster.load_state().await?.tasks, vec![task]);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClusterStore<S> {
     store: S,
