@@ -29,7 +29,9 @@ const META_RESTORING: &[u8] = b"restoring";
 /// `meta` the revision and the compaction point. Each write is one sled transaction over the
 /// three trees, made by a single writer at a time; the write is acknowledged (and announced to
 /// watchers) only after `flush_async` returned, so concurrent writers share flushes.
-/// Reads (`get`, `range`) see the newest applied write, which may still be flushing.
+/// If the flush fails, the write stays applied but is reported as failed ([`Error::Backend`]):
+/// re-read before retrying. Reads (`get`, `range`) see the newest applied write, which may
+/// still be flushing.
 /// `restore` replaces the trees in several steps; if the process dies in the middle, the next
 /// `open` refuses the directory with [`Error::Corrupt`] instead of serving half a snapshot.
 ///
