@@ -124,3 +124,14 @@ async fn sled_refuses_a_directory_left_by_an_interrupted_restore() {
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("restore was interrupted"), "{err}");
 }
+
+#[test]
+fn sled_store_works_outside_a_tokio_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let rev = futures::executor::block_on(store.put("k", b"v".to_vec())).unwrap();
+    let kv = futures::executor::block_on(store.get("k"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((kv.value.as_slice(), kv.mod_revision), (&b"v"[..], rev));
+}

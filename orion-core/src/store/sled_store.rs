@@ -179,9 +179,19 @@ impl Shared {
     /// latter runs on sled's own small thread pool, where concurrent flushes that wait on sled's
     /// process-wide lock (taken by every transaction) can starve the pool jobs that complete the
     /// flush, a deadlock seen with several stores (or a Raft log on sled) in one process.
+    ///
+    /// Outside a tokio runtime (another executor), it flushes on the calling thread instead.
     async fn flush(&self) -> Result<()> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self
+                .db
+                .flush()
+                .map(drop)
+                .map_err(|e| sled_err(&self.path, "flush", e));
+        };
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        runtime
+            .spawn_blocking(move || db.flush())
             .await
             .map_err(|e| {
                 Error::backend(
