@@ -77,7 +77,14 @@ impl State {
             return;
         }
         self.compacted = revision;
-        self.history = self.history.split_off(&revision);
+        // Usually one entry per write (history limit): popping is cheaper than `split_off`.
+        while self
+            .history
+            .first_key_value()
+            .is_some_and(|(&oldest, _)| oldest < revision)
+        {
+            self.history.pop_first();
+        }
     }
 }
 

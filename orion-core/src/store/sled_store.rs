@@ -316,6 +316,16 @@ impl Store for SledStore {
                 });
             }
             let history_value = encode_events(&plan.events);
+            // The history limit drops the oldest revisions in the same transaction. The
+            // compaction point moves first, so cursors never read a half-deleted range.
+            let old_compacted = shared.compacted.load(Ordering::SeqCst);
+            let new_compacted = shared
+                .history_limit
+                .map(|limit| (revision + 1).saturating_sub(limit))
+                .filter(|&point| point > old_compacted);
+            if let Some(point) = new_compacted {
+                shared.compacted.store(point, Ordering::SeqCst);
+            }
             (&shared.kv, &shared.history, &shared.meta)
                 .transaction(|(kv, history, meta)| {
                     for event in &plan.events {
@@ -330,13 +340,16 @@ impl Store for SledStore {
                     }
                     history.insert(&revision.to_be_bytes(), history_value.as_slice())?;
                     meta.insert(META_REVISION, &revision.to_be_bytes())?;
+                    if let Some(point) = new_compacted {
+                        for old in old_compacted..point {
+                            history.remove(&old.to_be_bytes())?;
+                        }
+                        meta.insert(META_COMPACTED, &point.to_be_bytes())?;
+                    }
                     Ok::<_, ConflictableTransactionError<()>>(())
                 })
                 .map_err(|e| tx_err(&shared.path, e))?;
             *current = revision;
-            if let Some(limit) = shared.history_limit {
-                shared.compact_locked(revision, (revision + 1).saturating_sub(limit))?;
-            }
             (plan.succeeded, revision)
         };
         shared.flush().await?;
