@@ -344,3 +344,26 @@ pub async fn watch_ends_when_store_dropped<S: Store>(store: S) {
         }
     }
 }
+
+/// A replay longer than any internal batch: 600 revisions, every other one under the watched
+/// prefix, all delivered in order.
+pub async fn watch_replays_long_history<S: Store>(store: S) {
+    let what = "watch_replays_long_history";
+    let base = assert_empty(&store, what).await;
+    for i in 0..600u32 {
+        let prefix = if i % 2 == 0 { "even" } else { "odd" };
+        store
+            .put(&format!("{prefix}/{i:04}"), Vec::new())
+            .await
+            .unwrap();
+    }
+    let mut watch = store.watch("even/", base + 1).await.unwrap();
+    for i in (0..600u64).step_by(2) {
+        let event = next_event(&mut watch, what).await;
+        assert_eq!(
+            (event.revision(), event.kv.key),
+            (base + 1 + i, format!("even/{i:04}")),
+            "{what}"
+        );
+    }
+}
