@@ -57,7 +57,7 @@ async fn spec_version_grows_only_on_change_and_survives_deletion() {
     );
 
     let mut changed = web.clone();
-    changed.replicas = 5;
+    changed.env = vec!["MODE=fast".into()];
     let v2 = cs.put_service(&changed).await.unwrap();
     assert_eq!(v2.spec_version, 2);
     assert_eq!(cs.get_service("web").await.unwrap(), Some(v2.clone()));
@@ -80,6 +80,54 @@ async fn spec_version_grows_only_on_change_and_survives_deletion() {
         again.spec_version, 3,
         "a recreated service never reuses a version"
     );
+}
+
+#[tokio::test]
+async fn scaling_keeps_the_spec_version_and_update_service_is_atomic() {
+    let cs = ClusterStore::new(MemoryStore::new());
+    cs.put_service(&ServiceSpec::new("web", "nginx:1", 2))
+        .await
+        .unwrap();
+
+    let scaled = cs
+        .update_service("web", |s| {
+            s.replicas = 7;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (scaled.spec.replicas, scaled.spec_version),
+        (7, 1),
+        "scaling is not a rollout"
+    );
+    let stored = cs.get_service("web").await.unwrap().unwrap();
+    assert_eq!(stored, scaled);
+
+    let rolled = cs
+        .update_service("web", |s| {
+            s.image = "nginx:2".into();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!((rolled.spec.replicas, rolled.spec_version), (7, 2));
+
+    let mut rescaled = rolled.spec.clone();
+    rescaled.replicas = 1;
+    assert_eq!(cs.put_service(&rescaled).await.unwrap().spec_version, 2);
+
+    let err = cs.update_service("nope", |_| Ok(())).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let err = cs
+        .update_service("web", |s| {
+            s.name = "api".into();
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    assert_eq!(cs.list_services().await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -5,65 +5,32 @@
 //! non-empty and free of `/` ([`Error::Invalid`] otherwise).
 //!
 //! **Spec versions.** Every service has a `spec_version` counter, kept next to it under
-//! [`keys::SERVICE_VERSIONS`] and written in the same transaction as the spec. It starts at 1,
-//! grows by one each time [`ClusterStore::put_service`] stores a *different* spec (putting an
-//! identical spec writes nothing and keeps the version), and survives the service's deletion, so
-//! a service deleted and created again never reuses a version its old tasks carry.
+//! [`keys::SERVICE_VERSIONS`] and written in the same transaction as the spec. It starts at 1
+//! and grows by one each time [`ClusterStore::put_service`] or [`ClusterStore::update_service`]
+//! stores a spec whose *tasks* would differ. Putting an identical spec writes nothing; changing
+//! only `replicas`, `scale_policy` or `update_strategy` stores the spec but keeps the version, so
+//! scaling never looks like a rollout to the reconciler (which replaces tasks whose
+//! `spec_version` is older). The counter survives the service's deletion, so a service deleted
+//! and created again never reuses a version its old tasks carry.
 //!
 //! **Read-modify-write.** [`ClusterStore::update_task`] and [`ClusterStore::update_node`] read,
 //! apply a closure and write back with a compare on the key's `mod_revision`, retrying on a
 //! conflicting write up to [`MAX_CAS_ATTEMPTS`] times before giving up with [`Error::Conflict`].
 
 use std::collections::HashMap;
-use std::pin::Pin;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Compare, EventKind, KeyValue, Op, Revision, Store, Txn, WatchEvent, WatchStream};
+use super::{Compare, KeyValue, Op, Revision, Store, Txn, WatchStream};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::model::{NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
-/// Key layout of the typed layer.
-pub mod keys {
-    /// Prefix of every key Orion writes.
-    pub const ROOT: &str = "/orion/";
-    /// `/orion/services/<name>` -> `ServiceSpec` (JSON).
-    pub const SERVICES: &str = "/orion/services/";
-    /// `/orion/service-versions/<name>` -> the service's `spec_version` (JSON number). Kept
-    /// when the service is deleted.
-    pub const SERVICE_VERSIONS: &str = "/orion/service-versions/";
-    /// The common prefix of [`SERVICES`] and [`SERVICE_VERSIONS`]: one range reads both.
-    pub const SERVICE_ANY: &str = "/orion/service";
-    /// `/orion/tasks/<id>` -> `Task` (JSON).
-    pub const TASKS: &str = "/orion/tasks/";
-    /// `/orion/nodes/<id>` -> `Node` (JSON).
-    pub const NODES: &str = "/orion/nodes/";
-    /// `/orion/net/<from>/<to>` -> `NetworkMeasurement` (JSON).
-    pub const NETWORK: &str = "/orion/net/";
+mod event;
+pub mod keys;
 
-    /// The key of service `name`.
-    pub fn service(name: &str) -> String {
-        format!("{SERVICES}{name}")
-    }
-    /// The key of service `name`'s spec version.
-    pub fn service_version(name: &str) -> String {
-        format!("{SERVICE_VERSIONS}{name}")
-    }
-    /// The key of task `id`.
-    pub fn task(id: &str) -> String {
-        format!("{TASKS}{id}")
-    }
-    /// The key of node `id`.
-    pub fn node(id: &str) -> String {
-        format!("{NODES}{id}")
-    }
-    /// The key of the measurement from `from` to `to`.
-    pub fn measurement(from: &str, to: &str) -> String {
-        format!("{NETWORK}{from}/{to}")
-    }
-}
+pub use event::{TypedEvent, TypedWatch};
 
 /// How many times a read-modify-write helper tries before failing with [`Error::Conflict`].
 pub const MAX_CAS_ATTEMPTS: usize = 64;
@@ -91,43 +58,6 @@ pub struct ClusterState {
     pub nodes: Vec<Node>,
     pub network: NetworkMatrix,
 }
-
-/// A decoded watch event. `id` is the key without its prefix: the service name, task id, node
-/// id, or `<from>/<to>` for a measurement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TypedEvent<T> {
-    /// Created or changed; `prev` is the value before, when the store reports it.
-    Put {
-        id: String,
-        value: T,
-        prev: Option<T>,
-        revision: Revision,
-    },
-    /// Deleted; `prev` is the last value, when the store reports it.
-    Delete {
-        id: String,
-        prev: Option<T>,
-        revision: Revision,
-    },
-}
-
-impl<T> TypedEvent<T> {
-    /// The revision of the write.
-    pub fn revision(&self) -> Revision {
-        match self {
-            TypedEvent::Put { revision, .. } | TypedEvent::Delete { revision, .. } => *revision,
-        }
-    }
-    /// The id (key without prefix).
-    pub fn id(&self) -> &str {
-        match self {
-            TypedEvent::Put { id, .. } | TypedEvent::Delete { id, .. } => id,
-        }
-    }
-}
-
-/// A stream of typed events; as with [`WatchStream`], an `Err` item is the last.
-pub type TypedWatch<T> = Pin<Box<dyn Stream<Item = Result<TypedEvent<T>>> + Send + 'static>>;
 
 /// Typed access to the cluster state on a store `S`.
 ///
@@ -245,56 +175,105 @@ impl<S: Store> ClusterStore<S> {
     {
         let stream: WatchStream = self.store.watch(prefix, from).await?;
         Ok(Box::pin(stream.map(move |item| {
-            item.and_then(|event| decode_event(prefix, event))
+            item.and_then(|event| event::decode_event(prefix, event))
         })))
     }
 
     // ----- services -----
 
-    /// Stores `spec` under its name and returns it with its spec version: the previous version
-    /// when the stored spec is identical (nothing is written), else the previous plus one.
+    /// Stores `spec` under its name and returns it with its spec version (see the module docs:
+    /// unchanged for an identical spec, in which case nothing is written, or for a change of
+    /// `replicas`, `scale_policy` or `update_strategy` only; otherwise the previous plus one).
     /// Does not validate the spec beyond its name; call `ServiceSpec::validate` first.
     pub async fn put_service(&self, spec: &ServiceSpec) -> Result<VersionedService> {
         check_segment("name", &spec.name)?;
-        let (spec_key, version_key) =
-            (keys::service(&spec.name), keys::service_version(&spec.name));
-        let value = encode(&spec_key, spec)?;
+        let spec_key = keys::service(&spec.name);
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.store.get(&spec_key).await?;
-            let version_kv = self.store.get(&version_key).await?;
-            let version: u64 = version_kv.as_ref().map(decode).transpose()?.unwrap_or(0);
-            if let Some(current) = &current {
-                let stored: ServiceSpec = decode(current)?;
-                if stored == *spec {
-                    return Ok(VersionedService {
-                        spec: stored,
-                        spec_version: version,
-                        mod_revision: current.mod_revision,
-                    });
-                }
-            }
-            let next = version + 1;
-            let txn = Txn::new()
-                .when(Compare::ModRevision(
-                    spec_key.clone(),
-                    current.map_or(0, |kv| kv.mod_revision),
-                ))
-                .when(Compare::ModRevision(
-                    version_key.clone(),
-                    version_kv.map_or(0, |kv| kv.mod_revision),
-                ))
-                .and_then(Op::Put(spec_key.clone(), value.clone()))
-                .and_then(Op::Put(version_key.clone(), encode(&version_key, &next)?));
-            let result = self.store.txn(txn).await?;
-            if result.succeeded {
-                return Ok(VersionedService {
-                    spec: spec.clone(),
-                    spec_version: next,
-                    mod_revision: result.revision,
-                });
+            let (current, version_kv) = self.read_service_keys(&spec.name).await?;
+            let stored = current.as_ref().map(decode::<ServiceSpec>).transpose()?;
+            if let Some(done) = self
+                .write_service(spec.clone(), stored, current, version_kv)
+                .await?
+            {
+                return Ok(done);
             }
         }
         Err(gave_up(&spec_key))
+    }
+
+    /// Applies `f` to service `name` and stores the result like [`ClusterStore::put_service`],
+    /// atomically (retrying on conflict like [`ClusterStore::update_task`]). [`Error::NotFound`]
+    /// if it does not exist; `f` must not change the name.
+    pub async fn update_service<F>(&self, name: &str, mut f: F) -> Result<VersionedService>
+    where
+        F: FnMut(&mut ServiceSpec) -> Result<()>,
+    {
+        check_segment("name", name)?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (current, version_kv) = self.read_service_keys(name).await?;
+            let current = current.ok_or_else(|| Error::not_found("service", name))?;
+            let stored: ServiceSpec = decode(&current)?;
+            let mut spec = stored.clone();
+            f(&mut spec)?;
+            same_id("name", name, &spec.name)?;
+            if let Some(done) = self
+                .write_service(spec, Some(stored), Some(current), version_kv)
+                .await?
+            {
+                return Ok(done);
+            }
+        }
+        Err(gave_up(&keys::service(name)))
+    }
+
+    async fn read_service_keys(&self, name: &str) -> Result<(Option<KeyValue>, Option<KeyValue>)> {
+        let current = self.store.get(&keys::service(name)).await?;
+        let version_kv = self.store.get(&keys::service_version(name)).await?;
+        Ok((current, version_kv))
+    }
+
+    /// One CAS attempt at storing `spec` over what was read; `None` when another write won.
+    async fn write_service(
+        &self,
+        spec: ServiceSpec,
+        stored: Option<ServiceSpec>,
+        current: Option<KeyValue>,
+        version_kv: Option<KeyValue>,
+    ) -> Result<Option<VersionedService>> {
+        let version: u64 = version_kv.as_ref().map(decode).transpose()?.unwrap_or(0);
+        if let (Some(stored), Some(current)) = (&stored, &current)
+            && *stored == spec
+        {
+            return Ok(Some(VersionedService {
+                spec,
+                spec_version: version,
+                mod_revision: current.mod_revision,
+            }));
+        }
+        let next = match &stored {
+            Some(stored) if same_task_template(stored, &spec) && version > 0 => version,
+            _ => version + 1,
+        };
+        let (spec_key, version_key) =
+            (keys::service(&spec.name), keys::service_version(&spec.name));
+        // Both keys are written every time, so equal mod revisions mark a consistent pair.
+        let txn = Txn::new()
+            .when(Compare::ModRevision(
+                spec_key.clone(),
+                current.map_or(0, |kv| kv.mod_revision),
+            ))
+            .when(Compare::ModRevision(
+                version_key.clone(),
+                version_kv.map_or(0, |kv| kv.mod_revision),
+            ))
+            .and_then(Op::Put(spec_key.clone(), encode(&spec_key, &spec)?))
+            .and_then(Op::Put(version_key.clone(), encode(&version_key, &next)?));
+        let result = self.store.txn(txn).await?;
+        Ok(result.succeeded.then_some(VersionedService {
+            spec,
+            spec_version: next,
+            mod_revision: result.revision,
+        }))
     }
 
     /// The service `name` with its spec version, if it exists.
@@ -551,6 +530,19 @@ impl<S: Store> ClusterStore<S> {
     }
 }
 
+/// True when `a` and `b` make the same tasks: they differ at most in `replicas`,
+/// `scale_policy` and `update_strategy`, which change how many tasks run and how they roll, not
+/// what a task is.
+fn same_task_template(a: &ServiceSpec, b: &ServiceSpec) -> bool {
+    let strip = |spec: &ServiceSpec| ServiceSpec {
+        replicas: 0,
+        scale_policy: None,
+        update_strategy: Default::default(),
+        ..spec.clone()
+    };
+    strip(a) == strip(b)
+}
+
 fn same_id(field: &str, expected: &str, got: &str) -> Result<()> {
     if expected == got {
         return Ok(());
@@ -583,24 +575,4 @@ fn services_from(kvs: &[KeyValue]) -> Result<Vec<VersionedService>> {
         }
     }
     Ok(services)
-}
-
-fn decode_event<T: DeserializeOwned>(prefix: &str, event: WatchEvent) -> Result<TypedEvent<T>> {
-    let id = event
-        .kv
-        .key
-        .strip_prefix(prefix)
-        .unwrap_or(&event.kv.key)
-        .to_owned();
-    let prev = event.prev.as_ref().map(decode).transpose()?;
-    let revision = event.kv.mod_revision;
-    Ok(match event.kind {
-        EventKind::Put => TypedEvent::Put {
-            value: decode(&event.kv)?,
-            id,
-            prev,
-            revision,
-        },
-        EventKind::Delete => TypedEvent::Delete { id, prev, revision },
-    })
 }
