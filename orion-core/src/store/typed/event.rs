@@ -43,7 +43,7 @@ impl<T> TypedEvent<T> {
     }
 }
 
-/// A stream of typed events; as with [`WatchStream`], an `Err` item is the last.
+/// A stream of typed events; as with [`WatchStream`](crate::store::WatchStream), an `Err` item is the last.
 pub type TypedWatch<T> = Pin<Box<dyn Stream<Item = Result<TypedEvent<T>>> + Send + 'static>>;
 
 pub(super) fn decode_event<T: DeserializeOwned>(
