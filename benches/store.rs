@@ -100,7 +100,15 @@ fn memory(c: &mut Criterion) {
     group.finish();
 }
 
+/// The process's resident memory in KiB (Linux), for the memory figure of the sled run.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn sled(c: &mut Criterion) {
+    let rss_before = rss_kib();
     let rt = runtime();
     let dir = tempfile::tempdir().expect("temp dir");
     let store =
@@ -120,6 +128,9 @@ fn sled(c: &mut Criterion) {
     group.finish();
     if let Ok(bytes) = shared.size_on_disk() {
         println!("store/sled: {bytes} bytes on disk after the run");
+    }
+    if let (Some(before), Some(after)) = (rss_before, rss_kib()) {
+        println!("store/sled: resident memory {before} KiB before, {after} KiB after the run");
     }
 }
 
