@@ -130,12 +130,14 @@ pub async fn service_logs(
     }
     let tasks = state.store.tasks_of_service(&name).await?;
     let mut streams = Vec::new();
-    for task in tasks.iter().filter(|t| t.container_id.is_some() && !t.state.is_terminal()) {
+    for task in tasks
+        .iter()
+        .filter(|t| t.container_id.is_some() && !t.state.is_terminal())
+    {
         match task_lines(&state, task, q, true).await {
             Ok(s) => streams.push(s),
-            Err(e) => streams.push(
-                stream::once(async move { Ok(format!("[{}]\n", e.body.error)) }).boxed(),
-            ),
+            Err(e) => streams
+                .push(stream::once(async move { Ok(format!("[{}]\n", e.body.error)) }).boxed()),
         }
     }
     Ok(text(stream::select_all(streams).boxed()))

@@ -8,9 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orion_core::model::spec::{
-    PortSpec, Protocol, ServiceSpec, SpecFormat, parse_spec,
-};
+use orion_core::model::spec::{PortSpec, Protocol, ServiceSpec, SpecFormat, parse_spec};
 use orion_core::model::{DesiredState, Node, NodeStatus, Task};
 use orion_core::runtime::Runtime;
 use orion_core::store::{ClusterStore, VersionedService};
@@ -220,10 +218,7 @@ async fn list_tasks(
     ))
 }
 
-async fn get_task(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Task>> {
+async fn get_task(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Task>> {
     let task = state
         .store
         .get_task(&id)
@@ -232,10 +227,7 @@ async fn get_task(
     Ok(Json(task))
 }
 
-async fn stop_task(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Task>> {
+async fn stop_task(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Task>> {
     if state.store.get_task(&id).await?.is_none() {
         return Err(HttpError::not_found("task", &id));
     }
@@ -291,7 +283,11 @@ async fn simple_task(
         };
         spec.ports.push(PortSpec {
             container_port: parse(port, "container port")?,
-            host_port: if host.is_empty() { 0 } else { parse(host, "host port")? },
+            host_port: if host.is_empty() {
+                0
+            } else {
+                parse(host, "host port")?
+            },
             protocol,
         });
     }
@@ -307,17 +303,15 @@ async fn list_nodes(State(state): State<ApiState>) -> ApiResult<Json<Vec<Node>>>
         n.allocated = tasks
             .iter()
             .filter(|t| t.state.holds_resources() && t.node.as_ref() == Some(&n.id))
-            .fold(Default::default(), |acc: orion_core::model::Resources, t| {
-                acc.saturating_add(t.resources)
-            });
+            .fold(
+                Default::default(),
+                |acc: orion_core::model::Resources, t| acc.saturating_add(t.resources),
+            );
     }
     Ok(Json(nodes))
 }
 
-async fn get_node(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Node>> {
+async fn get_node(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Node>> {
     let node = state
         .store
         .get_node(&id)

@@ -22,8 +22,8 @@ use futures::StreamExt;
 use orion_core::model::spec::{RestartPolicy, ServiceSpec};
 use orion_core::model::{DesiredState, NodeId, Task, TaskState};
 use orion_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStatus, DEFAULT_STOP_GRACE, Mount, PortBinding,
-    Runtime, labels,
+    ContainerInfo, ContainerSpec, ContainerStatus, DEFAULT_STOP_GRACE, Mount, PortBinding, Runtime,
+    labels,
 };
 use orion_core::store::ClusterStore;
 use tokio::sync::watch;
@@ -385,7 +385,12 @@ fn backoff_delay(restarts: u32) -> Duration {
 }
 
 /// The container to run for `task` of `spec` on `node`.
-pub fn container_spec(spec: &ServiceSpec, task: &Task, node: &str, publish_ip: &str) -> ContainerSpec {
+pub fn container_spec(
+    spec: &ServiceSpec,
+    task: &Task,
+    node: &str,
+    publish_ip: &str,
+) -> ContainerSpec {
     let mut container_labels = spec.labels.clone();
     container_labels.insert(labels::MANAGED.into(), "true".into());
     container_labels.insert(labels::TASK.into(), task.id.clone());

@@ -17,7 +17,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState, ClusterInfo};
-use crate::cli::{DEFAULT_API_ADDR, DEFAULT_GOSSIP_ADDR, DEFAULT_RAFT_ADDR, RuntimeKind, ServerArgs};
+use crate::cli::{
+    DEFAULT_API_ADDR, DEFAULT_GOSSIP_ADDR, DEFAULT_RAFT_ADDR, RuntimeKind, ServerArgs,
+};
 use crate::config::Config;
 
 pub mod agent;
@@ -282,8 +284,7 @@ fn build_scheduler(config: &Config) -> Result<Scheduler> {
     if name == "default" {
         Ok(Scheduler::default_pipeline(sc))
     } else {
-        Scheduler::with_scorer(name, sc)
-            .with_context(|| format!("network.scoring.scorer {name:?}"))
+        Scheduler::with_scorer(name, sc).with_context(|| format!("network.scoring.scorer {name:?}"))
     }
 }
 
@@ -330,9 +331,8 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler installs");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -44,7 +44,8 @@ impl ClusterInfo for SingleInfo {
 pub async fn start(settings: &Settings) -> Result<Parts> {
     let path = settings.data_dir.join("state");
     let store = Arc::new(
-        SledStore::open(&path).with_context(|| format!("cannot open state in {}", path.display()))?,
+        SledStore::open(&path)
+            .with_context(|| format!("cannot open state in {}", path.display()))?,
     );
     let membership = Arc::new(StaticMembership::new(settings.local_member(), Vec::new())?);
     let (leader_tx, leader) = watch::channel(true);
