@@ -1,0 +1,236 @@
+//! Cluster bench: real `orion` processes and the real Docker engine; prints a table.
+//!
+//! `cargo bench -p orion-bin --bench cluster` measures in release mode. Quick mode (small sizes,
+//! fewer samples) runs under `-- --test` or with `ORION_BENCH_QUICK=1`, so CI can run it once.
+//! Goals are reported next to the figures, never asserted. Every wait is bounded.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use support::{NodeProc, Role, TestCluster, docker_kill, http_spec, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+struct Row {
+    name: String,
+    value: String,
+    goal: &'static str,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct Sizes {
+    deploy: u32,
+    scale_to: u32,
+    ready_samples: usize,
+}
+
+async fn deploy_and_scale(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let c = TestCluster::single("bench").await;
+    let t = Instant::now();
+    c.deploy(0, &http_spec("bench", sizes.deploy)).await;
+    let tasks = c
+        .wait_serving(0, "bench", sizes.deploy as usize, LIMIT)
+        .await;
+    rows.push(Row {
+        name: format!("deploy {} replicas until all serve", sizes.deploy),
+        value: ms(t.elapsed()),
+        goal: "-",
+    });
+
+    let t = Instant::now();
+    c.scale(0, "bench", sizes.scale_to).await;
+    c.wait_serving(0, "bench", sizes.scale_to as usize, LIMIT)
+        .await;
+    rows.push(Row {
+        name: format!(
+            "scale {} -> {} until all serve",
+            sizes.deploy, sizes.scale_to
+        ),
+        value: ms(t.elapsed()),
+        goal: "-",
+    });
+
+    let killed = tasks[0].container_id.clone().expect("container id");
+    let t = Instant::now();
+    docker_kill(&killed);
+    wait_for("the killed container's replacement", LIMIT, || async {
+        let tasks = c.serving_now(0, "bench", sizes.scale_to as usize).await?;
+        if tasks
+            .iter()
+            .any(|t| t.container_id.as_deref() == Some(killed.as_str()))
+        {
+            Err("killed container still listed".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    rows.push(Row {
+        name: "killed container until its replacement serves".into(),
+        value: ms(t.elapsed()),
+        goal: "-",
+    });
+}
+
+async fn idle_rss_and_ready(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let mut c = TestCluster::single("idle").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss = c.nodes[0].rss_kib().expect("VmRSS of the node");
+    rows.push(Row {
+        name: "idle node RSS (VmRSS after 3 s idle)".into(),
+        value: format!("{:.1} MB", rss as f64 / 1024.0),
+        goal: "<= 30 MB",
+    });
+
+    let mut samples = Vec::new();
+    for _ in 0..sizes.ready_samples {
+        c.nodes[0].sigterm();
+        c.nodes[0].spawn();
+        let started = c.nodes[0].started_at.expect("spawned");
+        let url = c.nodes[0].url("/healthz");
+        let mut ready = None;
+        for _ in 0..5000 {
+            if let Ok(r) = c.http.get(&url).send().await
+                && r.status() == StatusCode::OK
+            {
+                ready = Some(started.elapsed());
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.push(ready.expect("node answered /healthz within 20 s"));
+    }
+    samples.sort();
+    rows.push(Row {
+        name: format!(
+            "process start until /healthz answers (median of {})",
+            samples.len()
+        ),
+        value: ms(samples[samples.len() / 2]),
+        goal: "<= 50 ms",
+    });
+}
+
+/// True when `orion server --bootstrap` stays up and answers /healthz (cluster mode exists).
+async fn cluster_mode_available() -> bool {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut n = NodeProc::new(
+        format!("probe-{}", std::process::id()),
+        dir.path().to_path_buf(),
+        Role::Bootstrap,
+    );
+    n.spawn();
+    let http = reqwest::Client::new();
+    let mut ok = false;
+    for _ in 0..100 {
+        if !n.is_running() {
+            break;
+        }
+        if let Ok(r) = http.get(n.url("/healthz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    n.kill9();
+    ok
+}
+
+async fn node_kill(rows: &mut Vec<Row>) {
+    let name = "node killed until its replacements serve (3 nodes, 6 replicas)";
+    if !cluster_mode_available().await {
+        rows.push(Row {
+            name: name.into(),
+            value: "n/a (no cluster mode)".into(),
+            goal: "<= 2000 ms",
+        });
+        return;
+    }
+    let mut c = TestCluster::three("benchn").await;
+    c.deploy(0, &http_spec("nk", 6)).await;
+    let tasks = c.wait_serving(0, "nk", 6, LIMIT).await;
+    let (_, cluster) = c
+        .request(0, reqwest::Method::GET, "/v1/cluster", None)
+        .await;
+    let leader = cluster["leader"].as_str().unwrap_or_default().to_owned();
+    let victim = (0..3)
+        .find(|&i| {
+            c.nodes[i].id != leader
+                && tasks
+                    .iter()
+                    .any(|t| t.node.as_deref() == Some(c.nodes[i].id.as_str()))
+        })
+        .expect("a non-leader node with tasks");
+    let victim_id = c.nodes[victim].id.clone();
+    let api = (0..3).find(|&i| i != victim).expect("another node");
+    let t = Instant::now();
+    c.nodes[victim].kill9();
+    wait_for("replacements of the killed node's tasks", LIMIT, || async {
+        let tasks = c.serving_now(api, "nk", 6).await?;
+        if tasks
+            .iter()
+            .any(|t| t.node.as_deref() == Some(victim_id.as_str()))
+        {
+            Err("tasks still on the killed node".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    rows.push(Row {
+        name: name.into(),
+        value: ms(t.elapsed()),
+        goal: "<= 2000 ms",
+    });
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test")
+        || std::env::var("ORION_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let sizes = if quick {
+        Sizes {
+            deploy: 3,
+            scale_to: 6,
+            ready_samples: 3,
+        }
+    } else {
+        Sizes {
+            deploy: 10,
+            scale_to: 50,
+            ready_samples: 15,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut rows = Vec::new();
+    rt.block_on(async {
+        deploy_and_scale(&sizes, &mut rows).await;
+        idle_rss_and_ready(&sizes, &mut rows).await;
+        node_kill(&mut rows).await;
+    });
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(10);
+    println!(
+        "\norion cluster bench ({} mode, binary {})",
+        if quick { "quick" } else { "full" },
+        support::ORION_BIN
+    );
+    println!("{:<width$}  {:>22}  goal", "measurement", "value");
+    println!("{}", "-".repeat(width + 34));
+    for r in &rows {
+        println!("{:<width$}  {:>22}  {}", r.name, r.value, r.goal);
+    }
+}

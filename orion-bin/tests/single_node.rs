@@ -1,0 +1,223 @@
+//! End-to-end tests of one `orion up` node against the real Docker engine: deploy, scale,
+//! container replacement, restart adoption, bad input, seed 001's `POST /tasks`, CLI exit codes
+//! and logs.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use support::{TestCluster, docker_kill, http_spec, run_cli, wait_for};
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn container_ids(tasks: &[orion_core::model::Task]) -> BTreeSet<String> {
+    tasks
+        .iter()
+        .filter_map(|t| t.container_id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_serve_http_and_scaling_converges() {
+    let c = TestCluster::single("scale").await;
+    c.deploy(0, &http_spec("web", 3)).await;
+    let tasks = c.wait_serving(0, "web", 3, CONVERGE).await;
+    let ports: BTreeSet<u16> = tasks.iter().filter_map(support::host_port).collect();
+    assert_eq!(ports.len(), 3, "each replica has its own host port");
+    assert_eq!(c.running_containers("web"), container_ids(&tasks));
+
+    c.scale(0, "web", 5).await;
+    let tasks = c.wait_serving(0, "web", 5, CONVERGE).await;
+    assert_eq!(c.running_containers("web"), container_ids(&tasks));
+
+    c.scale(0, "web", 2).await;
+    let tasks = c.wait_serving(0, "web", 2, CONVERGE).await;
+    let kept = container_ids(&tasks);
+    wait_for("surplus containers to be removed", CONVERGE, || async {
+        let running = c.running_containers("web");
+        if running == kept {
+            Ok(())
+        } else {
+            Err(format!("running {running:?}, tasks {kept:?}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_container_is_replaced_and_serves_again() {
+    let c = TestCluster::single("kill").await;
+    c.deploy(0, &http_spec("victim", 2)).await;
+    let before = c.wait_serving(0, "victim", 2, CONVERGE).await;
+    let killed = before[0].container_id.clone().expect("container id");
+    docker_kill(&killed);
+
+    let after = wait_for("the killed container to be replaced", CONVERGE, || async {
+        let tasks = c.serving_now(0, "victim", 2).await?;
+        if container_ids(&tasks).contains(&killed) {
+            Err(format!("{killed} still listed as running"))
+        } else {
+            Ok(tasks)
+        }
+    })
+    .await;
+    assert_eq!(c.running_containers("victim"), container_ids(&after));
+    assert!(!c.running_containers("victim").contains(&killed));
+}
+
+/// After a restart, proves a full agent and controller pass happened by deploying a probe
+/// service, then checks that `service` kept exactly `expected` containers.
+async fn assert_adopted(c: &TestCluster, service: &str, expected: &BTreeSet<String>, probe: &str) {
+    c.deploy(0, &http_spec(probe, 1)).await;
+    c.wait_serving(0, probe, 1, CONVERGE).await;
+    let tasks = c.wait_serving(0, service, expected.len(), CONVERGE).await;
+    assert_eq!(
+        &container_ids(&tasks),
+        expected,
+        "tasks keep their containers"
+    );
+    assert_eq!(
+        &c.running_containers(service),
+        expected,
+        "no container was killed or started twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_adopts_its_containers() {
+    let mut c = TestCluster::single("adopt").await;
+    c.deploy(0, &http_spec("keep", 3)).await;
+    let ids = container_ids(&c.wait_serving(0, "keep", 3, CONVERGE).await);
+
+    c.nodes[0].sigterm();
+    assert_eq!(
+        c.running_containers("keep"),
+        ids,
+        "SIGTERM leaves containers running"
+    );
+    c.start(0).await;
+    assert_adopted(&c, "keep", &ids, "probe-a").await;
+
+    c.nodes[0].kill9();
+    assert_eq!(
+        c.running_containers("keep"),
+        ids,
+        "kill -9 leaves containers running"
+    );
+    c.start(0).await;
+    assert_adopted(&c, "keep", &ids, "probe-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_field_and_reason_and_nothing_is_stored() {
+    let c = TestCluster::single("badin").await;
+    let json = "application/json";
+
+    let unknown = r#"{"name":"bad","image":"orion-test/busybox:1","replicaz":3}"#;
+    let (status, body) = c
+        .request(
+            0,
+            Method::POST,
+            "/v1/services",
+            Some((json, unknown.into())),
+        )
+        .await;
+    assert!(status.is_client_error(), "unknown field: {status} {body}");
+    assert!(
+        body.to_string().contains("replicaz"),
+        "names the field: {body}"
+    );
+
+    let cpu = r#"{"name":"bad","image":"orion-test/busybox:1","resources":{"cpu":1}}"#;
+    let (status, body) = c
+        .request(0, Method::POST, "/v1/services", Some((json, cpu.into())))
+        .await;
+    assert!(status.is_client_error(), "cpu 1: {status} {body}");
+    let fields = body["fields"].as_array().cloned().unwrap_or_default();
+    assert!(
+        fields.iter().any(|f| f.to_string().contains("cpu")),
+        "a field error names cpu: {body}"
+    );
+    assert!(
+        !body["error"].as_str().unwrap_or("").is_empty(),
+        "has a reason: {body}"
+    );
+
+    let mut huge = br#"{"name":"big","image":"orion-test/busybox:1","env":[""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    huge.extend(br#""]}"#);
+    let (status, _) = c
+        .request(0, Method::POST, "/v1/services", Some((json, huge)))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let (status, body) = c.request(0, Method::GET, "/v1/services", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!([]), "nothing was stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_post_tasks_is_accepted() {
+    let c = TestCluster::single("seed").await;
+    let seed = r#"{"image":"orion-test/busybox:1","name":"seedtask","memory":100000000,
+                   "portBindings":{"8080/tcp":"0"}}"#;
+    let (status, body) = c
+        .request(
+            0,
+            Method::POST,
+            "/tasks",
+            Some(("application/json", seed.into())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, svc) = c
+        .request(0, Method::GET, "/v1/services/seedtask", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{svc}");
+    assert_eq!(svc["spec"]["image"], "orion-test/busybox:1");
+    assert_eq!(svc["desired"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_exit_codes_and_logs() {
+    let c = TestCluster::single("cli").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: bad\nimage: x\nreplicas: -1\n").expect("write");
+    let out = run_cli(
+        "127.0.0.1:9",
+        &["validate", "-f", bad.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(4), "validate bad file: {out:?}");
+
+    let unreachable = support::free_tcp_addr().to_string();
+    let out = run_cli(&unreachable, &["ps"]);
+    assert_eq!(out.status.code(), Some(5), "unreachable API: {out:?}");
+
+    let out = c.cli(0, &["status", "no-such-service"]);
+    assert_eq!(out.status.code(), Some(3), "unknown service: {out:?}");
+
+    let good = dir.path().join("chatty.json");
+    std::fs::write(&good, http_spec("chatty", 1)).expect("write");
+    let out = c.cli(0, &["apply", "-f", good.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "apply: {out:?}");
+    c.wait_serving(0, "chatty", 1, CONVERGE).await;
+
+    wait_for(
+        "`orion logs chatty` to show the greeting",
+        CONVERGE,
+        || async {
+            let out = c.cli(0, &["logs", "chatty"]);
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && stdout.contains("hello-from-chatty") {
+                Ok(())
+            } else {
+                Err(format!("{out:?}"))
+            }
+        },
+    )
+    .await;
+}

@@ -1,0 +1,603 @@
+//! End-to-end harness: real `orion` node processes on free loopback ports, temp data dirs, logs
+//! captured to files, the real Docker engine.
+//!
+//! Contracts:
+//! - Every node gets a unique id (`<test name>-<pid>-<n>-<i>`); every container it creates carries
+//!   `io.orion.node=<that id>`. Dropping a [`TestCluster`] kills its nodes and runs `docker rm -f`
+//!   on every container labelled with one of its node ids, also when the test panicked, and then
+//!   prints each node's log when the test failed.
+//! - Every wait is bounded in both attempts and time ([`wait_for`]); a timeout panics with what
+//!   was awaited and the last observation.
+//! - [`TestCluster::single`] / [`TestCluster::three`] fail (never skip) when Docker is missing.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use orion_core::model::{Task, TaskState};
+use orion_runtime::testing::{TEST_IMAGE, ensure_test_image};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The `orion` binary cargo built for this test run.
+pub const ORION_BIN: &str = env!("CARGO_BIN_EXE_orion");
+/// Interval between two polls of a condition.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Polls `probe` every [`POLL`] until it yields `Ok(value)`, at most `timeout` and at most
+/// `timeout / POLL + 1` times; panics naming `what` and the last `Err` observation otherwise.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    let max_attempts = timeout.as_millis() / POLL.as_millis() + 1;
+    let mut last = String::from("(never probed)");
+    for _ in 0..max_attempts {
+        match probe().await {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        if started.elapsed() >= timeout {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}; last observation: {last}");
+}
+
+/// A free loopback TCP port (bound then released).
+pub fn free_tcp_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback TCP port");
+    l.local_addr().expect("local addr")
+}
+
+/// A free loopback UDP port (bound then released).
+pub fn free_udp_addr() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP port");
+    s.local_addr().expect("local addr")
+}
+
+/// A spec (JSON) of `replicas` busybox httpd replicas serving `/www` on container port 8080,
+/// published on a dynamic host port; it prints `hello-from-<name>` first (for log tests).
+pub fn http_spec(name: &str, replicas: u32) -> String {
+    serde_json::json!({
+        "name": name,
+        "image": TEST_IMAGE,
+        "replicas": replicas,
+        "command": ["sh", "-c", format!("echo hello-from-{name}; exec httpd -f -p 8080 -h /www")],
+        "ports": [{"container_port": 8080}],
+    })
+    .to_string()
+}
+
+/// How a node process is started.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// `orion up`: a single-node cluster.
+    Single,
+    /// `orion server --bootstrap`.
+    Bootstrap,
+    /// `orion server --join <gossip addr>`.
+    Join(SocketAddr),
+}
+
+/// One `orion` node process.
+#[derive(Debug)]
+pub struct NodeProc {
+    pub id: String,
+    pub api: SocketAddr,
+    pub raft: SocketAddr,
+    pub gossip: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub role: Role,
+    child: Option<Child>,
+    /// When the current process was spawned.
+    pub started_at: Option<Instant>,
+}
+
+impl NodeProc {
+    /// A node `id` (not started) keeping its data dir and log under `dir`, on free ports.
+    pub fn new(id: String, dir: PathBuf, role: Role) -> Self {
+        NodeProc {
+            api: free_tcp_addr(),
+            raft: free_tcp_addr(),
+            gossip: free_udp_addr(),
+            data_dir: dir.join(&id),
+            log: dir.join(format!("{id}.log")),
+            id,
+            role,
+            child: None,
+            started_at: None,
+        }
+    }
+
+    /// The command line of this node.
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = match self.role {
+            Role::Single => vec!["up".into()],
+            Role::Bootstrap => vec!["server".into(), "--bootstrap".into()],
+            Role::Join(seed) => vec!["server".into(), "--join".into(), seed.to_string()],
+        };
+        for (flag, value) in [
+            ("--node-id", self.id.clone()),
+            ("--data-dir", self.data_dir.display().to_string()),
+            ("--api-addr", self.api.to_string()),
+            ("--raft-addr", self.raft.to_string()),
+            ("--gossip-addr", self.gossip.to_string()),
+            ("--runtime", "docker".into()),
+        ] {
+            args.push(flag.into());
+            args.push(value);
+        }
+        args
+    }
+
+    /// Spawns the process (its output is appended to [`NodeProc::log`]).
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} is already running", self.id);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let err = log.try_clone().expect("clone log handle");
+        let child = Command::new(ORION_BIN)
+            .args(self.args())
+            .env("ORION_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {ORION_BIN}: {e}"));
+        self.started_at = Some(Instant::now());
+        self.child = Some(child);
+    }
+
+    /// The pid of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// `kill -9`, then reaps the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (at most 15 s) for a clean exit; panics when it does not exit.
+    pub fn sigterm(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", c.id());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for _ in 0..300 {
+            if let Ok(Some(exit)) = c.try_wait() {
+                assert!(
+                    exit.success(),
+                    "node {} exited with {exit} on SIGTERM",
+                    self.id
+                );
+                return;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        panic!("node {} did not exit within 15 s of SIGTERM", self.id);
+    }
+
+    /// The node's API URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.api, path)
+    }
+
+    /// The captured log.
+    pub fn read_log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// VmRSS of the running process in KiB, from /proc.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+/// A set of node processes for one test, cleaned up on drop.
+#[derive(Debug)]
+pub struct TestCluster {
+    pub nodes: Vec<NodeProc>,
+    pub http: reqwest::Client,
+    tmp: tempfile::TempDir,
+}
+
+static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+
+impl TestCluster {
+    /// Node processes (not yet started) for `roles`, named after `name`. Makes sure the test
+    /// image is in the Docker engine first; fails when the engine is missing.
+    pub async fn new(name: &str, roles: &[Role]) -> Self {
+        ensure_test_image()
+            .await
+            .unwrap_or_else(|e| panic!("the test image {TEST_IMAGE} cannot be loaded: {e}"));
+        let tmp = tempfile::Builder::new()
+            .prefix("orion-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let nodes = roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                let id = format!("{name}-{}-{n}-{}", std::process::id(), i + 1);
+                NodeProc::new(id, tmp.path().to_path_buf(), role.clone())
+            })
+            .collect();
+        TestCluster {
+            nodes,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+            tmp,
+        }
+    }
+
+    /// One `orion up` node, started and healthy.
+    pub async fn single(name: &str) -> Self {
+        let mut c = Self::new(name, &[Role::Single]).await;
+        c.start(0).await;
+        c
+    }
+
+    /// Three `orion server` nodes (the first bootstraps, the others join it), all healthy and
+    /// all listed by the first node's `/v1/nodes`.
+    pub async fn three(name: &str) -> Self {
+        let mut c = Self::new(name, &[Role::Bootstrap, Role::Bootstrap, Role::Bootstrap]).await;
+        let seed = c.nodes[0].gossip;
+        c.nodes[1].role = Role::Join(seed);
+        c.nodes[2].role = Role::Join(seed);
+        c.start(0).await;
+        c.start(1).await;
+        c.start(2).await;
+        let ids: BTreeSet<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
+        wait_for(
+            "all three nodes to be listed",
+            Duration::from_secs(30),
+            || async {
+                let (status, body) = c.request(0, Method::GET, "/v1/nodes", None).await;
+                let listed: BTreeSet<String> = body
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|n| {
+                                n["status"]
+                                    .as_str()
+                                    .is_some_and(|s| s.eq_ignore_ascii_case("ready"))
+                            })
+                            .filter_map(|n| n["id"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if status == StatusCode::OK && ids.is_subset(&listed) {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
+            },
+        )
+        .await;
+        c
+    }
+
+    /// Spawns node `i` (again, with the same data dir) and waits until `/healthz` answers.
+    pub async fn start(&mut self, i: usize) {
+        self.nodes[i].spawn();
+        self.wait_healthy(i).await;
+    }
+
+    /// Waits (at most 30 s) until node `i` answers `/healthz` with 200.
+    pub async fn wait_healthy(&mut self, i: usize) {
+        let url = self.nodes[i].url("/healthz");
+        let http = self.http.clone();
+        let id = self.nodes[i].id.clone();
+        for _ in 0..300 {
+            if !self.nodes[i].is_running() {
+                panic!("node {id} exited before becoming healthy");
+            }
+            if let Ok(r) = http.get(&url).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        panic!("node {id} did not answer {url} within 30 s");
+    }
+
+    /// SIGTERM node `i`, then start it again on the same data dir.
+    pub async fn restart_sigterm(&mut self, i: usize) {
+        self.nodes[i].sigterm();
+        self.start(i).await;
+    }
+
+    /// `kill -9` node `i`, then start it again on the same data dir.
+    pub async fn restart_kill9(&mut self, i: usize) {
+        self.nodes[i].kill9();
+        self.start(i).await;
+    }
+
+    /// `method path` on node `i` with an optional `(content type, body)`; the status and the
+    /// body as JSON (`Value::Null` when it is not JSON). Panics when the node is unreachable.
+    pub async fn request(
+        &self,
+        i: usize,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method.clone(), self.nodes[i].url(path));
+        if let Some((ct, bytes)) = body {
+            req = req.header("content-type", ct).body(bytes);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.nodes[i].id));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a service from a JSON spec on node `i`; panics unless 201.
+    pub async fn deploy(&self, i: usize, spec_json: &str) {
+        let (status, body) = self
+            .request(
+                i,
+                Method::POST,
+                "/v1/services",
+                Some(("application/json", spec_json.as_bytes().to_vec())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "deploy refused: {body}");
+    }
+
+    /// Sets the replica count of `service` through node `i`; panics unless 200.
+    pub async fn scale(&self, i: usize, service: &str, replicas: u32) {
+        let body = serde_json::json!({ "replicas": replicas }).to_string();
+        let (status, body) = self
+            .request(
+                i,
+                Method::POST,
+                &format!("/v1/services/{service}/scale"),
+                Some(("application/json", body.into_bytes())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "scale refused: {body}");
+    }
+
+    /// The active (non-terminal) tasks of `service`, as node `i` reports them.
+    pub async fn tasks(&self, i: usize, service: &str) -> Result<Vec<Task>, String> {
+        let (status, body) = self
+            .request(
+                i,
+                Method::GET,
+                &format!("/v1/tasks?service={service}"),
+                None,
+            )
+            .await;
+        if status != StatusCode::OK {
+            return Err(format!("GET /v1/tasks: {status} {body}"));
+        }
+        serde_json::from_value(body).map_err(|e| format!("task list does not decode: {e}"))
+    }
+
+    /// `Ok(tasks)` when `service` has exactly `n` active tasks, all running with a container
+    /// and a published port, and each answering HTTP GET on 127.0.0.1:<port>.
+    pub async fn serving_now(
+        &self,
+        i: usize,
+        service: &str,
+        n: usize,
+    ) -> Result<Vec<Task>, String> {
+        let tasks = self.tasks(i, service).await?;
+        let summary: Vec<String> = tasks
+            .iter()
+            .map(|t| format!("{}:{:?}@{:?}", t.id, t.state, t.node))
+            .collect();
+        if tasks.len() != n || tasks.iter().any(|t| t.state != TaskState::Running) {
+            return Err(format!("{} active: {summary:?}", tasks.len()));
+        }
+        for t in &tasks {
+            if t.container_id.is_none() {
+                return Err(format!("{} has no container id", t.id));
+            }
+            let port = host_port(t).ok_or_else(|| format!("{} has no published port", t.id))?;
+            http_get_ok(&self.http, port).await?;
+        }
+        Ok(tasks)
+    }
+
+    /// Waits (bounded by `timeout`) until [`TestCluster::serving_now`] holds; returns the tasks.
+    pub async fn wait_serving(
+        &self,
+        i: usize,
+        service: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Task> {
+        wait_for(
+            &format!("{n} serving replicas of {service}"),
+            timeout,
+            || self.serving_now(i, service, n),
+        )
+        .await
+    }
+
+    /// Runs the CLI against node `i`'s API.
+    pub fn cli(&self, i: usize, args: &[&str]) -> Output {
+        run_cli(&self.nodes[i].api.to_string(), args)
+    }
+
+    /// The node ids of this cluster.
+    pub fn node_ids(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    /// Ids of running containers of `service` (on any node of this cluster).
+    pub fn running_containers(&self, service: &str) -> BTreeSet<String> {
+        self.node_ids()
+            .iter()
+            .flat_map(|node| {
+                docker_ps(&[
+                    &format!("label=io.orion.node={node}"),
+                    &format!("label=io.orion.service={service}"),
+                ])
+            })
+            .collect()
+    }
+
+    /// Ids of running containers labelled for node `i`.
+    pub fn containers_on(&self, i: usize) -> BTreeSet<String> {
+        docker_ps(&[&format!("label=io.orion.node={}", self.nodes[i].id)])
+            .into_iter()
+            .collect()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill9();
+        }
+        for id in self.node_ids() {
+            let ids = docker_ps_all(&[&format!("label=io.orion.node={id}")]);
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                eprintln!("===== log of node {} ({}) =====", n.id, n.log.display());
+                eprintln!("{}", n.read_log());
+            }
+        }
+    }
+}
+
+/// The published host port of a task's first port.
+pub fn host_port(t: &Task) -> Option<u16> {
+    t.ports.first().map(|p| p.host_port).filter(|p| *p != 0)
+}
+
+/// GET http://127.0.0.1:<port>/ answers 200 with the test image's index page.
+pub async fn http_get_ok(http: &reqwest::Client, port: u16) -> Result<(), String> {
+    let url = format!("http://127.0.0.1:{port}/");
+    let resp = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if status == StatusCode::OK && body.contains("orion test image") {
+        Ok(())
+    } else {
+        Err(format!("{url}: {status} {body:?}"))
+    }
+}
+
+/// Runs `orion --addr <addr> <args>` and returns its output.
+pub fn run_cli(addr: &str, args: &[&str]) -> Output {
+    Command::new(ORION_BIN)
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {ORION_BIN}: {e}"))
+}
+
+fn docker_ids(all: bool, filters: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("docker");
+    cmd.args(["ps", "-q", "--no-trunc"]);
+    if all {
+        cmd.arg("-a");
+    }
+    for f in filters {
+        cmd.args(["--filter", f]);
+    }
+    let out = cmd.output().expect("run the docker CLI");
+    assert!(
+        out.status.success(),
+        "docker ps failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Full ids of running containers matching every `filters` entry (`docker ps --filter`).
+pub fn docker_ps(filters: &[&str]) -> Vec<String> {
+    docker_ids(false, filters)
+}
+
+/// Full ids of all containers (running or not) matching every `filters` entry.
+pub fn docker_ps_all(filters: &[&str]) -> Vec<String> {
+    docker_ids(true, filters)
+}
+
+/// `docker kill <id>`.
+pub fn docker_kill(id: &str) {
+    let out = Command::new("docker")
+        .args(["kill", id])
+        .output()
+        .expect("run the docker CLI");
+    assert!(
+        out.status.success(),
+        "docker kill {id}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
