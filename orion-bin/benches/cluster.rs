@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use support::{NodeProc, Role, TestCluster, docker_kill, http_spec, wait_for};
+use support::{NodeProc, Role, TestCluster, docker_kill, http_spec, http_spec_restart, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -33,7 +33,8 @@ struct Sizes {
 async fn deploy_and_scale(sizes: &Sizes, rows: &mut Vec<Row>) {
     let c = TestCluster::single("bench").await;
     let t = Instant::now();
-    c.deploy(0, &http_spec("bench", sizes.deploy)).await;
+    c.deploy(0, &http_spec_restart("bench", sizes.deploy, "always"))
+        .await;
     let tasks = c
         .wait_serving(0, "bench", sizes.deploy as usize, LIMIT)
         .await;
@@ -72,7 +73,7 @@ async fn deploy_and_scale(sizes: &Sizes, rows: &mut Vec<Row>) {
     })
     .await;
     rows.push(Row {
-        name: "killed container until its replacement serves".into(),
+        name: "killed container until it serves again (restart: always)".into(),
         value: ms(t.elapsed()),
         goal: "-",
     });

@@ -79,6 +79,13 @@ pub fn http_spec(name: &str, replicas: u32) -> String {
     .to_string()
 }
 
+/// [`http_spec`] with `restart_policy` set (`no`, `always`, `on-failure`, `unless-stopped`).
+pub fn http_spec_restart(name: &str, replicas: u32, restart_policy: &str) -> String {
+    let mut spec: Value = serde_json::from_str(&http_spec(name, replicas)).expect("valid JSON");
+    spec["restart_policy"] = Value::from(restart_policy);
+    spec.to_string()
+}
+
 /// How a node process is started.
 #[derive(Debug, Clone)]
 pub enum Role {
