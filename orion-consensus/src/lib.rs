@@ -1,1 +1,15 @@
-//! orion-consensus (skeleton; see the issues that fill it).
+//! orion-consensus: Raft-replicated state for Orion.
+//!
+//! - [`raft`]: openraft on sled (log + vote), a state machine that applies store writes to any
+//!   inner [`orion_core::store::Store`], and [`raft::RaftStore`], itself a `Store`, whose writes
+//!   are committed by a quorum and whose reads are linearizable by default.
+//! - [`transport`]: the one place where node-to-node connections are made, with a
+//!   [`transport::FaultInjector`] for tests and chaos runs.
+//!
+//! See `docs/consensus.md` for the design and operations.
+
+pub mod error;
+pub mod raft;
+pub mod transport;
+
+pub use error::{ConsensusError, Result};
