@@ -195,9 +195,8 @@ async fn open_db(path: &Path) -> Result<sled::Db> {
     loop {
         match sled::open(path) {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 50 =>
-            {
+            // sled reports a lock held by another handle as the I/O error "could not acquire lock".
+            Err(sled::Error::Io(e)) if e.to_string().contains("acquire lock") && attempts < 50 => {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
