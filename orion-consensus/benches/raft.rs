@@ -43,7 +43,9 @@ impl Bench {
             addrs: vec!["127.0.0.1:0".into(); 3],
         };
         for id in 1..=3u64 {
-            let node = RaftNode::start(b.config(id), MemStore::new()).await.unwrap();
+            let node = RaftNode::start(b.config(id), MemStore::new())
+                .await
+                .unwrap();
             b.addrs[id as usize - 1] = node.addr().to_owned();
             if id == 1 {
                 node.bootstrap().await.unwrap();
@@ -85,7 +87,11 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn throughput(store: RaftStore<MemStore>, writers: usize, total: usize) -> (f64, Vec<Duration>) {
+async fn throughput(
+    store: RaftStore<MemStore>,
+    writers: usize,
+    total: usize,
+) -> (f64, Vec<Duration>) {
     let per_writer = total.div_ceil(writers);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -138,7 +144,9 @@ async fn failover(b: &mut Bench, kills: usize) -> Vec<Duration> {
         assert!(committed, "no write committed after the leader was killed");
         times.push(t.elapsed());
         // Bring the old leader back and let it catch up before the next kill.
-        let node = RaftNode::start(b.config(old), MemStore::new()).await.unwrap();
+        let node = RaftNode::start(b.config(old), MemStore::new())
+            .await
+            .unwrap();
         b.nodes[old as usize - 1] = Some(node);
         let target = b.node(survivor).status().commit_index;
         b.node(old)
@@ -183,14 +191,23 @@ fn main() {
         println!("raft commit path, 3 nodes on loopback, sled log, in-memory inner store");
         println!("| measure | value |");
         println!("|---|---|");
-        println!("| writes/s, 1 writer ({} writes) | {rate1:.0} |", lat1.len());
+        println!(
+            "| writes/s, 1 writer ({} writes) | {rate1:.0} |",
+            lat1.len()
+        );
         println!(
             "| writes/s, {} writers ({} writes) | {rate64:.0} |",
             sizes.writers,
             lat64.len()
         );
-        println!("| commit latency p50, 1 writer | {} |", ms(percentile(&lat1, 0.5)));
-        println!("| commit latency p99, 1 writer | {} |", ms(percentile(&lat1, 0.99)));
+        println!(
+            "| commit latency p50, 1 writer | {} |",
+            ms(percentile(&lat1, 0.5))
+        );
+        println!(
+            "| commit latency p99, 1 writer | {} |",
+            ms(percentile(&lat1, 0.99))
+        );
         println!(
             "| commit latency p50, {} writers | {} |",
             sizes.writers,
@@ -201,8 +218,16 @@ fn main() {
             sizes.writers,
             ms(percentile(&lat64, 0.99))
         );
-        println!("| failover p50 ({} kills) | {} |", fail.len(), ms(percentile(&fail, 0.5)));
-        println!("| failover p99 ({} kills) | {} |", fail.len(), ms(percentile(&fail, 0.99)));
+        println!(
+            "| failover p50 ({} kills) | {} |",
+            fail.len(),
+            ms(percentile(&fail, 0.5))
+        );
+        println!(
+            "| failover p99 ({} kills) | {} |",
+            fail.len(),
+            ms(percentile(&fail, 0.99))
+        );
         for node in b.nodes.into_iter().flatten() {
             node.shutdown().await.unwrap();
         }

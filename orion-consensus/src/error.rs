@@ -1,13 +1,16 @@
-//! The one error enum of `orion-consensus`.
+//! The one error enum of `orion-consensus` (Raft and gossip); it converts into
+//! [`orion_core::Error`] at the trait boundary.
 //!
-//! Everything converts into [`orion_core::Error`] at the `Store` boundary:
-//! [`ConsensusError::Unavailable`] and transport failures become `Error::Unavailable` (worth a
-//! retry), a store error passes through unchanged, and the rest become `Error::Backend`.
+//! Conversion: config errors become `Error::Invalid`, "retry later" conditions (no quorum,
+//! transport failures, stopped gossip) become `Error::Unavailable`, a store error passes
+//! through unchanged, and the rest become `Error::Backend`.
 
 use std::path::PathBuf;
 
-/// `Result` with [`ConsensusError`].
-pub type Result<T, E = ConsensusError> = std::result::Result<T, E>;
+use orion_core::error::{Error as CoreError, ValidationErrors};
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How a node-to-node request failed, so callers can tell "never delivered" from "outcome
 /// unknown".
@@ -17,7 +20,7 @@ pub enum TransportFailure {
     /// Retrying cannot duplicate anything.
     NotDelivered,
     /// The request may have reached the peer, but no usable answer came back (timeout, dropped
-    /// response, broken connection). The outcome is unknown.
+    /// answer, broken connection). The outcome is unknown.
     NoAnswer,
     /// The peer answered with an HTTP error status (a 4xx means it rejected the message).
     Rejected(u16),
@@ -28,8 +31,40 @@ pub enum TransportFailure {
 /// Everything that can go wrong in `orion-consensus`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConsensusError {
-    /// A local file or directory operation failed.
+pub enum Error {
+    /// A gossip setting is out of range: names the field, the value and what is accepted.
+    #[error("invalid gossip config: {field}: got {value}, expected {expected}")]
+    GossipConfig {
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
+
+    /// The gossip socket could not be bound or used.
+    #[error("gossip transport on {addr}: {source}")]
+    GossipIo {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The SWIM state machine refused an operation (the message says which).
+    #[error("gossip protocol: {0}")]
+    GossipProtocol(String),
+
+    /// The gossip membership was shut down (after `leave()` or on drop).
+    #[error("gossip membership has stopped; start a new one to rejoin")]
+    GossipStopped,
+
+    /// A Raft setting is out of range: names the field, the value and what is accepted.
+    #[error("invalid raft config: {field}: got {value}, expected {expected}")]
+    RaftConfig {
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
+
+    /// A local file, directory or socket operation of a Raft node failed.
     #[error("I/O error at {path}: {source}")]
     Io {
         path: PathBuf,
@@ -37,7 +72,7 @@ pub enum ConsensusError {
         source: std::io::Error,
     },
 
-    /// The embedded sled database failed.
+    /// The Raft node's sled database failed.
     #[error("sled: {context}: {source}")]
     Sled {
         context: String,
@@ -53,14 +88,6 @@ pub enum ConsensusError {
     IdentityMismatch {
         dir: PathBuf,
         found: String,
-        expected: String,
-    },
-
-    /// A configuration value is out of range.
-    #[error("invalid raft config: {field} = {value}: expected {expected}")]
-    Config {
-        field: &'static str,
-        value: String,
         expected: String,
     },
 
@@ -80,42 +107,64 @@ pub enum ConsensusError {
     #[error("unavailable: {0}")]
     Unavailable(String),
 
-    /// Bytes (a message, a log entry, a snapshot, the identity file) could not be decoded.
+    /// Bytes (a log entry, a snapshot, the identity file) could not be decoded.
     #[error("cannot decode {what}: {reason}")]
     Codec { what: String, reason: String },
 
     /// The inner store failed.
     #[error(transparent)]
-    Store(#[from] orion_core::Error),
+    Store(#[from] CoreError),
 }
 
-impl ConsensusError {
+impl Error {
     pub(crate) fn sled(context: impl Into<String>, source: sled::Error) -> Self {
-        ConsensusError::Sled {
+        Error::Sled {
             context: context.into(),
             source,
         }
     }
 
     pub(crate) fn codec(what: impl Into<String>, reason: impl ToString) -> Self {
-        ConsensusError::Codec {
+        Error::Codec {
             what: what.into(),
             reason: reason.to_string(),
         }
     }
 
     pub(crate) fn raft(e: impl std::fmt::Display) -> Self {
-        ConsensusError::Raft(e.to_string())
+        Error::Raft(e.to_string())
     }
 }
 
-impl From<ConsensusError> for orion_core::Error {
-    fn from(e: ConsensusError) -> Self {
-        match e {
-            ConsensusError::Store(inner) => inner,
-            ConsensusError::Unavailable(msg) => orion_core::Error::Unavailable(msg),
-            t @ ConsensusError::Transport { .. } => orion_core::Error::Unavailable(t.to_string()),
-            other => orion_core::Error::backend("raft", other),
+impl From<Error> for CoreError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::GossipConfig {
+                field,
+                value,
+                expected,
+            }
+            | Error::RaftConfig {
+                field,
+                value,
+                expected,
+            } => {
+                let mut errors = ValidationErrors::default();
+                errors.push(field, value, expected);
+                CoreError::Invalid(errors)
+            }
+            Error::GossipIo { source, .. } => CoreError::Io(source),
+            Error::Store(inner) => inner,
+            Error::Unavailable(msg) => CoreError::Unavailable(msg),
+            Error::GossipStopped | Error::Transport { .. } => {
+                CoreError::Unavailable(err.to_string())
+            }
+            other @ (Error::GossipProtocol(_)
+            | Error::Io { .. }
+            | Error::Sled { .. }
+            | Error::IdentityMismatch { .. }
+            | Error::Raft(_)
+            | Error::Codec { .. }) => CoreError::backend("orion-consensus", other),
         }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::mem_store::MemStore;
-use orion_consensus::ConsensusError;
+use orion_consensus::Error as ConsensusError;
 use orion_consensus::raft::{RaftConfig, RaftNode};
 use orion_core::store::{Compare, Op, Store, Txn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,7 +102,7 @@ async fn a_data_dir_of_another_cluster_or_node_is_refused() {
     let err = RaftNode::start(bad, MemStore::new()).await.unwrap_err();
     assert!(matches!(
         err,
-        ConsensusError::Config {
+        ConsensusError::RaftConfig {
             field: "heartbeat_interval",
             ..
         }

@@ -32,6 +32,18 @@ fn the_sled_log_store_passes_the_openraft_storage_suite() {
     Suite::test_all(Builder).unwrap();
 }
 
+/// Reopens a sled db whose previous handle was just dropped: sled's background thread may hold
+/// the file lock for a moment (bounded wait).
+async fn reopen(path: &std::path::Path) -> sled::Db {
+    for _ in 0..100 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    panic!("{} stayed locked", path.display());
+}
+
 fn put_entry(index: u64, key: &str) -> openraft::Entry<TypeConfig> {
     use orion_consensus::raft::Command;
     use orion_core::store::{Op, Txn};
@@ -71,7 +83,7 @@ async fn a_reopened_state_machine_resumes_from_its_snapshot_without_double_apply
     }
     // The inner store kept entry 3 (as a durable store would), but the state machine restarts
     // from the snapshot at index 2, so replaying entry 3 gives the same revision, not 4.
-    let db = sled::open(dir.path().join("raft")).unwrap();
+    let db = reopen(&dir.path().join("raft")).await;
     let mut sm = StateMachine::open(&db, inner.clone()).await.unwrap();
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.map(|l| l.index), Some(2));

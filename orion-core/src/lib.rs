@@ -20,7 +20,7 @@ pub mod reconciler;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use error::{Error, Result};

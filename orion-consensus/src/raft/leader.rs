@@ -11,7 +11,7 @@ use tokio::time::{Instant, sleep, timeout};
 
 use super::network::paths;
 use super::{Command, CommandResponse, NodeId, OrionRaft, WireError};
-use crate::error::{ConsensusError, Result, TransportFailure};
+use crate::error::{Error as ConsensusError, Result, TransportFailure};
 use crate::transport::Transport;
 
 /// A node asking to become a member.

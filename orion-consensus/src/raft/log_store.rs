@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::{NodeId, TypeConfig};
-use crate::error::{ConsensusError, Result};
+use crate::error::{Error as ConsensusError, Result};
 
 const VOTE: &[u8] = b"vote";
 const LAST_PURGED: &[u8] = b"last_purged";

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{NodeId, TypeConfig};
-use crate::error::{ConsensusError, TransportFailure};
+use crate::error::{Error as ConsensusError, TransportFailure};
 use crate::transport::Transport;
 
 /// Paths of the Raft RPCs on a node's Raft port.

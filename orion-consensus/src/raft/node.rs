@@ -20,7 +20,7 @@ use super::network::NetworkFactory;
 use super::state_machine::StateMachine;
 use super::store::RaftStore;
 use super::{NodeId, OrionRaft, server};
-use crate::error::{ConsensusError, Result};
+use crate::error::{Error as ConsensusError, Result};
 use crate::transport::{FaultInjector, Transport};
 
 /// How [`RaftStore`] reads.
@@ -97,7 +97,7 @@ impl RaftConfig {
 
     fn openraft_config(&self) -> Result<openraft::Config> {
         let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
-        let invalid = |field, value: String, expected: &str| ConsensusError::Config {
+        let invalid = |field, value: String, expected: &str| ConsensusError::RaftConfig {
             field,
             value,
             expected: expected.to_owned(),

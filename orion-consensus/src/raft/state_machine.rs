@@ -22,7 +22,7 @@ use orion_core::store::{Store, StoreSnapshot, TxnResult};
 use serde::{Deserialize, Serialize};
 
 use super::{Command, CommandResponse, NodeId, TypeConfig, WireError};
-use crate::error::{ConsensusError, Result};
+use crate::error::{Error as ConsensusError, Result};
 
 type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
 

@@ -11,7 +11,7 @@ use orion_core::store::{
 use super::leader::{LeaderRequest, LeaderResponse};
 use super::node::{Core, ReadMode};
 use super::{Command, NodeId, RaftStatus};
-use crate::error::ConsensusError;
+use crate::error::Error as ConsensusError;
 
 /// A [`Store`] whose state is replicated by Raft. Cheap to clone; usable on any node.
 ///

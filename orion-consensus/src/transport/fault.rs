@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::{ConsensusError, Result};
+use crate::error::{Error as ConsensusError, Result};
 
 /// A peer's name in the fault layer: its Raft node id.
 pub type PeerId = u64;
@@ -55,7 +55,7 @@ impl FaultInjector {
     /// Drops each request with probability `p` (0.0 to 1.0).
     pub fn set_drop_probability(&self, p: f64) -> Result<()> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(ConsensusError::Config {
+            return Err(ConsensusError::RaftConfig {
                 field: "drop_probability",
                 value: p.to_string(),
                 expected: "a number from 0.0 to 1.0".into(),

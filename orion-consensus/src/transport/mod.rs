@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 pub use fault::{FaultInjector, PeerId};
 
-use crate::error::{ConsensusError, Result, TransportFailure};
+use crate::error::{Error as ConsensusError, Result, TransportFailure};
 
 /// The client side of node-to-node traffic for one local node.
 #[derive(Debug, Clone)]

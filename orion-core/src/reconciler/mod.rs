@@ -1,2 +1,569 @@
 //! The reconciler: a pure function from desired state (specs) and actual state (tasks, nodes) to
-//! the actions that close the gap. (Skeleton, filled by the reconciler work.)
+//! the [`Action`]s that close the gap.
+//!
+//! [`reconcile`] does no I/O and reads no clock (the time comes in [`ReconcileInput::now`]); the
+//! same input and scheduler always give the same [`Plan`]. Every action is idempotent and keyed by
+//! a task id, and new task ids are derived from the input, so a new leader that redoes a plan (or
+//! reconciles again from the same state) does no harm. A controller applies the plan, waits (for
+//! health, update delays), and calls [`reconcile`] again: repeated rounds converge to a fixpoint
+//! where the plan is empty.
+//!
+//! # Terms
+//!
+//! - A task is **active** when [`Task::is_active`] (live, not stopping, desired running).
+//! - A **slot** is a replica number; replacements keep the slot of the task they replace. A slot is
+//!   **occupied** when it holds an active task. Slot numbers may have gaps after a scale-down; new
+//!   slots take the lowest free numbers.
+//! - An active task is **settled** when it was created from the current spec version and is
+//!   pending or on a `Ready` node. In each slot the best task is **kept** (settled first, then
+//!   running and healthy, then starting, scheduled, pending; then the newest); it is **serving**
+//!   when it is running and not unhealthy.
+//! - A slot is **finished** when it has no active task and its latest task, from the current spec
+//!   version, ended in a way its restart policy accepts: `failed` under `no`, `completed` under
+//!   `no` or `on-failure`. A finished slot below `replicas` counts as satisfied and is not refilled
+//!   (it only spares a refill: it never makes the reconciler stop a running task).
+//!
+//! # Decision table
+//!
+//! | Situation | Actions |
+//! |---|---|
+//! | live task on a `Down` or unknown node | `MarkLost` (state `lost`, desired `shutdown`) |
+//! | task of a service with no spec, desired running | `Stop(service_deleted)` |
+//! | terminal task (failed, completed, lost), desired running | `Stop(retired)`: the agent must not restart it any more |
+//! | more occupied slots than `replicas` | `Stop(scale_down)` every task of the surplus slots, chosen: slots where no task serves first, then old version or draining, then on the node with most replicas of the service, then highest slot |
+//! | two active tasks in one slot | keep one; `Stop(duplicate_slot / updated / drained)` the others once the kept one serves (tasks that do not run yet are stopped at once) |
+//! | old-version task still pending | `Stop(updated)`; the slot is refilled |
+//! | kept task pending | `Assign` it to a node, or report it in [`Plan::unplaced`] |
+//! | fewer occupied (plus finished) slots than `replicas` | `Create` in the vacated slots of lost, failed or completed tasks first (`replacement`), then in the lowest free slots (`new_replica`); unplaceable ones are created `Pending` with the reasons in `error` and reported in `unplaced` |
+//! | kept task on a `Draining` node | `Create(drain)` a replacement in the same slot elsewhere; the old one is stopped in a later round once the new one serves. If no node can take it, the old one keeps running and the slot is reported |
+//! | kept task from an older spec version | `Create(update)` in the same slot, at most `update_strategy.parallelism` slots in flight; the old one is stopped once the new one serves. Unplaceable: reported, old one keeps running |
+//!
+//! Placement runs in that order over all services (pending tasks, then refills, then drains, then
+//! updates, services by name), through the [`Scheduler`] over one [`ClusterView`] of the input in
+//! which every placement is assigned, so later ones see earlier ones. Whatever filters the
+//! scheduler has, the reconciler's guard ([`GUARD`]) takes a node only if it is `Ready`, the
+//! request fits its free resources and its `max_tasks` is not reached: it never places on a
+//! `Down` or `Draining` node and never overcommits. Resources of tasks stopped in the same round
+//! are not reused before the next round (they are still held until the agent stops them).
+//!
+//! Restarts in place are the agent's (restart policy). Once a task is reported terminal the
+//! reconciler retires it, Swarm-like: under `always` and `unless-stopped` the slot is refilled by a
+//! new task; under `on-failure` only after a failure; under `no` not until the spec changes. Lost
+//! tasks are always replaced (while `replicas` still wants their slot). Health waits and update delays are the controller's: it decides when to call
+//! [`reconcile`] again.
+//!
+//! When two specs share a name, the one with the highest version is used.
+//!
+//! # Example
+//!
+//! ```
+//! use orion_core::model::{NetworkMatrix, Node, Resources, ServiceSpec};
+//! use orion_core::reconciler::{Action, ReconcileInput, VersionedSpec, reconcile};
+//! use orion_core::scheduler::{Scheduler, SchedulerConfig};
+//!
+//! // No filters or scorers: the reconciler's guard still keeps placements feasible.
+//! let scheduler = Scheduler::new(Vec::new(), Vec::new(), SchedulerConfig::default());
+//! let specs = [VersionedSpec::new(ServiceSpec::new("web", "nginx", 2), 1)];
+//! let nodes = [Node::new("n1", Resources::new(4000, 8 << 30))];
+//! let plan = reconcile(
+//!     &ReconcileInput {
+//!         specs: &specs,
+//!         tasks: &[],
+//!         nodes: &nodes,
+//!         network: &NetworkMatrix::new(),
+//!         now: 1_700_000_000_000,
+//!     },
+//!     &scheduler,
+//! );
+//! assert_eq!(plan.actions.len(), 2);
+//! assert!(plan.actions.iter().all(|a| matches!(a, Action::Create { .. })));
+//! assert!(plan.actions.iter().all(|a| a.placed_on() == Some("n1")));
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::spec::RestartPolicy;
+use crate::model::{
+    DesiredState, Millis, NetworkMatrix, Node, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState,
+};
+use crate::scheduler::{ClusterView, Scheduler};
+
+mod action;
+mod placer;
+
+pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
+pub use placer::GUARD;
+
+use placer::{IdMaker, Placer, new_task};
+
+/// A service spec with its version (bumped on every change; tasks record the version they were
+/// created from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionedSpec {
+    pub spec: ServiceSpec,
+    pub version: u64,
+}
+
+impl VersionedSpec {
+    /// Pairs a spec with its version.
+    pub fn new(spec: ServiceSpec, version: u64) -> Self {
+        VersionedSpec { spec, version }
+    }
+}
+
+/// Everything [`reconcile`] looks at: one consistent snapshot of the cluster state.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileInput<'a> {
+    /// The desired services.
+    pub specs: &'a [VersionedSpec],
+    /// Every known task, terminal ones included (they tell which slots were lost or finished).
+    pub tasks: &'a [Task],
+    /// Every known node; a task on a node not in this list is treated as on a `Down` node.
+    pub nodes: &'a [Node],
+    /// Network measurements, for network-aware scorers.
+    pub network: &'a NetworkMatrix,
+    /// The time stamped on created tasks (and mixed into their ids).
+    pub now: Millis,
+}
+
+/// Computes the actions that move `input` toward its specs. Pure and deterministic; see the
+/// module docs for the decision table.
+pub fn reconcile(input: &ReconcileInput<'_>, scheduler: &Scheduler) -> Plan {
+    let mut r = Round::new(input);
+    r.mark_lost();
+    r.stop_orphans_and_retire();
+    let mut works = Vec::new();
+    for vs in r.specs.values().copied().collect::<Vec<_>>() {
+        works.push(r.analyze(vs));
+    }
+    let view = ClusterView::new(input.nodes.to_vec(), input.tasks, input.network.clone());
+    let mut placer = Placer::new(scheduler, view);
+    r.place_all(&works, &mut placer);
+    r.plan
+}
+
+/// What one service still needs placed, found by [`Round::analyze`].
+struct ServiceWork<'a> {
+    spec: &'a VersionedSpec,
+    /// Kept tasks that are pending.
+    pending: Vec<&'a Task>,
+    /// Slots to fill: (slot, purpose, task replaced).
+    refills: Vec<(u32, action::Purpose, Option<&'a Task>)>,
+    /// Kept tasks on draining nodes.
+    drains: Vec<&'a Task>,
+    /// Kept tasks from an older version, not-serving ones first.
+    updates: Vec<&'a Task>,
+    /// Slots whose update is in flight (new task not serving yet).
+    updates_in_flight: u32,
+}
+
+struct Round<'a> {
+    input: &'a ReconcileInput<'a>,
+    specs: BTreeMap<&'a str, &'a VersionedSpec>,
+    node_status: HashMap<&'a str, NodeStatus>,
+    /// Tasks by id order.
+    tasks: Vec<&'a Task>,
+    /// The same, per service (each service's list is taken by its analysis).
+    by_service: HashMap<&'a str, Vec<&'a Task>>,
+    lost: HashSet<&'a str>,
+    stopped: HashSet<&'a str>,
+    ids: IdMaker,
+    plan: Plan,
+}
+
+impl<'a> Round<'a> {
+    fn new(input: &'a ReconcileInput<'a>) -> Self {
+        let mut specs: BTreeMap<&str, &VersionedSpec> = BTreeMap::new();
+        for vs in input.specs {
+            let slot = specs.entry(vs.spec.name.as_str()).or_insert(vs);
+            if vs.version > slot.version {
+                *slot = vs;
+            }
+        }
+        let mut tasks: Vec<&Task> = input.tasks.iter().collect();
+        tasks.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
+        for &t in &tasks {
+            by_service.entry(t.service.as_str()).or_default().push(t);
+        }
+        Round {
+            by_service,
+            input,
+            specs,
+            node_status: input
+                .nodes
+                .iter()
+                .map(|n| (n.id.as_str(), n.status))
+                .collect(),
+            tasks,
+            lost: HashSet::new(),
+            stopped: HashSet::new(),
+            ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str()), input.now),
+            plan: Plan::default(),
+        }
+    }
+
+    /// Status of a task's node; `Down` for unknown nodes, `None` for unplaced tasks.
+    fn status_of(&self, t: &Task) -> Option<NodeStatus> {
+        let node = t.node.as_deref()?;
+        Some(
+            self.node_status
+                .get(node)
+                .copied()
+                .unwrap_or(NodeStatus::Down),
+        )
+    }
+
+    fn is_active(&self, t: &Task) -> bool {
+        t.is_active() && !self.lost.contains(t.id.as_str())
+    }
+
+    fn stop(&mut self, t: &'a Task, reason: StopReason) {
+        if self.stopped.insert(t.id.as_str()) {
+            self.plan.actions.push(Action::Stop {
+                task_id: t.id.clone(),
+                reason,
+            });
+        }
+    }
+
+    fn mark_lost(&mut self) {
+        for i in 0..self.tasks.len() {
+            let t = self.tasks[i];
+            if self.status_of(t) == Some(NodeStatus::Down)
+                && t.state.can_transition_to(TaskState::Lost)
+                && let Some(node) = &t.node
+            {
+                self.lost.insert(t.id.as_str());
+                self.plan.actions.push(Action::MarkLost {
+                    task_id: t.id.clone(),
+                    node: node.clone(),
+                });
+            }
+        }
+    }
+
+    fn stop_orphans_and_retire(&mut self) {
+        for i in 0..self.tasks.len() {
+            let t = self.tasks[i];
+            if self.lost.contains(t.id.as_str()) || t.desired != DesiredState::Running {
+                continue;
+            }
+            if !self.specs.contains_key(t.service.as_str()) {
+                self.stop(t, StopReason::ServiceDeleted);
+            } else if t.state.is_terminal() {
+                self.stop(t, StopReason::Retired);
+            }
+        }
+    }
+
+    fn is_settled(&self, t: &Task, version: u64) -> bool {
+        t.spec_version == version && matches!(self.status_of(t), None | Some(NodeStatus::Ready))
+    }
+
+    /// Decides the stops of one service and collects what it needs placed.
+    fn analyze(&mut self, vs: &'a VersionedSpec) -> ServiceWork<'a> {
+        let (spec, version) = (&vs.spec, vs.version);
+        let mut slots: BTreeMap<u32, SlotTasks<'a>> = BTreeMap::new();
+        let own = self
+            .by_service
+            .remove(spec.name.as_str())
+            .unwrap_or_default();
+        for t in own {
+            let entry = slots.entry(t.slot).or_default();
+            if self.is_active(t) {
+                if t.state == TaskState::Pending && t.spec_version != version {
+                    self.stop(t, StopReason::Updated);
+                } else {
+                    entry.active.push(t);
+                }
+            } else if (t.state.is_terminal() || self.lost.contains(t.id.as_str()))
+                && entry.latest.is_none_or(|l| latest_key(t) > latest_key(l))
+            {
+                entry.latest = Some(t);
+            }
+        }
+        for st in slots.values_mut() {
+            let mut ranked: Vec<_> = st
+                .active
+                .iter()
+                .map(|t| (keep_key(t, self.is_settled(t, version)), *t))
+                .collect();
+            ranked.sort_by(|a, b| b.0.cmp(&a.0));
+            st.active = ranked.into_iter().map(|(_, t)| t).collect();
+        }
+        self.scale_down(&mut slots, spec.replicas, version);
+
+        let mut work = ServiceWork {
+            spec: vs,
+            pending: Vec::new(),
+            refills: Vec::new(),
+            drains: Vec::new(),
+            updates: Vec::new(),
+            updates_in_flight: 0,
+        };
+        let mut occupied = 0u32;
+        let mut finished_below = 0u32;
+        let mut vacated = Vec::new();
+        for (&slot, st) in &slots {
+            let Some(&keep) = st.active.first() else {
+                match st.latest {
+                    Some(l) if self.finished(l, spec.restart_policy, version) => {
+                        finished_below += u32::from(slot < spec.replicas);
+                    }
+                    Some(l) if l.state != TaskState::Stopped => vacated.push((slot, l)),
+                    _ => {}
+                }
+                continue;
+            };
+            occupied += 1;
+            let keep_settled = self.is_settled(keep, version);
+            let serving = serves(keep);
+            let mut waiting_old = false;
+            for &o in &st.active[1..] {
+                if serving || o.state != TaskState::Running {
+                    let reason = if !keep_settled || self.is_settled(o, version) {
+                        StopReason::DuplicateSlot
+                    } else if o.spec_version != version {
+                        StopReason::Updated
+                    } else {
+                        StopReason::Drained
+                    };
+                    self.stop(o, reason);
+                } else if o.spec_version != version {
+                    waiting_old = true;
+                }
+            }
+            if keep_settled {
+                if keep.state == TaskState::Pending {
+                    work.pending.push(keep);
+                }
+                if waiting_old {
+                    work.updates_in_flight += 1;
+                }
+            } else if self.status_of(keep) == Some(NodeStatus::Draining) {
+                work.drains.push(keep);
+            } else {
+                work.updates.push(keep);
+            }
+        }
+        work.updates.sort_by_key(|t| (serves(t), t.slot));
+
+        let mut need = spec
+            .replicas
+            .saturating_sub(occupied)
+            .saturating_sub(finished_below);
+        for (slot, l) in vacated {
+            if need == 0 {
+                break;
+            }
+            work.refills.push((slot, Purpose::Replacement, Some(l)));
+            need -= 1;
+        }
+        let mut slot = 0u32;
+        while need > 0 {
+            let free = slots.get(&slot).is_none_or(|st| {
+                st.active.is_empty() && st.latest.is_none_or(|l| l.state == TaskState::Stopped)
+            });
+            if free {
+                work.refills.push((slot, Purpose::NewReplica, None));
+                need -= 1;
+            }
+            slot += 1;
+        }
+        work
+    }
+
+    /// Stops whole slots while more than `replicas` are occupied (see the decision table).
+    fn scale_down(
+        &mut self,
+        slots: &mut BTreeMap<u32, SlotTasks<'a>>,
+        replicas: u32,
+        version: u64,
+    ) {
+        let occupied = slots.values().filter(|s| !s.active.is_empty()).count() as u32;
+        let mut surplus = occupied.saturating_sub(replicas);
+        if surplus == 0 {
+            return;
+        }
+        let mut per_node: HashMap<&str, u32> = HashMap::new();
+        for t in slots.values().flat_map(|s| s.active.iter()) {
+            if let Some(n) = t.node.as_deref() {
+                *per_node.entry(n).or_default() += 1;
+            }
+        }
+        while surplus > 0 {
+            let victim = slots
+                .iter()
+                .filter_map(|(&slot, st)| st.active.first().map(|k| (slot, *k, st)))
+                .max_by_key(|&(slot, k, st)| {
+                    // A slot serves if any of its tasks does (an update may be in flight).
+                    let serving = st.active.iter().any(|t| serves(t));
+                    let on_node = k.node.as_deref().and_then(|n| per_node.get(n)).copied();
+                    (
+                        !serving,
+                        !self.is_settled(k, version),
+                        on_node.unwrap_or(0),
+                        slot,
+                    )
+                })
+                .map(|(slot, _, _)| slot);
+            let Some(slot) = victim else { break };
+            let Some(st) = slots.get_mut(&slot) else {
+                break;
+            };
+            for t in std::mem::take(&mut st.active) {
+                if let Some(c) = t.node.as_deref().and_then(|n| per_node.get_mut(n)) {
+                    *c = c.saturating_sub(1);
+                }
+                self.stop(t, StopReason::ScaleDown);
+            }
+            st.latest = None;
+            surplus -= 1;
+        }
+    }
+
+    /// True when `l` (the latest task of a slot with no active task) ended as its policy accepts.
+    fn finished(&self, l: &Task, policy: RestartPolicy, version: u64) -> bool {
+        if l.spec_version != version || self.lost.contains(l.id.as_str()) {
+            return false;
+        }
+        match l.state {
+            TaskState::Failed => policy == RestartPolicy::No,
+            TaskState::Completed => matches!(policy, RestartPolicy::No | RestartPolicy::OnFailure),
+            _ => false,
+        }
+    }
+
+    fn place_all(&mut self, works: &[ServiceWork<'a>], placer: &mut Placer<'_>) {
+        let now = self.input.now;
+        for w in works {
+            let spec = &w.spec.spec;
+            for &t in &w.pending {
+                match placer.place(spec, &t.id, t.resources) {
+                    Ok(node) => self.plan.actions.push(Action::Assign {
+                        task_id: t.id.clone(),
+                        node,
+                    }),
+                    Err(rejections) => self.plan.unplaced.push(Unplaced {
+                        service: spec.name.clone(),
+                        slot: t.slot,
+                        purpose: Purpose::AssignPending,
+                        task_id: Some(t.id.clone()),
+                        rejections,
+                    }),
+                }
+            }
+        }
+        for w in works {
+            let (spec, version) = (&w.spec.spec, w.spec.version);
+            for &(slot, purpose, replaces) in &w.refills {
+                let replaced = replaces.map(|t| t.id.as_str());
+                let id = self.ids.make(&spec.name, slot, version, replaced);
+                let (node, error) = match placer.place(spec, &id, spec.resources.into()) {
+                    Ok(node) => (Some(node), None),
+                    Err(rejections) => {
+                        let error = action::summarize(&rejections);
+                        self.plan.unplaced.push(Unplaced {
+                            service: spec.name.clone(),
+                            slot,
+                            purpose,
+                            task_id: Some(id.clone()),
+                            rejections,
+                        });
+                        (None, Some(error))
+                    }
+                };
+                self.plan.actions.push(Action::Create {
+                    task: new_task(spec, version, id, slot, node, error, now),
+                    purpose,
+                    replaces: replaced.map(str::to_owned),
+                });
+            }
+        }
+        for w in works {
+            for &old in &w.drains {
+                self.start_first(w.spec, old, Purpose::Drain, placer);
+            }
+        }
+        for w in works {
+            let budget = w
+                .spec
+                .spec
+                .update_strategy
+                .parallelism
+                .max(1)
+                .saturating_sub(w.updates_in_flight);
+            for &old in w.updates.iter().take(budget as usize) {
+                self.start_first(w.spec, old, Purpose::Update, placer);
+            }
+        }
+    }
+
+    /// Creates a replacement for `old` in its slot if a node can take it; `old` keeps running
+    /// until the replacement serves.
+    fn start_first(
+        &mut self,
+        vs: &VersionedSpec,
+        old: &Task,
+        purpose: Purpose,
+        placer: &mut Placer<'_>,
+    ) {
+        let (spec, version) = (&vs.spec, vs.version);
+        let id = self.ids.make(&spec.name, old.slot, version, Some(&old.id));
+        match placer.place(spec, &id, spec.resources.into()) {
+            Ok(node) => self.plan.actions.push(Action::Create {
+                task: new_task(
+                    spec,
+                    version,
+                    id,
+                    old.slot,
+                    Some(node),
+                    None,
+                    self.input.now,
+                ),
+                purpose,
+                replaces: Some(old.id.clone()),
+            }),
+            Err(rejections) => self.plan.unplaced.push(Unplaced {
+                service: spec.name.clone(),
+                slot: old.slot,
+                purpose,
+                task_id: None,
+                rejections,
+            }),
+        }
+    }
+}
+
+/// The tasks of one slot: active ones (best to keep first) and the latest inactive one.
+#[derive(Default)]
+struct SlotTasks<'a> {
+    active: Vec<&'a Task>,
+    latest: Option<&'a Task>,
+}
+
+/// True when the task is running and not known to be unhealthy.
+fn serves(t: &Task) -> bool {
+    t.state == TaskState::Running && t.health != TaskHealth::Unhealthy
+}
+
+/// Orders terminal tasks of a slot by recency.
+fn latest_key(t: &Task) -> (Millis, Millis, &str) {
+    (t.created_at, t.updated_at, t.id.as_str())
+}
+
+/// Orders active tasks of a slot: the greatest is kept.
+fn keep_key(t: &Task, settled: bool) -> (bool, u8, Millis, Reverse<&str>) {
+    let state = match t.state {
+        TaskState::Running if t.health != TaskHealth::Unhealthy => 4,
+        TaskState::Running => 3,
+        TaskState::Starting => 2,
+        TaskState::Scheduled => 1,
+        _ => 0,
+    };
+    (settled, state, t.created_at, Reverse(t.id.as_str()))
+}

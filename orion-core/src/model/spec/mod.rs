@@ -5,16 +5,49 @@
 //! [`ServiceSpec::validate`] reports every problem with its field path, value and what is
 //! accepted. See `docs/spec.md` for the reference.
 //!
-//! Parsing lives in [`parse`], validation in [`validate`].
+//! Parsing lives in [`parse`], validation in [`validate`], quantities with units in [`units`].
+//! Multi-word fields also accept their camelCase spelling (`restartPolicy`, `containerPort`).
+//!
+//! ```
+//! use orion_core::Error;
+//! use orion_core::model::spec::{SpecFormat, parse_spec};
+//!
+//! let spec = parse_spec(
+//!     "name: web\nimage: nginx:alpine\nreplicas: 3\nports: [\"8080:80\"]\nenv: {MODE: prod}\n",
+//!     SpecFormat::Yaml,
+//! )?;
+//! assert_eq!((spec.ports[0].host_port, spec.ports[0].container_port), (8080, 80));
+//! assert_eq!(spec.env, ["MODE=prod"]);
+//! assert_eq!(parse_spec(&spec.to_yaml()?, SpecFormat::Yaml)?, spec);
+//!
+//! // A typo gets a hint and the path of the field.
+//! let Err(Error::Parse(e)) = parse_spec("name: web\nimage: nginx\nreplica: 3\n", SpecFormat::Yaml)
+//! else { unreachable!() };
+//! assert_eq!(e.path, "replica");
+//! assert!(e.message.contains("did you mean `replicas`?"));
+//!
+//! // Validation reports every problem at once.
+//! let Err(Error::Invalid(errs)) = parse_spec("name: Web\nimage: ''\n", SpecFormat::Yaml)
+//! else { unreachable!() };
+//! assert_eq!(errs.0.len(), 2);
+//! # Ok::<(), Error>(())
+//! ```
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod forms;
+mod kinds;
+mod locate;
 pub mod parse;
+pub mod units;
 pub mod validate;
+mod wrapper;
 
+pub use forms::{parse_port, parse_volume};
 pub use parse::{SpecFormat, parse_spec, parse_specs};
+pub use wrapper::API_VERSION;
 
 /// One service: an image run as `replicas` identical tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,11 +61,19 @@ pub struct ServiceSpec {
     /// Desired number of tasks.
     #[serde(default = "one")]
     pub replicas: u32,
-    /// Overrides the image's command.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Overrides the image's command (numbers in the list are taken as text).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "forms::string_list"
+    )]
     pub command: Vec<String>,
     /// Environment as `KEY=value` strings (a YAML/JSON map is accepted too).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "forms::env"
+    )]
     pub env: Vec<String>,
     /// Ports to publish.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,34 +85,48 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
     /// `bridge` (default), `host` or `none`.
-    #[serde(default)]
+    #[serde(default, alias = "networkMode")]
     pub network_mode: NetworkMode,
     /// DNS servers for the container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
     /// Extra `/etc/hosts` entries, `name:ip`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", alias = "extraHosts")]
     pub extra_hosts: Vec<String>,
     /// What to do when a task exits.
-    #[serde(default)]
+    #[serde(default, alias = "restartPolicy")]
     pub restart_policy: RestartPolicy,
     /// The per-task request (and limit).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "forms::mapping")]
     pub resources: ResourceSpec,
     /// How to tell whether a task is healthy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "healthCheck",
+        deserialize_with = "forms::optional_mapping"
+    )]
     pub health_check: Option<HealthCheck>,
     /// Autoscaling bounds and targets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "scalePolicy",
+        deserialize_with = "forms::optional_mapping"
+    )]
     pub scale_policy: Option<ScalePolicy>,
     /// How a changed spec rolls out.
-    #[serde(default)]
+    #[serde(default, alias = "updateStrategy", deserialize_with = "forms::mapping")]
     pub update_strategy: UpdateStrategy,
     /// Where tasks may and should go.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "forms::mapping")]
     pub scheduling: Scheduling,
     /// Free-form labels, copied onto containers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "forms::string_map"
+    )]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -79,16 +134,16 @@ fn one() -> u32 {
     1
 }
 
-/// A port to publish.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A port to publish. Deserializes from a container port number (`8080`), a string
+/// `[host_port:]container_port[/tcp|udp]` (`"8080:80/udp"`) or the full object; serializes as the
+/// object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortSpec {
     /// Port inside the container, 1-65535.
     pub container_port: u16,
     /// Port on the host; 0 (or absent) picks a free one, read back once running.
-    #[serde(default)]
     pub host_port: u16,
-    #[serde(default)]
+    /// `tcp` (default) or `udp`.
     pub protocol: Protocol,
 }
 
@@ -111,13 +166,15 @@ impl Protocol {
     }
 }
 
-/// A volume mount, written `source:target[:ro]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A volume mount, written `source:target[:ro]`: it serializes as that string, and deserializes
+/// from it (`:rw` is accepted too) or from an object `{source, target, read_only}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeSpec {
     /// A host path (starts with `/`) for a bind mount, otherwise a named volume.
     pub source: String,
     /// Absolute path inside the container.
     pub target: String,
+    /// Mounted read-only (`:ro`).
     pub read_only: bool,
 }
 
@@ -154,14 +211,22 @@ pub enum RestartPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSpec {
-    /// CPU in millicores, at least 5.
-    #[serde(default = "default_cpu")]
+    /// CPU in millicores, at least 5 (`500`, `"500m"` or `"0.5cpu"`).
+    #[serde(
+        default = "default_cpu",
+        with = "forms::millicores",
+        alias = "cpuMillicores"
+    )]
     pub cpu_millicores: u64,
-    /// Memory in bytes, at least 16 MiB.
-    #[serde(default = "default_memory")]
+    /// Memory in bytes, at least 16 MiB (`268435456` or `"256Mi"`).
+    #[serde(
+        default = "default_memory",
+        with = "forms::bytes",
+        alias = "memoryBytes"
+    )]
     pub memory_bytes: u64,
     /// Disk in bytes (0 = not reserved).
-    #[serde(default)]
+    #[serde(default, with = "forms::bytes", alias = "diskBytes")]
     pub disk_bytes: u64,
 }
 
@@ -203,28 +268,28 @@ pub enum HealthCheckType {
 }
 
 /// How the agent decides a running task is healthy.
+///
+/// When `type` is left out it is inferred: `command` when a command is given, else `http` when
+/// an `http_path` is, else `tcp` when a `port` is, else `http`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "forms::MapOnly<kinds::RawHealthCheck>")]
 pub struct HealthCheck {
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: HealthCheckType,
-    /// For `http`: the path to GET; 2xx/3xx is healthy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For `http`: the path to GET; 2xx/3xx is healthy. Only for `http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_path: Option<String>,
     /// For `http`/`tcp`: the container port to check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// For `command`: run inside the container; exit 0 is healthy.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// For `command`: run inside the container; exit 0 is healthy. Only for `command`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// Seconds between checks, at least 1.
-    #[serde(default = "default_interval")]
+    /// Seconds between checks, at least 1 (`30` or `"30s"`; default 10).
     pub interval: u64,
-    /// Seconds before one check counts as failed (0 = the interval).
-    #[serde(default)]
+    /// Seconds before one check counts as failed (0, the default, means the interval).
     pub timeout: u64,
-    /// Consecutive failures before the task is unhealthy.
-    #[serde(default)]
+    /// Consecutive failures before the task is unhealthy (default 0).
     pub retries: u32,
 }
 
@@ -236,18 +301,28 @@ fn default_interval() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScalePolicy {
-    #[serde(default = "one")]
+    /// Fewest replicas, at least 1.
+    #[serde(default = "one", alias = "minReplicas")]
     pub min_replicas: u32,
-    #[serde(default = "one")]
+    /// Most replicas, at least `min_replicas`.
+    #[serde(default = "one", alias = "maxReplicas")]
     pub max_replicas: u32,
     /// Target CPU utilisation, percent (5-100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "targetCpu")]
     pub target_cpu: Option<f64>,
     /// Target memory utilisation, percent (10-100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "targetMemory"
+    )]
     pub target_memory: Option<f64>,
-    /// Seconds between scaling actions, at least 30.
-    #[serde(default = "default_cooldown")]
+    /// Seconds between scaling actions, at least 30 (`120` or `"2m"`).
+    #[serde(
+        default = "default_cooldown",
+        with = "forms::seconds",
+        alias = "cooldownSeconds"
+    )]
     pub cooldown_seconds: u64,
 }
 
@@ -276,12 +351,17 @@ pub struct UpdateStrategy {
     #[serde(default = "one")]
     pub parallelism: u32,
     /// Seconds between batches.
-    #[serde(default)]
+    #[serde(default, with = "forms::seconds", alias = "delaySeconds")]
     pub delay_seconds: u64,
     /// Seconds a new task must stay healthy before the next batch.
-    #[serde(default = "default_health_wait")]
+    #[serde(
+        default = "default_health_wait",
+        with = "forms::seconds",
+        alias = "healthWaitSeconds"
+    )]
     pub health_wait_seconds: u64,
-    #[serde(default)]
+    /// What to do when new tasks fail (seed wording: "rollback on failure").
+    #[serde(default, alias = "failureAction")]
     pub failure_action: FailureAction,
 }
 
@@ -305,25 +385,34 @@ impl Default for UpdateStrategy {
 #[serde(deny_unknown_fields)]
 pub struct Scheduling {
     /// Overrides the cluster's scorer weights for this service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "forms::optional_mapping"
+    )]
     pub weights: Option<ScoringWeights>,
     /// Take network measurements into account (seed 000's `networkAware`).
     #[serde(default, alias = "networkAware")]
     pub network_aware: bool,
     /// Hard label constraints: every `key: value` must match the node's labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        alias = "nodeSelector",
+        deserialize_with = "forms::string_map"
+    )]
     pub node_selector: BTreeMap<String, String>,
     /// Zones the tasks must run in (empty = any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
     /// Zones the tasks must avoid.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", alias = "avoidZones")]
     pub avoid_zones: Vec<String>,
     /// Spread replicas across values of this node label (usually `zone`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "spreadBy")]
     pub spread_by: Option<String>,
     /// At most this many of this service's tasks on one node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "maxPerNode")]
     pub max_per_node: Option<u32>,
     /// Network rules (seed 000's `affinityRules`).
     #[serde(
@@ -365,40 +454,42 @@ impl Default for ScoringWeights {
 }
 
 /// A network affinity rule: where a task wants to be relative to the network.
+///
+/// Written as an object with a `type` (`latency`, `bandwidth`, `loss`, `zone`) and that type's
+/// fields; seed 000's camelCase names (`maxLatency: 5ms`, `minBandwidth: 100Mbps`) are accepted.
+/// A field that does not belong to the rule's type is an error naming the type's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    try_from = "forms::MapOnly<kinds::RawAffinityRule>"
+)]
 pub enum AffinityRule {
     /// Within `max_latency_ms` RTT of at least one running task of service `target`.
-    Latency {
-        target: String,
-        #[serde(alias = "maxLatency", with = "parse::millis")]
-        max_latency_ms: f64,
-    },
+    Latency { target: String, max_latency_ms: f64 },
     /// At least `min_bandwidth_mbps` measured to the target (or to every peer without one).
     Bandwidth {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         target: Option<String>,
-        #[serde(alias = "minBandwidth", with = "parse::mbps")]
         min_bandwidth_mbps: f64,
     },
-    /// Packet loss at most `max_loss` (0.0-1.0) to the target.
+    /// Packet loss at most `max_loss` (0.0-1.0) to the target (or to every peer without one).
     Loss {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         target: Option<String>,
-        #[serde(alias = "maxLoss")]
         max_loss: f64,
     },
     /// Prefer (or require, with `required`) one of these zones.
-    Zone {
-        zones: Vec<String>,
-        #[serde(default)]
-        required: bool,
-    },
+    Zone { zones: Vec<String>, required: bool },
 }
 
 /// An anti-affinity rule: what a task must stay away from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    try_from = "forms::MapOnly<kinds::RawAntiAffinityRule>"
+)]
 pub enum AntiAffinityRule {
     /// Avoid nodes whose zone is or starts with `avoid` (seed 000: `network-zone`, `edge-zones`).
     NetworkZone { avoid: String },

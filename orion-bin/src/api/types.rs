@@ -1,0 +1,87 @@
+//! JSON shapes of the HTTP API, shared by the server and the CLI client.
+
+use std::collections::BTreeMap;
+
+use orion_core::error::FieldError;
+use orion_core::membership::Member;
+use orion_core::model::{ServiceSpec, Task, TaskState};
+use serde::{Deserialize, Serialize};
+
+/// A service with the state of its replicas.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub spec: ServiceSpec,
+    /// Spec version (bumped on every update).
+    pub version: u64,
+    pub desired: u32,
+    /// Tasks running (and healthy, when a health check is set).
+    pub running: u32,
+    /// Active tasks by state.
+    pub by_state: BTreeMap<TaskState, u32>,
+}
+
+impl ServiceStatus {
+    /// Summarises `tasks` (all tasks of the service) for `spec` at `version`.
+    pub fn new(spec: ServiceSpec, version: u64, tasks: &[Task]) -> Self {
+        let mut by_state = BTreeMap::new();
+        for t in tasks.iter().filter(|t| t.is_active()) {
+            *by_state.entry(t.state).or_insert(0) += 1;
+        }
+        ServiceStatus {
+            desired: spec.replicas,
+            running: by_state.get(&TaskState::Running).copied().unwrap_or(0),
+            spec,
+            version,
+            by_state,
+        }
+    }
+}
+
+/// Raft and membership as one node sees them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub cluster_id: String,
+    /// The node that answered.
+    pub node_id: String,
+    pub leader: Option<String>,
+    pub term: u64,
+    pub voters: Vec<String>,
+    pub learners: Vec<String>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub members: Vec<Member>,
+}
+
+/// `POST /v1/services/{name}/scale`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    pub replicas: u32,
+}
+
+/// Seed 001's `POST /tasks`: `{"image": "nginx", "memory": 100000000, "portBindings": {"80/tcp": "8080"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SimpleTaskRequest {
+    pub image: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Memory in bytes.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// `"<container port>/<proto>" -> "<host port>"`.
+    #[serde(default)]
+    pub port_bindings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+/// Every error body: what went wrong, and for bad input, which fields and why.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}

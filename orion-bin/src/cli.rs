@@ -1,0 +1,273 @@
+//! The command line: `orion <command>`. Server commands run a node; every other command is a
+//! client of the HTTP API at `--addr` / `ORION_ADDR`.
+//!
+//! Aliases keep the seed projects' muscle memory working: `start` (a node, or a spec file when
+//! given one), `run`, `stop`, `get`, `list` and `list-nodes`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default API address of a local node.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8000";
+/// Default Raft address of a local node.
+pub const DEFAULT_RAFT_ADDR: &str = "127.0.0.1:7000";
+/// Default gossip address of a local node.
+pub const DEFAULT_GOSSIP_ADDR: &str = "127.0.0.1:6000";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orion",
+    version,
+    about = "Orion: a network-aware container orchestrator in one binary",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// API of the node to talk to (client commands).
+    #[arg(long, global = true, env = "ORION_ADDR", default_value = DEFAULT_API_ADDR)]
+    pub addr: String,
+
+    /// Output format of client commands.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, global = true, env = "ORION_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    Docker,
+    Containerd,
+    Process,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartMode {
+    /// A single-node cluster with embedded defaults (same as `orion up`).
+    Single,
+    /// A node of a multi-node cluster (`--bootstrap` or `--join`).
+    Cluster,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: agent on every node, controllers on the Raft leader.
+    Server(ServerArgs),
+    /// Run a node (`--mode=single` for a one-node cluster), or apply a spec file: `start FILE`.
+    Start(StartArgs),
+    /// Start a single-node cluster with embedded defaults (data in ./orion-data).
+    Up(ServerArgs),
+
+    /// Deploy an image as a service.
+    Deploy(DeployArgs),
+    /// Run an image as a service named after it (`run --image nginx --replicas 3`).
+    Run(RunArgs),
+    /// Create or update the services in a spec file (YAML or JSON).
+    Apply(FileArg),
+    /// Check a spec file without sending it anywhere.
+    Validate(FileArg),
+    /// Services and their replicas, or one service in detail.
+    Status { service: Option<String> },
+    /// Tasks (alias: `list`).
+    #[command(alias = "list")]
+    Ps {
+        /// Only this service's tasks.
+        #[arg(long)]
+        service: Option<String>,
+        /// Include stopped, failed and lost tasks.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// One task (or service) in detail.
+    Get { id: String },
+    /// Nodes (alias: `list-nodes`).
+    #[command(alias = "list-nodes")]
+    Nodes,
+    /// A service's logs, from every node that runs it.
+    Logs {
+        service: String,
+        /// Keep streaming.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines of each task.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+    /// Set a service's replica count.
+    Scale {
+        service: String,
+        replicas: u32,
+        /// Return at once instead of waiting for the rollout.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Remove a service and stop its tasks.
+    #[command(alias = "delete")]
+    Rm { service: String },
+    /// Stop a task (it is replaced if its service still wants it) or remove a service.
+    Stop { id: String },
+    /// Move every task off a node and stop scheduling onto it.
+    Drain { node: String },
+    /// Leader, members and Raft state.
+    Cluster,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// This node's id (a DNS label); defaults to the host name.
+    #[arg(long, env = "ORION_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Where state is kept.
+    #[arg(long, env = "ORION_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP API address.
+    #[arg(long)]
+    pub api_addr: Option<String>,
+    /// Raft RPC address.
+    #[arg(long)]
+    pub raft_addr: Option<String>,
+    /// Gossip (UDP) address.
+    #[arg(long)]
+    pub gossip_addr: Option<String>,
+    /// Start a new cluster with this node as its first member.
+    #[arg(long, conflicts_with = "join")]
+    pub bootstrap: bool,
+    /// Join the cluster through a member's gossip address.
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Container backend.
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeKind>,
+    /// Cluster, network and runtime settings (orion.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Node labels, `key=value` (repeatable); `zone=` names the zone.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// A spec file to apply (seed-style `start FILE`); without it, a node is started.
+    pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = StartMode::Cluster)]
+    pub mode: StartMode,
+    /// Cluster id (recorded in the data dir; a node refuses another cluster's data).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// Shorthand for `--raft-addr` (seed 000's `--bind`).
+    #[arg(long)]
+    pub bind: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    #[arg(long)]
+    pub image: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value_t = 1)]
+    pub replicas: u32,
+    /// `CONTAINER`, `HOST:CONTAINER` or `HOST:CONTAINER/udp` (repeatable; HOST 0 = dynamic).
+    #[arg(long = "port")]
+    pub ports: Vec<String>,
+    /// `KEY=value` (repeatable).
+    #[arg(long = "env")]
+    pub env: Vec<String>,
+    /// CPU in millicores.
+    #[arg(long)]
+    pub cpu: Option<u64>,
+    /// Memory in bytes.
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Prefer this zone (seed 000's `--network-affinity`).
+    #[arg(long)]
+    pub network_affinity: Option<String>,
+    /// Return at once instead of waiting for the replicas to run.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[arg(short, long)]
+    pub image: String,
+    #[arg(short, long, default_value_t = 1)]
+    pub replicas: u32,
+    /// Service name; defaults to the image's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileArg {
+    /// The spec file (`-` for standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seed_aliases_parse() {
+        for argv in [
+            &["orion", "list"][..],
+            &["orion", "list-nodes"],
+            &["orion", "start", "specs.json"],
+            &["orion", "start", "--mode", "single"],
+            &["orion", "run", "--image", "nginx", "--replicas", "3"],
+            &["orion", "stop", "web-0-abc"],
+            &["orion", "get", "web-0-abc"],
+            &[
+                "orion",
+                "deploy",
+                "--image=nginx:latest",
+                "--name=web",
+                "--replicas=3",
+                "--port=80",
+            ],
+        ] {
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bootstrap_and_join_conflict() {
+        let err = Cli::try_parse_from(["orion", "server", "--bootstrap", "--join", "x:1"]);
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! The CLI's HTTP client for the API, with errors that map to exit codes.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::types::ApiError;
+
+/// Exit codes of client commands (documented in docs/cli.md).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Anything else went wrong.
+    pub const FAILURE: u8 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The named object does not exist.
+    pub const NOT_FOUND: u8 = 3;
+    /// The input (spec, flags) was refused; nothing was changed.
+    pub const INVALID: u8 = 4;
+    /// The API could not be reached, or the cluster has no quorum.
+    pub const UNAVAILABLE: u8 = 5;
+    /// A rollout did not converge in time.
+    pub const TIMEOUT: u8 = 6;
+}
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the Orion API at {addr}: {source}\n(is a node running? set --addr or ORION_ADDR)"
+    )]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{}", render_api_error(.status, .body))]
+    Api { status: StatusCode, body: ApiError },
+    #[error("unexpected response from {addr}: {reason}")]
+    Protocol { addr: String, reason: String },
+}
+
+fn render_api_error(status: &StatusCode, body: &ApiError) -> String {
+    let mut s = format!("{} ({})", body.error, status.as_u16());
+    for f in &body.fields {
+        s.push_str(&format!("\n  - {f}"));
+    }
+    s
+}
+
+impl ClientError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Unreachable { .. } => exit::UNAVAILABLE,
+            ClientError::Api { status, .. } => match *status {
+                StatusCode::NOT_FOUND => exit::NOT_FOUND,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => exit::UNAVAILABLE,
+                s if s.is_client_error() => exit::INVALID,
+                _ => exit::FAILURE,
+            },
+            ClientError::Protocol { .. } => exit::FAILURE,
+        }
+    }
+}
+
+/// A client of one node's API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `addr` (`host:port` or a full `http://` URL).
+    pub fn new(addr: &str) -> Self {
+        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+            addr.trim_end_matches('/').to_owned()
+        } else {
+            format!("http://{}", addr.trim_end_matches('/'))
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .expect("a TLS-free reqwest client always builds");
+        Client { base, http }
+    }
+
+    /// The API's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`, decoded.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    /// `method path` with a JSON body, decoded.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.decode(req).await
+    }
+
+    /// `method path` with a raw body (a spec file, YAML or JSON), decoded.
+    pub async fn send_text<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: String,
+        content_type: &str,
+    ) -> Result<T, ClientError> {
+        let req = self
+            .http
+            .request(method, self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.decode(req).await
+    }
+
+    /// `GET path`, as a response to stream (logs).
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.check(resp).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            addr: self.base.clone(),
+            source,
+        }
+    }
+
+    async fn check(&self, resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
+            error: if text.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_owned()
+            } else {
+                text
+            },
+            fields: Vec::new(),
+        });
+        Err(ClientError::Api { status, body })
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.check(resp).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+            addr: self.base.clone(),
+            reason: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,439 @@
+//! The agent: runs this node's tasks through its [`Runtime`] and writes their status back.
+//!
+//! It converges containers to the tasks the controllers assigned here, and never the other way:
+//! - a `scheduled` task with desired `running` is started (`starting` -> `running`, with its
+//!   container id and real ports; `failed` with the error when it cannot start);
+//! - a running task whose container exited is restarted in place under its restart policy, with
+//!   an exponential backoff, up to [`MAX_RESTARTS_IN_PLACE`] times; after that, or when the policy
+//!   says no, it is reported `completed`/`failed` and the reconciler decides;
+//! - a task with desired `shutdown` (or `stopping`, or `lost`) has its container stopped and
+//!   removed, and ends `stopped`;
+//! - a container labelled for this node with no live task here is stale (its task was replaced
+//!   while this node was away) and is stopped and removed.
+//!
+//! After a restart the agent adopts what is still running: a task whose container is listed under
+//! its labels keeps that container (same id); nothing is started twice and nothing is killed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use orion_core::model::spec::{RestartPolicy, ServiceSpec};
+use orion_core::model::{DesiredState, NodeId, Task, TaskState};
+use orion_core::runtime::{
+    ContainerInfo, ContainerSpec, ContainerStatus, DEFAULT_STOP_GRACE, Mount, PortBinding,
+    Runtime, labels,
+};
+use orion_core::store::ClusterStore;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::SharedStore;
+
+/// Restarts in place before a crash-looping task is handed back to the reconciler.
+pub const MAX_RESTARTS_IN_PLACE: u32 = 5;
+
+/// How often the agent re-checks its containers when nothing changes in the store.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs the tasks of one node.
+pub struct Agent {
+    node_id: NodeId,
+    store: ClusterStore<SharedStore>,
+    runtime: Arc<dyn Runtime>,
+    /// Host address that published ports bind to.
+    publish_ip: String,
+    /// Grace period before a stopping container is killed.
+    stop_grace: Duration,
+    /// Tasks waiting out a restart backoff: task id -> when to start again.
+    backoff: HashMap<String, Instant>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("node_id", &self.node_id)
+            .field("runtime", &self.runtime.name())
+            .finish()
+    }
+}
+
+impl Agent {
+    pub fn new(
+        node_id: NodeId,
+        store: ClusterStore<SharedStore>,
+        runtime: Arc<dyn Runtime>,
+        publish_ip: String,
+    ) -> Self {
+        Agent {
+            node_id,
+            store,
+            runtime,
+            publish_ip,
+            stop_grace: DEFAULT_STOP_GRACE,
+            backoff: HashMap::new(),
+        }
+    }
+
+    /// Sets the stop grace period.
+    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
+    }
+
+    /// Runs until `shutdown` turns true. Containers are left running on shutdown: a restarted
+    /// agent adopts them.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(RESYNC_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events = None;
+        loop {
+            if events.is_none() {
+                events = self.store.watch_tasks(0).await.ok();
+            }
+            if let Err(e) = self.sync().await {
+                warn!(node = %self.node_id, error = %e, "agent sync failed; retrying");
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { break; }
+                }
+                _ = tick.tick() => {}
+                ev = async {
+                    match events.as_mut() {
+                        Some(s) => s.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if !matches!(ev, Some(Ok(_))) {
+                        events = None;
+                    }
+                }
+            }
+        }
+        info!(node = %self.node_id, "agent stopped; containers keep running");
+    }
+
+    fn node_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::NODE.to_owned(), self.node_id.clone()),
+        ])
+    }
+
+    /// One convergence pass over this node's tasks and containers.
+    pub async fn sync(&mut self) -> orion_core::Result<()> {
+        let tasks = self.store.tasks_on_node(&self.node_id).await?;
+        let mut containers: HashMap<String, ContainerInfo> = HashMap::new();
+        for c in self.runtime.list(&self.node_labels()).await? {
+            match c.labels.get(labels::TASK) {
+                Some(task) => {
+                    containers.insert(task.clone(), c);
+                }
+                None => warn!(container = %c.id, "orion container without a task label"),
+            }
+        }
+        for task in &tasks {
+            let container = containers.remove(&task.id);
+            if let Err(e) = self.converge(task, container).await {
+                warn!(task = %task.id, error = %e, "could not converge task");
+            }
+        }
+        // Whatever is left has no task on this node any more: stale.
+        for (task_id, c) in containers {
+            info!(task = %task_id, container = %c.id, "removing stale container");
+            self.discard(&c).await;
+        }
+        Ok(())
+    }
+
+    async fn converge(
+        &mut self,
+        task: &Task,
+        container: Option<ContainerInfo>,
+    ) -> orion_core::Result<()> {
+        let stop_wanted =
+            task.desired == DesiredState::Shutdown || task.state == TaskState::Stopping;
+        match task.state {
+            TaskState::Lost | TaskState::Stopped => {
+                if let Some(c) = container {
+                    self.discard(&c).await;
+                }
+                Ok(())
+            }
+            _ if stop_wanted && !task.state.is_terminal() => self.stop(task, container).await,
+            TaskState::Completed | TaskState::Failed => {
+                // Terminal: the reconciler owns it now. Keep the exited container for logs
+                // until the task is shut down.
+                if task.desired == DesiredState::Shutdown {
+                    if let Some(c) = container {
+                        self.discard(&c).await;
+                    }
+                }
+                Ok(())
+            }
+            TaskState::Pending => Ok(()),
+            TaskState::Scheduled | TaskState::Starting => match container {
+                Some(c) if c.status.is_running() => self.adopt(task, c).await,
+                Some(c) => {
+                    // Left over from an interrupted start: start afresh.
+                    self.discard(&c).await;
+                    self.start(task).await
+                }
+                None => self.start(task).await,
+            },
+            TaskState::Running => match container {
+                Some(c) if c.status.is_running() => {
+                    if task.container_id.as_deref() != Some(c.id.as_str()) {
+                        self.adopt(task, c).await?;
+                    }
+                    Ok(())
+                }
+                Some(c) => self.exited(task, Some(&c)).await,
+                None => self.exited(task, None).await,
+            },
+            TaskState::Stopping => Ok(()),
+        }
+    }
+
+    /// Records a running container as the task's (after an agent restart, or a start that
+    /// finished while the store write was lost).
+    async fn adopt(&self, task: &Task, c: ContainerInfo) -> orion_core::Result<()> {
+        info!(task = %task.id, container = %c.id, "adopting running container");
+        self.store
+            .update_task(&task.id, |t| {
+                if t.state == TaskState::Scheduled {
+                    t.transition(TaskState::Starting)?;
+                }
+                if t.state == TaskState::Starting {
+                    t.transition(TaskState::Running)?;
+                }
+                t.container_id = Some(c.id.clone());
+                t.ports = c.ports.clone();
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn start(&mut self, task: &Task) -> orion_core::Result<()> {
+        if let Some(at) = self.backoff.get(&task.id) {
+            if Instant::now() < *at {
+                return Ok(());
+            }
+        }
+        self.backoff.remove(&task.id);
+        let Some(service) = self.store.get_service(&task.service).await? else {
+            // The service is gone; the reconciler will shut the task down.
+            return Ok(());
+        };
+        if task.state == TaskState::Scheduled {
+            self.store
+                .update_task(&task.id, |t| {
+                    if t.state == TaskState::Scheduled {
+                        t.transition(TaskState::Starting)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        let spec = container_spec(&service.spec, task, &self.node_id, &self.publish_ip);
+        let result = match self.runtime.ensure_image(&spec.image).await {
+            Ok(()) => self.runtime.create_and_start(&spec).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(c) => {
+                info!(task = %task.id, container = %c.id, "task running");
+                self.store
+                    .update_task(&task.id, |t| {
+                        if t.state == TaskState::Starting {
+                            t.transition(TaskState::Running)?;
+                        }
+                        t.container_id = Some(c.id.clone());
+                        t.ports = c.ports.clone();
+                        t.error = None;
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Err(e) => {
+                warn!(task = %task.id, error = %e, "task failed to start");
+                let message = e.to_string();
+                self.store
+                    .update_task(&task.id, |t| {
+                        if t.state.can_transition_to(TaskState::Failed) {
+                            t.transition(TaskState::Failed)?;
+                        }
+                        t.error = Some(message.clone());
+                        Ok(())
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The task's container exited (or vanished): restart in place or report it.
+    async fn exited(&mut self, task: &Task, c: Option<&ContainerInfo>) -> orion_core::Result<()> {
+        let (code, why) = match c.map(|c| &c.status) {
+            Some(ContainerStatus::Exited { code, oom_killed }) => (
+                Some(*code),
+                if *oom_killed {
+                    format!("killed by the OOM killer (exit code {code})")
+                } else {
+                    format!("exited with code {code}")
+                },
+            ),
+            Some(other) => (None, format!("container is {other:?}")),
+            None => (None, "container disappeared".to_owned()),
+        };
+        let service = self.store.get_service(&task.service).await?;
+        let policy = service
+            .as_ref()
+            .map(|s| s.spec.restart_policy)
+            .unwrap_or_default();
+        let restart = task.restarts < MAX_RESTARTS_IN_PLACE
+            && match policy {
+                RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+                RestartPolicy::OnFailure => code != Some(0),
+                RestartPolicy::No => false,
+            };
+        if let Some(c) = c {
+            if restart {
+                self.discard(c).await;
+            }
+        }
+        let ended = if code == Some(0) {
+            TaskState::Completed
+        } else {
+            TaskState::Failed
+        };
+        let updated = self
+            .store
+            .update_task(&task.id, |t| {
+                if t.state != TaskState::Running {
+                    return Ok(());
+                }
+                t.transition(ended)?;
+                t.exit_code = code;
+                t.error = (ended == TaskState::Failed).then(|| why.clone());
+                if restart {
+                    t.transition(TaskState::Starting)?;
+                    t.error = Some(format!("restarting: {why}"));
+                }
+                Ok(())
+            })
+            .await?;
+        if restart {
+            let delay = backoff_delay(updated.restarts);
+            debug!(task = %task.id, ?delay, "restarting in place after backoff");
+            self.backoff.insert(task.id.clone(), Instant::now() + delay);
+        } else {
+            info!(task = %task.id, state = %ended, "{why}; not restarted in place");
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, task: &Task, container: Option<ContainerInfo>) -> orion_core::Result<()> {
+        if task.state != TaskState::Stopping {
+            self.store
+                .update_task(&task.id, |t| {
+                    if t.state.can_transition_to(TaskState::Stopping) {
+                        t.transition(TaskState::Stopping)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        if let Some(c) = &container {
+            self.discard(c).await;
+        }
+        self.store
+            .update_task(&task.id, |t| {
+                if t.state == TaskState::Stopping {
+                    t.transition(TaskState::Stopped)?;
+                }
+                Ok(())
+            })
+            .await?;
+        info!(task = %task.id, "task stopped");
+        Ok(())
+    }
+
+    /// Stops (with the grace period) and removes a container; failures are logged, and the next
+    /// pass tries again.
+    async fn discard(&self, c: &ContainerInfo) {
+        if c.status.is_running() {
+            if let Err(e) = self.runtime.stop(&c.id, self.stop_grace).await {
+                warn!(container = %c.id, error = %e, "stop failed");
+            }
+        }
+        if let Err(e) = self.runtime.remove(&c.id).await {
+            if !e.is_not_found() {
+                warn!(container = %c.id, error = %e, "remove failed");
+            }
+        }
+    }
+}
+
+/// 200 ms, doubling per restart, at most 10 s.
+fn backoff_delay(restarts: u32) -> Duration {
+    let ms = 200u64.saturating_mul(1u64 << restarts.min(6));
+    Duration::from_millis(ms.min(10_000))
+}
+
+/// The container to run for `task` of `spec` on `node`.
+pub fn container_spec(spec: &ServiceSpec, task: &Task, node: &str, publish_ip: &str) -> ContainerSpec {
+    let mut container_labels = spec.labels.clone();
+    container_labels.insert(labels::MANAGED.into(), "true".into());
+    container_labels.insert(labels::TASK.into(), task.id.clone());
+    container_labels.insert(labels::SERVICE.into(), spec.name.clone());
+    container_labels.insert(labels::NODE.into(), node.to_owned());
+    ContainerSpec {
+        name: format!("orion-{}", task.id),
+        image: spec.image.clone(),
+        command: spec.command.clone(),
+        env: spec.env.clone(),
+        workdir: String::new(),
+        ports: spec
+            .ports
+            .iter()
+            .map(|p| PortBinding {
+                container_port: p.container_port,
+                host_port: p.host_port,
+                protocol: p.protocol,
+                host_ip: publish_ip.to_owned(),
+            })
+            .collect(),
+        mounts: spec
+            .volumes
+            .iter()
+            .map(|v| Mount {
+                source: v.source.clone(),
+                target: v.target.clone(),
+                read_only: v.read_only,
+            })
+            .collect(),
+        cpu_millicores: task.resources.cpu_millicores,
+        memory_bytes: task.resources.memory_bytes,
+        network_mode: spec.network_mode,
+        network: spec.network.clone(),
+        dns: spec.dns.clone(),
+        extra_hosts: spec.extra_hosts.clone(),
+        labels: container_labels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff_delay(0), Duration::from_millis(200));
+        assert_eq!(backoff_delay(1), Duration::from_millis(400));
+        assert_eq!(backoff_delay(30), Duration::from_secs(10));
+    }
+}

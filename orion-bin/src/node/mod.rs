@@ -1,0 +1,345 @@
+//! Running a node: the store, membership and runtime it is made of, the API it serves, the agent
+//! every node runs, and the controllers the leader runs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use orion_core::membership::{Member, MemberState, Membership};
+use orion_core::model::{NodeAddresses, Resources, ZONE_LABEL};
+use orion_core::runtime::Runtime;
+use orion_core::scheduler::{Scheduler, SchedulerConfig};
+use orion_core::store::{ClusterStore, Store};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::api::{self, ApiState, ClusterInfo};
+use crate::cli::{DEFAULT_API_ADDR, DEFAULT_GOSSIP_ADDR, DEFAULT_RAFT_ADDR, RuntimeKind, ServerArgs};
+use crate::config::Config;
+
+pub mod agent;
+pub mod controller;
+mod single;
+
+/// The store every part of a node shares.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Single-node (`orion up`) or member of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Single,
+    Cluster,
+}
+
+/// Everything a node is started with, after flags, config file and defaults are combined.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub node_id: String,
+    pub cluster_id: String,
+    pub data_dir: PathBuf,
+    pub api_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub gossip_addr: SocketAddr,
+    pub bootstrap: bool,
+    pub join: Option<String>,
+    pub runtime: RuntimeKind,
+    pub labels: BTreeMap<String, String>,
+    pub capacity: Resources,
+    pub config: Config,
+}
+
+fn parse_addr(flag: &str, value: Option<String>, default: &str) -> Result<SocketAddr> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    text.parse()
+        .with_context(|| format!("--{flag} {text:?}: expected IP:PORT, e.g. {default}"))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| orion_core::model::spec::validate::is_dns_label(s))
+        .unwrap_or_else(|| "node1".to_owned())
+}
+
+/// The machine's CPU (millicores) and memory (bytes).
+fn machine_capacity() -> Resources {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024);
+    Resources::new(cpus * 1000, memory)
+}
+
+impl Settings {
+    /// Combines flags, the config file and defaults; every bad value is named.
+    pub fn resolve(args: ServerArgs, mode: Mode, cluster_id: Option<String>) -> Result<Settings> {
+        let config = match &args.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let node_id = args.node_id.unwrap_or_else(host_name);
+        if !orion_core::model::spec::validate::is_dns_label(&node_id) {
+            bail!("--node-id {node_id:?}: expected a DNS label (a-z, 0-9 and '-', at most 63)");
+        }
+        let mut labels = BTreeMap::new();
+        for l in &args.labels {
+            let Some((k, v)) = l.split_once('=') else {
+                bail!("--label {l:?}: expected KEY=VALUE, e.g. zone=eu-1");
+            };
+            labels.insert(k.to_owned(), v.to_owned());
+        }
+        let runtime = match args.runtime {
+            Some(r) => r,
+            None => config.runtime_kind()?,
+        };
+        let data_dir = args.data_dir.unwrap_or_else(|| match mode {
+            Mode::Single => PathBuf::from("orion-data"),
+            Mode::Cluster => PathBuf::from("orion-data").join(&node_id),
+        });
+        Ok(Settings {
+            cluster_id: cluster_id.unwrap_or_else(|| config.cluster.id.clone()),
+            node_id,
+            data_dir,
+            api_addr: parse_addr("api-addr", args.api_addr, DEFAULT_API_ADDR)?,
+            raft_addr: parse_addr("raft-addr", args.raft_addr, DEFAULT_RAFT_ADDR)?,
+            gossip_addr: parse_addr("gossip-addr", args.gossip_addr, DEFAULT_GOSSIP_ADDR)?,
+            bootstrap: args.bootstrap || mode == Mode::Single,
+            join: args.join,
+            runtime,
+            labels,
+            capacity: machine_capacity(),
+            config,
+        })
+    }
+
+    /// This node as a membership entry.
+    pub fn local_member(&self) -> Member {
+        Member {
+            id: self.node_id.clone(),
+            addresses: NodeAddresses {
+                api: self.api_addr.to_string(),
+                raft: self.raft_addr.to_string(),
+                gossip: self.gossip_addr.to_string(),
+            },
+            labels: self.labels.clone(),
+            capacity: self.capacity,
+            state: MemberState::Alive,
+            incarnation: 0,
+        }
+    }
+
+    /// The host address published ports bind to: the API's IP (loopback in a local cluster).
+    pub fn publish_ip(&self) -> String {
+        let ip = self.api_addr.ip();
+        if ip.is_unspecified() {
+            "0.0.0.0".into()
+        } else {
+            ip.to_string()
+        }
+    }
+
+    fn zone(&self) -> Option<&str> {
+        self.labels.get(ZONE_LABEL).map(String::as_str)
+    }
+}
+
+/// Connects the configured container backend, with a message that says what to do when it is
+/// not there.
+pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn Runtime>> {
+    match settings.runtime {
+        RuntimeKind::Docker => match orion_runtime::DockerRuntime::connect().await {
+            Ok(r) => Ok(Arc::new(r)),
+            Err(e) => bail!(
+                "cannot reach the Docker engine: {e}\n\
+                 start Docker, or run without containers: --runtime process"
+            ),
+        },
+        RuntimeKind::Containerd => {
+            let r = orion_runtime::containerd::ContainerdRuntime::connect_default()
+                .await
+                .context("cannot reach containerd (set runtime.containerdSocket in orion.yaml)")?;
+            Ok(Arc::new(r))
+        }
+        RuntimeKind::Process => {
+            let dir = settings.data_dir.join("processes");
+            let r = orion_runtime::ProcessRuntime::new(&dir)
+                .with_context(|| format!("cannot use {} for process state", dir.display()))?;
+            Ok(Arc::new(r))
+        }
+    }
+}
+
+/// What a running node is made of, whatever the mode.
+pub struct Parts {
+    pub store: SharedStore,
+    pub membership: Arc<dyn Membership>,
+    /// True while this node should run the controllers.
+    pub leader: watch::Receiver<bool>,
+    pub cluster: Arc<dyn ClusterInfo>,
+}
+
+/// Runs a node until interrupted.
+pub async fn serve(args: ServerArgs, mode: Mode) -> Result<()> {
+    serve_with_cluster_id(args, mode, None).await
+}
+
+/// Runs a node, recording `cluster_id` in a new data dir.
+pub async fn serve_with_cluster_id(
+    args: ServerArgs,
+    mode: Mode,
+    cluster_id: Option<String>,
+) -> Result<()> {
+    let settings = Settings::resolve(args, mode, cluster_id)?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+    let runtime = build_runtime(&settings).await?;
+    let parts = match mode {
+        Mode::Single => single::start(&settings).await?,
+        Mode::Cluster => bail!("cluster mode lands with Raft and gossip (issue 6)"),
+    };
+    run(settings, runtime, parts).await
+}
+
+/// Serves the API, runs the agent, and runs the controllers while leader, until SIGINT/SIGTERM.
+pub async fn run(settings: Settings, runtime: Arc<dyn Runtime>, parts: Parts) -> Result<()> {
+    let store = ClusterStore::new(parts.store.clone());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let listener = tokio::net::TcpListener::bind(settings.api_addr)
+        .await
+        .with_context(|| format!("cannot listen on --api-addr {}", settings.api_addr))?;
+    let app = api::router(ApiState {
+        store: store.clone(),
+        node_id: settings.node_id.clone(),
+        runtime: runtime.clone(),
+        cluster: parts.cluster.clone(),
+        http: reqwest::Client::new(),
+    });
+    let mut api_shutdown = shutdown_rx.clone();
+    let api_task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = api_shutdown.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    info!(
+        node = %settings.node_id,
+        api = %settings.api_addr,
+        runtime = runtime.name(),
+        zone = settings.zone().unwrap_or("-"),
+        data = %settings.data_dir.display(),
+        "node ready"
+    );
+
+    let agent = agent::Agent::new(
+        settings.node_id.clone(),
+        store.clone(),
+        runtime.clone(),
+        settings.publish_ip(),
+    );
+    let agent_task = tokio::spawn(agent.run(shutdown_rx.clone()));
+
+    let scheduler = Arc::new(build_scheduler(&settings.config)?);
+    let controllers = tokio::spawn(supervise_controllers(
+        store.clone(),
+        scheduler,
+        parts.membership.clone(),
+        settings.config.clone(),
+        parts.leader.clone(),
+        shutdown_rx.clone(),
+    ));
+
+    wait_for_signal().await;
+    info!("shutting down; containers keep running and are adopted on restart");
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = agent_task.await;
+        let _ = controllers.await;
+        let _ = api_task.await;
+    })
+    .await;
+    Ok(())
+}
+
+fn build_scheduler(config: &Config) -> Result<Scheduler> {
+    let sc = SchedulerConfig {
+        seed: config.network.scoring.seed,
+        weights: config.network.scoring.weights,
+        ..SchedulerConfig::default()
+    };
+    sc.validate().map_err(orion_core::Error::from)?;
+    let name = config.network.scoring.scorer.as_str();
+    if name == "default" {
+        Ok(Scheduler::default_pipeline(sc))
+    } else {
+        Scheduler::with_scorer(name, sc)
+            .with_context(|| format!("network.scoring.scorer {name:?}"))
+    }
+}
+
+/// Starts the controllers whenever this node becomes leader, and lets them stop when it is not.
+async fn supervise_controllers(
+    store: ClusterStore<SharedStore>,
+    scheduler: Arc<Scheduler>,
+    membership: Arc<dyn Membership>,
+    config: Config,
+    mut leader: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let max_tasks = Some(config.runtime.resource_limits.max_containers_per_node);
+    loop {
+        if *leader.borrow_and_update() {
+            info!("leader: starting controllers");
+            let reconcile = tokio::spawn(controller::reconcile_loop(
+                store.clone(),
+                scheduler.clone(),
+                config.cluster.reconcile_interval,
+                leader.clone(),
+            ));
+            let liveness = tokio::spawn(controller::node_liveness_loop(
+                store.clone(),
+                membership.clone(),
+                max_tasks,
+                leader.clone(),
+            ));
+            tokio::select! {
+                _ = async { let _ = reconcile.await; let _ = liveness.await; } => {
+                    warn!("controllers stopped: leadership lost");
+                }
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+        tokio::select! {
+            r = leader.changed() => if r.is_err() { return },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,157 @@
+//! Rendering of API objects as tables, JSON or YAML (`-o table|json|yaml`).
+
+use comfy_table::{Table, presets::NOTHING};
+use orion_core::model::{Node, Task};
+use serde::Serialize;
+
+use crate::api::types::{ClusterStatus, ServiceStatus};
+use crate::cli::OutputFormat;
+
+/// Something that can be shown as a table.
+pub trait Tabular {
+    fn header() -> Vec<&'static str>;
+    fn row(&self) -> Vec<String>;
+}
+
+/// Renders `items` in `format`.
+pub fn render_list<T: Tabular + Serialize>(items: &[T], format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Table => {
+            let mut table = Table::new();
+            table.load_preset(NOTHING).set_header(T::header());
+            for item in items {
+                table.add_row(item.row());
+            }
+            table.to_string()
+        }
+        _ => render_value(&items, format),
+    }
+}
+
+/// Renders one object as JSON or YAML (tables fall back to YAML for single objects).
+pub fn render_value<T: Serialize>(value: &T, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Json => serde_json::to_string_pretty(value).unwrap_or_default(),
+        _ => serde_saphyr::to_string(value).unwrap_or_default(),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{}Mi", bytes / (1024 * 1024))
+}
+
+impl Tabular for ServiceStatus {
+    fn header() -> Vec<&'static str> {
+        vec!["SERVICE", "IMAGE", "REPLICAS", "VERSION", "PORTS"]
+    }
+    fn row(&self) -> Vec<String> {
+        let ports = self
+            .spec
+            .ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}->{}/{}",
+                    p.host_port,
+                    p.container_port,
+                    p.protocol.as_str()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        vec![
+            self.spec.name.clone(),
+            self.spec.image.clone(),
+            format!("{}/{}", self.running, self.desired),
+            self.version.to_string(),
+            ports,
+        ]
+    }
+}
+
+impl Tabular for Task {
+    fn header() -> Vec<&'static str> {
+        vec![
+            "TASK", "SERVICE", "NODE", "STATE", "HEALTH", "PORTS", "RESTARTS", "ERROR",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| format!("{}:{}->{}", p.host_ip, p.host_port, p.container_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        vec![
+            self.id.clone(),
+            self.service.clone(),
+            self.node.clone().unwrap_or_else(|| "-".into()),
+            self.state.to_string(),
+            format!("{:?}", self.health).to_lowercase(),
+            ports,
+            self.restarts.to_string(),
+            self.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+impl Tabular for Node {
+    fn header() -> Vec<&'static str> {
+        vec!["NODE", "STATUS", "ZONE", "CPU", "MEMORY", "API"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.status.to_string(),
+            self.zone().unwrap_or("-").to_owned(),
+            format!(
+                "{}/{}m",
+                self.allocated.cpu_millicores, self.capacity.cpu_millicores
+            ),
+            format!(
+                "{}/{}",
+                mib(self.allocated.memory_bytes),
+                mib(self.capacity.memory_bytes)
+            ),
+            self.addresses.api.clone(),
+        ]
+    }
+}
+
+/// The `cluster` command's table form.
+pub fn render_cluster(status: &ClusterStatus, format: OutputFormat) -> String {
+    if format != OutputFormat::Table {
+        return render_value(status, format);
+    }
+    let mut out = format!(
+        "cluster {}  (answered by {})\nleader:   {}\nterm:     {}\nvoters:   {}\nlearners: {}\ncommit:   {}  applied: {}\n\n",
+        status.cluster_id,
+        status.node_id,
+        status.leader.as_deref().unwrap_or("none (no quorum)"),
+        status.term,
+        status.voters.join(", "),
+        if status.learners.is_empty() {
+            "-".to_owned()
+        } else {
+            status.learners.join(", ")
+        },
+        status.commit_index,
+        status.applied_index,
+    );
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_header(vec!["MEMBER", "STATE", "ZONE", "API", "RAFT", "GOSSIP"]);
+    for m in &status.members {
+        table.add_row(vec![
+            m.id.clone(),
+            format!("{:?}", m.state).to_lowercase(),
+            m.labels.get("zone").cloned().unwrap_or_else(|| "-".into()),
+            m.addresses.api.clone(),
+            m.addresses.raft.clone(),
+            m.addresses.gossip.clone(),
+        ]);
+    }
+    out.push_str(&table.to_string());
+    out
+}

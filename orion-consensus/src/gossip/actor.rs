@@ -1,0 +1,256 @@
+//! The task that owns the SWIM state machine: it feeds foca datagrams, timers and commands,
+//! sends what foca asks for, and publishes the resulting events.
+//!
+//! Datagrams are handled before due timers (a `biased` select): a node that was paused or
+//! starved first reads the acks and refutations waiting in its socket, and only then lets its
+//! probe and suspicion timers fire, so its own slowness does not make it accuse live members.
+//! A bounded run of datagrams still lets due timers through, so a flood cannot stall probing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
+use orion_core::model::Resources;
+use rand_foca::rngs::StdRng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::identity::NodeIdentity;
+use super::membership::Shared;
+use super::transport::{MAX_DATAGRAM, Transport};
+use super::view::View;
+use super::wire::{self, Frame};
+
+/// How many datagrams in a row may be handled before due timers get a turn.
+const MAX_DATAGRAMS_BEFORE_TIMERS: u32 = 64;
+/// A leave notice is sent this many times to each member (UDP may drop one).
+const LEAVE_NOTICE_COPIES: usize = 2;
+
+pub(crate) type SwimMachine = Foca<NodeIdentity, PostcardCodec, StdRng, NoCustomBroadcast>;
+
+/// Requests from the [`super::GossipMembership`] handle.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Leave gracefully, then stop.
+    Leave(oneshot::Sender<()>),
+    /// Gossip new metadata as the next generation of our identity; replies with it.
+    Update {
+        labels: BTreeMap<String, String>,
+        capacity: Resources,
+        done: oneshot::Sender<Result<NodeIdentity, String>>,
+    },
+}
+
+pub(crate) struct Actor {
+    pub(crate) swim: SwimMachine,
+    pub(crate) runtime: AccumulatingRuntime<NodeIdentity>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) view: View,
+    pub(crate) seeds: Vec<SocketAddr>,
+    pub(crate) join_retry: Duration,
+    pub(crate) timers: BTreeMap<(Instant, u64), Timer<NodeIdentity>>,
+    pub(crate) timer_seq: u64,
+}
+
+impl Actor {
+    /// Runs until `leave`, until the handle is dropped, or until the transport is gone; then
+    /// ends the subscribers' streams.
+    pub(crate) async fn run(mut self, commands: mpsc::Receiver<Command>) {
+        let shared = self.shared.clone();
+        self.serve(commands).await;
+        shared.close();
+    }
+
+    async fn serve(&mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut next_join = Instant::now();
+        let mut datagrams_in_row = 0u32;
+        loop {
+            let next_timer = self.timers.keys().next().map(|(at, _)| *at);
+            let joining = self.swim.num_members() == 0 && !self.seeds.is_empty();
+            let wake = match (next_timer, joining) {
+                (Some(at), true) => Some(at.min(next_join)),
+                (Some(at), false) => Some(at),
+                (None, true) => Some(next_join),
+                (None, false) => None,
+            };
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Leave(done)) => {
+                        self.leave().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(Command::Update { labels, capacity, done }) => {
+                        let mut next = self.swim.identity().with_next_generation();
+                        next.labels = labels;
+                        next.capacity = capacity;
+                        let result = self
+                            .swim
+                            .change_identity(next.clone(), &mut self.runtime)
+                            .map(|()| next)
+                            .map_err(|err| err.to_string());
+                        let _ = done.send(result);
+                    }
+                },
+                received = self.transport.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => {
+                        self.handle_datagram(&buf[..len], from).await;
+                        datagrams_in_row += 1;
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotConnected => return,
+                    // A failed receive concerns one datagram (or an ICMP error): keep serving.
+                    Err(err) => tracing::debug!(%err, "gossip receive error"),
+                },
+                () = sleep_until(wake), if wake.is_some() => {
+                    datagrams_in_row = 0;
+                    self.fire_due_timers();
+                    if joining && Instant::now() >= next_join {
+                        self.say_hello_to_seeds().await;
+                        next_join = Instant::now() + self.join_retry;
+                    }
+                }
+            }
+            if datagrams_in_row >= MAX_DATAGRAMS_BEFORE_TIMERS {
+                datagrams_in_row = 0;
+                self.fire_due_timers();
+            }
+            self.flush().await;
+        }
+    }
+
+    async fn send(&self, to: SocketAddr, datagram: &[u8]) {
+        self.shared.stats.count_sent();
+        if let Err(err) = self.transport.send_to(to, datagram).await {
+            tracing::debug!(%to, %err, "gossip send failed");
+        }
+    }
+
+    async fn say_hello_to_seeds(&self) {
+        let own = self.swim.identity().gossip_addr;
+        for seed in self.seeds.iter().filter(|seed| **seed != own) {
+            self.send(*seed, &wire::hello()).await;
+        }
+    }
+
+    async fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+        self.shared.stats.count_received();
+        match wire::decode(datagram) {
+            Err(kind) => {
+                tracing::debug!(%from, ?kind, "dropped a malformed gossip datagram");
+                self.shared.stats.count_malformed();
+            }
+            Ok(Frame::Swim(payload)) => {
+                if let Err(err) = self.swim.handle_data(payload, &mut self.runtime) {
+                    match err {
+                        foca::Error::Decode(_)
+                        | foca::Error::MalformedPacket
+                        | foca::Error::DataTooBig => {
+                            tracing::debug!(%from, %err, "dropped an undecodable SWIM packet");
+                            self.shared.stats.count_malformed();
+                        }
+                        other => tracing::debug!(%from, err = %other, "SWIM packet ignored"),
+                    }
+                }
+            }
+            Ok(Frame::Hello) => {
+                let reply = wire::hello_reply(self.swim.identity());
+                self.send(from, &reply).await;
+            }
+            Ok(Frame::HelloReply(seed)) => {
+                if seed.id != self.swim.identity().id
+                    && let Err(err) = self.swim.announce(seed, &mut self.runtime)
+                {
+                    tracing::debug!(%err, "announce to seed failed");
+                }
+            }
+            Ok(Frame::Leave(identity)) => {
+                if let Some(event) = self.view.mark_left(&identity) {
+                    self.shared.apply(self.view.members(), vec![event]);
+                }
+            }
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            if let Err(err) = self.swim.handle_timer(timer, &mut self.runtime) {
+                tracing::debug!(%err, "SWIM timer failed");
+            }
+        }
+    }
+
+    /// Sends what foca queued, arms its timers, follows its notifications and publishes events.
+    async fn flush(&mut self) {
+        while let Some((to, data)) = self.runtime.to_send() {
+            self.send(to.gossip_addr, &wire::swim(&data)).await;
+        }
+        let now = Instant::now();
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            self.timer_seq += 1;
+            self.timers.insert((now + after, self.timer_seq), timer);
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            match notification {
+                OwnedNotification::Rejoin(identity) => {
+                    tracing::info!(
+                        generation = identity.generation,
+                        "rejoined after being declared down"
+                    );
+                    self.shared.set_local(&identity);
+                }
+                OwnedNotification::Defunct => tracing::warn!("this node was declared down"),
+                other => tracing::trace!(?other, "SWIM notification"),
+            }
+        }
+        let events = self.view.sync(self.swim.iter_membership_state());
+        if !events.is_empty() {
+            self.shared.apply(self.view.members(), events);
+        }
+    }
+
+    /// Tells every live member (and the seeds) directly that we leave (so they report `Left`, not `Dead`), then
+    /// lets SWIM spread our departure.
+    async fn leave(&mut self) {
+        let notice = wire::leave(self.swim.identity());
+        // The seeds too: a member that joined a moment ago may not have the roster yet.
+        let own = self.swim.identity().gossip_addr;
+        let mut targets: Vec<SocketAddr> = self
+            .swim
+            .iter_members()
+            .map(|member| member.id().gossip_addr)
+            .chain(self.seeds.iter().copied())
+            .filter(|addr| *addr != own)
+            .collect();
+        targets.sort();
+        targets.dedup();
+        for _ in 0..LEAVE_NOTICE_COPIES {
+            for to in &targets {
+                self.send(*to, &notice).await;
+            }
+        }
+        if let Err(err) = self.swim.leave_cluster(&mut self.runtime) {
+            tracing::debug!(%err, "SWIM leave failed");
+        }
+        while let Some((to, data)) = self.runtime.to_send() {
+            self.send(to.gossip_addr, &wire::swim(&data)).await;
+        }
+        self.shared.mark_local_left();
+    }
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    if let Some(at) = wake {
+        tokio::time::sleep_until(at).await;
+    }
+}

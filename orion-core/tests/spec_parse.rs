@@ -1,0 +1,340 @@
+//! Parsing specs: every example of seeds 000 and 002, the shorthands, and the error format.
+
+use orion_core::Error;
+use orion_core::error::ParseError;
+use orion_core::model::spec::{
+    AffinityRule, AntiAffinityRule, HealthCheckType, Protocol, SpecFormat, VolumeSpec, parse_spec,
+    parse_specs,
+};
+
+fn yaml(text: &str) -> orion_core::model::ServiceSpec {
+    match parse_spec(text, SpecFormat::Yaml) {
+        Ok(spec) => spec,
+        Err(e) => panic!("spec did not parse: {e}\n{text}"),
+    }
+}
+
+fn parse_error(text: &str, format: SpecFormat) -> ParseError {
+    match parse_spec(text, format) {
+        Err(Error::Parse(e)) => e,
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+const SEED_002_WEB: &str = r#"
+service_name: "web-frontend"
+image: "nginx:alpine"
+replicas: 3
+ports:
+  - host_port: 80
+    container_port: 80
+    protocol: "tcp"
+env:
+  - "NGINX_ENV=production"
+resources:
+  cpu_millicores: 200    # 0.2 CPU cores
+  memory_bytes: 134217728  # 128MB
+health_check:
+  type: "http"
+  http_path: "/health"
+  port: 80
+  interval: 30
+"#;
+
+const SEED_002_DB: &str = r#"
+service_name: "postgres-db"
+image: "postgres:15-alpine"
+replicas: 1
+ports:
+  - host_port: 5432
+    container_port: 5432
+env:
+  - "POSTGRES_PASSWORD=secret"
+volumes:
+  - "pgdata:/var/lib/postgresql/data"
+resources:
+  cpu_millicores: 500    # 0.5 CPU cores
+  memory_bytes: 1073741824  # 1GB
+health_check:
+  type: "command"
+  command: ["pg_isready", "-U", "postgres"]
+  interval: 30
+"#;
+
+const SEED_002_API: &str = r#"
+service_name: "api-service"
+image: "myapp/api:latest"
+replicas: 2
+ports:
+  - host_port: 3000
+    container_port: 3000
+scale_policy:
+  min_replicas: 2
+  max_replicas: 10
+  target_cpu: 80.0
+  cooldown_seconds: 120
+health_check:
+  type: "tcp"
+  port: 3000
+  interval: 15
+"#;
+
+const SEED_002_CONFIG: &str = r#"
+# config.yaml
+env: "production"
+listen_addr: ":8080"
+data_dir: "/var/lib/gorchester"
+cluster_name: "production-cluster"
+
+services:
+  - service_name: "load-balancer"
+    image: "nginx:alpine"
+    replicas: 2
+    ports:
+      - host_port: 80
+        container_port: 80
+        protocol: "tcp"
+      - host_port: 443
+        container_port: 443
+        protocol: "tcp"
+    env:
+      - "UPSTREAM_SERVERS=app1:3000,app2:3000"
+    volumes:
+      - "/etc/nginx/conf.d:/etc/nginx/conf.d:ro"
+    resources:
+      cpu_millicores: 300
+      memory_bytes: 134217728
+    scale_policy:
+      min_replicas: 2
+      max_replicas: 5
+      target_cpu: 70.0
+      cooldown_seconds: 90
+    health_check:
+      type: "http"
+      http_path: "/nginx-health"
+      port: 80
+      interval: 30
+      timeout: 5
+      retries: 3
+
+  - service_name: "application"
+    image: "mycompany/app:1.5.0"
+    replicas: 3
+    ports:
+      - host_port: 0  # Random port
+        container_port: 3000
+    env:
+      - "DATABASE_URL=postgresql://user:pass@db:5432/app"
+      - "REDIS_URL=redis://cache:6379/0"
+    resources:
+      cpu_millicores: 500
+      memory_bytes: 268435456
+    scale_policy:
+      min_replicas: 3
+      max_replicas: 10
+      target_cpu: 75.0
+      target_memory: 85.0
+      cooldown_seconds: 120
+    health_check:
+      type: "http"
+      http_path: "/api/health"
+      port: 3000
+      interval: 20
+      timeout: 10
+      retries: 2
+"#;
+
+const SEED_000_DEPLOYMENT: &str = r#"
+# deployment.yaml
+apiVersion: orion.io/v1
+kind: Deployment
+metadata:
+  name: api-gateway
+spec:
+  replicas: 3
+  container:
+    image: api-gateway:v1.0
+    ports:
+      - 8080
+  scheduling:
+    networkAware: true
+    affinityRules:
+      - type: latency
+        target: database-cluster
+        maxLatency: 5ms
+      - type: bandwidth
+        minBandwidth: 100Mbps
+    antiAffinityRules:
+      - type: network-zone
+        avoid: edge-zones
+"#;
+#[test]
+fn seed_002_web_server() {
+    let s = yaml(SEED_002_WEB);
+    assert_eq!(s.name, "web-frontend");
+    assert_eq!(s.image, "nginx:alpine");
+    assert_eq!(s.replicas, 3);
+    assert_eq!(s.ports.len(), 1);
+    assert_eq!((s.ports[0].host_port, s.ports[0].container_port), (80, 80));
+    assert_eq!(s.ports[0].protocol, Protocol::Tcp);
+    assert_eq!(s.env, vec!["NGINX_ENV=production"]);
+    assert_eq!(s.resources.cpu_millicores, 200);
+    assert_eq!(s.resources.memory_bytes, 134_217_728);
+    let h = s.health_check.expect("health check");
+    assert_eq!(h.kind, HealthCheckType::Http);
+    assert_eq!(h.http_path.as_deref(), Some("/health"));
+    assert_eq!((h.port, h.interval), (Some(80), 30));
+}
+
+#[test]
+fn seed_002_database() {
+    let s = yaml(SEED_002_DB);
+    assert_eq!(s.name, "postgres-db");
+    assert_eq!(
+        s.volumes,
+        vec![VolumeSpec {
+            source: "pgdata".into(),
+            target: "/var/lib/postgresql/data".into(),
+            read_only: false
+        }]
+    );
+    assert!(!s.volumes[0].is_bind());
+    let h = s.health_check.expect("health check");
+    assert_eq!(h.kind, HealthCheckType::Command);
+    assert_eq!(h.command, vec!["pg_isready", "-U", "postgres"]);
+    assert_eq!(
+        s.ports[0].protocol,
+        Protocol::Tcp,
+        "protocol defaults to tcp"
+    );
+}
+
+#[test]
+fn seed_002_autoscaled_api() {
+    let s = yaml(SEED_002_API);
+    let p = s.scale_policy.expect("scale policy");
+    assert_eq!((p.min_replicas, p.max_replicas), (2, 10));
+    assert_eq!(p.target_cpu, Some(80.0));
+    assert_eq!(p.target_memory, None);
+    assert_eq!(p.cooldown_seconds, 120);
+    assert_eq!(s.health_check.expect("check").kind, HealthCheckType::Tcp);
+}
+
+#[test]
+fn seed_002_complete_config_document() {
+    let specs = parse_specs(SEED_002_CONFIG, SpecFormat::Yaml).expect("config parses");
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["load-balancer", "application"]);
+    let lb = &specs[0];
+    assert_eq!(lb.ports.len(), 2);
+    assert_eq!(lb.env, vec!["UPSTREAM_SERVERS=app1:3000,app2:3000"]);
+    assert!(lb.volumes[0].read_only && lb.volumes[0].is_bind());
+    let h = lb.health_check.as_ref().expect("check");
+    assert_eq!((h.timeout, h.retries), (5, 3));
+    assert_eq!(specs[1].ports[0].host_port, 0, "0 asks for a dynamic port");
+    assert_eq!(
+        specs[1].scale_policy.as_ref().and_then(|p| p.target_memory),
+        Some(85.0)
+    );
+}
+
+#[test]
+fn seed_000_deployment_wrapper() {
+    let s = yaml(SEED_000_DEPLOYMENT);
+    assert_eq!(s.name, "api-gateway");
+    assert_eq!(s.image, "api-gateway:v1.0");
+    assert_eq!(s.replicas, 3);
+    assert_eq!(s.ports.len(), 1);
+    assert_eq!((s.ports[0].container_port, s.ports[0].host_port), (8080, 0));
+    assert!(s.scheduling.network_aware);
+    assert_eq!(
+        s.scheduling.affinity,
+        vec![
+            AffinityRule::Latency {
+                target: "database-cluster".into(),
+                max_latency_ms: 5.0
+            },
+            AffinityRule::Bandwidth {
+                target: None,
+                min_bandwidth_mbps: 100.0
+            },
+        ]
+    );
+    assert_eq!(
+        s.scheduling.anti_affinity,
+        vec![AntiAffinityRule::NetworkZone {
+            avoid: "edge-zones".into()
+        }]
+    );
+}
+
+#[test]
+fn json_and_yaml_give_the_same_spec() {
+    let from_yaml = yaml(SEED_002_WEB);
+    let json = from_yaml.to_json().expect("json");
+    assert_eq!(
+        parse_spec(&json, SpecFormat::Json).expect("json parses"),
+        from_yaml
+    );
+    assert_eq!(
+        parse_spec(&json, SpecFormat::Auto).expect("auto parses"),
+        from_yaml
+    );
+}
+
+/// The YAML blocks of docs/spec.md, in order.
+fn doc_yaml_blocks() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/spec.md");
+    let doc = std::fs::read_to_string(path).expect("docs/spec.md is readable");
+    doc.split("```yaml\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_reference_examples_parse() {
+    let blocks = doc_yaml_blocks();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "docs/spec.md has the full example and the Deployment"
+    );
+    let full = yaml(&blocks[0]);
+    assert_eq!(full.name, "api");
+    assert_eq!(full.command, ["/app/api", "--port", "3000"]);
+    assert_eq!(full.ports.len(), 3);
+    assert_eq!(full.resources.memory_bytes, 256 << 20);
+    assert_eq!(
+        full.scale_policy.as_ref().map(|p| p.cooldown_seconds),
+        Some(120)
+    );
+    assert_eq!(full.health_check.as_ref().map(|h| h.interval), Some(10));
+    assert_eq!(full.scheduling.affinity.len(), 3);
+    let deployment = yaml(&blocks[1]);
+    assert_eq!(deployment.name, "api-gateway");
+    assert_eq!(
+        deployment.labels.get("tier").map(String::as_str),
+        Some("edge")
+    );
+}
+
+#[test]
+fn the_reference_error_texts_are_real() {
+    let e = parse_error("name: web\nimage: nginx\nreplica: 3\n", SpecFormat::Yaml);
+    assert!(
+        e.to_string().starts_with(
+            "cannot parse spec at line 3, column 10 (field replica): unknown field `replica`; did you mean `replicas`? Accepted: `name`, `service_name`,"
+        ),
+        "{e}"
+    );
+    let text = "name: Web\nimage: nginx\nports: [\"8080:80\", \"8080:81\"]\nresources: {memory_bytes: 16MB}\n";
+    let e = parse_spec(text, SpecFormat::Yaml).expect_err("invalid");
+    assert_eq!(
+        e.to_string(),
+        "invalid spec (3 problems)\n  \
+         - name: got \"Web\", expected a DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'\n  \
+         - ports[1].host_port: got 8080/tcp, expected a host port and protocol not already published (ports[0]), or 0 for a dynamic port\n  \
+         - resources.memory_bytes: got 16000000, expected at least 16777216 bytes (16Mi)"
+    );
+}
