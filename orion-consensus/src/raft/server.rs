@@ -40,16 +40,16 @@ struct ServerState {
     committed: Arc<AtomicU64>,
 }
 
-/// Decodes a JSON body, or answers 400 naming the path and the problem (and logs it).
-fn decode<T: DeserializeOwned>(path: &str, body: &Bytes) -> Result<T, Response> {
+/// Decodes a JSON body; on failure logs it and returns the 400 answer's text.
+fn decode<T: DeserializeOwned>(path: &str, body: &Bytes) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| {
         tracing::warn!(path, bytes = body.len(), error = %e, "rejected a malformed raft message");
-        (
-            StatusCode::BAD_REQUEST,
-            format!("malformed message on {path}: {e}; expected a JSON body for this path"),
-        )
-            .into_response()
+        format!("malformed message on {path}: {e}; expected a JSON body for this path")
     })
+}
+
+fn reject(reason: String) -> Response {
+    (StatusCode::BAD_REQUEST, reason).into_response()
 }
 
 fn answer<T: Serialize>(value: T) -> Response {
@@ -59,28 +59,28 @@ fn answer<T: Serialize>(value: T) -> Response {
 async fn append(State(s): State<ServerState>, body: Bytes) -> Response {
     match decode(paths::APPEND, &body) {
         Ok(req) => answer(s.ops.raft.append_entries(req).await),
-        Err(r) => r,
+        Err(reason) => reject(reason),
     }
 }
 
 async fn vote(State(s): State<ServerState>, body: Bytes) -> Response {
     match decode(paths::VOTE, &body) {
         Ok(req) => answer(s.ops.raft.vote(req).await),
-        Err(r) => r,
+        Err(reason) => reject(reason),
     }
 }
 
 async fn snapshot(State(s): State<ServerState>, body: Bytes) -> Response {
     match decode(paths::SNAPSHOT, &body) {
         Ok(req) => answer(s.ops.raft.install_snapshot(req).await),
-        Err(r) => r,
+        Err(reason) => reject(reason),
     }
 }
 
 async fn leader(State(s): State<ServerState>, body: Bytes) -> Response {
     match decode::<LeaderRequest>(paths::LEADER, &body) {
         Ok(req) => answer(s.ops.handle(req).await),
-        Err(r) => r,
+        Err(reason) => reject(reason),
     }
 }
 

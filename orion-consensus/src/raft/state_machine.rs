@@ -10,6 +10,9 @@
 //! restored from it (or emptied when there is none); openraft then re-applies the log after the
 //! snapshot. A restarted node therefore never applies an entry twice.
 
+// openraft's trait methods return `StorageError`, which is large; the helpers here return it too.
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
