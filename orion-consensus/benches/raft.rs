@@ -8,7 +8,6 @@
 #[path = "../tests/common/mem_store.rs"]
 mod mem_store;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mem_store::MemStore;
@@ -119,8 +118,10 @@ async fn throughput(
     (rate, latencies)
 }
 
-async fn failover(b: &mut Bench, kills: usize) -> Vec<Duration> {
+/// Per kill: (kill -> first commit by the new leader, of which the old leader's shutdown).
+async fn failover(b: &mut Bench, kills: usize) -> (Vec<Duration>, Vec<Duration>) {
     let mut times = Vec::new();
+    let mut shutdowns = Vec::new();
     for round in 0..kills {
         let old = b.leader();
         let survivor = (1..=3).find(|id| *id != old).unwrap();
@@ -128,6 +129,7 @@ async fn failover(b: &mut Bench, kills: usize) -> Vec<Duration> {
         let node = b.nodes[old as usize - 1].take().unwrap();
         let t = Instant::now();
         node.shutdown().await.unwrap();
+        shutdowns.push(t.elapsed());
         // A client retries `Unavailable` (no leader yet, or a forwarded write's answer lost
         // with the old leader) until a write commits; bounded in count.
         let mut committed = false;
@@ -157,7 +159,8 @@ async fn failover(b: &mut Bench, kills: usize) -> Vec<Duration> {
             .unwrap();
     }
     times.sort();
-    times
+    shutdowns.sort();
+    (times, shutdowns)
 }
 
 fn main() {
@@ -184,8 +187,7 @@ fn main() {
         let (rate1, lat1) = throughput(b.store(leader), 1, sizes.single_writes).await;
         let (rate64, lat64) =
             throughput(b.store(leader), sizes.writers, sizes.concurrent_writes).await;
-        let fail = failover(&mut b, sizes.kills).await;
-        let fail = Arc::new(fail);
+        let (fail, shutdowns) = failover(&mut b, sizes.kills).await;
 
         println!();
         println!("raft commit path, 3 nodes on loopback, sled log, in-memory inner store");
@@ -227,6 +229,11 @@ fn main() {
             "| failover p99 ({} kills) | {} |",
             fail.len(),
             ms(percentile(&fail, 0.99))
+        );
+        println!(
+            "| of which old leader shutdown, p50 / p99 | {} / {} |",
+            ms(percentile(&shutdowns, 0.5)),
+            ms(percentile(&shutdowns, 0.99))
         );
         for node in b.nodes.into_iter().flatten() {
             node.shutdown().await.unwrap();

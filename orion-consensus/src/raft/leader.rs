@@ -299,7 +299,7 @@ impl Router {
             }
             if next.is_none() {
                 sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
-                backoff = (backoff * 2).min(Duration::from_millis(200));
+                backoff = (backoff * 2).min(Duration::from_millis(100));
             }
         }
     }

@@ -112,7 +112,10 @@ impl From<WireError> for orion_core::Error {
         use orion_core::Error as E;
         match e {
             WireError::Invalid(v) => E::Invalid(v),
-            WireError::NotFound { kind, name } => E::Conflict(format!("{kind} {name:?} not found")),
+            WireError::NotFound { kind, name } => E::NotFound {
+                kind: static_kind(&kind),
+                name,
+            },
             WireError::Conflict(m) => E::Conflict(m),
             WireError::Compacted {
                 requested,
@@ -128,4 +131,19 @@ impl From<WireError> for orion_core::Error {
             WireError::Other(m) => E::backend("raft apply", m),
         }
     }
+}
+
+/// `Error::NotFound` names its kind with a `&'static str`; map the kinds Orion uses back to one.
+fn static_kind(kind: &str) -> &'static str {
+    const KINDS: [&str; 8] = [
+        "key",
+        "service",
+        "task",
+        "node",
+        "container",
+        "image",
+        "member",
+        "snapshot",
+    ];
+    KINDS.into_iter().find(|k| *k == kind).unwrap_or("object")
 }
