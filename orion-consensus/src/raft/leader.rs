@@ -2,11 +2,13 @@
 //! [`Router`] that delivers them to the leader from any node.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
 
 use super::network::paths;
@@ -47,12 +49,92 @@ pub enum LeaderResponse {
     Done,
 }
 
+/// A write waiting for the batcher, with where to send its result.
+type PendingWrite = (
+    Command,
+    oneshot::Sender<std::result::Result<CommandResponse, WireError>>,
+);
+
+/// Most writes in one batch entry.
+const MAX_BATCH: usize = 512;
+/// Batches proposed to Raft at the same time; while they are in flight, new writes queue up and
+/// form the next batch.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Serves [`LeaderRequest`]s on this node, if it is the leader.
 #[derive(Clone)]
 pub(crate) struct LeaderOps {
     pub raft: OrionRaft,
     request_timeout: Duration,
     join_timeout: Duration,
+    writes: mpsc::UnboundedSender<PendingWrite>,
+}
+
+/// Proposes queued writes as [`Command::Batch`] entries: one log entry, one append and one
+/// replication round for many concurrent writes.
+async fn batch_writes(
+    raft: OrionRaft,
+    request_timeout: Duration,
+    mut queue: mpsc::UnboundedReceiver<PendingWrite>,
+) {
+    let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let mut pending = Vec::new();
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut pending, MAX_BATCH).await == 0 {
+            return;
+        }
+        let batch = std::mem::take(&mut pending);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, request_timeout, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn propose(raft: &OrionRaft, request_timeout: Duration, batch: Vec<PendingWrite>) {
+    let (mut commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+    let is_batch = commands.len() > 1;
+    let command = match commands.pop() {
+        Some(only) if !is_batch => only,
+        Some(last) => {
+            commands.push(last);
+            Command::Batch(commands)
+        }
+        None => return,
+    };
+    let outcome = match timeout(request_timeout, raft.client_write(command)).await {
+        Err(_) => Err(no_quorum(request_timeout, "the write")),
+        Ok(Ok(resp)) => Ok(resp.data),
+        Ok(Err(e)) => Err(write_error(e)),
+    };
+    match outcome {
+        Ok(resp) if is_batch => {
+            for (waiter, result) in waiters.into_iter().zip(resp.batch) {
+                let _ = waiter.send(Ok(CommandResponse::single(result)));
+            }
+        }
+        Ok(resp) => {
+            for waiter in waiters {
+                let _ = waiter.send(Ok(resp.clone()));
+            }
+        }
+        Err(e) => {
+            for waiter in waiters {
+                let _ = waiter.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+fn no_quorum(request_timeout: Duration, what: &str) -> WireError {
+    WireError::Unavailable(format!(
+        "no quorum: {what} did not complete within {request_timeout:?}; the leader cannot reach \
+         a majority of voters (for a write, the outcome is unknown until a quorum returns)"
+    ))
 }
 
 impl std::fmt::Debug for LeaderOps {
@@ -82,20 +164,21 @@ fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Wir
 }
 
 impl LeaderOps {
+    /// Leader operations on `raft`; starts the write batcher (it ends when the last clone of
+    /// the returned value is dropped).
     pub fn new(raft: OrionRaft, request_timeout: Duration, join_timeout: Duration) -> Self {
+        let (writes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batch_writes(raft.clone(), request_timeout, queue));
         Self {
             raft,
             request_timeout,
             join_timeout,
+            writes,
         }
     }
 
     fn no_quorum(&self, what: &str) -> WireError {
-        WireError::Unavailable(format!(
-            "no quorum: {what} did not complete within {:?}; the leader cannot reach a majority \
-             of voters (for a write, the outcome is unknown until a quorum returns)",
-            self.request_timeout
-        ))
+        no_quorum(self.request_timeout, what)
     }
 
     /// Serves `req` if this node is the leader; otherwise answers [`WireError::NotLeader`].
@@ -105,11 +188,16 @@ impl LeaderOps {
     ) -> std::result::Result<LeaderResponse, WireError> {
         match req {
             LeaderRequest::Write(command) => {
-                match timeout(self.request_timeout, self.raft.client_write(command)).await {
-                    Err(_) => Err(self.no_quorum("the write")),
-                    Ok(Ok(resp)) => Ok(LeaderResponse::Written(resp.data)),
-                    Ok(Err(e)) => Err(write_error(e)),
-                }
+                let stopped = || {
+                    WireError::Unavailable(
+                        "the Raft node is stopping; the write's outcome is unknown".into(),
+                    )
+                };
+                let (tx, rx) = oneshot::channel();
+                self.writes.send((command, tx)).map_err(|_| stopped())?;
+                rx.await
+                    .map_err(|_| stopped())?
+                    .map(LeaderResponse::Written)
             }
             LeaderRequest::ReadIndex => {
                 match timeout(self.request_timeout, self.raft.ensure_linearizable()).await {

@@ -52,13 +52,30 @@ pub enum Command {
     Compact(Revision),
     /// Replaces the whole state on every node.
     Restore(StoreSnapshot),
+    /// Several commands applied one after another in one log entry (each with its own
+    /// revision). The leader batches concurrent writes this way; nested batches are refused.
+    Batch(Vec<Command>),
 }
 
 /// What applying a [`Command`] produced: the transaction result, or the store's error (the same
 /// on every node, since apply is deterministic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandResponse {
+    /// For a batch: the last command's result.
     pub result: Result<TxnResult, WireError>,
+    /// For a batch: every command's result, in order; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<Result<TxnResult, WireError>>,
+}
+
+impl CommandResponse {
+    /// The response to a single (non-batch) command.
+    pub fn single(result: Result<TxnResult, WireError>) -> Self {
+        Self {
+            result,
+            batch: Vec::new(),
+        }
+    }
 }
 
 /// An [`orion_core::Error`] in a form that crosses the network and the log, keeping the variant

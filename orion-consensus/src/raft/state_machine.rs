@@ -139,7 +139,29 @@ impl<S: Store> StateMachine<S> {
     }
 
     async fn apply_command(&self, command: Command) -> StorageResult<CommandResponse> {
+        let Command::Batch(commands) = command else {
+            return self.apply_one(command).await;
+        };
+        let mut batch = Vec::with_capacity(commands.len());
+        for command in commands {
+            let result = match command {
+                Command::Batch(_) => Err(WireError::Other(
+                    "a batch cannot contain a batch; send the commands flat".into(),
+                )),
+                single => self.apply_one(single).await?.result,
+            };
+            batch.push(result);
+        }
+        let result = match batch.last() {
+            Some(last) => last.clone(),
+            None => Ok(self.current_result().await.map_err(sm_write_err)?),
+        };
+        Ok(CommandResponse { result, batch })
+    }
+
+    async fn apply_one(&self, command: Command) -> StorageResult<CommandResponse> {
         let outcome = match command {
+            Command::Batch(_) => Err(orion_core::Error::Conflict("nested batch refused".into())),
             Command::Txn(txn) => self.inner.txn(txn).await,
             Command::Compact(rev) => match self.inner.compact(rev).await {
                 Ok(()) => self.current_result().await,
@@ -151,14 +173,12 @@ impl<S: Store> StateMachine<S> {
             },
         };
         match outcome {
-            Ok(result) => Ok(CommandResponse { result: Ok(result) }),
+            Ok(result) => Ok(CommandResponse::single(Ok(result))),
             // A local failure (disk, backend) is not deterministic: stop rather than diverge.
             Err(e @ (orion_core::Error::Io(_) | orion_core::Error::Backend { .. })) => {
                 Err(sm_write_err(e))
             }
-            Err(e) => Ok(CommandResponse {
-                result: Err(WireError::from(&e)),
-            }),
+            Err(e) => Ok(CommandResponse::single(Err(WireError::from(&e)))),
         }
     }
 
@@ -215,13 +235,15 @@ impl<S: Store> RaftStateMachine<TypeConfig> for StateMachine<S> {
                 EntryPayload::Normal(command) => self.apply_command(command).await?,
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
-                    CommandResponse {
-                        result: Ok(self.current_result().await.map_err(sm_write_err)?),
-                    }
+                    CommandResponse::single(Ok(self
+                        .current_result()
+                        .await
+                        .map_err(sm_write_err)?))
                 }
-                EntryPayload::Blank => CommandResponse {
-                    result: Ok(self.current_result().await.map_err(sm_write_err)?),
-                },
+                EntryPayload::Blank => CommandResponse::single(Ok(self
+                    .current_result()
+                    .await
+                    .map_err(sm_write_err)?)),
             };
             responses.push(response);
         }
