@@ -5,14 +5,10 @@
 //!
 //! Run: `cargo bench -p orion-consensus --bench raft`; `-- --test` runs a tiny smoke version.
 
-#[path = "../tests/common/mem_store.rs"]
-mod mem_store;
-
 use std::time::{Duration, Instant};
 
-use mem_store::MemStore;
 use orion_consensus::raft::{NodeId, RaftConfig, RaftNode, RaftStore};
-use orion_core::store::Store;
+use orion_core::store::{MemoryStore as MemStore, Store};
 
 struct Sizes {
     single_writes: usize,

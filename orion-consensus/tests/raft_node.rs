@@ -1,13 +1,11 @@
 //! A single Raft node: its Store behaviour, its data-dir identity, and its Raft port's
 //! handling of malformed messages.
 
-mod common;
-
 use std::time::Duration;
 
-use common::mem_store::MemStore;
 use orion_consensus::Error as ConsensusError;
 use orion_consensus::raft::{RaftConfig, RaftNode};
+use orion_core::store::MemoryStore as MemStore;
 use orion_core::store::{Compare, Op, Store, Txn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

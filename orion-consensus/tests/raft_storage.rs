@@ -1,14 +1,12 @@
 //! openraft's storage suite on Orion's sled log store and state machine, and restart behaviour
 //! of the state machine.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::mem_store::MemStore;
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};
 use orion_consensus::raft::{NodeId, SledLogStore, StateMachine, TypeConfig};
+use orion_core::store::MemoryStore as MemStore;
 use tempfile::TempDir;
 
 struct Builder;

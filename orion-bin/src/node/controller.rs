@@ -10,71 +10,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use orion_core::membership::{Member, MemberState, Membership, MembershipEvent};
-use orion_core::model::{DesiredState, Node, NodeStatus, TaskState, now_millis};
-use orion_core::reconciler::{Action, ReconcileInput, VersionedSpec, reconcile};
+use orion_core::model::{Node, NodeStatus, now_millis};
+use orion_core::reconciler::{ReconcileInput, VersionedSpec, apply_plan, reconcile};
 use orion_core::scheduler::Scheduler;
 use orion_core::store::{ClusterStore, Store, keys};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::SharedStore;
-
-/// Applies one reconciler action to the store. Idempotent: applying it twice, or after the task
-/// moved on, changes nothing more.
-pub async fn apply_action(
-    store: &ClusterStore<SharedStore>,
-    action: &Action,
-) -> orion_core::Result<()> {
-    match action {
-        Action::Create { task, .. } => {
-            match store.create_task(task).await {
-                Ok(_) => {}
-                // Already created by an earlier attempt (same deterministic id).
-                Err(orion_core::Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Action::Assign { task_id, node } => {
-            store
-                .update_task(task_id, |t| {
-                    if t.state == TaskState::Pending {
-                        t.node = Some(node.clone());
-                        t.error = None;
-                        t.transition(TaskState::Scheduled)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        Action::Stop { task_id, reason } => {
-            store
-                .update_task(task_id, |t| {
-                    t.desired = DesiredState::Shutdown;
-                    if t.state == TaskState::Pending {
-                        t.transition(TaskState::Stopped)?;
-                    }
-                    if t.error.is_none() {
-                        t.error = Some(format!("stopped: {reason:?}").to_lowercase());
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        Action::MarkLost { task_id, node } => {
-            store
-                .update_task(task_id, |t| {
-                    t.desired = DesiredState::Shutdown;
-                    if t.state.can_transition_to(TaskState::Lost) {
-                        t.transition(TaskState::Lost)?;
-                        t.error = Some(format!("node {node} is down"));
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-    }
-    Ok(())
-}
 
 /// Reconciles until `leader` turns false or `shutdown` turns true: after every change to the
 /// cluster state (debounced), and at least every `interval`.
@@ -119,11 +62,9 @@ pub async fn reconcile_loop(
             },
             &scheduler,
         );
-        for action in &plan.actions {
-            debug!(?action, "applying");
-            if let Err(e) = apply_action(&store, action).await {
-                warn!(task = %action.task_id(), error = %e, "action failed; the next round retries");
-            }
+        debug!(actions = plan.actions.len(), "applying plan");
+        for (task, e) in apply_plan(&store, &plan).await {
+            warn!(%task, error = %e, "action failed; the next round retries");
         }
         for u in &plan.unplaced {
             debug!(service = %u.service, slot = u.slot, "cannot place: {} nodes rejected", u.rejections.len());

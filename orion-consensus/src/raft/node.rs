@@ -257,6 +257,19 @@ impl<S: Store> std::fmt::Debug for Core<S> {
     }
 }
 
+impl<S: Store> Drop for Core<S> {
+    /// The last handle on the node is gone (the `RaftNode` and every `RaftStore`): stop Raft, so
+    /// the state machine and the inner store are released and open watches end.
+    fn drop(&mut self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let raft = self.raft.clone();
+            runtime.spawn(async move {
+                let _ = raft.shutdown().await;
+            });
+        }
+    }
+}
+
 impl<S: Store> Core<S> {
     pub fn status(&self) -> RaftStatus {
         status_of(&self.raft, &self.committed)
@@ -280,8 +293,8 @@ pub(crate) fn status_of(raft: &OrionRaft, committed: &AtomicU64) -> RaftStatus {
 }
 
 /// One member of a Raft cluster: the Raft port, the log on sled, the state machine over the
-/// inner store `S`. Call [`RaftNode::shutdown`] to stop it: dropping it only closes the Raft
-/// port, and Raft's own tasks run on until the runtime ends.
+/// inner store `S`. Stop it with [`RaftNode::shutdown`]. Dropping it closes the Raft port at
+/// once; Raft itself stops when the last [`RaftStore`] handle from it is dropped too.
 #[derive(Debug)]
 pub struct RaftNode<S: Store> {
     core: Arc<Core<S>>,

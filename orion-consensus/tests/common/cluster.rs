@@ -11,9 +11,8 @@ use orion_core::store::Store;
 use tempfile::TempDir;
 use tokio::time::{Instant, sleep};
 
-use super::mem_store::MemStore;
-
-pub type Inner = MemStore;
+/// The inner store of every node.
+pub type Inner = orion_core::store::MemoryStore;
 
 /// Upper bound for any wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(30);

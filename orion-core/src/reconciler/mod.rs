@@ -92,9 +92,11 @@ use crate::model::{
 use crate::scheduler::{ClusterView, Scheduler};
 
 mod action;
+mod apply;
 mod placer;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
+pub use apply::{apply_action, apply_plan};
 pub use placer::GUARD;
 
 use placer::{IdMaker, Placer, new_task};

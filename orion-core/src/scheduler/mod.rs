@@ -7,7 +7,31 @@
 //! [`Placement`] so `orion plan` can explain a decision.
 //!
 //! Filters and scorers are synchronous functions over an immutable [`ClusterView`] snapshot.
-//! Write your own by implementing [`Filter`] or [`Scorer`].
+//! Write your own by implementing [`Filter`] or [`Scorer`]; `docs/scheduling.md` describes every
+//! built-in plugin and its formula.
+//!
+//! ```
+//! use orion_core::model::{NetworkMatrix, Node, Resources, ServiceSpec};
+//! use orion_core::scheduler::{ClusterView, PlacementRequest, Scheduler, SchedulerConfig};
+//!
+//! let gib = 1024 * 1024 * 1024;
+//! let nodes = vec![
+//!     Node::new("small", Resources::new(2000, 2 * gib)).with_label("zone", "a"),
+//!     Node::new("large", Resources::new(8000, 16 * gib)).with_label("zone", "b"),
+//! ];
+//! let mut view = ClusterView::new(nodes, &[], NetworkMatrix::new());
+//! let scheduler = Scheduler::default_pipeline(SchedulerConfig::with_seed(42));
+//! let spec = ServiceSpec::new("web", "nginx", 2);
+//! for id in ["web-0-a", "web-1-b"] {
+//!     let req = PlacementRequest::new(&spec, id);
+//!     let outcome = scheduler.place(&req, &view);
+//!     let placement = outcome.placement().expect("both nodes fit");
+//!     println!("{}", placement.explain());
+//!     view.assign_request(&placement.node, &req);
+//! }
+//! // Spread sends the second replica to the other zone.
+//! assert_eq!(view.service_nodes("web").count(), 2);
+//! ```
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -15,13 +39,16 @@ use std::fmt::Debug;
 use crate::model::spec::ServiceSpec;
 use crate::model::{NetworkMatrix, Node, NodeId, Resources, Task};
 
+mod explain;
 mod pipeline;
+mod rng;
 mod view;
 
 pub mod filters;
 pub mod scorers;
 
-pub use pipeline::{NodeScore, Placement, PlacementOutcome, Scheduler, SchedulerConfig};
+pub use explain::{FilterRejections, RejectionSummary};
+pub use pipeline::{NodeScore, Placement, PlacementOutcome, Sample, Scheduler, SchedulerConfig};
 pub use view::{ClusterView, NodeView};
 
 /// What is being placed: one task of `spec`.
@@ -80,6 +107,30 @@ pub trait Filter: Send + Sync + Debug {
         node: &NodeView,
         view: &ClusterView,
     ) -> Result<(), Rejection>;
+
+    /// Same answer as `check(..).is_ok()`, without building a [`Rejection`]. The pipeline calls
+    /// this on its hot path and calls [`Filter::check`] only to explain an unplaceable task;
+    /// override it when building the reason allocates.
+    fn feasible(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> bool {
+        self.check(req, node, view).is_ok()
+    }
+}
+
+/// Which term of the score formula `score = cpu*S_cpu + memory*S_mem + network*S_net` a scorer
+/// is. A service's `scheduling.weights` replaces the pipeline weight of every scorer of class
+/// `Cpu`, `Memory` or `Network` with its `cpu`, `memory` or `network` weight; `Fixed` scorers
+/// always keep the weight they were built with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ScorerWeightClass {
+    /// A CPU term (e.g. `least_allocated_cpu`).
+    Cpu,
+    /// A memory term (e.g. `least_allocated_memory`).
+    Memory,
+    /// A network term (the network scorers of `orion-netscore`).
+    Network,
+    /// Not part of the formula: weighted only by the pipeline (spread, bin-packing, ...).
+    #[default]
+    Fixed,
 }
 
 /// A preference: how good is this feasible node for this task?
@@ -92,6 +143,12 @@ pub trait Scorer: Send + Sync + Debug {
 
     /// The node's score for this task.
     fn score(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> f64;
+
+    /// Which weight of a spec's `scheduling.weights` applies to this scorer;
+    /// [`ScorerWeightClass::Fixed`] (the default) when none does.
+    fn weight_class(&self) -> ScorerWeightClass {
+        ScorerWeightClass::Fixed
+    }
 }
 
 /// Builds a [`ClusterView`] from the store's current objects; a convenience over
@@ -102,3 +159,11 @@ pub fn snapshot(nodes: &[Node], tasks: &[Task], network: &NetworkMatrix) -> Clus
 
 /// Counts of a service's active tasks per node id; used by spread and per-node limits.
 pub type ServiceCounts = HashMap<NodeId, u32>;
+
+#[cfg(test)]
+mod tests;
+
+/// `docs/scheduling.md`, compiled so that its examples are tested.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/scheduling.md")]
+pub struct SchedulingGuide;

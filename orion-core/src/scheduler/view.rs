@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use crate::model::{NetworkMatrix, Node, NodeId, Resources, Task};
+use super::rng::FnvMap;
+use crate::model::spec::{PortSpec, Protocol, ServiceSpec};
+use crate::model::{NetworkMatrix, Node, NodeId, PublishedPort, Resources, Task};
 
 /// One node as the scheduler sees it: the node plus what its tasks hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +16,9 @@ pub struct NodeView {
     pub task_count: u32,
     /// Of those, how many per service.
     pub services: HashMap<String, u32>,
+    /// Host ports held by the node's tasks, one entry per use (a multiset): published ports of
+    /// running tasks, and the fixed `host_port`s of the specs of tasks not yet running.
+    pub host_ports: Vec<(u16, Protocol)>,
 }
 
 impl NodeView {
@@ -31,6 +36,34 @@ impl NodeView {
     pub fn count_of(&self, service: &str) -> u32 {
         self.services.get(service).copied().unwrap_or(0)
     }
+
+    /// True when a task on this node holds host port `port` for `protocol`.
+    pub fn port_in_use(&self, port: u16, protocol: Protocol) -> bool {
+        self.host_ports.contains(&(port, protocol))
+    }
+
+    fn remove_port(&mut self, port: (u16, Protocol)) {
+        if let Some(i) = self.host_ports.iter().position(|p| *p == port) {
+            self.host_ports.swap_remove(i);
+        }
+    }
+}
+
+/// The fixed (non-zero) host ports of a spec.
+pub(crate) fn fixed_host_ports(ports: &[PortSpec]) -> impl Iterator<Item = (u16, Protocol)> + '_ {
+    ports
+        .iter()
+        .filter(|p| p.host_port != 0)
+        .map(|p| (p.host_port, p.protocol))
+}
+
+fn published_port(p: &PublishedPort) -> Option<(u16, Protocol)> {
+    let protocol = if p.protocol.eq_ignore_ascii_case("udp") {
+        Protocol::Udp
+    } else {
+        Protocol::Tcp
+    };
+    (p.host_port != 0).then_some((p.host_port, protocol))
 }
 
 /// A consistent snapshot of nodes, their load and the network, taken once per scheduling pass.
@@ -40,18 +73,37 @@ impl NodeView {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     nodes: Vec<NodeView>,
-    index: HashMap<NodeId, usize>,
+    index: FnvMap<NodeId, usize>,
     network: NetworkMatrix,
     /// service -> node id -> active tasks of the service on that node.
-    by_service: HashMap<String, HashMap<NodeId, u32>>,
+    by_service: FnvMap<String, FnvMap<NodeId, u32>>,
+    /// service -> zone label value -> active tasks of the service in that zone.
+    by_zone: FnvMap<String, FnvMap<String, u32>>,
+    /// service -> its spec's fixed host ports (from [`ClusterView::with_specs`]).
+    service_ports: FnvMap<String, Vec<(u16, Protocol)>>,
     placements: u64,
+    total_tasks: u64,
+    last_assigned: Option<usize>,
 }
 
 impl ClusterView {
     /// Builds the view. Tasks that hold resources (see
     /// [`crate::model::TaskState::holds_resources`]) on a known node count toward its load;
-    /// others are ignored.
+    /// others are ignored. Host ports are taken from the tasks' published ports only; use
+    /// [`ClusterView::with_specs`] to also account for scheduled tasks that are not running yet.
     pub fn new(nodes: Vec<Node>, tasks: &[Task], network: NetworkMatrix) -> Self {
+        Self::with_specs(nodes, tasks, &[], network)
+    }
+
+    /// Like [`ClusterView::new`], and also remembers each spec's fixed host ports: a task that
+    /// has published no port yet holds its spec's fixed ports, and [`ClusterView::assign`] /
+    /// [`ClusterView::release`] add and remove them for that service.
+    pub fn with_specs(
+        nodes: Vec<Node>,
+        tasks: &[Task],
+        specs: &[ServiceSpec],
+        network: NetworkMatrix,
+    ) -> Self {
         let mut view = ClusterView {
             index: nodes
                 .iter()
@@ -65,15 +117,27 @@ impl ClusterView {
                     allocated: Resources::default(),
                     task_count: 0,
                     services: HashMap::new(),
+                    host_ports: Vec::new(),
                 })
                 .collect(),
             network,
-            by_service: HashMap::new(),
-            placements: 0,
+            service_ports: specs
+                .iter()
+                .map(|s| (s.name.clone(), fixed_host_ports(&s.ports).collect()))
+                .filter(|(_, p): &(String, Vec<_>)| !p.is_empty())
+                .collect(),
+            ..ClusterView::default()
         };
         for t in tasks.iter().filter(|t| t.state.holds_resources()) {
             if let Some(i) = t.node.as_deref().and_then(|n| view.index.get(n).copied()) {
                 view.add(i, &t.service, t.resources);
+                if t.ports.is_empty() {
+                    view.add_service_ports(i, &t.service);
+                } else {
+                    let nv = &mut view.nodes[i];
+                    nv.host_ports
+                        .extend(t.ports.iter().filter_map(published_port));
+                }
             }
         }
         view
@@ -83,40 +147,83 @@ impl ClusterView {
         let nv = &mut self.nodes[i];
         nv.allocated = nv.allocated.saturating_add(resources);
         nv.task_count += 1;
-        *nv.services.entry(service.to_owned()).or_default() += 1;
-        *self
-            .by_service
-            .entry(service.to_owned())
-            .or_default()
-            .entry(nv.node.id.clone())
-            .or_default() += 1;
-    }
-
-    /// Records that a task of `service` needing `resources` now runs on `node`. Unknown node ids
-    /// are ignored. Used by the scheduler between placements of one pass.
-    pub fn assign(&mut self, node: &str, service: &str, resources: Resources) {
-        if let Some(&i) = self.index.get(node) {
-            self.add(i, service, resources);
-            self.placements += 1;
+        self.total_tasks += 1;
+        bump(&mut nv.services, service);
+        let per_node = match self.by_service.get_mut(service) {
+            Some(m) => m,
+            None => self.by_service.entry(service.to_owned()).or_default(),
+        };
+        bump(per_node, &nv.node.id);
+        if let Some(zone) = nv.node.zone() {
+            let per_zone = match self.by_zone.get_mut(service) {
+                Some(m) => m,
+                None => self.by_zone.entry(service.to_owned()).or_default(),
+            };
+            bump(per_zone, zone);
         }
     }
 
+    fn add_service_ports(&mut self, i: usize, service: &str) {
+        if let Some(ports) = self.service_ports.get(service) {
+            self.nodes[i].host_ports.extend_from_slice(ports);
+        }
+    }
+
+    /// Records that a task of `service` needing `resources` now runs on `node`. Unknown node ids
+    /// are ignored. Used by the scheduler between placements of one pass. The service's fixed
+    /// host ports are recorded too when the view was built [`ClusterView::with_specs`].
+    pub fn assign(&mut self, node: &str, service: &str, resources: Resources) {
+        if let Some(&i) = self.index.get(node) {
+            self.add(i, service, resources);
+            self.add_service_ports(i, service);
+            self.placements += 1;
+            self.last_assigned = Some(i);
+        }
+    }
+
+    /// [`ClusterView::assign`] for a placed request: records its resources and its spec's fixed
+    /// host ports, remembering them for the service (so a later `release` removes them) when the
+    /// view did not know the spec yet.
+    pub fn assign_request(&mut self, node: &str, req: &super::PlacementRequest<'_>) {
+        if !self.service_ports.contains_key(&req.spec.name) {
+            let ports: Vec<_> = fixed_host_ports(&req.spec.ports).collect();
+            if !ports.is_empty() {
+                self.service_ports.insert(req.spec.name.clone(), ports);
+            }
+        }
+        self.assign(node, &req.spec.name, req.resources);
+    }
+
     /// Reverses one [`ClusterView::assign`] (or one task counted at construction), for a task
-    /// being stopped in the same pass.
+    /// being stopped in the same pass. Removes one use of each of the service's known fixed host
+    /// ports; dynamic ports published by a running task are not tracked back.
     pub fn release(&mut self, node: &str, service: &str, resources: Resources) {
         let Some(&i) = self.index.get(node) else {
             return;
         };
         let nv = &mut self.nodes[i];
         nv.allocated = nv.allocated.saturating_sub(resources);
-        nv.task_count = nv.task_count.saturating_sub(1);
+        if nv.task_count > 0 {
+            nv.task_count -= 1;
+            self.total_tasks = self.total_tasks.saturating_sub(1);
+        }
         if let Some(c) = nv.services.get_mut(service) {
             *c = c.saturating_sub(1);
+        }
+        if let Some(ports) = self.service_ports.get(service) {
+            for p in ports {
+                nv.remove_port(*p);
+            }
         }
         if let Some(c) = self
             .by_service
             .get_mut(service)
             .and_then(|m| m.get_mut(node))
+        {
+            *c = c.saturating_sub(1);
+        }
+        if let Some(zone) = nv.node.zone()
+            && let Some(c) = self.by_zone.get_mut(service).and_then(|m| m.get_mut(zone))
         {
             *c = c.saturating_sub(1);
         }
@@ -135,6 +242,19 @@ impl ClusterView {
     /// Position of a node in [`ClusterView::nodes`].
     pub fn position(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
+    }
+
+    /// Position of `node` in [`ClusterView::nodes`], in O(1) when `node` is borrowed from this
+    /// view (found by address), else by id.
+    pub fn index_of(&self, node: &NodeView) -> Option<usize> {
+        let size = std::mem::size_of::<NodeView>();
+        let start = self.nodes.as_ptr() as usize;
+        let by_address = (std::ptr::from_ref(node) as usize)
+            .checked_sub(start)
+            .filter(|offset| offset % size == 0)
+            .map(|offset| offset / size)
+            .filter(|&i| i < self.nodes.len());
+        by_address.or_else(|| self.position(node.id()))
     }
 
     /// Network measurements between nodes.
@@ -165,8 +285,50 @@ impl ClusterView {
         out
     }
 
+    /// Active tasks of `service` in zone `zone` (the [`crate::model::ZONE_LABEL`] label), in
+    /// O(1): kept up to date by [`ClusterView::assign`] and [`ClusterView::release`].
+    pub fn service_count_in_zone(&self, service: &str, zone: &str) -> u32 {
+        self.by_zone
+            .get(service)
+            .and_then(|m| m.get(zone))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The largest number of `service`'s active tasks in any one zone (0 when none), in
+    /// O(zones).
+    pub fn service_max_in_a_zone(&self, service: &str) -> u32 {
+        self.by_zone
+            .get(service)
+            .and_then(|m| m.values().copied().max())
+            .unwrap_or(0)
+    }
+
     /// How many placements were recorded with [`ClusterView::assign`].
     pub fn placements(&self) -> u64 {
         self.placements
+    }
+
+    /// Tasks holding resources on all nodes, including those recorded with `assign`.
+    pub fn total_tasks(&self) -> u64 {
+        self.total_tasks
+    }
+
+    /// Position (in [`ClusterView::nodes`]) of the node of the latest `assign`, if any.
+    pub fn last_assigned(&self) -> Option<usize> {
+        self.last_assigned
+    }
+}
+
+fn bump<K, S>(map: &mut HashMap<K, u32, S>, key: &str)
+where
+    K: std::borrow::Borrow<str> + std::hash::Hash + Eq + for<'a> From<&'a str>,
+    S: std::hash::BuildHasher,
+{
+    match map.get_mut(key) {
+        Some(c) => *c += 1,
+        None => {
+            map.insert(K::from(key), 1);
+        }
     }
 }

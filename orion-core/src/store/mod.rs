@@ -17,7 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+mod engine;
+mod hub;
 mod memory;
+#[cfg(feature = "sled")]
+mod sled_codec;
 #[cfg(feature = "sled")]
 mod sled_store;
 mod typed;
@@ -25,7 +29,9 @@ mod typed;
 pub use memory::MemoryStore;
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
-pub use typed::{ClusterStore, keys};
+pub use typed::{
+    ClusterState, ClusterStore, MAX_CAS_ATTEMPTS, TypedEvent, TypedWatch, VersionedService, keys,
+};
 
 /// A store revision. 0 means "before the first write"; the first write makes revision 1.
 pub type Revision = u64;

@@ -1,4 +1,11 @@
 //! Conformance suites for every trait (feature `testing`). Every implementation runs the suite of
-//! its trait. (Skeleton, filled by the store and runtime work.)
+//! its trait, from its own crate's tests:
+//!
+//! - [`store`]: the [`Store`](crate::store::Store) contract (`run_all`, plus `reopen` for durable
+//!   stores);
+//! - [`runtime`]: the [`Runtime`](crate::runtime::Runtime) contract, with a fixture per backend;
+//! - [`membership`]: the [`Membership`](crate::membership::Membership) contract.
 
 pub mod membership;
+pub mod runtime;
+pub mod store;

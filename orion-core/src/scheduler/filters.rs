@@ -1,1 +1,0 @@
-//! Built-in filters. (Skeleton, filled by the scheduler work.)

@@ -1,1 +1,0 @@
-//! Built-in scorers. (Skeleton, filled by the scheduler work.)

@@ -1,0 +1,702 @@
+//! Containers and their tasks: create+start, stop, remove, inspect, list, exec.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerd_client::services::v1::container::Runtime as ContainerRuntimeInfo;
+use containerd_client::services::v1::snapshots::PrepareSnapshotRequest;
+use containerd_client::services::v1::{
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
+    KillRequest, ListContainersRequest, ListTasksRequest, StartRequest, WaitRequest,
+};
+use containerd_client::tonic::Status;
+use containerd_client::types::v1::{Process, Status as ProcessStatus};
+use orion_core::Error;
+use orion_core::error::{Result, ValidationErrors};
+use orion_core::model::spec::NetworkMode;
+use orion_core::runtime::{ContainerInfo, ContainerSpec, ContainerStatus, ExecOutput};
+use prost_types::Any;
+
+use super::errors::{is_gone, on};
+use super::io::{OutputFiles, main_log, main_log_uri};
+use super::oci::{self, BindMount, PROCESS_TYPE_URL, SPEC_TYPE_URL, SpecInput};
+use super::{ContainerdRuntime, check_supported, is_valid_identifier, to_hash_map};
+
+const SIGTERM: u32 = 15;
+const SIGKILL: u32 = 9;
+/// How long a SIGKILLed task may take to be reaped before `stop` gives up.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// True for a task that has a process to signal (created, running or paused).
+pub(crate) fn process_is_live(process: &Process) -> bool {
+    matches!(
+        ProcessStatus::try_from(process.status),
+        Ok(ProcessStatus::Created
+            | ProcessStatus::Running
+            | ProcessStatus::Paused
+            | ProcessStatus::Pausing)
+    )
+}
+
+fn status_of(process: Option<&Process>) -> ContainerStatus {
+    let Some(p) = process else {
+        return ContainerStatus::Unknown(
+            "the container has no task (containerd restarted, or it is being removed)".to_string(),
+        );
+    };
+    match ProcessStatus::try_from(p.status) {
+        Ok(ProcessStatus::Created) => ContainerStatus::Created,
+        Ok(ProcessStatus::Running | ProcessStatus::Paused | ProcessStatus::Pausing) => {
+            ContainerStatus::Running
+        }
+        Ok(ProcessStatus::Stopped) => ContainerStatus::Exited {
+            code: i64::from(p.exit_status),
+            oom_killed: false,
+        },
+        _ => ContainerStatus::Unknown(format!("task status {}", p.status)),
+    }
+}
+
+fn info_of(container: Container, process: Option<&Process>) -> ContainerInfo {
+    let status = status_of(process);
+    let pid = process
+        .filter(|p| process_is_live(p) && p.pid > 0)
+        .map(|p| p.pid);
+    ContainerInfo {
+        name: container.id.clone(),
+        id: container.id,
+        image: container.image,
+        status,
+        ports: Vec::new(),
+        labels: container.labels.into_iter().collect(),
+        pid,
+    }
+}
+
+/// A runc error that means the command itself is wrong (absent or not executable).
+fn is_bad_command(status: &Status) -> bool {
+    let m = status.message();
+    m.contains("executable file not found")
+        || m.contains("no such file or directory")
+        || m.contains("permission denied")
+}
+
+/// A label filter containerd can parse, when every key and value is plain.
+fn label_filter(labels: &BTreeMap<String, String>) -> Option<String> {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
+    };
+    if labels.is_empty() || !labels.iter().all(|(k, v)| plain(k) && plain(v)) {
+        return None;
+    }
+    Some(
+        labels
+            .iter()
+            .map(|(k, v)| format!("labels.\"{k}\"==\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+impl ContainerdRuntime {
+    pub(crate) async fn get_container(&self, id: &str) -> Result<Container> {
+        self.containers()
+            .get(self.request(GetContainerRequest { id: id.to_string() }))
+            .await
+            .map_err(on("get", "container", id))?
+            .into_inner()
+            .container
+            .ok_or_else(|| Error::not_found("container", id))
+    }
+
+    /// The task's main process; `None` when the container has no task.
+    pub(crate) async fn task_process(&self, id: &str) -> Result<Option<Process>> {
+        let got = self
+            .tasks()
+            .get(self.request(GetRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            }))
+            .await;
+        match got {
+            Ok(r) => Ok(r.into_inner().process),
+            Err(status) if is_gone(&status) => Ok(None),
+            Err(status) => Err(on("get", "task", id)(status)),
+        }
+    }
+
+    pub(crate) async fn create_and_start_task(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<ContainerInfo> {
+        check_supported(spec)?;
+        let id = spec.name.as_str();
+        if !is_valid_identifier(id) {
+            let mut errors = ValidationErrors::default();
+            errors.push(
+                "name",
+                format!("{id:?}"),
+                "letters and digits, separated by single '.', '_' or '-' (at most 76 characters)",
+            );
+            return Err(Error::Invalid(errors));
+        }
+        let image = self.resolve_image(&spec.image).await?;
+        let process = oci::process_input(&image.config, &spec.command, &spec.env, &spec.workdir)?;
+        let dir = self.container_dir(id);
+        let mut mounts = self.resolve_mounts(spec)?;
+        let name_files = NameFiles::for_spec(spec, &dir)?;
+        mounts.extend(name_files.mounts());
+        let runtime_spec = oci::runtime_spec(&SpecInput {
+            id: id.to_string(),
+            cgroup_parent: self.namespace().to_string(),
+            process,
+            network_mode: spec.network_mode,
+            memory_bytes: spec.memory_bytes,
+            cpu_millicores: spec.cpu_millicores,
+            mounts,
+        });
+        let container = Container {
+            id: id.to_string(),
+            labels: to_hash_map(&spec.labels),
+            image: image.name.clone(),
+            runtime: Some(ContainerRuntimeInfo {
+                name: self.config().runtime.clone(),
+                options: None,
+            }),
+            spec: Some(Any {
+                type_url: SPEC_TYPE_URL.to_string(),
+                value: serde_json::to_vec(&runtime_spec)
+                    .map_err(|e| Error::backend("encode runtime spec", e))?,
+            }),
+            snapshotter: self.snapshotter().to_string(),
+            snapshot_key: id.to_string(),
+            ..Container::default()
+        };
+        let created = self
+            .containers()
+            .create(self.request(CreateContainerRequest {
+                container: Some(container),
+            }))
+            .await;
+        if let Err(status) = created {
+            return Err(
+                if status.code() == containerd_client::tonic::Code::AlreadyExists {
+                    Error::Conflict(format!(
+                        "container name {id:?} is already in use; remove it first"
+                    ))
+                } else {
+                    on("create", "container", id)(status)
+                },
+            );
+        }
+        // The name is ours now: replace whatever an interrupted earlier container left there.
+        let started = async {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            tokio::fs::create_dir_all(&dir).await?;
+            name_files.write()?;
+            self.start_task(id, &image.chain_id, &dir, spec).await
+        };
+        match started.await {
+            Ok(()) => self.inspect_container(id).await,
+            Err(e) => {
+                if let Err(cleanup) = self.cleanup(id).await {
+                    tracing::warn!(id, error = %cleanup, "cleanup after a failed start failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_task(
+        &self,
+        id: &str,
+        chain: &str,
+        dir: &Path,
+        spec: &ContainerSpec,
+    ) -> Result<()> {
+        let rootfs = self
+            .snapshots()
+            .prepare(self.request(PrepareSnapshotRequest {
+                snapshotter: self.snapshotter().to_string(),
+                key: id.to_string(),
+                parent: chain.to_string(),
+                labels: HashMap::new(),
+            }))
+            .await
+            .map_err(on("prepare", "snapshot", id))?
+            .into_inner()
+            .mounts;
+        let uri = main_log_uri(&main_log(dir));
+        let bad_command = |status: Status| {
+            if is_bad_command(&status) {
+                let mut errors = ValidationErrors::default();
+                errors.push(
+                    "command",
+                    format!("{:?}", spec.command),
+                    format!(
+                        "an executable present in image {:?} ({})",
+                        spec.image,
+                        status.message()
+                    ),
+                );
+                Error::Invalid(errors)
+            } else {
+                on("start", "task", id)(status)
+            }
+        };
+        self.tasks()
+            .create(self.request(CreateTaskRequest {
+                container_id: id.to_string(),
+                rootfs,
+                stdout: uri.clone(),
+                stderr: uri,
+                ..CreateTaskRequest::default()
+            }))
+            .await
+            .map_err(bad_command)?;
+        self.tasks()
+            .start(self.request(StartRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            }))
+            .await
+            .map_err(bad_command)?;
+        Ok(())
+    }
+
+    /// Bind mounts as given (the source must exist); named volumes become directories under
+    /// `<state_dir>/volumes/<name>`.
+    fn resolve_mounts(&self, spec: &ContainerSpec) -> Result<Vec<BindMount>> {
+        let mut errors = ValidationErrors::default();
+        let mut out = Vec::new();
+        for (i, m) in spec.mounts.iter().enumerate() {
+            if !m.target.starts_with('/') {
+                errors.push(format!("mounts[{i}].target"), &m.target, "an absolute path");
+                continue;
+            }
+            let source = if m.source.starts_with('/') {
+                if !Path::new(&m.source).exists() {
+                    errors.push(
+                        format!("mounts[{i}].source"),
+                        &m.source,
+                        "an existing host path (bind mounts are not created)",
+                    );
+                    continue;
+                }
+                m.source.clone()
+            } else {
+                if !is_valid_identifier(&m.source) {
+                    errors.push(
+                        format!("mounts[{i}].source"),
+                        format!("{:?}", m.source),
+                        "an absolute host path, or a volume name of letters, digits, '.', '_', '-'",
+                    );
+                    continue;
+                }
+                let dir = self.state_dir().join("volumes").join(&m.source);
+                std::fs::create_dir_all(&dir)?;
+                dir.to_string_lossy().into_owned()
+            };
+            out.push(BindMount {
+                source,
+                target: m.target.clone(),
+                read_only: m.read_only,
+            });
+        }
+        errors.into_result()?;
+        Ok(out)
+    }
+
+    pub(crate) async fn stop_task(&self, id: &str, grace: Duration) -> Result<()> {
+        self.get_container(id).await?;
+        match self.task_process(id).await? {
+            Some(p) if process_is_live(&p) => {}
+            _ => return Ok(()),
+        }
+        self.kill(id, SIGTERM, false).await?;
+        if tokio::time::timeout(grace, self.wait(id, "")).await.is_ok() {
+            return Ok(());
+        }
+        self.kill(id, SIGKILL, true).await?;
+        match tokio::time::timeout(KILL_WAIT, self.wait(id, "")).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(Error::Unavailable(format!(
+                "container {id:?} did not exit within {KILL_WAIT:?} of SIGKILL"
+            ))),
+        }
+    }
+
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        let killed = self
+            .tasks()
+            .kill(self.request(KillRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+                signal,
+                all,
+            }))
+            .await;
+        match killed {
+            Ok(_) => Ok(()),
+            // Already exited between the status check and the signal.
+            Err(status) if is_gone(&status) => Ok(()),
+            Err(status) => Err(on("signal", "task", id)(status)),
+        }
+    }
+
+    /// Waits for a process to exit; returns its exit status.
+    async fn wait(&self, id: &str, exec_id: &str) -> Result<u32> {
+        let waited = self
+            .tasks()
+            .wait(self.request(WaitRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+            }))
+            .await;
+        match waited {
+            Ok(r) => Ok(r.into_inner().exit_status),
+            Err(status) if is_gone(&status) => Ok(0),
+            Err(status) => Err(on("wait for", "task", id)(status)),
+        }
+    }
+
+    pub(crate) async fn remove_container(&self, id: &str) -> Result<()> {
+        self.get_container(id).await?;
+        self.cleanup(id).await
+    }
+
+    /// Kills and deletes the task, deletes the container, its snapshot and its files.
+    async fn cleanup(&self, id: &str) -> Result<()> {
+        if let Some(p) = self.task_process(id).await? {
+            if process_is_live(&p) {
+                self.kill(id, SIGKILL, true).await?;
+                let _ = tokio::time::timeout(KILL_WAIT, self.wait(id, "")).await;
+            }
+            let deleted = self
+                .tasks()
+                .delete(self.request(DeleteTaskRequest {
+                    container_id: id.to_string(),
+                }))
+                .await;
+            if let Err(status) = deleted
+                && !is_gone(&status)
+            {
+                return Err(on("delete", "task", id)(status));
+            }
+        }
+        let deleted = self
+            .containers()
+            .delete(self.request(DeleteContainerRequest { id: id.to_string() }))
+            .await;
+        if let Err(status) = deleted
+            && !is_gone(&status)
+        {
+            return Err(on("delete", "container", id)(status));
+        }
+        self.remove_snapshot(id).await;
+        match tokio::fs::remove_dir_all(self.container_dir(id)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
+        let container = self.get_container(id).await?;
+        let process = self.task_process(id).await?;
+        Ok(self.with_oom(info_of(container, process.as_ref())).await)
+    }
+
+    /// A SIGKILLed exit (137) is checked against the cgroup's OOM-kill counter.
+    async fn with_oom(&self, mut info: ContainerInfo) -> ContainerInfo {
+        if let ContainerStatus::Exited {
+            code: 137,
+            oom_killed,
+        } = &mut info.status
+        {
+            *oom_killed = self.oom_killed(&info.id).await;
+        }
+        info
+    }
+
+    pub(crate) async fn list_containers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ContainerInfo>> {
+        let containers = self
+            .containers()
+            .list(self.request(ListContainersRequest {
+                filters: label_filter(labels).into_iter().collect(),
+            }))
+            .await
+            .map_err(on("list", "containers in namespace", self.namespace()))?
+            .into_inner()
+            .containers;
+        let tasks: HashMap<String, Process> = self
+            .tasks()
+            .list(self.request(ListTasksRequest {
+                filter: String::new(),
+            }))
+            .await
+            .map_err(on("list", "tasks in namespace", self.namespace()))?
+            .into_inner()
+            .tasks
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let mut out = Vec::new();
+        for container in containers
+            .into_iter()
+            .filter(|c| labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
+        {
+            let process = tasks.get(&container.id);
+            out.push(self.with_oom(info_of(container, process)).await);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub(crate) async fn exec_in(&self, id: &str, command: &[String]) -> Result<ExecOutput> {
+        if command.is_empty() {
+            let mut errors = ValidationErrors::default();
+            errors.push("command", "[]", "a program and its arguments");
+            return Err(Error::Invalid(errors));
+        }
+        let container = self.get_container(id).await?;
+        if !self
+            .task_process(id)
+            .await?
+            .is_some_and(|p| ProcessStatus::try_from(p.status) == Ok(ProcessStatus::Running))
+        {
+            return Err(Error::Conflict(format!(
+                "container {id:?} is not running; exec needs a running container"
+            )));
+        }
+        let mut process: serde_json::Value = container
+            .spec
+            .as_ref()
+            .and_then(|s| serde_json::from_slice::<serde_json::Value>(&s.value).ok())
+            .and_then(|s| s.get("process").cloned())
+            .ok_or_else(|| Error::Corrupt {
+                key: format!("container {id}"),
+                reason: "its runtime spec has no process".to_string(),
+            })?;
+        process["args"] = serde_json::json!(command);
+        let exec_id = self.unique("exec");
+        let files = OutputFiles::exec(&self.container_dir(id), &exec_id);
+        let uri = files.uri();
+        self.tasks()
+            .exec(
+                self.request(ExecProcessRequest {
+                    container_id: id.to_string(),
+                    stdin: String::new(),
+                    stdout: uri.clone(),
+                    stderr: uri,
+                    terminal: false,
+                    spec: Some(Any {
+                        type_url: PROCESS_TYPE_URL.to_string(),
+                        value: serde_json::to_vec(&process)
+                            .map_err(|e| Error::backend("encode exec process", e))?,
+                    }),
+                    exec_id: exec_id.clone(),
+                }),
+            )
+            .await
+            .map_err(on("exec in", "container", id))?;
+        let started = self
+            .tasks()
+            .start(self.request(StartRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+            }))
+            .await;
+        let outcome = match started {
+            Ok(_) => self
+                .wait(id, &exec_id)
+                .await
+                .map(|code| (i64::from(code), None)),
+            // Docker's convention: 127 for a command that is not there, 126 for one that cannot run.
+            Err(status) if is_bad_command(&status) => {
+                let code = if status.message().contains("permission denied") {
+                    126
+                } else {
+                    127
+                };
+                Ok((code, Some(status.message().to_string())))
+            }
+            Err(status) => Err(on("start exec in", "container", id)(status)),
+        };
+        let deleted = self
+            .tasks()
+            .delete_process(self.request(DeleteProcessRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+            }))
+            .await;
+        if let Err(status) = deleted
+            && !is_gone(&status)
+        {
+            tracing::warn!(id, exec_id, error = %status, "cannot delete exec process");
+        }
+        let stdout = read_and_remove(&files.stdout).await;
+        let mut stderr = read_and_remove(&files.stderr).await;
+        let (exit_code, start_error) = outcome?;
+        if let Some(message) = start_error {
+            stderr.push_str(&message);
+        }
+        Ok(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+async fn read_and_remove(path: &Path) -> String {
+    let text = tokio::fs::read(path)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let _ = tokio::fs::remove_file(path).await;
+    text
+}
+
+/// `/etc/hosts` and `/etc/resolv.conf` for the container, mounted read-only.
+#[derive(Debug, Clone)]
+struct NameFiles {
+    hosts_path: PathBuf,
+    hosts: String,
+    resolv_path: PathBuf,
+    resolv: String,
+}
+
+impl NameFiles {
+    /// Validates `extra_hosts` (`name:ip`) and `dns` (IP addresses) and renders both files.
+    fn for_spec(spec: &ContainerSpec, dir: &Path) -> Result<Self> {
+        let mut errors = ValidationErrors::default();
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (i, entry) in spec.extra_hosts.iter().enumerate() {
+            match entry.split_once(':') {
+                Some((name, ip)) if !name.is_empty() && ip.parse::<std::net::IpAddr>().is_ok() => {
+                    hosts.push_str(&format!("{ip}\t{name}\n"));
+                }
+                _ => errors.push(format!("extra_hosts[{i}]"), format!("{entry:?}"), "name:ip"),
+            }
+        }
+        let resolv = if spec.dns.is_empty() {
+            if spec.network_mode == NetworkMode::Host {
+                std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+            } else {
+                String::new()
+            }
+        } else {
+            let mut out = String::new();
+            for (i, server) in spec.dns.iter().enumerate() {
+                if server.parse::<std::net::IpAddr>().is_ok() {
+                    out.push_str(&format!("nameserver {server}\n"));
+                } else {
+                    errors.push(format!("dns[{i}]"), format!("{server:?}"), "an IP address");
+                }
+            }
+            out
+        };
+        errors.into_result()?;
+        Ok(NameFiles {
+            hosts_path: dir.join("hosts"),
+            hosts,
+            resolv_path: dir.join("resolv.conf"),
+            resolv,
+        })
+    }
+
+    fn write(&self) -> std::io::Result<()> {
+        std::fs::write(&self.hosts_path, &self.hosts)?;
+        std::fs::write(&self.resolv_path, &self.resolv)
+    }
+
+    fn mounts(&self) -> Vec<BindMount> {
+        [
+            (&self.hosts_path, "/etc/hosts"),
+            (&self.resolv_path, "/etc/resolv.conf"),
+        ]
+        .into_iter()
+        .map(|(source, target)| BindMount {
+            source: source.to_string_lossy().into_owned(),
+            target: target.to_string(),
+            read_only: true,
+        })
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_labels_become_one_conjunctive_filter() {
+        let labels = BTreeMap::from([
+            ("io.orion.task".to_string(), "t1".to_string()),
+            ("io.orion.managed".to_string(), "true".to_string()),
+        ]);
+        assert_eq!(
+            label_filter(&labels).unwrap(),
+            r#"labels."io.orion.managed"=="true",labels."io.orion.task"=="t1""#
+        );
+        let odd = BTreeMap::from([("k".to_string(), "has space".to_string())]);
+        assert_eq!(label_filter(&odd), None);
+    }
+
+    #[test]
+    fn statuses_map_to_container_states() {
+        let p = |status: ProcessStatus, exit: u32| Process {
+            status: status as i32,
+            exit_status: exit,
+            pid: 7,
+            ..Process::default()
+        };
+        assert_eq!(
+            status_of(Some(&p(ProcessStatus::Running, 0))),
+            ContainerStatus::Running
+        );
+        assert_eq!(
+            status_of(Some(&p(ProcessStatus::Stopped, 3))),
+            ContainerStatus::Exited {
+                code: 3,
+                oom_killed: false
+            }
+        );
+        assert!(matches!(status_of(None), ContainerStatus::Unknown(_)));
+    }
+
+    #[test]
+    fn name_files_validate_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ContainerSpec {
+            extra_hosts: vec!["db:10.0.0.1".into(), "bad".into()],
+            dns: vec!["x".into()],
+            ..ContainerSpec::default()
+        };
+        let Err(Error::Invalid(errors)) = NameFiles::for_spec(&spec, dir.path()) else {
+            panic!("expected Invalid");
+        };
+        let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["extra_hosts[1]", "dns[0]"]);
+        let spec = ContainerSpec {
+            extra_hosts: vec!["db:10.0.0.1".into()],
+            ..ContainerSpec::default()
+        };
+        let files = NameFiles::for_spec(&spec, dir.path()).unwrap();
+        files.write().unwrap();
+        assert_eq!(files.mounts()[0].target, "/etc/hosts");
+        let hosts = std::fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(hosts.contains("10.0.0.1\tdb"), "{hosts}");
+    }
+}

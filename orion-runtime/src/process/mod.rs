@@ -1,0 +1,581 @@
+//! `ProcessRuntime`: host programs as supervised children, like Nomad's `raw_exec`.
+//!
+//! - `image` is the program's path and `command` its arguments; `env` is added to the agent's
+//!   environment; `workdir` defaults to the process's own state directory.
+//! - Each program runs under a tiny `/bin/sh` supervisor ([`SUPERVISOR`]) in its own process
+//!   group. The supervisor records the exit code in the state directory, so the code survives an
+//!   agent restart. If the supervisor itself is killed while no Orion process is its parent, the
+//!   code is lost and `inspect` reports `Exited { code: -1 }`.
+//! - Every process's record (pid, start time, labels, spec) is JSON in `<state_dir>/<id>/`; a new
+//!   `ProcessRuntime` over the same directory lists and adopts them. Liveness is "pid exists, is
+//!   not a zombie, and its `/proc` start time matches the record", so a reused pid is never taken
+//!   for the process.
+//! - `stop` sends SIGTERM to every process of the group but the supervisor, waits up to the grace
+//!   period for the program to end, then SIGKILLs whatever is left of the group.
+//! - Logs are `stdout.log` / `stderr.log` in the state directory (no rotation).
+//! - No isolation: the program shares the host's network, filesystem and users. Hence fixed host
+//!   ports only (given to the program in `$PORT` and `$ORION_PORT_<container_port>`; it binds
+//!   them itself), and `Unsupported` for host port 0, mounts, network mode `none`, named
+//!   networks, dns and extra hosts. CPU and memory limits are `Unsupported` unless
+//!   [`ProcessRuntime::ignore_resource_limits`] opts in to running without them.
+//! - `exec` runs the command on the host, in the process's working directory, with its env.
+
+mod logs;
+mod procfs;
+mod record;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use orion_core::model::PublishedPort;
+use orion_core::model::spec::NetworkMode;
+use orion_core::runtime::{
+    ContainerInfo, ContainerSpec, ContainerStats, ContainerStatus, ExecOutput, LogOptions,
+    LogStreamBox, Runtime,
+};
+
+use crate::error::{Result, RuntimeError};
+use record::{ProcessRecord, STDERR_FILE, STDOUT_FILE};
+
+/// The runtime's short name.
+pub const NAME: &str = "process";
+
+/// The supervisor script, run as `sh -c SUPERVISOR orion-supervisor <exit file> <program> <args>`.
+/// It starts the program, waits for it, and writes its exit code to the exit file (via a temp
+/// file and `mv`, so readers never see half a number). It sets no traps, so the program starts
+/// with default signal dispositions; `stop` signals every process of the group but this one.
+pub const SUPERVISOR: &str = r#"exit_file=$1; shift
+"$@" &
+wait "$!"
+code=$?
+echo "$code" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"
+exit "$code"
+"#;
+
+/// The shell that runs [`SUPERVISOR`].
+const SUPERVISOR_SHELL: &str = "/bin/sh";
+/// How often `stop` checks whether the process group has ended.
+const STOP_POLL: Duration = Duration::from_millis(20);
+/// How long `stop` waits for the group to die after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// The interval over which `stats` measures CPU use.
+const STATS_INTERVAL: Duration = Duration::from_millis(250);
+/// How long `create_and_start` waits for the supervisor to have forked the program.
+const FORK_WAIT: Duration = Duration::from_secs(2);
+
+/// Supervised host processes, with their state in one directory.
+#[derive(Debug)]
+pub struct ProcessRuntime {
+    state_dir: PathBuf,
+    ignore_limits: bool,
+    counter: AtomicU64,
+    /// Serializes the name check and the record write of concurrent starts.
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+impl ProcessRuntime {
+    /// A runtime keeping its state in `state_dir` (created if absent). Processes recorded there
+    /// by an earlier runtime are listed and adopted.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Result<Self> {
+        let state_dir = state_dir.into();
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| RuntimeError::io(format!("creating {}", state_dir.display()), e))?;
+        Ok(Self {
+            state_dir,
+            ignore_limits: false,
+            counter: AtomicU64::new(0),
+            create_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Accept specs with CPU or memory limits and run them without limits (not enforced; the
+    /// scheduler still reserves them). Off by default: such specs are `Unsupported`.
+    pub fn ignore_resource_limits(mut self, ignore: bool) -> Self {
+        self.ignore_limits = ignore;
+        self
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn dir_of(&self, id: &str) -> Result<PathBuf> {
+        // Ids are hex; anything else (a path, "..") is simply not one of ours.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(RuntimeError::NotFound(id.to_owned()));
+        }
+        Ok(self.state_dir.join(id))
+    }
+
+    fn load(&self, id: &str) -> Result<(PathBuf, ProcessRecord)> {
+        let dir = self.dir_of(id)?;
+        match ProcessRecord::load(&dir)? {
+            Some(record) => Ok((dir, record)),
+            None => Err(RuntimeError::NotFound(id.to_owned())),
+        }
+    }
+
+    fn new_id(&self) -> String {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{nanos:x}{:x}{n:x}", std::process::id())
+    }
+
+    /// Everything in `spec` this runtime cannot honour, as an error naming it.
+    fn check_spec(&self, spec: &ContainerSpec) -> Result<()> {
+        let unsupported = |feature: &str, hint: &str| RuntimeError::Unsupported {
+            backend: NAME,
+            feature: feature.to_owned(),
+            hint: hint.to_owned(),
+        };
+        for (i, env) in spec.env.iter().enumerate() {
+            if env.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+                return Err(RuntimeError::InvalidSpec {
+                    field: format!("env[{i}]"),
+                    value: env.clone(),
+                    expected: "KEY=value".to_owned(),
+                });
+            }
+        }
+        if spec.ports.iter().any(|p| p.host_port == 0) {
+            return Err(unsupported(
+                "dynamic host ports (host_port 0)",
+                "give a fixed host_port; the program gets it in $PORT and $ORION_PORT_<container_port> and binds it itself",
+            ));
+        }
+        if !spec.mounts.is_empty() {
+            return Err(unsupported(
+                "mounts",
+                "the program sees the host filesystem; pass paths in env or command instead",
+            ));
+        }
+        if spec.network_mode == NetworkMode::None || spec.network.is_some() {
+            return Err(unsupported(
+                "network isolation (network mode none, named networks)",
+                "processes share the host network; use bridge or host mode",
+            ));
+        }
+        if !spec.dns.is_empty() || !spec.extra_hosts.is_empty() {
+            return Err(unsupported(
+                "dns and extra_hosts",
+                "processes use the host's resolver and /etc/hosts",
+            ));
+        }
+        if !self.ignore_limits && (spec.cpu_millicores > 0 || spec.memory_bytes > 0) {
+            return Err(unsupported(
+                "CPU and memory limits",
+                "set cpu_millicores and memory_bytes to 0, or build the runtime with ignore_resource_limits(true) to run without limits",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn ensure_image_inner(&self, image: &str) -> Result<()> {
+        let unavailable = |reason: String| RuntimeError::ImageUnavailable {
+            image: image.to_owned(),
+            reason,
+        };
+        if !image.starts_with('/') {
+            return Err(unavailable(
+                "the process runtime needs an absolute program path, such as /usr/bin/python3"
+                    .to_owned(),
+            ));
+        }
+        let meta = tokio::fs::metadata(image)
+            .await
+            .map_err(|e| unavailable(format!("cannot read it: {e}")))?;
+        if !meta.is_file() {
+            return Err(unavailable("not a regular file".to_owned()));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err(unavailable(format!(
+                "not executable (mode {:o})",
+                meta.permissions().mode() & 0o7777
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_and_start_inner(&self, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        self.check_spec(spec)?;
+        self.ensure_image_inner(&spec.image).await?;
+        let _guard = self.create_lock.lock().await;
+        if !spec.name.is_empty() {
+            for existing in self.records()? {
+                if existing.1.name == spec.name {
+                    return Err(RuntimeError::Conflict {
+                        id: existing.1.id,
+                        reason: format!(
+                            "the name {:?} is already in use; remove it first",
+                            spec.name
+                        ),
+                    });
+                }
+            }
+        }
+        let id = self.new_id();
+        let dir = self.dir_of(&id)?;
+        std::fs::create_dir(&dir)
+            .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
+        match self.spawn(&id, &dir, spec) {
+            Ok(record) => {
+                wait_for_program(&dir, &record).await;
+                Ok(self.info(&dir, &record))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn spawn(&self, id: &str, dir: &Path, spec: &ContainerSpec) -> Result<ProcessRecord> {
+        let workdir = if spec.workdir.is_empty() {
+            dir.to_path_buf()
+        } else {
+            PathBuf::from(&spec.workdir)
+        };
+        let open = |file: &str| {
+            std::fs::File::create(dir.join(file))
+                .map_err(|e| RuntimeError::io(format!("creating {file} in {}", dir.display()), e))
+        };
+        let mut command = tokio::process::Command::new(SUPERVISOR_SHELL);
+        command
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("orion-supervisor")
+            .arg(dir.join(record::EXIT_FILE))
+            .arg(&spec.image)
+            .args(&spec.command)
+            .envs(spec.env.iter().filter_map(|e| e.split_once('=')))
+            .envs(port_env(spec))
+            .current_dir(&workdir)
+            .stdin(Stdio::null())
+            .stdout(open(STDOUT_FILE)?)
+            .stderr(open(STDERR_FILE)?)
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = command.spawn().map_err(|e| RuntimeError::StartFailed {
+            name: spec.name.clone(),
+            reason: format!("spawning {} in {}: {e}", spec.image, workdir.display()),
+        })?;
+        let pid = child.id().ok_or_else(|| RuntimeError::StartFailed {
+            name: spec.name.clone(),
+            reason: "the supervisor exited before it got a pid".to_owned(),
+        })?;
+        // Not reaped until the task below waits, so /proc/<pid> exists now.
+        let start_ticks = procfs::read_stat(pid).map_or(0, |s| s.start_ticks);
+        let exit_dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .map(i64::from)
+                    .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
+                    .unwrap_or(-1);
+                if let Err(e) = record::record_exit_code_once(&exit_dir, code) {
+                    tracing::warn!(error = %e, "recording a process exit code");
+                }
+            }
+        });
+        let record = ProcessRecord {
+            id: id.to_owned(),
+            name: if spec.name.is_empty() {
+                id.to_owned()
+            } else {
+                spec.name.clone()
+            },
+            pid,
+            start_ticks,
+            started_at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            workdir,
+            ports: spec
+                .ports
+                .iter()
+                .map(|p| PublishedPort {
+                    container_port: p.container_port,
+                    host_port: p.host_port,
+                    protocol: p.protocol.as_str().to_owned(),
+                    host_ip: if p.host_ip.is_empty() {
+                        "0.0.0.0".to_owned()
+                    } else {
+                        p.host_ip.clone()
+                    },
+                })
+                .collect(),
+            labels: spec.labels.clone(),
+            spec: spec.clone(),
+        };
+        if let Err(e) = record.save(dir) {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    /// Every record in the state directory, with its directory. Corrupt ones are logged and
+    /// skipped so that one bad file does not hide the rest.
+    fn records(&self) -> Result<Vec<(PathBuf, ProcessRecord)>> {
+        let entries = std::fs::read_dir(&self.state_dir)
+            .map_err(|e| RuntimeError::io(format!("reading {}", self.state_dir.display()), e))?;
+        let mut records = Vec::new();
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            match ProcessRecord::load(&dir) {
+                Ok(Some(record)) => records.push((dir, record)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "skipping a process record"),
+            }
+        }
+        Ok(records)
+    }
+
+    fn status(dir: &Path, record: &ProcessRecord) -> ContainerStatus {
+        if let Some(code) = record::read_exit_code(dir) {
+            return ContainerStatus::Exited {
+                code,
+                oom_killed: false,
+            };
+        }
+        if procfs::is_alive(record.pid, record.start_ticks) {
+            return ContainerStatus::Running;
+        }
+        // It may have written its code between the two checks.
+        let code = record::read_exit_code(dir).unwrap_or(-1);
+        ContainerStatus::Exited {
+            code,
+            oom_killed: false,
+        }
+    }
+
+    fn info(&self, dir: &Path, record: &ProcessRecord) -> ContainerInfo {
+        let status = Self::status(dir, record);
+        ContainerInfo {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            image: record.spec.image.clone(),
+            pid: status.is_running().then_some(record.pid),
+            status,
+            ports: record.ports.clone(),
+            labels: record.labels.clone(),
+        }
+    }
+
+    async fn stop_inner(&self, id: &str, grace: Duration) -> Result<()> {
+        let (dir, record) = self.load(id)?;
+        if !Self::status(&dir, &record).is_running() {
+            return Ok(());
+        }
+        let group = Pid::from_raw(record.pid as i32);
+        // SIGTERM to the program and its children; the supervisor stays to record the code.
+        for (pid, _) in procfs::group_members(record.pid) {
+            if pid != record.pid {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+        }
+        if wait_until_dead(&record, grace).await {
+            // The supervisor is gone; what is left of its group (children that ignored SIGTERM
+            // or outlived the program) goes too, as in a container whose init has exited.
+            let _ = killpg(group, Signal::SIGKILL);
+            return Ok(());
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        if !wait_until_dead(&record, KILL_WAIT).await {
+            return Err(RuntimeError::Conflict {
+                id: id.to_owned(),
+                reason: format!(
+                    "process group {} survived SIGKILL for {KILL_WAIT:?}",
+                    record.pid
+                ),
+            });
+        }
+        // Killed with its supervisor, no code was written: record what a shell would report.
+        record::record_exit_code_once(&dir, 128 + Signal::SIGKILL as i64)
+    }
+
+    async fn remove_inner(&self, id: &str) -> Result<()> {
+        let (dir, _) = self.load(id)?;
+        self.stop_inner(id, Duration::ZERO).await?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))
+    }
+
+    async fn stats_inner(&self, id: &str) -> Result<ContainerStats> {
+        let (dir, record) = self.load(id)?;
+        if !Self::status(&dir, &record).is_running() {
+            return Ok(ContainerStats::default());
+        }
+        let (before, _) = procfs::group_usage(record.pid);
+        let started = tokio::time::Instant::now();
+        tokio::time::sleep(STATS_INTERVAL).await;
+        let (after, resident) = procfs::group_usage(record.pid);
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu_seconds = after.saturating_sub(before) as f64 / procfs::ticks_per_second() as f64;
+        Ok(ContainerStats {
+            cpu_percent: if seconds > 0.0 {
+                cpu_seconds / seconds * 100.0
+            } else {
+                0.0
+            },
+            memory_bytes: resident,
+            memory_limit_bytes: None,
+        })
+    }
+
+    async fn exec_inner(&self, id: &str, command: &[String]) -> Result<ExecOutput> {
+        let (dir, record) = self.load(id)?;
+        if !Self::status(&dir, &record).is_running() {
+            return Err(RuntimeError::Conflict {
+                id: id.to_owned(),
+                reason: "not running; exec needs a running process".to_owned(),
+            });
+        }
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| RuntimeError::InvalidSpec {
+                field: "command".into(),
+                value: String::new(),
+                expected: "a program and its arguments".into(),
+            })?;
+        let output = tokio::process::Command::new(program)
+            .args(args)
+            .envs(record.spec.env.iter().filter_map(|e| e.split_once('=')))
+            .current_dir(&record.workdir)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| RuntimeError::io(format!("exec {program:?} for {id}"), e))?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(ExecOutput {
+            exit_code: output
+                .status
+                .code()
+                .map(i64::from)
+                .or_else(|| output.status.signal().map(|s| 128 + i64::from(s)))
+                .unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+/// `PORT` (the first port) and `ORION_PORT_<container_port>` for every port.
+fn port_env(spec: &ContainerSpec) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = spec
+        .ports
+        .iter()
+        .map(|p| {
+            (
+                format!("ORION_PORT_{}", p.container_port),
+                p.host_port.to_string(),
+            )
+        })
+        .collect();
+    if let Some(first) = spec.ports.first() {
+        env.push(("PORT".to_owned(), first.host_port.to_string()));
+    }
+    env
+}
+
+/// Waits (bounded by [`FORK_WAIT`]) until the supervisor has forked the program, or it has all
+/// ended already, so that a `stop` right after the start reaches the program.
+async fn wait_for_program(dir: &Path, record: &ProcessRecord) {
+    let deadline = tokio::time::Instant::now() + FORK_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let forked = procfs::group_members(record.pid)
+            .iter()
+            .any(|(pid, _)| *pid != record.pid);
+        if forked
+            || record::read_exit_code(dir).is_some()
+            || !procfs::is_alive(record.pid, record.start_ticks)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Polls until the record's process is gone; false if it still runs after `limit`.
+async fn wait_until_dead(record: &ProcessRecord, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if !procfs::is_alive(record.pid, record.start_ticks) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(STOP_POLL).await;
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn ensure_image(&self, image: &str) -> orion_core::Result<()> {
+        Ok(self.ensure_image_inner(image).await?)
+    }
+
+    async fn create_and_start(&self, spec: &ContainerSpec) -> orion_core::Result<ContainerInfo> {
+        Ok(self.create_and_start_inner(spec).await?)
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> orion_core::Result<()> {
+        Ok(self.stop_inner(id, grace).await?)
+    }
+
+    async fn remove(&self, id: &str) -> orion_core::Result<()> {
+        Ok(self.remove_inner(id).await?)
+    }
+
+    async fn inspect(&self, id: &str) -> orion_core::Result<ContainerInfo> {
+        let (dir, record) = self.load(id)?;
+        Ok(self.info(&dir, &record))
+    }
+
+    async fn list(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> orion_core::Result<Vec<ContainerInfo>> {
+        let mut infos: Vec<ContainerInfo> = self
+            .records()?
+            .iter()
+            .filter(|(_, r)| labels.iter().all(|(k, v)| r.labels.get(k) == Some(v)))
+            .map(|(dir, r)| self.info(dir, r))
+            .collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(infos)
+    }
+
+    async fn logs(&self, id: &str, options: LogOptions) -> orion_core::Result<LogStreamBox> {
+        let (dir, record) = self.load(id)?;
+        let status_dir = dir.clone();
+        Ok(logs::stream_logs(&dir, options, move || {
+            Self::status(&status_dir, &record).is_running()
+        }))
+    }
+
+    async fn stats(&self, id: &str) -> orion_core::Result<ContainerStats> {
+        Ok(self.stats_inner(id).await?)
+    }
+
+    async fn exec(&self, id: &str, command: &[String]) -> orion_core::Result<ExecOutput> {
+        Ok(self.exec_inner(id, command).await?)
+    }
+}
