@@ -147,3 +147,29 @@ async fn writes_on_a_lone_node_without_quorum_fail_with_unavailable() {
     assert!(WAIT > Duration::ZERO);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_follower_sees_every_write_at_the_leaders_revisions() {
+    use futures::StreamExt;
+
+    let c = Cluster::start(3).await;
+    let leader = c.agreed_leader(&[1, 2, 3]).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let writer = (1..=3).find(|id| *id != leader && *id != follower).unwrap();
+    let mut watch = c.store(follower).watch("w/", 0).await.unwrap();
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let key = format!("w/{i:02}");
+        let rev = c.store(writer).put(&key, vec![i]).await.unwrap();
+        acked.push((key, rev));
+    }
+    for (key, rev) in &acked {
+        let event = tokio::time::timeout(WAIT, watch.next())
+            .await
+            .expect("watch event in time")
+            .expect("stream open")
+            .unwrap();
+        assert_eq!((&event.kv.key, event.revision()), (key, *rev));
+    }
+    c.shutdown().await;
+}
