@@ -152,6 +152,7 @@ impl Agent {
         match task.state {
             TaskState::Lost | TaskState::Stopped => {
                 if let Some(c) = container {
+                    info!(task = %task.id, container = %c.id, state = %task.state, "removing container of a {} task", task.state);
                     self.discard(&c).await;
                 }
                 Ok(())
