@@ -30,6 +30,10 @@ async fn three_nodes_elect_a_new_leader_and_a_restarted_node_catches_up_from_the
     }
 
     c.start_node(old_leader).await;
+    // Joining again after a restart is harmless.
+    let seed = c.nodes[&new_leader].addr().to_owned();
+    c.nodes[&old_leader].join(&seed).await.unwrap();
+    assert_eq!(c.nodes[&new_leader].status().voters, vec![1, 2, 3]);
     acked.extend(c.write_keys(old_leader, "restarted/", 5).await);
     c.assert_all_present(&acked).await;
     let revision = c.store(1).revision().await.unwrap();

@@ -212,6 +212,20 @@ impl LeaderOps {
                 }
             }
             LeaderRequest::Join(join) => {
+                // Joining again (a restarted node) is a no-op once it is a voter.
+                let already_voter = {
+                    let metrics = self.raft.metrics();
+                    let m = metrics.borrow();
+                    let membership = m.membership_config.membership();
+                    m.current_leader == Some(m.id)
+                        && membership.voter_ids().any(|v| v == join.node_id)
+                        && membership
+                            .get_node(&join.node_id)
+                            .is_some_and(|n| n.addr == join.addr)
+                };
+                if already_voter {
+                    return Ok(LeaderResponse::Done);
+                }
                 let node = BasicNode { addr: join.addr };
                 let add = self.raft.add_learner(join.node_id, node, true);
                 match timeout(self.join_timeout, add).await {
