@@ -8,14 +8,11 @@ use serde::de::DeserializeOwned;
 
 use crate::api::types::ApiError;
 
-/// Exit codes of client commands (documented in docs/cli.md).
+/// Exit codes of client commands (documented in docs/cli.md): 0 success, 2 a bad command line
+/// (clap's own code), and the ones below.
 pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
     /// Anything else went wrong.
     pub const FAILURE: u8 = 1;
-    /// Bad command line (clap's own code).
-    pub const USAGE: u8 = 2;
     /// The named object does not exist.
     pub const NOT_FOUND: u8 = 3;
     /// The input (spec, flags) was refused; nothing was changed.
@@ -89,11 +86,6 @@ impl Client {
         Client { base, http }
     }
 
-    /// The API's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// `GET path`, decoded.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.call(Method::GET, path, None::<&()>).await
@@ -110,22 +102,6 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        self.decode(req).await
-    }
-
-    /// `method path` with a raw body (a spec file, YAML or JSON), decoded.
-    pub async fn send_text<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: String,
-        content_type: &str,
-    ) -> Result<T, ClientError> {
-        let req = self
-            .http
-            .request(method, self.url(path))
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body);
         self.decode(req).await
     }
 

@@ -54,18 +54,11 @@ fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn format_of(path: &Path) -> SpecFormat {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => SpecFormat::Json,
-        Some("yaml" | "yml") => SpecFormat::Yaml,
-        _ => SpecFormat::Auto,
-    }
-}
-
 /// Reads and validates a spec file locally (nothing is sent).
 pub fn load_specs(path: &Path) -> Result<Vec<ServiceSpec>> {
     let text = read_file(path)?;
-    Ok(parse_specs(&text, format_of(path)).with_context(|| format!("{}", path.display()))?)
+    parse_specs(&text, SpecFormat::from_path(path))
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// `validate -f FILE`.

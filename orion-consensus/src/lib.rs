@@ -1,6 +1,17 @@
-//! orion-consensus (skeleton; see the issues that fill it).
+//! orion-consensus: replicated state and membership for Orion.
+//!
+//! - [`raft`]: openraft on sled (log + vote), a state machine that applies store writes to any
+//!   inner [`orion_core::store::Store`], and [`raft::RaftStore`], itself a `Store`, whose writes
+//!   are committed by a quorum and whose reads are linearizable by default.
+//! - [`transport`]: the one place where node-to-node Raft connections are made, with a
+//!   [`transport::FaultInjector`] for tests and chaos runs.
+//! - [`gossip`]: SWIM membership.
+//!
+//! See `docs/consensus.md` and `docs/membership.md`.
 
 pub mod error;
 pub mod gossip;
+pub mod raft;
+pub mod transport;
 
 pub use error::{Error, Result};

@@ -76,12 +76,6 @@ impl Agent {
         }
     }
 
-    /// Sets the stop grace period.
-    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
-        self.stop_grace = grace;
-        self
-    }
-
     /// Runs until `shutdown` turns true. Containers are left running on shutdown: a restarted
     /// agent adopts them.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
@@ -158,6 +152,7 @@ impl Agent {
         match task.state {
             TaskState::Lost | TaskState::Stopped => {
                 if let Some(c) = container {
+                    info!(task = %task.id, container = %c.id, state = %task.state, "removing container of a {} task", task.state);
                     self.discard(&c).await;
                 }
                 Ok(())
@@ -166,10 +161,8 @@ impl Agent {
             TaskState::Completed | TaskState::Failed => {
                 // Terminal: the reconciler owns it now. Keep the exited container for logs
                 // until the task is shut down.
-                if task.desired == DesiredState::Shutdown {
-                    if let Some(c) = container {
-                        self.discard(&c).await;
-                    }
+                if let (DesiredState::Shutdown, Some(c)) = (task.desired, container) {
+                    self.discard(&c).await;
                 }
                 Ok(())
             }
@@ -218,10 +211,8 @@ impl Agent {
     }
 
     async fn start(&mut self, task: &Task) -> orion_core::Result<()> {
-        if let Some(at) = self.backoff.get(&task.id) {
-            if Instant::now() < *at {
-                return Ok(());
-            }
+        if self.backoff.get(&task.id).is_some_and(|at| Instant::now() < *at) {
+            return Ok(());
         }
         self.backoff.remove(&task.id);
         let Some(service) = self.store.get_service(&task.service).await? else {
@@ -300,10 +291,8 @@ impl Agent {
                 RestartPolicy::OnFailure => code != Some(0),
                 RestartPolicy::No => false,
             };
-        if let Some(c) = c {
-            if restart {
-                self.discard(c).await;
-            }
+        if let (Some(c), true) = (c, restart) {
+            self.discard(c).await;
         }
         let ended = if code == Some(0) {
             TaskState::Completed
@@ -365,15 +354,15 @@ impl Agent {
     /// Stops (with the grace period) and removes a container; failures are logged, and the next
     /// pass tries again.
     async fn discard(&self, c: &ContainerInfo) {
-        if c.status.is_running() {
-            if let Err(e) = self.runtime.stop(&c.id, self.stop_grace).await {
-                warn!(container = %c.id, error = %e, "stop failed");
-            }
+        if c.status.is_running()
+            && let Err(e) = self.runtime.stop(&c.id, self.stop_grace).await
+        {
+            warn!(container = %c.id, error = %e, "stop failed");
         }
-        if let Err(e) = self.runtime.remove(&c.id).await {
-            if !e.is_not_found() {
-                warn!(container = %c.id, error = %e, "remove failed");
-            }
+        if let Err(e) = self.runtime.remove(&c.id).await
+            && !e.is_not_found()
+        {
+            warn!(container = %c.id, error = %e, "remove failed");
         }
     }
 }

@@ -191,10 +191,10 @@ pub async fn node_liveness_loop(
                         Ok(())
                     }
                 };
-                if let Err(e) = result {
-                    if !e.is_not_found() {
-                        warn!(node = %ev.node_id(), error = %e, "cannot record membership change");
-                    }
+                if let Err(e) = result
+                    && !e.is_not_found()
+                {
+                    warn!(node = %ev.node_id(), error = %e, "cannot record membership change");
                 }
             }
             r = leader.changed() => {

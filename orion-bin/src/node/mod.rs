@@ -23,6 +23,7 @@ use crate::cli::{
 use crate::config::Config;
 
 pub mod agent;
+mod cluster;
 pub mod controller;
 mod single;
 
@@ -206,7 +207,7 @@ pub async fn serve_with_cluster_id(
     let runtime = build_runtime(&settings).await?;
     let parts = match mode {
         Mode::Single => single::start(&settings).await?,
-        Mode::Cluster => bail!("cluster mode lands with Raft and gossip (issue 6)"),
+        Mode::Cluster => cluster::start(&settings).await?,
     };
     run(settings, runtime, parts).await
 }

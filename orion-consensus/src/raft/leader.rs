@@ -1,0 +1,415 @@
+//! Requests only the leader can serve (writes, read index, membership changes), and the
+//! [`Router`] that delivers them to the leader from any node.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, sleep, timeout};
+
+use super::network::paths;
+use super::{Command, CommandResponse, NodeId, OrionRaft, WireError};
+use crate::error::{Error as ConsensusError, Result, TransportFailure};
+use crate::transport::Transport;
+
+/// A node asking to become a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub node_id: NodeId,
+    /// Where the joining node's Raft port is reached.
+    pub addr: String,
+}
+
+/// What a node sends the leader on `/raft/leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaderRequest {
+    Write(Command),
+    ReadIndex,
+    Join(JoinRequest),
+    Remove(NodeId),
+}
+
+impl LeaderRequest {
+    /// True when sending it twice is harmless, so an unanswered attempt may be retried.
+    fn is_idempotent(&self) -> bool {
+        !matches!(self, LeaderRequest::Write(_))
+    }
+}
+
+/// The leader's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaderResponse {
+    Written(CommandResponse),
+    /// Reads that start now are linearizable once the reader has applied this index.
+    ReadIndex(u64),
+    Done,
+}
+
+/// A write waiting for the batcher, with where to send its result.
+type PendingWrite = (
+    Command,
+    oneshot::Sender<std::result::Result<CommandResponse, WireError>>,
+);
+
+/// Most writes in one batch entry.
+const MAX_BATCH: usize = 512;
+/// Batches proposed to Raft at the same time; while they are in flight, new writes queue up and
+/// form the next batch.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Serves [`LeaderRequest`]s on this node, if it is the leader.
+#[derive(Clone)]
+pub(crate) struct LeaderOps {
+    pub raft: OrionRaft,
+    request_timeout: Duration,
+    join_timeout: Duration,
+    writes: mpsc::UnboundedSender<PendingWrite>,
+}
+
+/// Proposes queued writes as [`Command::Batch`] entries: one log entry, one append and one
+/// replication round for many concurrent writes.
+async fn batch_writes(
+    raft: OrionRaft,
+    request_timeout: Duration,
+    mut queue: mpsc::UnboundedReceiver<PendingWrite>,
+) {
+    let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let mut pending = Vec::new();
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut pending, MAX_BATCH).await == 0 {
+            return;
+        }
+        let batch = std::mem::take(&mut pending);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, request_timeout, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn propose(raft: &OrionRaft, request_timeout: Duration, batch: Vec<PendingWrite>) {
+    let (mut commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+    let is_batch = commands.len() > 1;
+    let command = match commands.pop() {
+        Some(only) if !is_batch => only,
+        Some(last) => {
+            commands.push(last);
+            Command::Batch(commands)
+        }
+        None => return,
+    };
+    let outcome = match timeout(request_timeout, raft.client_write(command)).await {
+        Err(_) => Err(no_quorum(request_timeout, "the write")),
+        Ok(Ok(resp)) => Ok(resp.data),
+        Ok(Err(e)) => Err(write_error(e)),
+    };
+    match outcome {
+        Ok(resp) if is_batch => {
+            for (waiter, result) in waiters.into_iter().zip(resp.batch) {
+                let _ = waiter.send(Ok(CommandResponse::single(result)));
+            }
+        }
+        Ok(resp) => {
+            for waiter in waiters {
+                let _ = waiter.send(Ok(resp.clone()));
+            }
+        }
+        Err(e) => {
+            for waiter in waiters {
+                let _ = waiter.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+fn no_quorum(request_timeout: Duration, what: &str) -> WireError {
+    WireError::Unavailable(format!(
+        "no quorum: {what} did not complete within {request_timeout:?}; the leader cannot reach \
+         a majority of voters (for a write, the outcome is unknown until a quorum returns)"
+    ))
+}
+
+impl std::fmt::Debug for LeaderOps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderOps")
+            .field("request_timeout", &self.request_timeout)
+            .field("join_timeout", &self.join_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn not_leader(f: &ForwardToLeader<NodeId, BasicNode>) -> WireError {
+    WireError::NotLeader {
+        leader: f.leader_id,
+        leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),
+    }
+}
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WireError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(&f),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            WireError::Conflict(format!("membership change refused: {c}"))
+        }
+        RaftError::Fatal(f) => WireError::Unavailable(format!("raft stopped: {f}")),
+    }
+}
+
+impl LeaderOps {
+    /// Leader operations on `raft`; starts the write batcher (it ends when the last clone of
+    /// the returned value is dropped).
+    pub fn new(raft: OrionRaft, request_timeout: Duration, join_timeout: Duration) -> Self {
+        let (writes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batch_writes(raft.clone(), request_timeout, queue));
+        Self {
+            raft,
+            request_timeout,
+            join_timeout,
+            writes,
+        }
+    }
+
+    fn no_quorum(&self, what: &str) -> WireError {
+        no_quorum(self.request_timeout, what)
+    }
+
+    /// Serves `req` if this node is the leader; otherwise answers [`WireError::NotLeader`].
+    pub async fn handle(
+        &self,
+        req: LeaderRequest,
+    ) -> std::result::Result<LeaderResponse, WireError> {
+        match req {
+            LeaderRequest::Write(command) => {
+                let stopped = || {
+                    WireError::Unavailable(
+                        "the Raft node is stopping; the write's outcome is unknown".into(),
+                    )
+                };
+                let (tx, rx) = oneshot::channel();
+                self.writes.send((command, tx)).map_err(|_| stopped())?;
+                rx.await
+                    .map_err(|_| stopped())?
+                    .map(LeaderResponse::Written)
+            }
+            LeaderRequest::ReadIndex => {
+                match timeout(self.request_timeout, self.raft.ensure_linearizable()).await {
+                    Err(_) => Err(self.no_quorum("the read")),
+                    Ok(Ok(log_id)) => Ok(LeaderResponse::ReadIndex(log_id.map_or(0, |l| l.index))),
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                        Err(not_leader(&f))
+                    }
+                    Ok(Err(e)) => Err(WireError::Unavailable(format!(
+                        "cannot confirm leadership: {e}"
+                    ))),
+                }
+            }
+            LeaderRequest::Join(join) => {
+                // Joining again (a restarted node) is a no-op once it is a voter.
+                let already_voter = {
+                    let metrics = self.raft.metrics();
+                    let m = metrics.borrow();
+                    let membership = m.membership_config.membership();
+                    m.current_leader == Some(m.id)
+                        && membership.voter_ids().any(|v| v == join.node_id)
+                        && membership
+                            .get_node(&join.node_id)
+                            .is_some_and(|n| n.addr == join.addr)
+                };
+                if already_voter {
+                    return Ok(LeaderResponse::Done);
+                }
+                let node = BasicNode { addr: join.addr };
+                let add = self.raft.add_learner(join.node_id, node, true);
+                match timeout(self.join_timeout, add).await {
+                    Err(_) => {
+                        return Err(WireError::Unavailable(format!(
+                            "node {} did not catch up within {:?}",
+                            join.node_id, self.join_timeout
+                        )));
+                    }
+                    Ok(Err(e)) => return Err(write_error(e)),
+                    Ok(Ok(_)) => {}
+                }
+                let promote = ChangeMembers::AddVoterIds(BTreeSet::from([join.node_id]));
+                self.change(promote).await
+            }
+            LeaderRequest::Remove(id) => {
+                let is_voter = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == id);
+                let change = if is_voter {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                };
+                self.change(change).await
+            }
+        }
+    }
+
+    async fn change(
+        &self,
+        change: ChangeMembers<NodeId, BasicNode>,
+    ) -> std::result::Result<LeaderResponse, WireError> {
+        match timeout(
+            self.request_timeout,
+            self.raft.change_membership(change, false),
+        )
+        .await
+        {
+            Err(_) => Err(self.no_quorum("the membership change")),
+            Ok(Ok(_)) => Ok(LeaderResponse::Done),
+            Ok(Err(e)) => Err(write_error(e)),
+        }
+    }
+}
+
+/// Delivers [`LeaderRequest`]s to the current leader, wherever it is, with bounded retries.
+#[derive(Debug, Clone)]
+pub(crate) struct Router {
+    id: NodeId,
+    ops: LeaderOps,
+    transport: Transport,
+    request_timeout: Duration,
+}
+
+enum Target {
+    Local,
+    Remote(Option<NodeId>, String),
+    Unknown,
+}
+
+impl Router {
+    pub fn new(
+        id: NodeId,
+        ops: LeaderOps,
+        transport: Transport,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            id,
+            ops,
+            transport,
+            request_timeout,
+        }
+    }
+
+    fn leader(&self) -> Target {
+        let metrics = self.ops.raft.metrics();
+        let m = metrics.borrow();
+        match m.current_leader {
+            Some(l) if l == self.id => Target::Local,
+            Some(l) => match m.membership_config.membership().get_node(&l) {
+                Some(node) => Target::Remote(Some(l), node.addr.clone()),
+                None => Target::Unknown,
+            },
+            None => Target::Unknown,
+        }
+    }
+
+    /// Sends `req` to the leader, following redirects and waiting out elections, for at most
+    /// the request timeout (plus the join timeout for a join).
+    pub async fn route(&self, req: LeaderRequest) -> Result<LeaderResponse> {
+        self.deliver(None, req).await
+    }
+
+    /// Like [`Self::route`], but starts at the node listening at `addr`.
+    pub async fn send_to(&self, addr: &str, req: LeaderRequest) -> Result<LeaderResponse> {
+        self.deliver(Some(addr.to_owned()), req).await
+    }
+
+    async fn deliver(&self, first: Option<String>, req: LeaderRequest) -> Result<LeaderResponse> {
+        let budget = match req {
+            LeaderRequest::Join(_) => self.request_timeout + self.ops.join_timeout,
+            _ => self.request_timeout,
+        };
+        let deadline = Instant::now() + budget;
+        let mut next: Option<Target> = first.map(|a| Target::Remote(None, a));
+        let mut backoff = Duration::from_millis(10);
+        let mut last = String::from("no leader known yet (an election may be in progress)");
+        loop {
+            let target = next.take().unwrap_or_else(|| self.leader());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome: Option<std::result::Result<LeaderResponse, WireError>> = match target {
+                Target::Local => Some(self.ops.handle(req.clone()).await),
+                Target::Remote(id, addr) => {
+                    let wait = remaining + Duration::from_millis(200);
+                    match self
+                        .transport
+                        .call(id, &addr, paths::LEADER, &req, wait)
+                        .await
+                    {
+                        Ok(answer) => Some(answer),
+                        Err(e) => {
+                            let retry = matches!(
+                                e,
+                                ConsensusError::Transport {
+                                    failure: TransportFailure::NotDelivered,
+                                    ..
+                                }
+                            ) || req.is_idempotent();
+                            if !retry {
+                                return Err(ConsensusError::Unavailable(format!(
+                                    "the leader did not answer, the write's outcome is unknown: {e}"
+                                )));
+                            }
+                            last = e.to_string();
+                            None
+                        }
+                    }
+                }
+                Target::Unknown => None,
+            };
+            match outcome {
+                Some(Ok(resp)) => return Ok(resp),
+                Some(Err(WireError::NotLeader {
+                    leader,
+                    leader_addr,
+                })) => {
+                    last = format!("redirected to leader {leader:?}");
+                    if let Some(addr) = leader_addr
+                        && leader != Some(self.id)
+                    {
+                        next = Some(Target::Remote(leader, addr));
+                    }
+                }
+                Some(Err(WireError::Unavailable(msg))) if Instant::now() >= deadline => {
+                    return Err(ConsensusError::Unavailable(msg));
+                }
+                Some(Err(WireError::Unavailable(msg))) => last = msg,
+                Some(Err(other)) => return Err(ConsensusError::Store(other.into())),
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ConsensusError::Unavailable(format!(
+                    "no quorum: no Raft leader with a quorum answered within {budget:?} \
+                     (last: {last}); check that a majority of voters is up and reachable"
+                )));
+            }
+            if next.is_none() {
+                sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
+                backoff = (backoff * 2).min(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Router {
+    /// How long one routed request may take.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.request_timeout
+    }
+}

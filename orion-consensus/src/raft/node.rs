@@ -1,0 +1,482 @@
+//! [`RaftNode`]: one member of an Orion Raft cluster, and its configuration.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use openraft::{BasicNode, SnapshotPolicy};
+use orion_core::store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::leader::{JoinRequest, LeaderOps, LeaderRequest, LeaderResponse, Router};
+use super::log_store::SledLogStore;
+use super::network::NetworkFactory;
+use super::state_machine::StateMachine;
+use super::store::RaftStore;
+use super::{NodeId, OrionRaft, server};
+use crate::error::{Error as ConsensusError, Result};
+use crate::transport::{FaultInjector, Transport};
+
+/// How [`RaftStore`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ReadMode {
+    /// Every read first confirms leadership with a quorum (read index) and waits until this node
+    /// has applied up to it: a read sees every write acknowledged before it started.
+    #[default]
+    Linearizable,
+    /// Reads the local state as applied so far: fast, available without quorum, possibly stale.
+    Stale,
+}
+
+/// Configuration of one Raft node. Build it with [`RaftConfig::new`], then adjust fields.
+#[derive(Debug, Clone)]
+pub struct RaftConfig {
+    /// This node's id; unique in the cluster, recorded in the data dir.
+    pub node_id: NodeId,
+    /// The cluster's name; recorded in the data dir, which then refuses any other cluster.
+    pub cluster_id: String,
+    /// Where the log, vote, snapshot and identity live.
+    pub data_dir: PathBuf,
+    /// The address the Raft port listens on (port 0 picks a free port).
+    pub listen_addr: SocketAddr,
+    /// The address peers use to reach this node; defaults to the bound listen address.
+    pub advertise_addr: Option<String>,
+    /// A follower starts an election after a random silence in this range (plus the leader
+    /// lease, `election_timeout_max`, when it had a leader).
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// How often the leader sends heartbeats.
+    pub heartbeat_interval: Duration,
+    /// A snapshot is built once this many entries were applied since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, so slightly late followers catch up from the
+    /// log rather than by snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// How long a write or linearizable read waits for a leader and a quorum before failing
+    /// with `Error::Unavailable`.
+    pub request_timeout: Duration,
+    /// How long `join` waits for this node to catch up and become a voter.
+    pub join_timeout: Duration,
+    /// How [`RaftStore`] reads.
+    pub read_mode: ReadMode,
+    /// The fault layer all of this node's outgoing traffic passes through.
+    pub faults: FaultInjector,
+}
+
+impl RaftConfig {
+    /// A configuration with defaults that fit a LAN or loopback: heartbeat 50 ms, election
+    /// timeout 150-300 ms, a snapshot every 10,000 entries, 5 s request timeout.
+    ///
+    /// openraft also keeps a leader lease of `election_timeout_max`: followers of a live leader
+    /// wait `election_timeout_max + random(min..max)` before an election, so failover after a
+    /// leader dies takes about that plus one vote and one commit round (about 0.5-0.7 s here).
+    pub fn new(
+        node_id: NodeId,
+        cluster_id: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        listen_addr: SocketAddr,
+    ) -> Self {
+        Self {
+            node_id,
+            cluster_id: cluster_id.into(),
+            data_dir: data_dir.into(),
+            listen_addr,
+            advertise_addr: None,
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(50),
+            snapshot_every: 10_000,
+            logs_kept_after_snapshot: 1_000,
+            request_timeout: Duration::from_secs(5),
+            join_timeout: Duration::from_secs(60),
+            read_mode: ReadMode::Linearizable,
+            faults: FaultInjector::new(),
+        }
+    }
+
+    fn openraft_config(&self) -> Result<openraft::Config> {
+        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        let invalid = |field, value: String, expected: &str| ConsensusError::RaftConfig {
+            field,
+            value,
+            expected: expected.to_owned(),
+        };
+        if self.cluster_id.trim().is_empty() {
+            return Err(invalid(
+                "cluster_id",
+                format!("{:?}", self.cluster_id),
+                "a non-empty name",
+            ));
+        }
+        if ms(self.heartbeat_interval) == 0
+            || ms(self.heartbeat_interval) >= ms(self.election_timeout_min)
+        {
+            return Err(invalid(
+                "heartbeat_interval",
+                format!("{:?}", self.heartbeat_interval),
+                "at least 1 ms and below election_timeout_min",
+            ));
+        }
+        if ms(self.election_timeout_min) >= ms(self.election_timeout_max) {
+            return Err(invalid(
+                "election_timeout_min",
+                format!("{:?}", self.election_timeout_min),
+                "below election_timeout_max",
+            ));
+        }
+        if self.snapshot_every == 0 {
+            return Err(invalid("snapshot_every", "0".into(), "at least 1"));
+        }
+        openraft::Config {
+            cluster_name: self.cluster_id.clone(),
+            election_timeout_min: ms(self.election_timeout_min),
+            election_timeout_max: ms(self.election_timeout_max),
+            heartbeat_interval: ms(self.heartbeat_interval),
+            install_snapshot_timeout: 2_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            snapshot_max_chunk_size: 1024 * 1024,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| invalid("raft", e.to_string(), "a valid openraft configuration"))
+    }
+}
+
+/// What a data dir records about its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    cluster_id: String,
+    node_id: NodeId,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cluster {:?} node {}", self.cluster_id, self.node_id)
+    }
+}
+
+/// Checks (or, on first start, records) that `dir` belongs to `expected`.
+fn claim_data_dir(dir: &Path, expected: &Identity) -> Result<()> {
+    let io = |path: &Path, source| ConsensusError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let path = dir.join("identity.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let found: Identity = serde_json::from_slice(&bytes)
+                .map_err(|e| ConsensusError::codec(path.display().to_string(), e))?;
+            if &found != expected {
+                return Err(ConsensusError::IdentityMismatch {
+                    dir: dir.to_owned(),
+                    found: found.to_string(),
+                    expected: expected.to_string(),
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes = serde_json::to_vec_pretty(expected)
+                .map_err(|e| ConsensusError::codec("identity", e))?;
+            let tmp = dir.join("identity.json.tmp");
+            std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+        }
+        Err(e) => Err(io(&path, e)),
+    }
+}
+
+/// Opens the sled db, waiting (bounded) for a previous instance in this process to release it.
+async fn open_db(path: &Path) -> Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return Ok(db),
+            // sled reports a lock held by another handle as the I/O error "could not acquire lock".
+            Err(sled::Error::Io(e)) if e.to_string().contains("acquire lock") && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(ConsensusError::sled(
+                    format!(
+                        "open {} (is another node using this data dir?)",
+                        path.display()
+                    ),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
+/// A snapshot of a node's view of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftStatus {
+    pub node_id: NodeId,
+    /// "Leader", "Follower", "Candidate", "Learner" or "Shutdown".
+    pub state: String,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    /// Highest log index known committed.
+    pub commit_index: u64,
+    /// Highest log index applied to the local store.
+    pub applied_index: u64,
+    /// Highest log index in the local log.
+    pub last_log_index: u64,
+}
+
+/// The parts of a node shared by its server, its store handles and its operations.
+pub(crate) struct Core<S: Store> {
+    pub id: NodeId,
+    pub addr: String,
+    pub raft: OrionRaft,
+    pub inner: Arc<S>,
+    pub router: Router,
+    pub read_mode: ReadMode,
+    pub committed: Arc<AtomicU64>,
+}
+
+impl<S: Store> std::fmt::Debug for Core<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .field("read_mode", &self.read_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Drop for Core<S> {
+    /// The last handle on the node is gone (the `RaftNode` and every `RaftStore`): stop Raft, so
+    /// the state machine and the inner store are released and open watches end.
+    fn drop(&mut self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let raft = self.raft.clone();
+            runtime.spawn(async move {
+                let _ = raft.shutdown().await;
+            });
+        }
+    }
+}
+
+impl<S: Store> Core<S> {
+    pub fn status(&self) -> RaftStatus {
+        status_of(&self.raft, &self.committed)
+    }
+}
+
+pub(crate) fn status_of(raft: &OrionRaft, committed: &AtomicU64) -> RaftStatus {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    RaftStatus {
+        node_id: m.id,
+        state: format!("{:?}", m.state),
+        leader: m.current_leader,
+        term: m.current_term,
+        voters: membership.voter_ids().collect(),
+        learners: membership.learner_ids().collect(),
+        commit_index: committed.load(Ordering::Relaxed),
+        applied_index: m.last_applied.map_or(0, |l| l.index),
+        last_log_index: m.last_log_index.unwrap_or(0),
+    }
+}
+
+/// One member of a Raft cluster: the Raft port, the log on sled, the state machine over the
+/// inner store `S`. Stop it with [`RaftNode::shutdown`]. Dropping it closes the Raft port at
+/// once; Raft itself stops when the last [`RaftStore`] handle from it is dropped too.
+#[derive(Debug)]
+pub struct RaftNode<S: Store> {
+    core: Arc<Core<S>>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    data_dir: PathBuf,
+}
+
+impl<S: Store> RaftNode<S> {
+    /// Starts a node: claims the data dir (refusing one that belongs to another cluster or node
+    /// id), opens the log and state machine (restoring `inner` from the saved snapshot), binds
+    /// the Raft port and starts Raft. A new node is uninitialized until [`Self::bootstrap`] or
+    /// [`Self::join`]; a restarted node rejoins its cluster by itself.
+    pub async fn start(config: RaftConfig, inner: S) -> Result<Self> {
+        let raft_config = Arc::new(config.openraft_config()?);
+        claim_data_dir(
+            &config.data_dir,
+            &Identity {
+                cluster_id: config.cluster_id.clone(),
+                node_id: config.node_id,
+            },
+        )?;
+        let db = open_db(&config.data_dir.join("raft")).await?;
+        let log_store = SledLogStore::open(&db)?;
+        let committed = log_store.committed_index();
+        let inner = Arc::new(inner);
+        let state_machine = StateMachine::open(&db, inner.clone()).await?;
+        drop(db);
+
+        let listener =
+            TcpListener::bind(config.listen_addr)
+                .await
+                .map_err(|e| ConsensusError::Io {
+                    path: PathBuf::from(config.listen_addr.to_string()),
+                    source: e,
+                })?;
+        let bound = listener.local_addr().map_err(|e| ConsensusError::Io {
+            path: PathBuf::from(config.listen_addr.to_string()),
+            source: e,
+        })?;
+        let addr = config.advertise_addr.clone().unwrap_or(bound.to_string());
+
+        let transport = Transport::new(config.node_id, config.faults.clone())?;
+        let raft = OrionRaft::new(
+            config.node_id,
+            raft_config,
+            NetworkFactory::new(transport.clone()),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(ConsensusError::raft)?;
+
+        let ops = LeaderOps::new(raft.clone(), config.request_timeout, config.join_timeout);
+        let router = Router::new(
+            config.node_id,
+            ops.clone(),
+            transport,
+            config.request_timeout,
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let server = server::serve(listener, ops, committed.clone(), stop_rx);
+        tracing::info!(node = config.node_id, %addr, "raft node started");
+        Ok(Self {
+            core: Arc::new(Core {
+                id: config.node_id,
+                addr,
+                raft,
+                inner,
+                router,
+                read_mode: config.read_mode,
+                committed,
+            }),
+            stop,
+            server,
+            data_dir: config.data_dir,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.core.id
+    }
+
+    /// The address peers reach this node's Raft port at.
+    pub fn addr(&self) -> &str {
+        &self.core.addr
+    }
+
+    /// The data dir this node owns.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The openraft handle, for metrics and advanced use.
+    pub fn raft(&self) -> &OrionRaft {
+        &self.core.raft
+    }
+
+    /// A [`Store`] on the replicated state, usable from any node.
+    pub fn store(&self) -> RaftStore<S> {
+        RaftStore::new(self.core.clone())
+    }
+
+    /// Makes this node a one-voter cluster. A no-op on a node that is already initialized.
+    pub async fn bootstrap(&self) -> Result<()> {
+        if self
+            .core
+            .raft
+            .is_initialized()
+            .await
+            .map_err(ConsensusError::raft)?
+        {
+            return Ok(());
+        }
+        let members = BTreeMap::from([(
+            self.core.id,
+            BasicNode {
+                addr: self.core.addr.clone(),
+            },
+        )]);
+        self.core
+            .raft
+            .initialize(members)
+            .await
+            .map_err(ConsensusError::raft)
+    }
+
+    /// Joins the cluster whose member listens at `member_addr` (any member; the request is
+    /// passed on to the leader): added as a learner, caught up, then promoted to voter.
+    pub async fn join(&self, member_addr: &str) -> Result<()> {
+        let req = LeaderRequest::Join(JoinRequest {
+            node_id: self.core.id,
+            addr: self.core.addr.clone(),
+        });
+        match self.core.router.send_to(member_addr, req).await? {
+            LeaderResponse::Done => Ok(()),
+            other => Err(ConsensusError::Raft(format!(
+                "unexpected answer to join: {other:?}"
+            ))),
+        }
+    }
+
+    /// Removes this node from the voters (the cluster carries on without it).
+    pub async fn leave(&self) -> Result<()> {
+        self.remove(self.core.id).await
+    }
+
+    /// Removes `node_id` from the cluster's voters and learners.
+    pub async fn remove(&self, node_id: NodeId) -> Result<()> {
+        self.core
+            .router
+            .route(LeaderRequest::Remove(node_id))
+            .await?;
+        Ok(())
+    }
+
+    /// This node's view: leader, term, voters, learners, commit and applied index.
+    pub fn status(&self) -> RaftStatus {
+        self.core.status()
+    }
+
+    /// Waits until this node knows a leader, for at most `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
+        let m = self
+            .core
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .map_err(|e| {
+                ConsensusError::Unavailable(format!("no leader within {timeout:?}: {e}"))
+            })?;
+        m.current_leader
+            .ok_or_else(|| ConsensusError::Unavailable("no leader".into()))
+    }
+
+    /// Stops Raft and the Raft port. The data dir stays; a node started on it later resumes.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let result = self.core.raft.shutdown().await;
+        let _ = self.server.await;
+        result.map_err(ConsensusError::raft)
+    }
+}

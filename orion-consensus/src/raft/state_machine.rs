@@ -1,0 +1,305 @@
+//! The Raft state machine: applies [`Command`]s, in log order, to any inner [`Store`].
+//!
+//! Determinism: only `Command` entries touch the inner store (blank and membership entries do
+//! not), so every node applying the same log from the same snapshot reaches the same revisions.
+//!
+//! Persistence ("persistent snapshot" mode in openraft's terms): the inner store is not trusted
+//! to match the log after a restart, because its writes and the applied log id cannot be made
+//! atomic for an arbitrary `Store`. Instead every snapshot (inner state + last applied log id +
+//! membership) is saved, flushed, in the sled tree `snapshot`, and on start the inner store is
+//! restored from it (or emptied when there is none); openraft then re-applies the log after the
+//! snapshot. A restarted node therefore never applies an entry twice.
+
+// openraft's trait methods return `StorageError`, which is large; the helpers here return it too.
+#![allow(clippy::result_large_err)]
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use orion_core::store::{Store, StoreSnapshot, TxnResult};
+use serde::{Deserialize, Serialize};
+
+use super::{Command, CommandResponse, NodeId, TypeConfig, WireError};
+use crate::error::{Error as ConsensusError, Result};
+
+type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
+
+const SNAPSHOT_KEY: &[u8] = b"current";
+
+fn sm_write_err(e: impl ToString) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(openraft::AnyError::error(e)).into()
+}
+
+fn snap_err(e: impl ToString) -> StorageError<NodeId> {
+    StorageIOError::write_snapshot(None, openraft::AnyError::error(e)).into()
+}
+
+/// A snapshot as stored and as sent: its meta and the JSON of a [`StoreSnapshot`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Vec<u8>,
+}
+
+/// The current snapshot, in memory and in the sled tree, shared by the state machine and its
+/// builders. A snapshot is only replaced by a newer one.
+#[derive(Debug, Clone)]
+struct SnapshotSlot {
+    tree: sled::Tree,
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl SnapshotSlot {
+    fn get(&self) -> Option<StoredSnapshot> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Saves `snap` (flushed) unless a snapshot at least as new is already there.
+    async fn save(&self, snap: StoredSnapshot) -> StorageResult<()> {
+        {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(existing) = current.as_ref()
+                && existing.meta.last_log_id > snap.meta.last_log_id
+            {
+                return Ok(());
+            }
+            let bytes = serde_json::to_vec(&snap).map_err(snap_err)?;
+            self.tree.insert(SNAPSHOT_KEY, bytes).map_err(snap_err)?;
+            *current = Some(snap);
+        }
+        self.tree.flush_async().await.map_err(snap_err)?;
+        Ok(())
+    }
+}
+
+/// Applies committed commands to the inner store `S`; builds and installs snapshots.
+#[derive(Debug)]
+pub struct StateMachine<S: Store> {
+    inner: Arc<S>,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    snapshots: SnapshotSlot,
+    snapshot_seq: u64,
+}
+
+impl<S: Store> StateMachine<S> {
+    /// Opens the state machine in `db` over `inner`, restoring `inner` from the saved snapshot
+    /// (or emptying it when there is none and it is not empty already).
+    pub async fn open(db: &sled::Db, inner: Arc<S>) -> Result<Self> {
+        let tree = db
+            .open_tree("snapshot")
+            .map_err(|e| ConsensusError::sled("open tree snapshot", e))?;
+        let saved = match tree
+            .get(SNAPSHOT_KEY)
+            .map_err(|e| ConsensusError::sled("read snapshot", e))?
+        {
+            Some(bytes) => Some(
+                serde_json::from_slice::<StoredSnapshot>(&bytes)
+                    .map_err(|e| ConsensusError::codec("the saved snapshot", e))?,
+            ),
+            None => None,
+        };
+        let (last_applied, membership) = match &saved {
+            Some(snap) => {
+                let state: StoreSnapshot = serde_json::from_slice(&snap.data)
+                    .map_err(|e| ConsensusError::codec("the saved snapshot data", e))?;
+                inner.restore(state).await?;
+                (snap.meta.last_log_id, snap.meta.last_membership.clone())
+            }
+            None => {
+                if inner.revision().await? != 0 {
+                    inner.restore(StoreSnapshot::default()).await?;
+                }
+                (None, StoredMembership::default())
+            }
+        };
+        Ok(Self {
+            inner,
+            last_applied,
+            membership,
+            snapshots: SnapshotSlot {
+                tree,
+                current: Arc::new(Mutex::new(saved)),
+            },
+            snapshot_seq: 0,
+        })
+    }
+
+    /// The inner store (read it for local reads and watches; never write it directly).
+    pub fn inner(&self) -> &Arc<S> {
+        &self.inner
+    }
+
+    async fn apply_command(&self, command: Command) -> StorageResult<CommandResponse> {
+        let Command::Batch(commands) = command else {
+            return self.apply_one(command).await;
+        };
+        let mut batch = Vec::with_capacity(commands.len());
+        for command in commands {
+            let result = match command {
+                Command::Batch(_) => Err(WireError::Other(
+                    "a batch cannot contain a batch; send the commands flat".into(),
+                )),
+                single => self.apply_one(single).await?.result,
+            };
+            batch.push(result);
+        }
+        let result = match batch.last() {
+            Some(last) => last.clone(),
+            None => Ok(self.current_result().await.map_err(sm_write_err)?),
+        };
+        Ok(CommandResponse { result, batch })
+    }
+
+    async fn apply_one(&self, command: Command) -> StorageResult<CommandResponse> {
+        let outcome = match command {
+            Command::Batch(_) => Err(orion_core::Error::Conflict("nested batch refused".into())),
+            Command::Txn(txn) => self.inner.txn(txn).await,
+            Command::Compact(rev) => match self.inner.compact(rev).await {
+                Ok(()) => self.current_result().await,
+                Err(e) => Err(e),
+            },
+            Command::Restore(snap) => match self.inner.restore(snap).await {
+                Ok(()) => self.current_result().await,
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Ok(result) => Ok(CommandResponse::single(Ok(result))),
+            // A local failure (disk, backend) is not deterministic: stop rather than diverge.
+            Err(e @ (orion_core::Error::Io(_) | orion_core::Error::Backend { .. })) => {
+                Err(sm_write_err(e))
+            }
+            Err(e) => Ok(CommandResponse::single(Err(WireError::from(&e)))),
+        }
+    }
+
+    async fn current_result(&self) -> orion_core::Result<TxnResult> {
+        Ok(TxnResult {
+            succeeded: true,
+            revision: self.inner.revision().await?,
+        })
+    }
+}
+
+/// Builds a snapshot from the copy of the inner store taken when it was created.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    state: std::result::Result<StoreSnapshot, String>,
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    slot: SnapshotSlot,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let state = self.state.as_ref().map_err(snap_err)?;
+        let data = serde_json::to_vec(state).map_err(snap_err)?;
+        let stored = StoredSnapshot {
+            meta: self.meta.clone(),
+            data: data.clone(),
+        };
+        self.slot.save(stored).await?;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl<S: Store> RaftStateMachine<TypeConfig> for StateMachine<S> {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<CommandResponse>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        for entry in entries {
+            self.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Normal(command) => self.apply_command(command).await?,
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    CommandResponse::single(Ok(self
+                        .current_result()
+                        .await
+                        .map_err(sm_write_err)?))
+                }
+                EntryPayload::Blank => CommandResponse::single(Ok(self
+                    .current_result()
+                    .await
+                    .map_err(sm_write_err)?)),
+            };
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // Copy the state now, while no entry can be applied, so that it matches last_applied.
+        let state = self.inner.snapshot().await.map_err(|e| e.to_string());
+        self.snapshot_seq += 1;
+        let snapshot_id = match self.last_applied {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.snapshot_seq),
+            None => format!("none-{}", self.snapshot_seq),
+        };
+        SnapshotBuilder {
+            state,
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied,
+                last_membership: self.membership.clone(),
+                snapshot_id,
+            },
+            slot: self.snapshots.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = snapshot.into_inner();
+        let state: StoreSnapshot = serde_json::from_slice(&data).map_err(|e| {
+            StorageError::from(StorageIOError::read_snapshot(
+                Some(meta.signature()),
+                openraft::AnyError::error(e),
+            ))
+        })?;
+        self.inner.restore(state).await.map_err(sm_write_err)?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.snapshots
+            .save(StoredSnapshot {
+                meta: meta.clone(),
+                data,
+            })
+            .await
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        Ok(self.snapshots.get().map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}
