@@ -160,7 +160,7 @@ impl NodeProc {
         let err = log.try_clone().expect("clone log handle");
         let child = Command::new(ORION_BIN)
             .args(self.args())
-            .env("ORION_LOG", "info")
+            .env("ORION_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -291,8 +291,8 @@ impl TestCluster {
         c
     }
 
-    /// Three `orion server` nodes (the first bootstraps, the others join it), all healthy and
-    /// all listed by the first node's `/v1/nodes`.
+    /// Three `orion server` nodes (the first bootstraps, the others join it), all healthy, all
+    /// listed `ready` by the first node's `/v1/nodes`, all three Raft voters, with a leader.
     pub async fn three(name: &str) -> Self {
         let mut c = Self::new(name, &[Role::Bootstrap, Role::Bootstrap, Role::Bootstrap]).await;
         let seed = c.nodes[0].gossip;
@@ -321,6 +321,27 @@ impl TestCluster {
                     })
                     .unwrap_or_default();
                 if status == StatusCode::OK && ids.is_subset(&listed) {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
+            },
+        )
+        .await;
+        wait_for(
+            "three Raft voters and a leader",
+            Duration::from_secs(30),
+            || async {
+                let (status, body) = c.request(0, Method::GET, "/v1/cluster", None).await;
+                let voters: BTreeSet<String> = body["voters"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if status == StatusCode::OK && voters == ids && body["leader"].is_string() {
                     Ok(())
                 } else {
                     Err(format!("{status}: {body}"))
