@@ -242,3 +242,15 @@ async fn cli_exit_codes_and_logs() {
     )
     .await;
 }
+
+/// A node that answers `/healthz` handles SIGTERM: it shuts down and exits 0 (containers keep
+/// running). Repeated because the window it checks is short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_healthz_exits_cleanly() {
+    let mut c = TestCluster::single("term").await;
+    for _ in 0..20 {
+        // `sigterm` panics unless the process exits with status 0 within 15 s.
+        c.nodes[0].sigterm();
+        c.start(0).await;
+    }
+}
