@@ -33,8 +33,11 @@ struct Sizes {
 async fn deploy_and_scale(sizes: &Sizes, rows: &mut Vec<Row>) {
     let c = TestCluster::single("bench").await;
     let t = Instant::now();
-    c.deploy(0, &http_spec_restart("bench", sizes.deploy, "always"))
-        .await;
+    // 10 millicores each, so 50 replicas fit one node (the default request is 100m).
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&http_spec_restart("bench", sizes.deploy, "always")).expect("JSON");
+    spec["resources"] = serde_json::json!({ "cpu_millicores": 10 });
+    c.deploy(0, &spec.to_string()).await;
     let tasks = c
         .wait_serving(0, "bench", sizes.deploy as usize, LIMIT)
         .await;

@@ -141,7 +141,7 @@ async fn bad_input_is_refused_with_field_and_reason_and_nothing_is_stored() {
         "names the field: {body}"
     );
 
-    let cpu = r#"{"name":"bad","image":"orion-test/busybox:1","resources":{"cpu":1}}"#;
+    let cpu = r#"{"name":"bad","image":"orion-test/busybox:1","resources":{"cpu_millicores":1}}"#;
     let (status, body) = c
         .request(0, Method::POST, "/v1/services", Some((json, cpu.into())))
         .await;
