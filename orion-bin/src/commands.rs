@@ -57,8 +57,7 @@ fn read_file(path: &Path) -> Result<String> {
 /// Reads and validates a spec file locally (nothing is sent).
 pub fn load_specs(path: &Path) -> Result<Vec<ServiceSpec>> {
     let text = read_file(path)?;
-    parse_specs(&text, SpecFormat::from_path(path))
-        .with_context(|| format!("{}", path.display()))
+    parse_specs(&text, SpecFormat::from_path(path)).with_context(|| format!("{}", path.display()))
 }
 
 /// `validate -f FILE`.

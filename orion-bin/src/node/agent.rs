@@ -211,7 +211,11 @@ impl Agent {
     }
 
     async fn start(&mut self, task: &Task) -> orion_core::Result<()> {
-        if self.backoff.get(&task.id).is_some_and(|at| Instant::now() < *at) {
+        if self
+            .backoff
+            .get(&task.id)
+            .is_some_and(|at| Instant::now() < *at)
+        {
             return Ok(());
         }
         self.backoff.remove(&task.id);

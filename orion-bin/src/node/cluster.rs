@@ -84,7 +84,9 @@ impl ClusterInfo for ClusterNodeInfo {
 async fn resolve(addr: &str) -> Result<SocketAddr> {
     lookup_host(addr)
         .await
-        .with_context(|| format!("--join {addr:?}: expected HOST:PORT of a member's gossip address"))?
+        .with_context(|| {
+            format!("--join {addr:?}: expected HOST:PORT of a member's gossip address")
+        })?
         .next()
         .with_context(|| format!("--join {addr:?}: the name resolves to no address"))
 }
@@ -92,7 +94,9 @@ async fn resolve(addr: &str) -> Result<SocketAddr> {
 /// Starts Raft and gossip for this node, and joins or bootstraps the cluster.
 pub async fn start(settings: &Settings) -> Result<Parts> {
     if !settings.bootstrap && settings.join.is_none() {
-        bail!("a cluster node needs --bootstrap (the first node) or --join ADDR (any member's gossip address)");
+        bail!(
+            "a cluster node needs --bootstrap (the first node) or --join ADDR (any member's gossip address)"
+        );
     }
     let inner_path = settings.data_dir.join("state");
     let inner = Arc::new(
@@ -133,7 +137,11 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     if settings.bootstrap {
         raft.bootstrap().await.context("cannot bootstrap Raft")?;
     } else if raft.status().voters.is_empty() && raft.status().learners.is_empty() {
-        tokio::spawn(join_raft(raft.clone(), membership.clone(), settings.node_id.clone()));
+        tokio::spawn(join_raft(
+            raft.clone(),
+            membership.clone(),
+            settings.node_id.clone(),
+        ));
     }
 
     let leader = leadership(&raft, raft_id(&settings.node_id));
