@@ -27,6 +27,9 @@ mod cluster;
 pub mod controller;
 mod single;
 
+/// Revisions of history a node keeps for watches to resume from (older ones are compacted).
+pub const WATCH_HISTORY: u64 = 10_000;
+
 /// The store every part of a node shares.
 pub type SharedStore = Arc<dyn Store>;
 

@@ -243,7 +243,10 @@ impl LeaderOps {
                     let metrics = self.raft.metrics();
                     let m = metrics.borrow();
                     let membership = m.membership_config.membership();
-                    (membership.voter_ids().collect(), membership.learner_ids().collect())
+                    (
+                        membership.voter_ids().collect(),
+                        membership.learner_ids().collect(),
+                    )
                 };
                 if voters.contains(&join.node_id) {
                     return Ok(LeaderResponse::Done);
