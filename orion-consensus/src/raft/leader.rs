@@ -309,7 +309,7 @@ pub const MAX_VOTERS: usize = 5;
 /// [`MAX_VOTERS`] (an even count adds no fault tolerance and slows every commit).
 pub fn target_voters(members: usize) -> usize {
     let n = members.clamp(1, MAX_VOTERS);
-    if n % 2 == 0 { n - 1 } else { n }
+    if n.is_multiple_of(2) { n - 1 } else { n }
 }
 
 /// Delivers [`LeaderRequest`]s to the current leader, wherever it is, with bounded retries.
