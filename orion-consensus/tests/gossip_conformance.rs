@@ -112,17 +112,14 @@ async fn wait_until_sees(member: &GossipMembership, peer: &str) {
     }
 }
 
-/// The checks `GossipMembership` passes, each on a fresh member.
-///
-/// Not run: `leave_reports_left_never_dead` and `every_subscriber_sees_the_same_events_in_order`.
-/// Both expect the leaving member's own subscribers to receive `Left(local)`; `leave()` here
-/// tells the other members (they do report `Left`, see `gossip_membership.rs`) and then ends the
-/// local streams without that event. Fixing it belongs in `orion-consensus/src/gossip`.
+/// Every check of the suite, each on a fresh member.
 async fn run_suite(net: Net, joined: bool) {
     let factory = Factory::new(net, joined);
     suite::local_is_an_alive_member(&factory.member().await).await;
     suite::member_ids_are_unique(&factory.member().await).await;
+    suite::leave_reports_left_never_dead(&factory.member().await).await;
     suite::leave_is_idempotent(&factory.member().await).await;
+    suite::every_subscriber_sees_the_same_events_in_order(&factory.member().await).await;
 }
 
 #[tokio::test]
