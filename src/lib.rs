@@ -8,7 +8,8 @@
 //! |-------------|---------|--------------------------------------------------------------------|
 //! | `core`      | yes     | [`core`]: model, the four traits, MemoryStore, scheduler, reconciler |
 //! | `sled`      | yes     | enables `core::store::SledStore` (a durable, single-node store)     |
-//! | `runtime`   | yes     | [`runtime`]: Docker, containerd and process runtimes               |
+//! | `runtime`   | yes     | [`runtime`]: Docker and process runtimes                           |
+//! | `containerd`| no      | adds `runtime::containerd` (needs `protoc` to build)                |
 //! | `consensus` | no      | [`consensus`]: openraft-replicated `RaftStore`, gossip membership   |
 //! | `netscore`  | no      | [`netscore`]: network probes and network-aware scorers             |
 //! | `testing`   | no      | `core::testing`: conformance suites and fakes                      |
@@ -25,3 +26,8 @@ pub use orion_netscore as netscore;
 
 #[cfg(feature = "runtime")]
 pub use orion_runtime as runtime;
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -100,7 +100,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     }
     let inner_path = settings.data_dir.join("state");
     let inner = Arc::new(
-        SledStore::open(&inner_path)
+        SledStore::open_with_history_limit(&inner_path, super::WATCH_HISTORY)
             .with_context(|| format!("cannot open state in {}", inner_path.display()))?,
     );
     let consensus = &settings.config.cluster.consensus;

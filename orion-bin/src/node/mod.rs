@@ -27,6 +27,9 @@ mod cluster;
 pub mod controller;
 mod single;
 
+/// Revisions of history a node keeps for watches to resume from (older ones are compacted).
+pub const WATCH_HISTORY: u64 = 10_000;
+
 /// The store every part of a node shares.
 pub type SharedStore = Arc<dyn Store>;
 
@@ -201,6 +204,7 @@ pub async fn serve_with_cluster_id(
     mode: Mode,
     cluster_id: Option<String>,
 ) -> Result<()> {
+    let signals = ShutdownSignals::install()?;
     let settings = Settings::resolve(args, mode, cluster_id)?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
@@ -209,11 +213,16 @@ pub async fn serve_with_cluster_id(
         Mode::Single => single::start(&settings).await?,
         Mode::Cluster => cluster::start(&settings).await?,
     };
-    run(settings, runtime, parts).await
+    run(settings, runtime, parts, signals).await
 }
 
 /// Serves the API, runs the agent, and runs the controllers while leader, until SIGINT/SIGTERM.
-pub async fn run(settings: Settings, runtime: Arc<dyn Runtime>, parts: Parts) -> Result<()> {
+async fn run(
+    settings: Settings,
+    runtime: Arc<dyn Runtime>,
+    parts: Parts,
+    signals: ShutdownSignals,
+) -> Result<()> {
     let store = ClusterStore::new(parts.store.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -262,7 +271,7 @@ pub async fn run(settings: Settings, runtime: Arc<dyn Runtime>, parts: Parts) ->
         shutdown_rx.clone(),
     ));
 
-    wait_for_signal().await;
+    signals.wait().await;
     info!("shutting down; containers keep running and are adopted on restart");
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -328,19 +337,36 @@ async fn supervise_controllers(
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, listened for from the start, so a signal that arrives as soon as the API
+/// answers still shuts the node down cleanly instead of killing it.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals {
+                term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -44,7 +44,7 @@ impl ClusterInfo for SingleInfo {
 pub async fn start(settings: &Settings) -> Result<Parts> {
     let path = settings.data_dir.join("state");
     let store = Arc::new(
-        SledStore::open(&path)
+        SledStore::open_with_history_limit(&path, super::WATCH_HISTORY)
             .with_context(|| format!("cannot open state in {}", path.display()))?,
     );
     let membership = Arc::new(StaticMembership::new(settings.local_member(), Vec::new())?);

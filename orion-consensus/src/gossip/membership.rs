@@ -77,11 +77,21 @@ impl Shared {
             .clear();
     }
 
+    /// Marks the local member `Left` and tells the local subscribers, once (the contract: a node
+    /// that leaves is reported `Left`, by itself too).
     pub(crate) fn mark_local_left(&self) {
-        self.local
-            .write()
+        let id = {
+            let mut local = self.local.write().unwrap_or_else(PoisonError::into_inner);
+            if local.state == MemberState::Left {
+                return;
+            }
+            local.state = MemberState::Left;
+            local.id.clone()
+        };
+        self.subscribers
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .state = MemberState::Left;
+            .retain(|subscriber| subscriber.send(MembershipEvent::Left(id.clone())).is_ok());
     }
 }
 

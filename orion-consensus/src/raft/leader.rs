@@ -238,8 +238,33 @@ impl LeaderOps {
                     Ok(Err(e)) => return Err(write_error(e)),
                     Ok(Ok(_)) => {}
                 }
-                let promote = ChangeMembers::AddVoterIds(BTreeSet::from([join.node_id]));
-                self.change(promote).await
+                // Voters stay an odd number, at most MAX_VOTERS; other members stay learners.
+                let (voters, learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
+                    let metrics = self.raft.metrics();
+                    let m = metrics.borrow();
+                    let membership = m.membership_config.membership();
+                    (
+                        membership.voter_ids().collect(),
+                        membership.learner_ids().collect(),
+                    )
+                };
+                if voters.contains(&join.node_id) {
+                    return Ok(LeaderResponse::Done);
+                }
+                let wanted = target_voters(voters.len() + learners.len());
+                if wanted <= voters.len() {
+                    return Ok(LeaderResponse::Done);
+                }
+                // The joining node first (it is caught up), then the longest-standing learners.
+                let mut promote = BTreeSet::from([join.node_id]);
+                promote.extend(
+                    learners
+                        .iter()
+                        .copied()
+                        .filter(|l| *l != join.node_id)
+                        .take(wanted - voters.len() - 1),
+                );
+                self.change(ChangeMembers::AddVoterIds(promote)).await
             }
             LeaderRequest::Remove(id) => {
                 let is_voter = self
@@ -275,6 +300,16 @@ impl LeaderOps {
             Ok(Err(e)) => Err(write_error(e)),
         }
     }
+}
+
+/// The most voters a cluster keeps; further members are learners (non-voters).
+pub const MAX_VOTERS: usize = 5;
+
+/// How many of `members` should vote: the largest odd number not above `members` or
+/// [`MAX_VOTERS`] (an even count adds no fault tolerance and slows every commit).
+pub fn target_voters(members: usize) -> usize {
+    let n = members.clamp(1, MAX_VOTERS);
+    if n.is_multiple_of(2) { n - 1 } else { n }
 }
 
 /// Delivers [`LeaderRequest`]s to the current leader, wherever it is, with bounded retries.
@@ -411,5 +446,16 @@ impl Router {
     /// How long one routed request may take.
     pub fn request_timeout(&self) -> std::time::Duration {
         self.request_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target_voters;
+
+    #[test]
+    fn voters_stay_odd_and_at_most_five() {
+        let got: Vec<usize> = (1..=8).map(target_voters).collect();
+        assert_eq!(got, vec![1, 1, 3, 3, 5, 5, 5, 5]);
     }
 }

@@ -198,7 +198,11 @@ fn claim_data_dir(dir: &Path, expected: &Identity) -> Result<()> {
 async fn open_db(path: &Path) -> Result<sled::Db> {
     let mut attempts = 0;
     loop {
-        match sled::open(path) {
+        // The log is read mostly at its tail; sled's default 1 GiB cache is far more than needed.
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(32 * 1024 * 1024);
+        match config.open() {
             Ok(db) => return Ok(db),
             // sled reports a lock held by another handle as the I/O error "could not acquire lock".
             Err(sled::Error::Io(e)) if e.to_string().contains("acquire lock") && attempts < 50 => {

@@ -48,6 +48,26 @@ pub struct Member {
     pub incarnation: u64,
 }
 
+impl Member {
+    /// An alive member with `capacity`, no addresses and no labels.
+    pub fn alive(id: impl Into<NodeId>, capacity: Resources) -> Self {
+        Member {
+            id: id.into(),
+            addresses: NodeAddresses::default(),
+            labels: BTreeMap::new(),
+            capacity,
+            state: MemberState::Alive,
+            incarnation: 0,
+        }
+    }
+
+    /// Builder: sets a label ([`crate::model::ZONE_LABEL`] names the zone).
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+}
+
 /// A change in membership.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MembershipEvent {

@@ -47,6 +47,10 @@ const META_RESTORING: &[u8] = b"restoring";
 /// # Ok(()) }
 /// ```
 ///
+/// sled's page cache bound (its default is 1 GiB): cluster state is small, and a node's memory
+/// is better spent on containers.
+pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Clones share the same database. Dropping the last clone closes it (watch streams end).
 #[derive(Debug, Clone)]
 pub struct SledStore {
@@ -103,6 +107,7 @@ impl SledStore {
         // Writes flush explicitly before they are acknowledged; no background flusher needed.
         let db = sled::Config::new()
             .path(path)
+            .cache_capacity(CACHE_BYTES)
             .flush_every_ms(None)
             .open()
             .map_err(|e| sled_err(path, "open", e))?;

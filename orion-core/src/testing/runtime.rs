@@ -24,7 +24,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Error;
-use crate::model::spec::Protocol;
+use crate::model::spec::{NetworkMode, Protocol};
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerStatus, LogLine, LogOptions, LogStream, PortBinding,
     Runtime, labels,
@@ -51,6 +51,11 @@ pub struct RuntimeFixture {
     pub bad_command: (String, Vec<String>),
     /// How the backend publishes ports.
     pub ports: PortSupport,
+    /// The network mode of every container the suite starts (except the server of
+    /// [`PortSupport::HostNetwork`], which always runs on the host's network). `Bridge` (the
+    /// `ContainerSpec` default) for Docker; `None` or `Host` for a backend without bridge
+    /// networking, such as containerd.
+    pub network_mode: NetworkMode,
 }
 
 /// How a backend publishes ports, and the command of an HTTP server to test them with.
@@ -68,12 +73,35 @@ pub enum PortSupport {
         command: Vec<String>,
         container_port: u16,
     },
+    /// Publishing any port is `Unsupported`, but with `NetworkMode::Host` a server listening on
+    /// 127.0.0.1 is reachable there (containerd without CNI).
+    HostNetwork {
+        /// Serves HTTP on 127.0.0.1 at `$PORT` (run with `image`, on the host's network).
+        command: Vec<String>,
+    },
     /// Any port is `Unsupported`.
     None,
 }
 
 impl RuntimeFixture {
-    /// A spec running `script` with the fixture's shell.
+    /// A spec for `image` running `command`, with the fixture's network mode.
+    pub fn spec(
+        &self,
+        name: &str,
+        command: Vec<String>,
+        labels: &BTreeMap<String, String>,
+    ) -> ContainerSpec {
+        ContainerSpec {
+            name: name.to_owned(),
+            image: self.image.clone(),
+            command,
+            labels: labels.clone(),
+            network_mode: self.network_mode,
+            ..ContainerSpec::default()
+        }
+    }
+
+    /// A spec running `script` with the fixture's shell and network mode.
     pub fn script_spec(
         &self,
         name: &str,
@@ -82,13 +110,7 @@ impl RuntimeFixture {
     ) -> ContainerSpec {
         let mut command = self.shell.clone();
         command.push(script.to_owned());
-        ContainerSpec {
-            name: name.to_owned(),
-            image: self.image.clone(),
-            command,
-            labels: labels.clone(),
-            ..ContainerSpec::default()
-        }
+        self.spec(name, command, labels)
     }
 }
 
@@ -314,11 +336,8 @@ pub async fn bad_command<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     with_cleanup(runtime, &labels, async {
         let (image, command) = fixture.bad_command.clone();
         let spec = ContainerSpec {
-            name: container_name(&labels, 0),
             image,
-            command,
-            labels: labels.clone(),
-            ..ContainerSpec::default()
+            ..fixture.spec(&container_name(&labels, 0), command, &labels)
         };
         let result = runtime.create_and_start(&spec).await;
         assert!(
@@ -441,7 +460,9 @@ pub async fn exec<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     .await;
 }
 
-/// Ports: a published port answers HTTP on 127.0.0.1, or is refused as `Unsupported`.
+/// Ports: a published port answers HTTP on 127.0.0.1, or is refused as `Unsupported`; with
+/// [`PortSupport::HostNetwork`], publishing is refused and an unpublished server on the host's
+/// network answers on 127.0.0.1.
 pub async fn ports<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     let labels = test_labels("ports");
     with_cleanup(runtime, &labels, async {
@@ -451,12 +472,7 @@ pub async fn ports<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
             protocol: Protocol::Tcp,
             host_ip: "127.0.0.1".to_owned(),
         };
-        let mut spec = ContainerSpec {
-            name: container_name(&labels, 0),
-            image: fixture.image.clone(),
-            labels: labels.clone(),
-            ..ContainerSpec::default()
-        };
+        let mut spec = fixture.spec(&container_name(&labels, 0), Vec::new(), &labels);
         match &fixture.ports {
             PortSupport::Dynamic {
                 command,
@@ -494,6 +510,22 @@ pub async fn ports<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
                 }];
                 let info = start(runtime, &spec).await;
                 assert_eq!(info.ports.first().map(|p| p.host_port), Some(free));
+                assert_http_answers(free).await;
+            }
+            PortSupport::HostNetwork { command } => {
+                spec.command = command.clone();
+                spec.network_mode = NetworkMode::Host;
+                let free = free_port().await;
+                spec.env = vec![format!("PORT={free}")];
+                spec.ports = vec![binding(free)];
+                assert_unsupported(runtime.create_and_start(&spec).await);
+                assert!(
+                    runtime.list(&labels).await.unwrap().is_empty(),
+                    "a refused spec leaves nothing behind"
+                );
+                spec.ports = Vec::new();
+                let info = start(runtime, &spec).await;
+                assert!(info.ports.is_empty(), "{:?}", info.ports);
                 assert_http_answers(free).await;
             }
             PortSupport::None => {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use bollard::Docker;
 use bollard::query_parameters::CreateImageOptions;
 use futures::StreamExt;
-use orion_core::model::spec::Protocol;
+use orion_core::model::spec::{NetworkMode, Protocol};
 use orion_core::runtime::{ContainerSpec, PortBinding};
 use orion_core::testing::runtime::{PortSupport, RuntimeFixture};
 
@@ -162,6 +162,7 @@ pub fn docker_fixture() -> RuntimeFixture {
             command: http_command(),
             container_port: HTTP_PORT,
         },
+        network_mode: NetworkMode::Bridge,
     }
 }
 
@@ -189,5 +190,6 @@ pub fn process_fixture() -> RuntimeFixture {
             ],
             container_port: HTTP_PORT,
         },
+        network_mode: NetworkMode::Bridge,
     }
 }

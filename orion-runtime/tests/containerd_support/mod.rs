@@ -5,7 +5,10 @@
 use std::io::Write;
 use std::path::Path;
 
+use orion_core::model::spec::NetworkMode;
+use orion_core::testing::runtime::{PortSupport, RuntimeFixture};
 use orion_runtime::containerd::{ContainerdConfig, ContainerdRuntime};
+use orion_runtime::testing::busybox_rootfs_tar;
 use sha2::{Digest, Sha256};
 
 /// The test image's name (OCI layout import).
@@ -14,12 +17,8 @@ pub const IMAGE: &str = "orion-test/busybox:latest";
 pub const SAVED_IMAGE: &str = "orion-test/busybox-saved:latest";
 /// Test namespace, apart from the production `orion` one.
 pub const NAMESPACE: &str = "orion-test";
-/// Applets linked into `/bin`.
-const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "sleep", "ls", "true", "false", "env", "touch", "mkdir", "rm", "hostname",
-    "yes", "head", "seq", "wc", "id", "pwd", "test", "[", "httpd",
-];
-const HOST_BUSYBOX: &str = "/bin/busybox";
+/// An image the tests never import.
+pub const MISSING_IMAGE: &str = "orion-test/absent:0";
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
@@ -41,39 +40,11 @@ fn append_file<W: Write>(b: &mut tar::Builder<W>, path: &str, mode: u32, data: &
     b.append_data(&mut h, path, data).unwrap();
 }
 
-/// A root filesystem tar: the host's static busybox and symlinks to it.
+/// The image's only layer: the busybox root filesystem the Docker tests import too
+/// ([`busybox_rootfs_tar`]: the host's static busybox, its applets, `/www/index.html`).
 pub fn rootfs_layer() -> Vec<u8> {
-    let busybox = std::fs::read(HOST_BUSYBOX)
-        .expect("the tests need a static busybox at /bin/busybox (Debian: busybox-static)");
-    let mut b = tar::Builder::new(Vec::new());
-    for (dir, mode) in [
-        ("bin", 0o755),
-        ("etc", 0o755),
-        ("tmp", 0o1777),
-        ("proc", 0o555),
-        ("sys", 0o555),
-        ("dev", 0o755),
-        ("run", 0o755),
-        ("data", 0o755),
-    ] {
-        append_dir(&mut b, dir, mode);
-    }
-    append_file(&mut b, "bin/busybox", 0o755, &busybox);
-    append_file(
-        &mut b,
-        "etc/passwd",
-        0o644,
-        b"root:x:0:0:root:/root:/bin/sh\n",
-    );
-    for applet in APPLETS {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-            .unwrap();
-    }
-    b.into_inner().unwrap()
+    busybox_rootfs_tar()
+        .unwrap_or_else(|e| panic!("the containerd tests need the busybox rootfs: {e}"))
 }
 
 fn config_json(diff_id: &str) -> Vec<u8> {
@@ -179,4 +150,23 @@ pub async fn runtime_with_image(state_dir: &Path) -> ContainerdRuntime {
         .await
         .expect("import the busybox test image");
     rt
+}
+
+/// The conformance fixture for [`ContainerdRuntime`] with [`IMAGE`] (see [`runtime_with_image`]).
+///
+/// Containers run with `NetworkMode::None` (containerd here has no CNI: bridge networking and
+/// published ports are `Unsupported`); the HTTP server runs on the host's network at `$PORT`.
+pub fn fixture() -> RuntimeFixture {
+    RuntimeFixture {
+        image: IMAGE.to_owned(),
+        shell: vec!["sh".into(), "-c".into()],
+        missing_image: MISSING_IMAGE.to_owned(),
+        bad_command: (IMAGE.to_owned(), vec!["/no/such/orion-command".into()]),
+        ports: PortSupport::HostNetwork {
+            command: ["sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]
+                .map(String::from)
+                .to_vec(),
+        },
+        network_mode: NetworkMode::None,
+    }
 }

@@ -1,5 +1,10 @@
 //! `FakeRuntime`: containers in memory, with fault knobs ([`FaultPlan`]). For unit tests and
 //! simulations only; it honours the whole [`Runtime`] contract without running anything.
+//!
+//! A container runs until stopped, except a command ending in `-c "echo ...; exit N"` (see
+//! `script`): that one prints its lines and exits with `N` at once, as a real shell would.
+
+mod script;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -358,6 +363,15 @@ impl Runtime for FakeRuntime {
                 changed: watch::channel(0).0,
             },
         );
+        let info = match script::parse(&spec.command) {
+            Some(script) => {
+                let c = st.get_mut(&id)?;
+                c.logs.extend(script.output);
+                st.exit(&id, script.exit_code)?;
+                st.get(&id)?.info.clone()
+            }
+            None => info,
+        };
         let crash = st.faults.crash_for(&spec.image);
         drop(st);
         if let Some(crash) = crash {
@@ -429,7 +443,9 @@ impl Runtime for FakeRuntime {
         }))
     }
 
-    /// Exit code from [`FaultPlan::exec_exit_code`] (0 otherwise); `echo` prints its arguments.
+    /// Exit code from [`FaultPlan::exec_exit_code`]; otherwise a recognised script (`sh -c
+    /// "echo ...; exit N"`) gives its outputs and code; otherwise 0, and `echo` prints its
+    /// arguments.
     async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput> {
         let st = self.lock();
         let c = st.get(id)?;
@@ -441,7 +457,15 @@ impl Runtime for FakeRuntime {
                 "container {id} is not running; exec needs a running container"
             )));
         }
-        let exit_code = st.faults.exec_exit_codes.get(program).copied().unwrap_or(0);
+        let fault = st.faults.exec_exit_codes.get(program).copied();
+        if let (None, Some(script)) = (fault, script::parse(command)) {
+            return Ok(ExecOutput {
+                exit_code: script.exit_code,
+                stdout: script.text(LogStream::Stdout),
+                stderr: script.text(LogStream::Stderr),
+            });
+        }
+        let exit_code = fault.unwrap_or(0);
         let stdout = if program == "echo" {
             format!("{}\n", command[1..].join(" "))
         } else {
