@@ -94,8 +94,7 @@ async fn idle_rss_and_ready(sizes: &Sizes, rows: &mut Vec<Row>) {
 
     let mut samples = Vec::new();
     for _ in 0..sizes.ready_samples {
-        // kill -9: a SIGTERM right after /healthz answers can kill the node before its handler
-        // is installed (see the single_node test sigterm_right_after_healthz_exits_cleanly).
+        // kill -9, so a sample does not wait for a graceful shutdown of the previous process.
         c.nodes[0].kill9();
         c.nodes[0].spawn();
         let started = c.nodes[0].started_at.expect("spawned");
