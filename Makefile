@@ -39,9 +39,10 @@ unit: setup
 examples: setup
 	$(CARGO) run --quiet --example embedded
 
-## Compiles every bench and runs each once (criterion's --test mode): a smoke test, not a measurement.
+## Compiles every bench (dev profile, sharing the test build) and runs each once in its quick mode
+## (criterion's --test): a smoke test that they work, not a measurement.
 bench-smoke: setup
-	$(CARGO) bench --workspace --all-features -- --test
+	$(CARGO) bench --profile dev --workspace --all-features -- --test
 
 ## The real measurements (minutes); see docs/benchmarks.md.
 bench: setup

@@ -15,7 +15,7 @@
 //! its labels keeps that container (same id); nothing is started twice and nothing is killed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -34,6 +34,9 @@ use super::SharedStore;
 /// Restarts in place before a crash-looping task is handed back to the reconciler.
 pub const MAX_RESTARTS_IN_PLACE: u32 = 5;
 
+/// Tasks converged at once (container starts and stops run in parallel up to this).
+const MAX_PARALLEL: usize = 8;
+
 /// How often the agent re-checks its containers when nothing changes in the store.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -47,7 +50,7 @@ pub struct Agent {
     /// Grace period before a stopping container is killed.
     stop_grace: Duration,
     /// Tasks waiting out a restart backoff: task id -> when to start again.
-    backoff: HashMap<String, Instant>,
+    backoff: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -72,13 +75,13 @@ impl Agent {
             runtime,
             publish_ip,
             stop_grace: DEFAULT_STOP_GRACE,
-            backoff: HashMap::new(),
+            backoff: Mutex::new(HashMap::new()),
         }
     }
 
     /// Runs until `shutdown` turns true. Containers are left running on shutdown: a restarted
     /// agent adopts them.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(RESYNC_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events = None;
@@ -117,7 +120,7 @@ impl Agent {
     }
 
     /// One convergence pass over this node's tasks and containers.
-    pub async fn sync(&mut self) -> orion_core::Result<()> {
+    pub async fn sync(&self) -> orion_core::Result<()> {
         let tasks = self.store.tasks_on_node(&self.node_id).await?;
         let mut containers: HashMap<String, ContainerInfo> = HashMap::new();
         for c in self.runtime.list(&self.node_labels()).await? {
@@ -128,12 +131,17 @@ impl Agent {
                 None => warn!(container = %c.id, "orion container without a task label"),
             }
         }
-        for task in &tasks {
-            let container = containers.remove(&task.id);
-            if let Err(e) = self.converge(task, container).await {
-                warn!(task = %task.id, error = %e, "could not converge task");
-            }
-        }
+        let work: Vec<_> = tasks
+            .iter()
+            .map(|task| (task, containers.remove(&task.id)))
+            .collect();
+        futures::stream::iter(work)
+            .for_each_concurrent(MAX_PARALLEL, |(task, container)| async move {
+                if let Err(e) = self.converge(task, container).await {
+                    warn!(task = %task.id, error = %e, "could not converge task");
+                }
+            })
+            .await;
         // Whatever is left has no task on this node any more: stale.
         for (task_id, c) in containers {
             info!(task = %task_id, container = %c.id, "removing stale container");
@@ -143,7 +151,7 @@ impl Agent {
     }
 
     async fn converge(
-        &mut self,
+        &self,
         task: &Task,
         container: Option<ContainerInfo>,
     ) -> orion_core::Result<()> {
@@ -210,15 +218,14 @@ impl Agent {
         Ok(())
     }
 
-    async fn start(&mut self, task: &Task) -> orion_core::Result<()> {
-        if self
-            .backoff
-            .get(&task.id)
-            .is_some_and(|at| Instant::now() < *at)
+    async fn start(&self, task: &Task) -> orion_core::Result<()> {
         {
-            return Ok(());
+            let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+            if backoff.get(&task.id).is_some_and(|at| Instant::now() < *at) {
+                return Ok(());
+            }
+            backoff.remove(&task.id);
         }
-        self.backoff.remove(&task.id);
         let Some(service) = self.store.get_service(&task.service).await? else {
             // The service is gone; the reconciler will shut the task down.
             return Ok(());
@@ -271,7 +278,7 @@ impl Agent {
     }
 
     /// The task's container exited (or vanished): restart in place or report it.
-    async fn exited(&mut self, task: &Task, c: Option<&ContainerInfo>) -> orion_core::Result<()> {
+    async fn exited(&self, task: &Task, c: Option<&ContainerInfo>) -> orion_core::Result<()> {
         let (code, why) = match c.map(|c| &c.status) {
             Some(ContainerStatus::Exited { code, oom_killed }) => (
                 Some(*code),
@@ -322,7 +329,10 @@ impl Agent {
         if restart {
             let delay = backoff_delay(updated.restarts);
             debug!(task = %task.id, ?delay, "restarting in place after backoff");
-            self.backoff.insert(task.id.clone(), Instant::now() + delay);
+            self.backoff
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(task.id.clone(), Instant::now() + delay);
         } else {
             info!(task = %task.id, state = %ended, "{why}; not restarted in place");
         }

@@ -136,7 +136,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
 
     if settings.bootstrap {
         raft.bootstrap().await.context("cannot bootstrap Raft")?;
-    } else if raft.status().voters.is_empty() && raft.status().learners.is_empty() {
+    } else if !in_raft(&raft) {
         tokio::spawn(join_raft(
             raft.clone(),
             membership.clone(),
@@ -158,6 +158,15 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     })
 }
 
+/// How long one join request through one member may take (catching up included).
+const JOIN_ATTEMPT: Duration = Duration::from_secs(20);
+
+/// True once this node is in the Raft configuration (as voter or learner).
+fn in_raft(raft: &RaftNode<Arc<SledStore>>) -> bool {
+    let s = raft.status();
+    s.voters.contains(&s.node_id) || s.learners.contains(&s.node_id)
+}
+
 /// Asks any live member to add this node to Raft, retrying with backoff until it is in.
 async fn join_raft(
     raft: Arc<RaftNode<Arc<SledStore>>>,
@@ -174,13 +183,23 @@ async fn join_raft(
             .filter(|a| !a.is_empty())
             .collect();
         for addr in &peers {
-            match raft.join(addr).await {
-                Ok(()) => {
+            if in_raft(&raft) {
+                return;
+            }
+            // Bounded per member, so a member that died mid-join does not hold us up.
+            match tokio::time::timeout(JOIN_ATTEMPT, raft.join(addr)).await {
+                Ok(Ok(())) => {
                     info!(via = %addr, "joined Raft");
                     return;
                 }
-                Err(e) => warn!(via = %addr, error = %e, "Raft join failed; retrying"),
+                Ok(Err(e)) => {
+                    warn!(via = %addr, error = %e, "Raft join failed; trying another member")
+                }
+                Err(_) => warn!(via = %addr, "Raft join timed out; trying another member"),
             }
+        }
+        if in_raft(&raft) {
+            return;
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
