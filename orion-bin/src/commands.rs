@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use orion_core::model::spec::{
-    AffinityRule, PortSpec, Protocol, ResourceSpec, SpecFormat, parse_specs,
+    self, AffinityRule, PortSpec, ResourceSpec, SpecFormat, parse_specs,
 };
 use orion_core::model::{Node, ServiceSpec, Task};
 use reqwest::Method;
@@ -104,27 +104,9 @@ async fn put_service(client: &Client, spec: &ServiceSpec, wait: bool) -> Result<
     Ok(())
 }
 
-/// Parses `CONTAINER`, `HOST:CONTAINER` or `HOST:CONTAINER/udp`.
+/// Parses a `--port` value with the spec's own port syntax (`80`, `8080:80`, `8080:80/udp`).
 pub fn parse_port(text: &str) -> Result<PortSpec> {
-    let (ports, protocol) = match text.rsplit_once('/') {
-        Some((p, "tcp")) => (p, Protocol::Tcp),
-        Some((p, "udp")) => (p, Protocol::Udp),
-        Some((_, other)) => bail!("--port {text}: protocol {other:?}, expected tcp or udp"),
-        None => (text, Protocol::Tcp),
-    };
-    let num = |s: &str| {
-        s.parse::<u16>()
-            .with_context(|| format!("--port {text}: {s:?} is not a port (0-65535)"))
-    };
-    let (host_port, container_port) = match ports.split_once(':') {
-        Some((h, c)) => (num(h)?, num(c)?),
-        None => (0, num(ports)?),
-    };
-    Ok(PortSpec {
-        container_port,
-        host_port,
-        protocol,
-    })
+    spec::parse_port(text).map_err(|e| anyhow::anyhow!("--port {e}"))
 }
 
 /// `deploy --image --name ...`.
@@ -383,13 +365,13 @@ mod tests {
         let p = parse_port("8080:80/udp").unwrap();
         assert_eq!(
             (p.host_port, p.container_port, p.protocol),
-            (8080, 80, Protocol::Udp)
+            (8080, 80, spec::Protocol::Udp)
         );
         assert!(
             parse_port("80/sctp")
                 .unwrap_err()
                 .to_string()
-                .contains("tcp or udp")
+                .contains("`tcp` or `udp`")
         );
         assert!(
             parse_port("x:80")

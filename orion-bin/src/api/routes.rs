@@ -8,9 +8,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orion_core::model::spec::{PortSpec, Protocol, ServiceSpec, SpecFormat, parse_spec};
-use orion_core::model::{DesiredState, Node, NodeStatus, Task};
+use orion_core::model::spec::{ServiceSpec, SpecFormat, parse_port, parse_spec};
+use orion_core::model::{DesiredState, NetworkMatrix, Node, NodeStatus, Task};
 use orion_core::runtime::Runtime;
+use orion_core::scheduler::ClusterView;
 use orion_core::store::{ClusterStore, VersionedService};
 use serde::Deserialize;
 
@@ -262,34 +263,16 @@ async fn simple_task(
     spec.env = req.env.clone();
     spec.command = req.command.clone();
     for (container, host) in &req.port_bindings {
+        // `"80/tcp": "8080"` is the spec's `8080:80/tcp`; an empty host port is dynamic.
         let (port, proto) = container.split_once('/').unwrap_or((container, "tcp"));
-        let protocol = match proto {
-            "tcp" => Protocol::Tcp,
-            "udp" => Protocol::Udp,
-            other => {
-                return Err(HttpError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("portBindings.{container}: protocol {other:?}, expected tcp or udp"),
-                ));
-            }
-        };
-        let parse = |s: &str, what: &str| {
-            s.parse::<u16>().map_err(|_| {
-                HttpError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("portBindings.{container}: {what} {s:?} is not a port (0-65535)"),
-                )
-            })
-        };
-        spec.ports.push(PortSpec {
-            container_port: parse(port, "container port")?,
-            host_port: if host.is_empty() {
-                0
-            } else {
-                parse(host, "host port")?
-            },
-            protocol,
-        });
+        let host = if host.is_empty() { "0" } else { host };
+        let port = parse_port(&format!("{host}:{port}/{proto}")).map_err(|e| {
+            HttpError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("portBindings.{container}: {e}"),
+            )
+        })?;
+        spec.ports.push(port);
     }
     spec.validate().map_err(orion_core::Error::from)?;
     let stored = state.store.put_service(&spec).await?;
@@ -297,18 +280,15 @@ async fn simple_task(
 }
 
 async fn list_nodes(State(state): State<ApiState>) -> ApiResult<Json<Vec<Node>>> {
-    let mut nodes = state.store.list_nodes().await?;
+    let nodes = state.store.list_nodes().await?;
     let tasks = state.store.list_tasks().await?;
-    for n in &mut nodes {
-        n.allocated = tasks
-            .iter()
-            .filter(|t| t.state.holds_resources() && t.node.as_ref() == Some(&n.id))
-            .fold(
-                Default::default(),
-                |acc: orion_core::model::Resources, t| acc.saturating_add(t.resources),
-            );
-    }
-    Ok(Json(nodes))
+    // The scheduler's view already sums what each node's tasks hold.
+    let view = ClusterView::new(nodes, &tasks, NetworkMatrix::new());
+    let nodes = view.nodes().iter().map(|nv| Node {
+        allocated: nv.allocated,
+        ..nv.node.clone()
+    });
+    Ok(Json(nodes.collect()))
 }
 
 async fn get_node(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Node>> {
