@@ -62,6 +62,8 @@ pub struct ConsensusConfig {
     /// How often the leader sends heartbeats; below half the election timeout.
     #[serde(with = "humantime_serde_compat", alias = "heartbeatInterval")]
     pub heartbeat_interval: Duration,
+    /// Raft builds a snapshot this often when anything changed (and also every 10,000 entries);
+    /// at least 1s.
     #[serde(with = "humantime_serde_compat", alias = "snapshotInterval")]
     pub snapshot_interval: Duration,
 }

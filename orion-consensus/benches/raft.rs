@@ -3,9 +3,13 @@
 //! Prints a table: write throughput with 1 and 64 concurrent writers, commit latency p50/p99,
 //! and leader failover time over 20 kills (kill -> first write committed by the new leader).
 //!
-//! Run: `cargo bench -p orion-consensus --bench raft`; `-- --test` runs a tiny smoke version.
+//! Run: `cargo bench -p orion-consensus --bench raft`; `-- --test` runs a tiny smoke version, and
+//! `-- throughput` skips the failover rounds (for profiling the commit path).
 
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use orion_consensus::raft::{NodeId, RaftConfig, RaftNode, RaftStore};
 use orion_core::store::{MemoryStore as MemStore, Store};
@@ -161,6 +165,7 @@ async fn failover(b: &mut Bench, kills: usize) -> (Vec<Duration>, Vec<Duration>)
 
 fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
+    let throughput_only = std::env::args().any(|a| a == "throughput");
     let sizes = if smoke {
         Sizes {
             single_writes: 20,
@@ -173,7 +178,7 @@ fn main() {
             single_writes: 2_000,
             concurrent_writes: 50_000,
             writers: 64,
-            kills: 20,
+            kills: if throughput_only { 0 } else { 20 },
         }
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -91,6 +91,18 @@ pub enum Error {
         expected: String,
     },
 
+    /// The data dir was written in another on-disk format than this build reads.
+    #[error(
+        "data dir {dir} holds a Raft log in storage format {found}, but this build reads format \
+         {expected}; move the dir aside and start with an empty one: the node rejoins and \
+         catches up from the leader's snapshot"
+    )]
+    StorageFormat {
+        dir: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+
     /// openraft reported an error.
     #[error("raft: {0}")]
     Raft(String),
@@ -163,6 +175,7 @@ impl From<Error> for CoreError {
             | Error::Io { .. }
             | Error::Sled { .. }
             | Error::IdentityMismatch { .. }
+            | Error::StorageFormat { .. }
             | Error::Raft(_)
             | Error::Codec { .. }) => CoreError::backend("orion-consensus", other),
         }

@@ -6,9 +6,11 @@
 //! - [`transport`]: the one place where node-to-node Raft connections are made, with a
 //!   [`transport::FaultInjector`] for tests and chaos runs.
 //! - [`gossip`]: SWIM membership.
+//! - [`codec`]: the binary encoding of the Raft log, snapshots and wire frames.
 //!
 //! See `docs/consensus.md` and `docs/membership.md`.
 
+pub mod codec;
 pub mod error;
 pub mod gossip;
 pub mod raft;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use orion_consensus::Error as ConsensusError;
+use orion_consensus::codec;
 use orion_consensus::raft::{RaftConfig, RaftNode};
 use orion_core::store::MemoryStore as MemStore;
 use orion_core::store::{Compare, Op, Store, Txn};
@@ -107,6 +108,82 @@ async fn a_data_dir_of_another_cluster_or_node_is_refused() {
     ));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_interval_snapshots_a_slowly_written_log_and_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let too_often = RaftConfig {
+        snapshot_interval: Some(Duration::from_millis(100)),
+        ..config(dir.path(), 1, "c1")
+    };
+    let err = RaftNode::start(too_often, MemStore::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConsensusError::RaftConfig {
+                field: "snapshot_interval",
+                ..
+            }
+        ),
+        "got {err:?}"
+    );
+
+    let timed = RaftConfig {
+        snapshot_every: 1_000_000,
+        snapshot_interval: Some(Duration::from_secs(1)),
+        ..config(dir.path(), 1, "c1")
+    };
+    let node = RaftNode::start(timed, MemStore::new()).await.unwrap();
+    node.bootstrap().await.unwrap();
+    node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    let store = node.store();
+    for i in 0..5 {
+        store.put(&format!("k{i}"), b"v".to_vec()).await.unwrap();
+    }
+    let applied = node.status().applied_index;
+    // Far fewer entries than `snapshot_every`: only the timer can have built this snapshot.
+    node.raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= applied),
+            "a timed snapshot covering every write",
+        )
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_in_an_older_storage_format_is_refused_and_left_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    // What Orion wrote before the binary codec: no storage format in the identity.
+    let identity = dir.path().join("identity.json");
+    let old = br#"{"cluster_id":"alpha","node_id":1}"#;
+    std::fs::write(&identity, old).unwrap();
+
+    let err = RaftNode::start(config(dir.path(), 1, "alpha"), MemStore::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConsensusError::StorageFormat {
+                found: 0,
+                expected: orion_consensus::codec::STORAGE_FORMAT,
+                ..
+            }
+        ),
+        "got {err:?}"
+    );
+    assert!(err.to_string().contains("empty one"), "{err}");
+    assert_eq!(
+        std::fs::read(&identity).unwrap(),
+        old,
+        "nothing was rewritten"
+    );
+}
+
 /// Sends raw bytes; `hang_up` closes our sending side right after (for requests the server
 /// would otherwise wait on).
 async fn raw_exchange(addr: &str, bytes: &[u8], hang_up: bool) -> String {
@@ -127,22 +204,43 @@ async fn garbage_on_the_raft_port_is_rejected_and_the_node_keeps_serving() {
     let node = single_node(dir.path()).await;
     let addr = node.addr().to_owned();
 
-    // A truncated JSON body on every Raft path: 400 with the reason.
+    let post = |path: &str, content_type: &str, body: &[u8]| {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        req
+    };
+    // A well-formed frame, but of a string: no Raft path takes that.
+    let valid = codec::to_frame(&"not a raft message").unwrap();
+    let mut flipped = valid.clone();
+    flipped[0] ^= 0x10;
     for path in [
         "/raft/append",
         "/raft/vote",
         "/raft/snapshot",
         "/raft/leader",
     ] {
-        let body = r#"{"vote":{"leader_id":{"ter"#;
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let resp = raw_exchange(&addr, req.as_bytes(), false).await;
-        assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
-        assert!(resp.contains("malformed message"), "{path}: {resp}");
+        // JSON (or any other content type): 415, naming the accepted one.
+        let json = br#"{"vote":{"leader_id":{"term":1}}}"#;
+        let resp = raw_exchange(&addr, &post(path, "application/json", json), false).await;
+        assert!(resp.starts_with("HTTP/1.1 415"), "{path}: {resp}");
+        assert!(resp.contains(codec::WIRE_CONTENT_TYPE), "{path}: {resp}");
+        // Frames of the wrong message, truncated, corrupted, or garbage: 400 with the reason.
+        for (what, body) in [
+            ("wrong message", &valid[..]),
+            ("truncated", &valid[..valid.len() - 1]),
+            ("bit flip", &flipped[..]),
+            ("garbage", &b"\xde\xad\xbe\xef\x00\x01"[..]),
+        ] {
+            let resp =
+                raw_exchange(&addr, &post(path, codec::WIRE_CONTENT_TYPE, body), false).await;
+            assert!(resp.starts_with("HTTP/1.1 400"), "{path} {what}: {resp}");
+            assert!(resp.contains("malformed message"), "{path} {what}: {resp}");
+        }
     }
     // Bytes that are not HTTP at all: the connection is refused with a 4xx or closed.
     let resp = raw_exchange(
@@ -157,7 +255,8 @@ async fn garbage_on_the_raft_port_is_rejected_and_the_node_keeps_serving() {
     // A body announcing more bytes than it sends, then hanging up.
     let resp = raw_exchange(
         &addr,
-        b"POST /raft/append HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"vote\"",
+        b"POST /raft/append HTTP/1.1\r\nhost: x\r\ncontent-type: application/vnd.orion.raft.v1\r\n\
+          content-length: 1000\r\n\r\n\x01\x02",
         true,
     )
     .await;

@@ -113,6 +113,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     raft_config.heartbeat_interval = consensus.heartbeat_interval;
     raft_config.election_timeout_min = consensus.election_timeout / 2;
     raft_config.election_timeout_max = consensus.election_timeout;
+    raft_config.snapshot_interval = Some(consensus.snapshot_interval);
     let raft = Arc::new(
         RaftNode::start(raft_config, inner)
             .await

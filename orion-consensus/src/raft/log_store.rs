@@ -1,7 +1,8 @@
 //! The Raft log and vote on sled.
 //!
 //! Layout (one sled db per node, `<data dir>/raft`): tree `log` maps the big-endian log index to
-//! the JSON entry; tree `meta` holds `vote`, `last_purged` and `committed`.
+//! the entry; tree `meta` holds `vote`, `last_purged` and `committed`. Values are encoded with
+//! [`codec`](crate::codec) (postcard).
 //!
 //! Durability: `save_vote` flushes before returning. `append` writes the entries (readable at
 //! once) and hands the callback to a flusher task, which drains every pending callback, runs one
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::{NodeId, TypeConfig};
+use crate::codec;
 use crate::error::{Error as ConsensusError, Result};
 
 const VOTE: &[u8] = b"vote";
@@ -42,11 +44,11 @@ fn write_err(e: impl ToString) -> StorageError<NodeId> {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StorageResult<T> {
-    serde_json::from_slice(bytes).map_err(read_err)
+    codec::from_bytes(bytes).map_err(read_err)
 }
 
 fn encode<T: Serialize>(value: &T) -> StorageResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(write_err)
+    codec::to_bytes(value).map_err(write_err)
 }
 
 /// Reads log entries; cheap to clone, shared by openraft's replication tasks.
@@ -106,7 +108,7 @@ impl SledLogStore {
         let committed = meta
             .get(COMMITTED)
             .map_err(|e| ConsensusError::sled("read committed", e))?
-            .and_then(|v| serde_json::from_slice::<Option<LogId<NodeId>>>(&v).ok())
+            .and_then(|v| codec::from_bytes::<Option<LogId<NodeId>>>(&v).ok())
             .flatten()
             .map_or(0, |id| id.index);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -127,7 +129,7 @@ impl SledLogStore {
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> StorageResult<Option<T>> {
         match self.meta.get(key).map_err(read_err)? {
-            Some(v) => decode(&v),
+            Some(v) => decode(&v).map(Some),
             None => Ok(None),
         }
     }

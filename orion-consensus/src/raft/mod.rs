@@ -64,7 +64,6 @@ pub struct CommandResponse {
     /// For a batch: the last command's result.
     pub result: Result<TxnResult, WireError>,
     /// For a batch: every command's result, in order; empty otherwise.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batch: Vec<Result<TxnResult, WireError>>,
 }
 

@@ -20,6 +20,7 @@ use super::network::NetworkFactory;
 use super::state_machine::StateMachine;
 use super::store::RaftStore;
 use super::{NodeId, OrionRaft, server};
+use crate::codec;
 use crate::error::{Error as ConsensusError, Result};
 use crate::transport::{FaultInjector, Transport};
 
@@ -55,6 +56,9 @@ pub struct RaftConfig {
     pub heartbeat_interval: Duration,
     /// A snapshot is built once this many entries were applied since the last one.
     pub snapshot_every: u64,
+    /// Also build a snapshot this often when any entry was applied since the last one (`None`:
+    /// by entry count only). Bounds how much log a restart replays on a slowly written cluster.
+    pub snapshot_interval: Option<Duration>,
     /// Entries kept in the log behind a snapshot, so slightly late followers catch up from the
     /// log rather than by snapshot.
     pub logs_kept_after_snapshot: u64,
@@ -92,6 +96,7 @@ impl RaftConfig {
             election_timeout_max: Duration::from_millis(300),
             heartbeat_interval: Duration::from_millis(50),
             snapshot_every: 10_000,
+            snapshot_interval: None,
             logs_kept_after_snapshot: 1_000,
             request_timeout: Duration::from_secs(5),
             join_timeout: Duration::from_secs(60),
@@ -133,6 +138,16 @@ impl RaftConfig {
         if self.snapshot_every == 0 {
             return Err(invalid("snapshot_every", "0".into(), "at least 1"));
         }
+        if self
+            .snapshot_interval
+            .is_some_and(|d| d < Duration::from_secs(1))
+        {
+            return Err(invalid(
+                "snapshot_interval",
+                format!("{:?}", self.snapshot_interval),
+                "at least 1s, or none",
+            ));
+        }
         openraft::Config {
             cluster_name: self.cluster_id.clone(),
             election_timeout_min: ms(self.election_timeout_min),
@@ -154,6 +169,9 @@ impl RaftConfig {
 struct Identity {
     cluster_id: String,
     node_id: NodeId,
+    /// The [`codec::STORAGE_FORMAT`] of the log and snapshots (absent, 0, before the codec).
+    #[serde(default)]
+    storage_format: u32,
 }
 
 impl std::fmt::Display for Identity {
@@ -174,6 +192,13 @@ fn claim_data_dir(dir: &Path, expected: &Identity) -> Result<()> {
         Ok(bytes) => {
             let found: Identity = serde_json::from_slice(&bytes)
                 .map_err(|e| ConsensusError::codec(path.display().to_string(), e))?;
+            if found.storage_format != expected.storage_format {
+                return Err(ConsensusError::StorageFormat {
+                    dir: dir.to_owned(),
+                    found: found.storage_format,
+                    expected: expected.storage_format,
+                });
+            }
             if &found != expected {
                 return Err(ConsensusError::IdentityMismatch {
                     dir: dir.to_owned(),
@@ -191,6 +216,32 @@ fn claim_data_dir(dir: &Path, expected: &Identity) -> Result<()> {
             std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
         }
         Err(e) => Err(io(&path, e)),
+    }
+}
+
+/// Every `every`, asks openraft for a snapshot if anything was applied since the last one. Ends
+/// when the node stops (or its `RaftNode` is dropped).
+async fn snapshot_timer(raft: OrionRaft, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let (applied, snapshot) = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            (m.last_applied.map(|l| l.index), m.snapshot.map(|l| l.index))
+        };
+        if applied > snapshot && raft.trigger().snapshot().await.is_err() {
+            return; // Raft stopped.
+        }
     }
 }
 
@@ -319,6 +370,7 @@ impl<S: Store> RaftNode<S> {
             &Identity {
                 cluster_id: config.cluster_id.clone(),
                 node_id: config.node_id,
+                storage_format: codec::STORAGE_FORMAT,
             },
         )?;
         let db = open_db(&config.data_dir.join("raft")).await?;
@@ -360,6 +412,9 @@ impl<S: Store> RaftNode<S> {
             config.request_timeout,
         );
         let (stop, stop_rx) = watch::channel(false);
+        if let Some(every) = config.snapshot_interval {
+            tokio::spawn(snapshot_timer(raft.clone(), every, stop_rx.clone()));
+        }
         let server = server::serve(listener, ops, committed.clone(), stop_rx);
         tracing::info!(node = config.node_id, %addr, "raft node started");
         Ok(Self {

@@ -1,4 +1,6 @@
-//! The Raft port: an axum server taking JSON POSTs from peers.
+//! The Raft port: an axum server taking [`codec`](crate::codec) frames POSTed by peers, with the
+//! content type [`WIRE_CONTENT_TYPE`]; every answer is a frame too, except `/raft/status`, which
+//! answers JSON for people and scripts.
 //!
 //! | path | body | answer |
 //! |---|---|---|
@@ -6,19 +8,20 @@
 //! | `/raft/vote` | `VoteRequest` | `Result<VoteResponse, RaftError>` |
 //! | `/raft/snapshot` | `InstallSnapshotRequest` (one chunk) | `Result<InstallSnapshotResponse, RaftError>` |
 //! | `/raft/leader` | `LeaderRequest` | `Result<LeaderResponse, WireError>` |
-//! | `/raft/status` | anything | `RaftStatus` |
+//! | `/raft/status` | anything (GET or POST) | `RaftStatus` as JSON |
 //!
-//! A body that is not valid JSON for its path is answered `400 Bad Request` with the decoding
-//! error, and logged; the node carries on.
+//! A request with another content type is answered `415 Unsupported Media Type`, and a body that
+//! is truncated, corrupt or not the path's message is answered `400 Bad Request`; both answers
+//! say what was wrong and what is accepted, and are logged. The node carries on.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
@@ -30,6 +33,7 @@ use tokio::task::JoinHandle;
 use super::leader::{LeaderOps, LeaderRequest};
 use super::network::paths;
 use super::node::status_of;
+use crate::codec::{self, WIRE_CONTENT_TYPE};
 
 /// The largest message accepted (a snapshot chunk is at most 1 MiB, an append batch is small).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -40,52 +44,80 @@ struct ServerState {
     committed: Arc<AtomicU64>,
 }
 
-/// Decodes a JSON body; on failure logs it and returns the 400 answer's text.
-fn decode<T: DeserializeOwned>(path: &str, body: &Bytes) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| {
+/// Why a request was refused: its status and the text saying what is accepted.
+type Refusal = (StatusCode, String);
+
+/// Decodes a request frame; on failure logs it and returns the refusal.
+fn decode<T: DeserializeOwned>(
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Refusal> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    if content_type != Some(WIRE_CONTENT_TYPE) {
+        let found = content_type.unwrap_or("none");
+        tracing::warn!(
+            path,
+            content_type = found,
+            "rejected a raft message of the wrong type"
+        );
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type {found:?} is not accepted on {path}; send a {WIRE_CONTENT_TYPE} \
+                 frame (an Orion node of the same version)"
+            ),
+        ));
+    }
+    codec::from_frame(body).map_err(|e| {
         tracing::warn!(path, bytes = body.len(), error = %e, "rejected a malformed raft message");
-        format!("malformed message on {path}: {e}; expected a JSON body for this path")
+        (
+            StatusCode::BAD_REQUEST,
+            format!("malformed message on {path}: {e}"),
+        )
     })
 }
 
-fn reject(reason: String) -> Response {
-    (StatusCode::BAD_REQUEST, reason).into_response()
-}
-
 fn answer<T: Serialize>(value: T) -> Response {
-    Json(value).into_response()
+    match codec::to_frame(&value) {
+        Ok(frame) => ([(CONTENT_TYPE, WIRE_CONTENT_TYPE)], frame).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
-async fn append(State(s): State<ServerState>, body: Bytes) -> Response {
-    match decode(paths::APPEND, &body) {
+async fn append(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match decode(paths::APPEND, &headers, &body) {
         Ok(req) => answer(s.ops.raft.append_entries(req).await),
-        Err(reason) => reject(reason),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-async fn vote(State(s): State<ServerState>, body: Bytes) -> Response {
-    match decode(paths::VOTE, &body) {
+async fn vote(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match decode(paths::VOTE, &headers, &body) {
         Ok(req) => answer(s.ops.raft.vote(req).await),
-        Err(reason) => reject(reason),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-async fn snapshot(State(s): State<ServerState>, body: Bytes) -> Response {
-    match decode(paths::SNAPSHOT, &body) {
+async fn snapshot(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match decode(paths::SNAPSHOT, &headers, &body) {
         Ok(req) => answer(s.ops.raft.install_snapshot(req).await),
-        Err(reason) => reject(reason),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-async fn leader(State(s): State<ServerState>, body: Bytes) -> Response {
-    match decode::<LeaderRequest>(paths::LEADER, &body) {
+async fn leader(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match decode::<LeaderRequest>(paths::LEADER, &headers, &body) {
         Ok(req) => answer(s.ops.handle(req).await),
-        Err(reason) => reject(reason),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
+/// Status is for people and scripts (`curl`), so it stays JSON.
 async fn status(State(s): State<ServerState>) -> Response {
-    answer(status_of(&s.ops.raft, &s.committed))
+    axum::Json(status_of(&s.ops.raft, &s.committed)).into_response()
 }
 
 /// Serves the Raft port on `listener` until `stop` turns true.

@@ -25,6 +25,7 @@ use orion_core::store::{Store, StoreSnapshot, TxnResult};
 use serde::{Deserialize, Serialize};
 
 use super::{Command, CommandResponse, NodeId, TypeConfig, WireError};
+use crate::codec;
 use crate::error::{Error as ConsensusError, Result};
 
 type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
@@ -39,7 +40,7 @@ fn snap_err(e: impl ToString) -> StorageError<NodeId> {
     StorageIOError::write_snapshot(None, openraft::AnyError::error(e)).into()
 }
 
-/// A snapshot as stored and as sent: its meta and the JSON of a [`StoreSnapshot`].
+/// A snapshot as stored and as sent: its meta and the encoded [`StoreSnapshot`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, BasicNode>,
@@ -71,7 +72,7 @@ impl SnapshotSlot {
             {
                 return Ok(());
             }
-            let bytes = serde_json::to_vec(&snap).map_err(snap_err)?;
+            let bytes = codec::to_bytes(&snap).map_err(snap_err)?;
             self.tree.insert(SNAPSHOT_KEY, bytes).map_err(snap_err)?;
             *current = Some(snap);
         }
@@ -101,16 +102,12 @@ impl<S: Store> StateMachine<S> {
             .get(SNAPSHOT_KEY)
             .map_err(|e| ConsensusError::sled("read snapshot", e))?
         {
-            Some(bytes) => Some(
-                serde_json::from_slice::<StoredSnapshot>(&bytes)
-                    .map_err(|e| ConsensusError::codec("the saved snapshot", e))?,
-            ),
+            Some(bytes) => Some(codec::from_bytes::<StoredSnapshot>(&bytes)?),
             None => None,
         };
         let (last_applied, membership) = match &saved {
             Some(snap) => {
-                let state: StoreSnapshot = serde_json::from_slice(&snap.data)
-                    .map_err(|e| ConsensusError::codec("the saved snapshot data", e))?;
+                let state: StoreSnapshot = codec::from_bytes(&snap.data)?;
                 inner.restore(state).await?;
                 (snap.meta.last_log_id, snap.meta.last_membership.clone())
             }
@@ -201,7 +198,7 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
         let state = self.state.as_ref().map_err(snap_err)?;
-        let data = serde_json::to_vec(state).map_err(snap_err)?;
+        let data = codec::to_bytes(state).map_err(snap_err)?;
         let stored = StoredSnapshot {
             meta: self.meta.clone(),
             data: data.clone(),
@@ -279,7 +276,7 @@ impl<S: Store> RaftStateMachine<TypeConfig> for StateMachine<S> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StorageResult<()> {
         let data = snapshot.into_inner();
-        let state: StoreSnapshot = serde_json::from_slice(&data).map_err(|e| {
+        let state: StoreSnapshot = codec::from_bytes(&data).map_err(|e| {
             StorageError::from(StorageIOError::read_snapshot(
                 Some(meta.signature()),
                 openraft::AnyError::error(e),

@@ -1,6 +1,7 @@
 //! Node-to-node connections: the one place where Orion nodes call each other.
 //!
-//! Requests are JSON over HTTP/1.1 on plain TCP (pooled keep-alive connections). Every request
+//! Requests are [`codec`](crate::codec) frames POSTed over HTTP/1.1 on plain TCP (pooled
+//! keep-alive connections). Every request
 //! passes through the [`FaultInjector`] first. Mutual TLS and join tokens will be added here,
 //! and only here.
 
@@ -8,11 +9,13 @@ mod fault;
 
 use std::time::Duration;
 
+use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use fault::{FaultInjector, PeerId};
 
+use crate::codec;
 use crate::error::{Error as ConsensusError, Result, TransportFailure};
 
 /// The client side of node-to-node traffic for one local node.
@@ -44,7 +47,8 @@ impl Transport {
         &self.faults
     }
 
-    /// Posts `body` as JSON to `http://{addr}{path}` and decodes the JSON answer, within
+    /// Posts `body` as a [`codec`] frame to `http://{addr}{path}` and decodes the frame that
+    /// answers it, within
     /// `timeout`. `target` names the peer for the fault layer when it is known.
     ///
     /// Errors are [`ConsensusError::Transport`] with a [`TransportFailure`] that says whether
@@ -80,10 +84,12 @@ impl Transport {
                 "dropped by the fault injector".into(),
             ));
         }
+        let frame = codec::to_frame(body)?;
         let sent = self
             .client
             .post(format!("http://{addr}{path}"))
-            .json(body)
+            .header(CONTENT_TYPE, codec::WIRE_CONTENT_TYPE)
+            .body(frame)
             .timeout(timeout)
             .send()
             .await;
@@ -111,6 +117,6 @@ impl Transport {
                 String::from_utf8_lossy(&bytes).into_owned(),
             ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| fail(TransportFailure::BadAnswer, e.to_string()))
+        codec::from_frame(&bytes).map_err(|e| fail(TransportFailure::BadAnswer, e.to_string()))
     }
 }

@@ -40,6 +40,7 @@ pub type Revision = u64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: String,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Revision of the write that created the key (since it last did not exist).
     pub create_revision: Revision,
@@ -96,13 +97,13 @@ pub enum Compare {
     /// The key's `version` equals the given one (0 means "does not exist").
     Version(String, u64),
     /// The key exists and its value equals the given bytes.
-    Value(String, Vec<u8>),
+    Value(String, #[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// A write inside a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Put(String, Vec<u8>),
+    Put(String, #[serde(with = "serde_bytes")] Vec<u8>),
     Delete(String),
     /// Deletes every key that starts with the prefix.
     DeletePrefix(String),
