@@ -58,8 +58,11 @@ type PendingWrite = (
 /// Most writes in one batch entry.
 const MAX_BATCH: usize = 512;
 /// Batches proposed to Raft at the same time; while they are in flight, new writes queue up and
-/// form the next batch.
-const BATCHES_IN_FLIGHT: usize = 2;
+/// form the next batch. One is fastest: a commit round's cost is mostly per batch (an fsync on
+/// every node, two RPCs), so the fewer and larger the batches, the more writes per second, and
+/// the batch grows with the load (up to [`MAX_BATCH`]). A write waits at most for the round in
+/// flight plus its own. Measured with 64 writers: 2 in flight was 10-20 % slower, 4 slower still.
+const BATCHES_IN_FLIGHT: usize = 1;
 
 /// Serves [`LeaderRequest`]s on this node, if it is the leader.
 #[derive(Clone)]
