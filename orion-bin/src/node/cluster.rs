@@ -1,5 +1,11 @@
-//! A node of a multi-node cluster: state replicated by Raft (openraft on sled) over a SledStore,
-//! liveness by gossip (SWIM), controllers on whichever node is the Raft leader.
+//! A node of a multi-node cluster: state replicated by Raft (openraft on sled) into an in-memory
+//! store, liveness by gossip (SWIM), controllers on whichever node is the Raft leader.
+//!
+//! The Raft log and snapshots are the durable record, and a node rebuilds its state from them at
+//! start (`orion_consensus::raft::StateMachine`), so the applied state lives in a `MemoryStore`
+//! (as Nomad keeps its state in memory over its Raft log). A durable inner store would flush
+//! every applied write on every node for nothing: with `SledStore` there, 64 writers got 1,869
+//! writes/s instead of about 22,000 (docs/benchmarks.md).
 //!
 //! Joining takes one flag: `--join` names any member's gossip address. The node joins the gossip
 //! cluster, learns the members' Raft addresses from their gossip metadata, and asks the cluster to
@@ -14,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use orion_consensus::gossip::{GossipConfig, GossipMembership};
 use orion_consensus::raft::{RaftConfig, RaftNode, RaftStatus};
 use orion_core::membership::{Member, MemberState, Membership};
-use orion_core::store::SledStore;
+use orion_core::store::MemoryStore;
 use tokio::net::lookup_host;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -37,7 +43,7 @@ pub fn raft_id(node_id: &str) -> u64 {
 struct ClusterNodeInfo {
     cluster_id: String,
     node_id: String,
-    raft: Arc<RaftNode<Arc<SledStore>>>,
+    raft: Arc<RaftNode<MemoryStore>>,
     membership: Arc<GossipMembership>,
 }
 
@@ -98,11 +104,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
             "a cluster node needs --bootstrap (the first node) or --join ADDR (any member's gossip address)"
         );
     }
-    let inner_path = settings.data_dir.join("state");
-    let inner = Arc::new(
-        SledStore::open_with_history_limit(&inner_path, super::WATCH_HISTORY)
-            .with_context(|| format!("cannot open state in {}", inner_path.display()))?,
-    );
+    let inner = MemoryStore::with_history_limit(super::WATCH_HISTORY);
     let consensus = &settings.config.cluster.consensus;
     let mut raft_config = RaftConfig::new(
         raft_id(&settings.node_id),
@@ -163,14 +165,14 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
 const JOIN_ATTEMPT: Duration = Duration::from_secs(20);
 
 /// True once this node is in the Raft configuration (as voter or learner).
-fn in_raft(raft: &RaftNode<Arc<SledStore>>) -> bool {
+fn in_raft(raft: &RaftNode<MemoryStore>) -> bool {
     let s = raft.status();
     s.voters.contains(&s.node_id) || s.learners.contains(&s.node_id)
 }
 
 /// Asks any live member to add this node to Raft, retrying with backoff until it is in.
 async fn join_raft(
-    raft: Arc<RaftNode<Arc<SledStore>>>,
+    raft: Arc<RaftNode<MemoryStore>>,
     membership: Arc<GossipMembership>,
     node_id: String,
 ) {
@@ -208,7 +210,7 @@ async fn join_raft(
 }
 
 /// True while this node is the Raft leader.
-fn leadership(raft: &RaftNode<Arc<SledStore>>, me: u64) -> watch::Receiver<bool> {
+fn leadership(raft: &RaftNode<MemoryStore>, me: u64) -> watch::Receiver<bool> {
     let mut metrics = raft.raft().metrics();
     let (tx, rx) = watch::channel(metrics.borrow().current_leader == Some(me));
     tokio::spawn(async move {
