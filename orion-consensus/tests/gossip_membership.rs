@@ -187,16 +187,25 @@ async fn cluster(net: &Net, prefix: &str, size: usize) -> Vec<Node> {
 }
 
 async fn all_alive(nodes: &[Node], size: usize) {
-    eventually("every member sees every member alive", || async {
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let mut views = Vec::new();
         for node in nodes {
-            let states = node.states().await;
-            if states.len() != size || states.values().any(|s| *s != MemberState::Alive) {
-                return false;
-            }
+            views.push((node.id.clone(), node.states().await, node.log()));
         }
-        true
-    })
-    .await;
+        let converged = views.iter().all(|(_, states, _)| {
+            states.len() == size && states.values().all(|s| *s == MemberState::Alive)
+        });
+        if converged {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {BOUND:?} waiting until every member sees every member alive; \
+             views (member, states, events): {views:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn joining_through_any_member_shares_metadata(net: Net) {
@@ -434,4 +443,25 @@ async fn invalid_config_is_a_typed_error_naming_the_field() {
         .await
         .expect_err("labels too big");
     assert!(err.to_string().contains("labels"), "{err}");
+}
+
+/// s2's seed (s1) is unreachable while s3 joins through s2: s2 now knows a member, but not its
+/// seed's cluster. Once the link is back, s2 must still join through its seed, or the cluster
+/// stays split in two for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_that_gained_members_before_its_seed_answered_still_merges() {
+    let net = Net::memory();
+    let s0 = Node::start(&net, "s0", None, &[]).await;
+    let s1 = Node::start(&net, "s1", None, &[s0.addr()]).await;
+    let s2_addr: SocketAddr = "127.0.0.1:29999".parse().expect("literal");
+    net.faults().cut(s2_addr, s1.addr());
+    let s2 = Node::start(&net, "s2", Some(s2_addr), &[s1.addr()]).await;
+    let s3 = Node::start(&net, "s3", None, &[s2_addr]).await;
+    eventually("s2 knows s3 while its seed is cut off", || async {
+        s2.states().await.get("s3") == Some(&MemberState::Alive)
+    })
+    .await;
+    assert!(!s2.states().await.contains_key("s1"), "the cut holds");
+    net.faults().heal_all();
+    all_alive(&[s0, s1, s2, s3], 4).await;
 }

@@ -6,13 +6,13 @@
 //! probe and suspicion timers fire, so its own slowness does not make it accuse live members.
 //! A bounded run of datagrams still lets due timers through, so a flood cannot stall probing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
-use orion_core::model::Resources;
+use orion_core::model::{NodeId, Resources};
 use rand_foca::rngs::StdRng;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -51,6 +51,13 @@ pub(crate) struct Actor {
     pub(crate) view: View,
     pub(crate) seeds: Vec<SocketAddr>,
     pub(crate) join_retry: Duration,
+    /// Ids of the seeds that answered a hello. Joining is done once one of them is a member:
+    /// knowing some other member is not enough, since that member may have joined through us
+    /// while our own hello was still unanswered, leaving two clusters that never merge.
+    pub(crate) seed_ids: BTreeSet<NodeId>,
+    /// Set once a seed was seen as a member; from then on the seeds are greeted again only
+    /// while this node knows no live member (a seed that later leaves is not chased).
+    pub(crate) joined_a_seed: bool,
     pub(crate) timers: BTreeMap<(Instant, u64), Timer<NodeIdentity>>,
     pub(crate) timer_seq: u64,
 }
@@ -70,7 +77,8 @@ impl Actor {
         let mut datagrams_in_row = 0u32;
         loop {
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
-            let joining = self.swim.num_members() == 0 && !self.seeds.is_empty();
+            let joining =
+                !self.seeds.is_empty() && (self.swim.num_members() == 0 || !self.joined_a_seed());
             let wake = match (next_timer, joining) {
                 (Some(at), true) => Some(at.min(next_join)),
                 (Some(at), false) => Some(at),
@@ -131,6 +139,16 @@ impl Actor {
         }
     }
 
+    fn joined_a_seed(&mut self) -> bool {
+        if !self.joined_a_seed && !self.seed_ids.is_empty() {
+            self.joined_a_seed = self
+                .swim
+                .iter_members()
+                .any(|member| self.seed_ids.contains(&member.id().id));
+        }
+        self.joined_a_seed
+    }
+
     async fn say_hello_to_seeds(&self) {
         let own = self.swim.identity().gossip_addr;
         for seed in self.seeds.iter().filter(|seed| **seed != own) {
@@ -163,10 +181,11 @@ impl Actor {
                 self.send(from, &reply).await;
             }
             Ok(Frame::HelloReply(seed)) => {
-                if seed.id != self.swim.identity().id
-                    && let Err(err) = self.swim.announce(seed, &mut self.runtime)
-                {
-                    tracing::debug!(%err, "announce to seed failed");
+                if seed.id != self.swim.identity().id {
+                    self.seed_ids.insert(seed.id.clone());
+                    if let Err(err) = self.swim.announce(seed, &mut self.runtime) {
+                        tracing::debug!(%err, "announce to seed failed");
+                    }
                 }
             }
             Ok(Frame::Leave(identity)) => {

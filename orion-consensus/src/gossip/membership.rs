@@ -199,6 +199,8 @@ impl GossipMembership {
             view: View::new(config.node_id.clone()),
             seeds: config.seeds.clone(),
             join_retry: config.timings.join_retry_interval,
+            seed_ids: Default::default(),
+            joined_a_seed: false,
             timers: BTreeMap::new(),
             timer_seq: 0,
         };

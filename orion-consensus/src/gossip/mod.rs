@@ -81,7 +81,8 @@ pub struct GossipTimings {
     pub max_transmissions: u8,
     /// How often members declared down are contacted, so partitions heal. Default 1 s.
     pub announce_to_down_interval: Duration,
-    /// How often the seeds are asked again while this node knows no live member. Default 500 ms.
+    /// How often the seeds are asked again until one of them is a live member (or while this
+    /// node knows no live member at all). Default 500 ms.
     pub join_retry_interval: Duration,
     /// Largest datagram produced and accepted (bytes). Default 1400; at least 512. A node's
     /// metadata (id, addresses, labels) must encode to at most a fifth of it.
