@@ -328,23 +328,39 @@ impl TestCluster {
             },
         )
         .await;
+        // Every node, not only the first, must see the three voters, the same leader and the
+        // same applied index: the leader lists a new voter as soon as it appends the change,
+        // before the others have it. (Killing the leader in that window can stall elections;
+        // see docs/consensus.md, "Known issues".)
         wait_for(
-            "three Raft voters and a leader",
+            "three Raft voters, one leader and one applied index on every node",
             Duration::from_secs(30),
             || async {
-                let (status, body) = c.request(0, Method::GET, "/v1/cluster", None).await;
-                let voters: BTreeSet<String> = body["voters"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if status == StatusCode::OK && voters == ids && body["leader"].is_string() {
+                let mut views = BTreeSet::new();
+                for i in 0..c.nodes.len() {
+                    let (status, body) = c.request(i, Method::GET, "/v1/cluster", None).await;
+                    let voters: BTreeSet<String> = body["voters"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if status != StatusCode::OK || voters != ids || !body["leader"].is_string() {
+                        return Err(format!("node {i}: {status}: {body}"));
+                    }
+                    views.insert((
+                        body["leader"].to_string(),
+                        body["applied_index"].to_string(),
+                    ));
+                }
+                if views.len() == 1 {
                     Ok(())
                 } else {
-                    Err(format!("{status}: {body}"))
+                    Err(format!(
+                        "nodes disagree on (leader, applied index): {views:?}"
+                    ))
                 }
             },
         )
