@@ -90,6 +90,29 @@ fn tx_err(path: &Path, err: TransactionError<()>) -> Error {
     }
 }
 
+/// Opens the sled db. A store dropped a moment ago in this process can still hold sled's file
+/// lock briefly (seen once as a failure of the reopen conformance test in CI; which clone kept
+/// the db alive is not yet known), so a lock conflict is retried for up to 2 s. A lock held by
+/// another process still fails after that, with sled's error.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        // Writes flush explicitly before they are acknowledged; no background flusher needed.
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e)) if e.to_string().contains("acquire lock") && attempts < 40 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.map_err(|e| sled_err(path, "open", e)),
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the store in directory `path`. Reopening keeps every key, the revision
     /// (which keeps growing from where it was), the compaction point and the watch history.
@@ -104,13 +127,7 @@ impl SledStore {
     }
 
     fn open_inner(path: &Path, history_limit: Option<u64>) -> Result<Self> {
-        // Writes flush explicitly before they are acknowledged; no background flusher needed.
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| sled_err(path, "open", e))?;
+        let db = open_db(path)?;
         let open_tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| sled_err(path, &format!("open tree {name}"), e))
