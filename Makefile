@@ -5,9 +5,9 @@
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := protobuf-compiler busybox-static
+APT_PACKAGES := protobuf-compiler busybox-static strace
 
-.PHONY: up test setup build lint check-fmt unit examples bench-smoke bench
+.PHONY: up test setup build lint check-fmt check-features unit examples bench-smoke bench
 
 ## Installs what the build and the tests need (protoc for containerd-client, a static busybox
 ## for the test images built without a registry).
@@ -29,6 +29,14 @@ up: build
 check-fmt:
 	$(CARGO) fmt --all -- --check
 
+## The facade's features are real: `core` alone must not pull in sled (`cargo tree`, no build).
+check-features:
+	@if $(CARGO) tree -p orion --no-default-features --features core -e normal | grep -q ' sled v'; then \
+	  echo "orion --no-default-features --features core depends on sled; the sled feature is not optional"; exit 1; \
+	fi
+	@$(CARGO) tree -p orion --no-default-features --features core,sled -e normal | grep -q ' sled v' || \
+	  { echo "orion --features sled does not bring sled in"; exit 1; }
+
 lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -38,6 +46,12 @@ unit: setup
 
 examples: setup
 	$(CARGO) run --quiet --example embedded
+	@dir=$$(mktemp -d) && \
+	$(CARGO) run --quiet -p orion-netscore --example netsim -- generate --kind clustered --nodes 60 > $$dir/rtt.txt && \
+	$(CARGO) run --quiet -p orion-netscore --example netsim -- vivaldi --rtt $$dir/rtt.txt --rounds 200 | tail -1 && \
+	$(CARGO) run --quiet -p orion-netscore --example netsim -- placement --rtt $$dir/rtt.txt \
+		--graph orion-netscore/examples/data/three-tier.json | tail -1 && \
+	rm -r $$dir
 
 ## Compiles every bench (dev profile, sharing the test build) and runs each once in its quick mode
 ## (criterion's --test): a smoke test that they work, not a measurement.
@@ -48,4 +62,4 @@ bench-smoke: setup
 bench: setup
 	$(CARGO) bench --workspace --all-features
 
-test: check-fmt lint unit examples bench-smoke
+test: check-fmt check-features lint unit examples bench-smoke

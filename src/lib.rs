@@ -7,7 +7,7 @@
 //! | feature     | default | re-exports                                                         |
 //! |-------------|---------|--------------------------------------------------------------------|
 //! | `core`      | yes     | [`core`]: model, the four traits, MemoryStore, scheduler, reconciler |
-//! | `sled`      | yes     | enables `core::store::SledStore` (a durable, single-node store)     |
+//! | `sled`      | yes     | enables `core::store::SledStore` (`core` alone does not build sled)|
 //! | `runtime`   | yes     | [`runtime`]: Docker and process runtimes                           |
 //! | `containerd`| no      | adds `runtime::containerd` (needs `protoc` to build)                |
 //! | `consensus` | no      | [`consensus`]: openraft-replicated `RaftStore`, gossip membership   |

@@ -105,6 +105,9 @@ pub enum Command {
     /// Nodes (alias: `list-nodes`).
     #[command(alias = "list-nodes")]
     Nodes,
+    /// Latency, loss and bandwidth between the nodes, measured and estimated (heat map in a
+    /// terminal, `-o json` for scripts).
+    Network,
     /// A service's logs, from every node that runs it.
     Logs {
         service: String,
@@ -130,8 +133,27 @@ pub enum Command {
     Stop { id: String },
     /// Move every task off a node and stop scheduling onto it.
     Drain { node: String },
-    /// Leader, members and Raft state.
-    Cluster,
+    /// Leader, members and Raft state; `cluster remove NODE` removes a member from Raft.
+    Cluster {
+        #[command(subcommand)]
+        action: Option<ClusterAction>,
+    },
+    /// Inject faults into the cluster's node-to-node links; they end by themselves.
+    Chaos {
+        #[command(subcommand)]
+        action: crate::chaos_cli::ChaosAction,
+    },
+    /// Dry run: how the scheduler would place a spec file's service, node by node.
+    Plan(FileArg),
+}
+
+/// `orion cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Remove a node from the Raft voters and learners (a dead node the autopilot keeps, or one
+    /// being retired). Refused for the current leader and for the last voter. A removed node
+    /// that starts again joins as a new learner.
+    Remove { node: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -263,6 +285,18 @@ mod tests {
         ] {
             Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }
+    }
+
+    #[test]
+    fn cluster_alone_shows_status_and_cluster_remove_takes_a_node() {
+        let cli = Cli::try_parse_from(["orion", "cluster"]).unwrap();
+        assert!(matches!(cli.command, Command::Cluster { action: None }));
+        let cli = Cli::try_parse_from(["orion", "cluster", "remove", "n2"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster { action: Some(ClusterAction::Remove { node }) } if node == "n2"
+        ));
+        assert!(Cli::try_parse_from(["orion", "cluster", "remove"]).is_err());
     }
 
     #[test]

@@ -139,7 +139,21 @@ pub async fn run(client: &Client, args: &RunArgs) -> Result<()> {
     };
     let spec = ServiceSpec::new(name, &args.image, args.replicas);
     spec.validate()?;
-    put_service(client, &spec, !args.detach).await
+    // Create-if-missing: `run` never replaces a service (409, exit code 4).
+    let status: ServiceStatus = client
+        .call(Method::POST, "/v1/services", Some(&spec))
+        .await?;
+    println!(
+        "service {} created (version {}, {} replica{})",
+        spec.name,
+        status.version,
+        spec.replicas,
+        if spec.replicas == 1 { "" } else { "s" }
+    );
+    if !args.detach {
+        wait_for_rollout(client, &spec.name).await?;
+    }
+    Ok(())
 }
 
 /// `nginx:1.25` -> `nginx`, `ghcr.io/acme/web-app:v2` -> `web-app`.
@@ -350,6 +364,20 @@ pub async fn drain(client: &Client, node: &str) -> Result<()> {
 /// `cluster`.
 pub async fn cluster(client: &Client, format: OutputFormat) -> Result<()> {
     let status: ClusterStatus = client.get("/v1/cluster").await?;
+    println!("{}", render_cluster(&status, format));
+    Ok(())
+}
+
+/// `cluster remove NODE`.
+pub async fn cluster_remove(client: &Client, node: &str, format: OutputFormat) -> Result<()> {
+    let status: ClusterStatus = client
+        .call(
+            Method::DELETE,
+            &format!("/v1/cluster/members/{node}"),
+            None::<&()>,
+        )
+        .await?;
+    println!("removed {node} from the Raft membership");
     println!("{}", render_cluster(&status, format));
     Ok(())
 }

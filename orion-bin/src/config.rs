@@ -6,21 +6,36 @@
 //!   id: production-cluster
 //!   consensus: { electionTimeout: 1000ms, heartbeatInterval: 100ms, snapshotInterval: 1h }
 //! network:
-//!   monitoring: { enabled: true, scanInterval: 30s, latencyProbes: 10 }
+//!   monitoring: { enabled: true, scanInterval: 30s, latencyProbes: 10, peersPerRound: 3 }
 //!   scoring: { weights: { cpu: 0.3, memory: 0.3, network: 0.4 } }
+//!   limits: { maxReplicas: 10000 }    # bound on a service's replicas (spec and scale)
+//! scheduler:                          # the placement pipeline (see docs/scheduling.md)
+//!   networkAware: true                # default: standard filters + network_rules; default scorers + network
+//!   # or compose it by names (both lists, instead of networkAware and network.scoring.scorer):
+//!   # filters: [node_status, constraints, max_tasks, host_ports, resources, network_rules]
+//!   # scorers: [{name: least_allocated_cpu, weight: 0.3}, {name: network, weight: 0.4}]
 //! runtime:
 //!   containerBackend: docker          # docker | containerd | process
 //!   resourceLimits: { maxContainersPerNode: 100 }
+//! api:
+//!   headerReadTimeout: 10s            # a connection that sends no full request head is closed
+//!   requestTimeout: 30s               # a request without a response by then gets a 408
+//!   maxConnections: 0                 # 0: derived from the open-file limit (see api::server)
+//!   proxyTimeout: 10s                 # connecting to / first answer of another node's API
 //! ```
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use orion_core::model::spec::ScoringWeights;
+use orion_core::model::spec::{DEFAULT_MAX_REPLICAS, ScoringWeights, SpecLimits};
+use orion_core::node::ControllerConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::RuntimeKind;
+
+mod scheduler;
+pub use scheduler::SchedulerSection;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +44,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub network: NetworkConfig,
     pub runtime: RuntimeConfig,
+    pub api: ApiConfig,
+    pub scheduler: SchedulerSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,15 +57,150 @@ pub struct ClusterConfig {
     /// How often the leader's controllers reconcile even without a change.
     #[serde(with = "humantime_serde_compat", alias = "reconcileInterval")]
     pub reconcile_interval: Duration,
+    /// How long a node must stay dead (after gossip detects it) before it is marked down and
+    /// its tasks are replaced (default 250 ms; at most 10 min).
+    #[serde(with = "humantime_serde_compat", alias = "downGrace")]
+    pub down_grace: Duration,
+    /// Nodes marked down per minute at most (default 5; 1 to 1000).
+    #[serde(alias = "maxNodesDownPerMinute")]
+    pub max_nodes_down_per_minute: u32,
+    /// How long finished task records are kept (default 1h; 1 s to 30 days).
+    #[serde(with = "humantime_serde_compat", alias = "taskRetention")]
+    pub task_retention: Duration,
+    /// Finished task records kept per service at most (default 50; 1 to 10,000).
+    #[serde(alias = "taskHistoryPerService")]
+    pub task_history_per_service: usize,
+    /// Bounds on what a spec may ask for.
+    pub limits: ClusterLimits,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
+        let liveness = orion_core::node::LivenessConfig::default();
+        let gc = orion_core::node::GcConfig::default();
         ClusterConfig {
             id: "orion".into(),
             consensus: ConsensusConfig::default(),
             reconcile_interval: Duration::from_secs(2),
+            down_grace: liveness.down_grace,
+            max_nodes_down_per_minute: liveness.max_down_per_minute,
+            task_retention: gc.retention,
+            task_history_per_service: gc.history_per_service,
+            limits: ClusterLimits::default(),
         }
+    }
+}
+
+/// Bounds on what a spec may ask for (see `SpecLimits`; the reconciler must apply them too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterLimits {
+    /// Most replicas of one service, 1 to 1,000,000 (default 10,000).
+    #[serde(alias = "maxReplicas")]
+    pub max_replicas: u32,
+}
+
+impl Default for ClusterLimits {
+    fn default() -> Self {
+        ClusterLimits {
+            max_replicas: DEFAULT_MAX_REPLICAS,
+        }
+    }
+}
+
+/// Largest `cluster.limits.maxReplicas` accepted.
+pub const MAX_REPLICAS_CEILING: u32 = 1_000_000;
+
+impl ClusterLimits {
+    /// The limits specs are validated against.
+    pub fn spec_limits(&self) -> SpecLimits {
+        SpecLimits {
+            max_replicas: self.max_replicas,
+        }
+    }
+}
+
+/// How the HTTP API server protects itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// A connection that has not sent a whole request head this long after it opened (or after
+    /// its previous response) is closed; 1s to 10m.
+    #[serde(with = "humantime_serde_compat", alias = "headerReadTimeout")]
+    pub header_read_timeout: Duration,
+    /// A request that has no response (headers) by then is answered 408; streamed bodies such
+    /// as followed logs are not cut. 1s to 1h.
+    #[serde(with = "humantime_serde_compat", alias = "requestTimeout")]
+    pub request_timeout: Duration,
+    /// Most open API connections; 0 derives it from the open-file limit, and a larger value is
+    /// lowered to it.
+    #[serde(alias = "maxConnections")]
+    pub max_connections: usize,
+    /// Bound on connecting to another node's API and on its response headers (log proxy); 1s
+    /// to 10m.
+    #[serde(with = "humantime_serde_compat", alias = "proxyTimeout")]
+    pub proxy_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 0,
+            proxy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The controllers' settings, with every bound checked (the error names the field).
+    pub fn controllers(&self, max_tasks: Option<u32>) -> anyhow::Result<ControllerConfig> {
+        let check = |ok: bool, field: &str, accepted: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("cluster.{field}: expected {accepted}"))
+            }
+        };
+        check(
+            self.down_grace <= Duration::from_secs(600),
+            "downGrace",
+            "at most 10m",
+        )?;
+        check(
+            (1..=1000).contains(&self.max_nodes_down_per_minute),
+            "maxNodesDownPerMinute",
+            "1 to 1000",
+        )?;
+        check(
+            (Duration::from_secs(1)..=Duration::from_secs(30 * 86_400))
+                .contains(&self.task_retention),
+            "taskRetention",
+            "1s to 30 days",
+        )?;
+        check(
+            (1..=10_000).contains(&self.task_history_per_service),
+            "taskHistoryPerService",
+            "1 to 10000",
+        )?;
+        check(
+            (Duration::from_millis(100)..=Duration::from_secs(3600))
+                .contains(&self.reconcile_interval),
+            "reconcileInterval",
+            "100ms to 1h",
+        )?;
+        let mut c = ControllerConfig {
+            reconcile_interval: self.reconcile_interval,
+            ..ControllerConfig::default()
+        };
+        c.liveness.down_grace = self.down_grace;
+        c.liveness.max_down_per_minute = self.max_nodes_down_per_minute;
+        c.liveness.max_tasks = max_tasks;
+        c.gc.retention = self.task_retention;
+        c.gc.history_per_service = self.task_history_per_service;
+        c.policy.limits = self.limits.spec_limits();
+        Ok(c)
     }
 }
 
@@ -95,6 +247,35 @@ pub struct MonitoringConfig {
     /// Probes per peer per round.
     #[serde(alias = "latencyProbes")]
     pub latency_probes: u32,
+    /// Peers probed per round (a random subset, so the cost does not grow with the cluster).
+    #[serde(alias = "peersPerRound")]
+    pub peers_per_round: usize,
+}
+
+impl MonitoringConfig {
+    /// Bounds: `scanInterval` 100ms to 10m, `latencyProbes` 1 to 16, `peersPerRound` 1 to 64.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let (lo, hi) = (Duration::from_millis(100), Duration::from_secs(600));
+        if self.scan_interval < lo || self.scan_interval > hi {
+            anyhow::bail!(
+                "network.monitoring.scanInterval: got {}, expected 100ms to 10m",
+                humantime::format_duration(self.scan_interval)
+            );
+        }
+        if !(1..=16).contains(&self.latency_probes) {
+            anyhow::bail!(
+                "network.monitoring.latencyProbes: got {}, expected 1 to 16",
+                self.latency_probes
+            );
+        }
+        if !(1..=64).contains(&self.peers_per_round) {
+            anyhow::bail!(
+                "network.monitoring.peersPerRound: got {}, expected 1 to 64",
+                self.peers_per_round
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for MonitoringConfig {
@@ -103,6 +284,7 @@ impl Default for MonitoringConfig {
             enabled: true,
             scan_interval: Duration::from_secs(30),
             latency_probes: 10,
+            peers_per_round: 3,
         }
     }
 }
@@ -139,9 +321,31 @@ pub struct RuntimeConfig {
     pub oci_compliant: bool,
     #[serde(alias = "resourceLimits")]
     pub resource_limits: ResourceLimits,
-    /// containerd socket; empty = detect.
+    /// containerd's socket (an absolute path) for `containerBackend: containerd`; empty =
+    /// detect (`ORION_CONTAINERD_SOCKET`, then the usual paths).
     #[serde(alias = "containerdSocket")]
     pub containerd_socket: String,
+}
+
+impl RuntimeConfig {
+    /// The configured containerd socket; `None` when empty (detect).
+    pub fn containerd_socket_path(&self) -> Option<std::path::PathBuf> {
+        (!self.containerd_socket.is_empty()).then(|| self.containerd_socket.clone().into())
+    }
+
+    /// Checks the runtime keys that have a shape: an absolute containerd socket path.
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(path) = self.containerd_socket_path()
+            && !path.is_absolute()
+        {
+            anyhow::bail!(
+                "runtime.containerdSocket: got {:?}, expected an absolute path such as \
+                 /run/containerd/containerd.sock (or empty to detect it)",
+                self.containerd_socket
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -178,9 +382,40 @@ impl Config {
         let config: Config = serde_saphyr::from_str(&text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
         config
-            .runtime_kind()
+            .check()
             .with_context(|| format!("invalid config file {}", path.display()))?;
         Ok(config)
+    }
+
+    /// Checks the values serde cannot: backend names and bounds.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.runtime_kind()?;
+        self.scheduler()?;
+        self.runtime.check()?;
+        let max = self.cluster.limits.max_replicas;
+        if !(1..=MAX_REPLICAS_CEILING).contains(&max) {
+            anyhow::bail!(
+                "cluster.limits.maxReplicas: got {max}, expected 1 to {MAX_REPLICAS_CEILING}"
+            );
+        }
+        let api = &self.api;
+        for (field, value, min, max) in [
+            ("headerReadTimeout", api.header_read_timeout, 1, 600),
+            ("requestTimeout", api.request_timeout, 1, 3600),
+            ("proxyTimeout", api.proxy_timeout, 1, 600),
+        ] {
+            let (lo, hi) = (Duration::from_secs(min), Duration::from_secs(max));
+            if value < lo || value > hi {
+                anyhow::bail!(
+                    "api.{field}: got {}, expected {} to {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(lo),
+                    humantime::format_duration(hi)
+                );
+            }
+        }
+        self.network.monitoring.check()?;
+        Ok(())
     }
 
     /// The configured backend.
@@ -272,5 +507,68 @@ runtime:
         assert!(err.to_string().contains("not a duration"), "{err}");
         let c: Config = serde_saphyr::from_str("runtime:\n  containerBackend: podman\n").unwrap();
         assert!(c.runtime_kind().unwrap_err().to_string().contains("podman"));
+    }
+
+    #[test]
+    fn containerd_socket_is_read_and_must_be_absolute() {
+        let c: Config =
+            serde_saphyr::from_str("runtime:\n  containerdSocket: /run/x/containerd.sock\n")
+                .unwrap();
+        assert_eq!(
+            c.runtime.containerd_socket_path(),
+            Some("/run/x/containerd.sock".into())
+        );
+        assert_eq!(Config::default().runtime.containerd_socket_path(), None);
+        let c: Config =
+            serde_saphyr::from_str("runtime:\n  containerdSocket: containerd.sock\n").unwrap();
+        let err = c.runtime.check().unwrap_err().to_string();
+        assert!(err.contains("runtime.containerdSocket"), "{err}");
+        assert!(err.contains("absolute"), "{err}");
+    }
+
+    #[test]
+    fn limits_and_api_settings_parse_and_are_bounded() {
+        let c = Config::default();
+        assert_eq!(c.cluster.limits.max_replicas, DEFAULT_MAX_REPLICAS);
+        c.check().unwrap();
+        let c: Config = serde_saphyr::from_str(
+            "cluster:\n  limits: { maxReplicas: 50 }\napi:\n  headerReadTimeout: 2s\n  maxConnections: 64\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        assert_eq!(c.cluster.limits.spec_limits().max_replicas, 50);
+        assert_eq!(c.api.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.api.max_connections, 64);
+        for (text, named) in [
+            ("cluster:\n  limits: { maxReplicas: 0 }\n", "maxReplicas"),
+            (
+                "cluster:\n  limits: { maxReplicas: 4294967295 }\n",
+                "maxReplicas",
+            ),
+            ("api:\n  headerReadTimeout: 0s\n", "headerReadTimeout"),
+            ("api:\n  requestTimeout: 2h\n", "requestTimeout"),
+        ] {
+            let c: Config = serde_saphyr::from_str(text).unwrap();
+            let err = c.check().unwrap_err().to_string();
+            assert!(err.contains(named), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn network_monitoring_is_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.network.monitoring.peers_per_round, 3);
+        assert!(c.check().is_ok());
+        c.network.monitoring.peers_per_round = 0;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("peersPerRound") && e.contains("1 to 64"), "{e}");
+        c.network.monitoring.peers_per_round = 3;
+        c.network.monitoring.scan_interval = Duration::from_millis(10);
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("scanInterval"), "{e}");
+        c.network.monitoring.scan_interval = Duration::from_secs(30);
+        c.network.monitoring.latency_probes = 100;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("latencyProbes"), "{e}");
     }
 }

@@ -7,10 +7,13 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 mod api;
+mod chaos;
+mod chaos_cli;
 mod cli;
 mod client;
 mod commands;
 mod config;
+mod network_cli;
 mod node;
 mod output;
 
@@ -64,6 +67,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Get { id } => commands::get(&client, &id, format).await,
         Command::Nodes => commands::nodes(&client, format).await,
+        Command::Network => network_cli::network(&client, format).await,
         Command::Logs {
             service,
             follow,
@@ -77,7 +81,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Rm { service } => commands::rm(&client, &service).await,
         Command::Stop { id } => commands::stop(&client, &id).await,
         Command::Drain { node } => commands::drain(&client, &node).await,
-        Command::Cluster => commands::cluster(&client, format).await,
+        Command::Cluster { action: None } => commands::cluster(&client, format).await,
+        Command::Cluster {
+            action: Some(cli::ClusterAction::Remove { node }),
+        } => commands::cluster_remove(&client, &node, format).await,
+        Command::Chaos { action } => chaos_cli::chaos(&client, action, format).await,
+        Command::Plan(f) => chaos_cli::plan(&client, &f.file, format).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Raft commit-path benchmark on a 3-node loopback cluster (sled log, in-memory inner store).
+//! Raft commit-path benchmark on a 3-node loopback cluster (fdatasync'd file log, in-memory
+//! inner store).
 //!
 //! Prints a table: write throughput with 1 and 64 concurrent writers, commit latency p50/p99,
 //! and leader failover time over 20 kills (kill -> first write committed by the new leader).
@@ -191,7 +192,7 @@ fn main() {
         let (fail, shutdowns) = failover(&mut b, sizes.kills).await;
 
         println!();
-        println!("raft commit path, 3 nodes on loopback, sled log, in-memory inner store");
+        println!("raft commit path, 3 nodes on loopback, file log, in-memory inner store");
         println!("| measure | value |");
         println!("|---|---|");
         println!(

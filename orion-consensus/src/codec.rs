@@ -3,12 +3,15 @@
 //! - **Stored** bytes (log entries, vote, snapshots) are plain [postcard]: compact, and an order
 //!   of magnitude cheaper to encode and decode than JSON for byte-heavy entries. sled checksums
 //!   its own pages, so stored bytes carry no checksum of their own.
-//! - **Wire** frames (Raft RPCs and their answers) are postcard followed by a CRC-32 (IEEE, little
-//!   endian) of those bytes, sent with the content type [`WIRE_CONTENT_TYPE`]. postcard is not
-//!   self-describing, so without the checksum a flipped byte could decode into a different but
-//!   valid message (a vote with another term, say). A frame that is truncated, corrupt, has
-//!   trailing bytes, or does not decode as the expected type is refused with
-//!   [`Error::Codec`](crate::Error::Codec), whose reason says which.
+//! - **Wire** frames (Raft RPCs and their answers) are a header naming the sender's cluster
+//!   (one length byte, 0 to [`MAX_CLUSTER_ID_LEN`], then the [cluster id](crate::cluster_id) as
+//!   ASCII; length 0 for a node that has none yet), the postcard body, and a CRC-32 (IEEE, little
+//!   endian) of everything before it, sent with the content type [`WIRE_CONTENT_TYPE`]. postcard
+//!   is not self-describing, so without the checksum a flipped byte could decode into a
+//!   different but valid message (a vote with another term, say). A frame that is truncated,
+//!   corrupt, has trailing bytes, a bad cluster id, or does not decode as the expected type is
+//!   refused with [`Error::Codec`](crate::Error::Codec), whose reason says which. Checking the
+//!   cluster id against the receiver's is the receiver's job (see `raft/server.rs`).
 //!
 //! The format is versioned as a whole: [`STORAGE_FORMAT`] is recorded in each data dir's
 //! identity file, and the version is part of the wire content type.
@@ -16,14 +19,16 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::cluster_id::{MAX_CLUSTER_ID_LEN, validate_cluster_id};
 use crate::error::{Error, Result};
 
-/// The content type of a Raft wire frame (format version 1).
-pub const WIRE_CONTENT_TYPE: &str = "application/vnd.orion.raft.v1";
+/// The content type of a Raft wire frame (format version 2: version 1 had no cluster id).
+pub const WIRE_CONTENT_TYPE: &str = "application/vnd.orion.raft.v2";
 
 /// The version of the on-disk encoding. Version 0 (JSON) was written by Orion before the binary
-/// codec; such a data dir is refused at start with a message saying so.
-pub const STORAGE_FORMAT: u32 = 1;
+/// codec, version 1 kept the log in sled (not fsync'd); such a data dir is refused at start with
+/// a message saying so. Version 2: the log in fdatasync'd segment files.
+pub const STORAGE_FORMAT: u32 = 2;
 
 fn short_type_name<T: ?Sized>() -> &'static str {
     let full = std::any::type_name::<T>();
@@ -55,39 +60,79 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
-/// Encodes `value` as a wire frame: postcard body, then its CRC-32.
+/// Encodes `value` as a wire frame from a node that knows no cluster id yet.
 pub fn to_frame<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut frame = to_bytes(value)?;
+    to_cluster_frame("", value)
+}
+
+/// Encodes `value` as a wire frame from a node of `cluster` (empty: none yet): the cluster
+/// header, the postcard body, then the CRC-32 of both. Errors when `cluster` is not a valid id.
+pub fn to_cluster_frame<T: Serialize + ?Sized>(cluster: &str, value: &T) -> Result<Vec<u8>> {
+    if !cluster.is_empty() {
+        validate_cluster_id(cluster)?;
+    }
+    let body = to_bytes(value)?;
+    let mut frame = Vec::with_capacity(1 + cluster.len() + body.len() + 4);
+    // A valid id is at most MAX_CLUSTER_ID_LEN (64) bytes, so its length fits in one byte.
+    frame.push(cluster.len() as u8);
+    frame.extend_from_slice(cluster.as_bytes());
+    frame.extend_from_slice(&body);
     let crc = crc32fast::hash(&frame);
     frame.extend_from_slice(&crc.to_le_bytes());
     Ok(frame)
 }
 
-/// Checks a wire frame's checksum and decodes its body as `T`.
+/// Checks a wire frame's checksum and decodes its body as `T`, whatever cluster sent it.
 pub fn from_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T> {
+    from_cluster_frame(frame).map(|(_, value)| value)
+}
+
+/// Checks a wire frame's checksum and decodes it: the sender's cluster id (empty when it has
+/// none yet) and the body as `T`.
+pub fn from_cluster_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<(String, T)> {
     let what = short_type_name::<T>();
-    let Some(body_len) = frame.len().checked_sub(4) else {
+    let Some(checked_len) = frame.len().checked_sub(4) else {
         return Err(Error::codec(
             what,
             format_args!(
-                "a frame of {} bytes is truncated: a frame is a postcard body and a 4-byte CRC-32",
+                "a frame of {} bytes is truncated: a frame is a cluster header, a postcard body \
+                 and a 4-byte CRC-32",
                 frame.len()
             ),
         ));
     };
-    let (body, crc) = frame.split_at(body_len);
+    let (checked, crc) = frame.split_at(checked_len);
     let found = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    let computed = crc32fast::hash(body);
+    let computed = crc32fast::hash(checked);
     if found != computed {
         return Err(Error::codec(
             what,
             format_args!(
                 "frame checksum mismatch (CRC-32 {found:#010x} in the frame, {computed:#010x} \
-                 computed over its {body_len} body bytes): the frame is corrupt or truncated"
+                 computed over its {checked_len} bytes): the frame is corrupt or truncated"
             ),
         ));
     }
-    from_bytes(body)
+    let Some((&id_len, rest)) = checked.split_first() else {
+        return Err(Error::codec(what, "the frame has no cluster header"));
+    };
+    let id_len = usize::from(id_len);
+    if id_len > MAX_CLUSTER_ID_LEN || id_len > rest.len() {
+        return Err(Error::codec(
+            what,
+            format_args!(
+                "the cluster header claims a {id_len}-byte cluster id; at most \
+                 {MAX_CLUSTER_ID_LEN} bytes are accepted, and {} follow",
+                rest.len()
+            ),
+        ));
+    }
+    let (id, body) = rest.split_at(id_len);
+    let cluster = std::str::from_utf8(id)
+        .ok()
+        .filter(|id| id.is_empty() || validate_cluster_id(id).is_ok())
+        .ok_or_else(|| Error::codec(what, "the cluster header is not a valid cluster id"))?;
+    Ok((cluster.to_owned(), from_bytes(body)?))
 }
 
 #[cfg(test)]
@@ -146,8 +191,22 @@ mod tests {
     }
 
     #[test]
+    fn frames_carry_the_cluster_id() {
+        let frame = to_cluster_frame("c-1", &sample()).unwrap();
+        let (cluster, cmd) = from_cluster_frame::<Command>(&frame).unwrap();
+        assert_eq!((cluster.as_str(), cmd), ("c-1", sample()));
+        let (cluster, _) = from_cluster_frame::<Command>(&to_frame(&sample()).unwrap()).unwrap();
+        assert_eq!(
+            cluster, "",
+            "a node without a cluster id sends an empty one"
+        );
+        let err = to_cluster_frame("not an id", &sample()).unwrap_err();
+        assert!(err.to_string().contains("invalid cluster id"), "{err}");
+    }
+
+    #[test]
     fn every_truncation_of_a_frame_is_refused() {
-        let frame = to_frame(&sample()).unwrap();
+        let frame = to_cluster_frame("c-1", &sample()).unwrap();
         for len in 0..frame.len() {
             assert!(
                 from_frame::<Command>(&frame[..len]).is_err(),
@@ -159,7 +218,7 @@ mod tests {
 
     #[test]
     fn every_single_bit_flip_is_refused() {
-        let frame = to_frame(&sample()).unwrap();
+        let frame = to_cluster_frame("c-1", &sample()).unwrap();
         for byte in 0..frame.len() {
             for bit in 0..8 {
                 let mut corrupt = frame.clone();

@@ -64,20 +64,21 @@ pub enum Error {
         expected: String,
     },
 
+    /// A fault given to the [`crate::transport::FaultInjector`] is malformed: names the field,
+    /// the value and what is accepted.
+    #[error("invalid fault: {field}: got {value}, expected {expected}")]
+    InvalidFault {
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
+
     /// A local file, directory or socket operation of a Raft node failed.
     #[error("I/O error at {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
-    },
-
-    /// The Raft node's sled database failed.
-    #[error("sled: {context}: {source}")]
-    Sled {
-        context: String,
-        #[source]
-        source: sled::Error,
     },
 
     /// The data dir was created for another cluster or another node id.
@@ -101,6 +102,39 @@ pub enum Error {
         dir: PathBuf,
         found: u32,
         expected: u32,
+    },
+
+    /// A peer (or a message) belongs to another cluster: names both cluster ids.
+    #[error(
+        "cluster id mismatch: this node is in cluster {ours}, but {peer} is in cluster {theirs}; \
+         nodes of different clusters refuse each other (a node whose data dir was lost and that \
+         bootstrapped again starts a new cluster: start it with --join instead)"
+    )]
+    ClusterMismatch {
+        ours: String,
+        theirs: String,
+        peer: String,
+    },
+
+    /// A cluster id from a file, a flag or a peer is not acceptable.
+    #[error(
+        "invalid cluster id {value:?}: expected 1 to 64 characters of a-z, A-Z, 0-9, '-', '_' \
+         or '.' (Orion mints UUIDs such as 0b7e7c8e-3d2a-4c1f-9f3e-1a2b3c4d5e6f)"
+    )]
+    InvalidClusterId { value: String },
+
+    /// Another live member already uses this node id: this node stopped instead of taking over
+    /// its addresses.
+    #[error(
+        "node id {node_id:?} is already used by a live member (gossip {holder_gossip}, api \
+         {holder_api:?}, raft {holder_raft:?}); stop that node first, or start this one with \
+         another node id"
+    )]
+    DuplicateNodeId {
+        node_id: String,
+        holder_gossip: String,
+        holder_api: String,
+        holder_raft: String,
     },
 
     /// openraft reported an error.
@@ -129,13 +163,6 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn sled(context: impl Into<String>, source: sled::Error) -> Self {
-        Error::Sled {
-            context: context.into(),
-            source,
-        }
-    }
-
     pub(crate) fn codec(what: impl Into<String>, reason: impl ToString) -> Self {
         Error::Codec {
             what: what.into(),
@@ -160,6 +187,11 @@ impl From<Error> for CoreError {
                 field,
                 value,
                 expected,
+            }
+            | Error::InvalidFault {
+                field,
+                value,
+                expected,
             } => {
                 let mut errors = ValidationErrors::default();
                 errors.push(field, value, expected);
@@ -171,9 +203,15 @@ impl From<Error> for CoreError {
             Error::GossipStopped | Error::Transport { .. } => {
                 CoreError::Unavailable(err.to_string())
             }
+            Error::InvalidClusterId { ref value } => {
+                let mut errors = ValidationErrors::default();
+                errors.push("cluster_id", value.clone(), err.to_string());
+                CoreError::Invalid(errors)
+            }
             other @ (Error::GossipProtocol(_)
+            | Error::ClusterMismatch { .. }
+            | Error::DuplicateNodeId { .. }
             | Error::Io { .. }
-            | Error::Sled { .. }
             | Error::IdentityMismatch { .. }
             | Error::StorageFormat { .. }
             | Error::Raft(_)

@@ -8,7 +8,7 @@ mod process_cluster;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use process_cluster::{NodeProcess, start_cluster, wait_until};
+use process_cluster::{NodeProcess, run_until_exit, start_cluster, wait_until};
 
 /// Generous bound for convergence and detection on a loaded 2-core machine.
 const BOUND: Duration = Duration::from_secs(15);
@@ -71,8 +71,8 @@ fn sigstop_longer_than_the_bound_is_dead_then_recovers_on_sigcont() -> Result<()
     let nodes = start_cluster("x", 3, BOUND)?;
     let paused_at = Instant::now();
     // Much longer than probe period + suspicion timeout: a paused node is dead to the others.
-    nodes[2].pause(Duration::from_secs(3));
-    let resumed_at = Instant::now();
+    // Taken before SIGCONT is sent, so a recovery reported at once still counts as after it.
+    let resumed_at = nodes[2].pause(Duration::from_secs(3));
     for node in &nodes[..2] {
         let dead = node.first_since("Dead", "x2", paused_at);
         assert!(
@@ -85,6 +85,17 @@ fn sigstop_longer_than_the_bound_is_dead_then_recovers_on_sigcont() -> Result<()
         nodes[..2]
             .iter()
             .all(|node| node.first_since("Recovered", "x2", resumed_at).is_some())
+    })
+    .map_err(|err| {
+        let mut report = format!("{err}; events since the pause (ms after SIGSTOP):");
+        for node in &nodes {
+            report.push_str(&format!("\n  {}:", node.id));
+            for seen in node.events().iter().filter(|seen| seen.at >= paused_at) {
+                let ms = seen.at.duration_since(paused_at).as_millis();
+                report.push_str(&format!("\n    {ms:>6} {}", seen.event));
+            }
+        }
+        report
     })
 }
 
@@ -126,6 +137,41 @@ fn graceful_leave_is_reported_left_and_never_dead() -> Result<(), String> {
             "{}",
             node.id
         );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_second_process_with_a_live_members_id_exits_naming_it_and_the_member_is_untouched()
+-> Result<(), String> {
+    let nodes = start_cluster("d", 3, BOUND)?;
+    let started_at = Instant::now();
+    // Same id as d1, another port, joining through d0. Before the fix it took over d1's place
+    // and the two fought in a refute loop.
+    let any_port = "127.0.0.1:0".parse().map_err(|_| "bad literal")?;
+    let (code, stderr) = run_until_exit("d1", any_port, &[nodes[0].addr], BOUND)?;
+    assert_eq!(
+        code,
+        Some(3),
+        "exit code of a refused duplicate; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("already used by a live member")
+            && stderr.contains(&nodes[1].addr.to_string()),
+        "the error names the live holder d1 at {}: {stderr}",
+        nodes[1].addr
+    );
+    thread::sleep(WATCH);
+    for node in &nodes {
+        for kind in ["Suspect", "Dead", "Joined", "Recovered", "Updated"] {
+            assert_eq!(
+                node.count_since(kind, "d1", started_at),
+                0,
+                "{} reported {kind} about d1: {:?}",
+                node.id,
+                node.events()
+            );
+        }
     }
     Ok(())
 }

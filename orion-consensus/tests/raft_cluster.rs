@@ -85,6 +85,9 @@ async fn a_wiped_node_catches_up_from_a_snapshot() {
     );
 
     c.start_node(victim).await;
+    // A wiped node takes no Raft traffic until it joins (it is re-added as a new member).
+    let seed = c.nodes[&leader].addr().to_owned();
+    c.nodes[&victim].join(&seed).await.unwrap();
     c.assert_all_present(&acked).await;
     let victim_metrics = c.nodes[&victim].raft().metrics().borrow().clone();
     assert!(

@@ -1,24 +1,24 @@
-//! openraft's storage suite on Orion's sled log store and state machine, and restart behaviour
-//! of the state machine.
+//! openraft's storage suite on Orion's file log store and state machine, restart behaviour of
+//! the state machine, and the log's recovery from a torn last write.
 
 use std::sync::Arc;
 
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};
-use orion_consensus::raft::{NodeId, SledLogStore, StateMachine, TypeConfig};
+use orion_consensus::raft::{FileLogStore, NodeId, StateMachine, TypeConfig};
 use orion_core::store::MemoryStore as MemStore;
 use tempfile::TempDir;
 
 struct Builder;
 
-impl StoreBuilder<TypeConfig, SledLogStore, StateMachine<MemStore>, TempDir> for Builder {
+impl StoreBuilder<TypeConfig, FileLogStore, StateMachine<MemStore>, TempDir> for Builder {
     async fn build(
         &self,
-    ) -> Result<(TempDir, SledLogStore, StateMachine<MemStore>), StorageError<NodeId>> {
+    ) -> Result<(TempDir, FileLogStore, StateMachine<MemStore>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path().join("raft")).unwrap();
-        let log = SledLogStore::open(&db).unwrap();
-        let sm = StateMachine::open(&db, Arc::new(MemStore::new()))
+        let raft = dir.path().join("raft");
+        let log = FileLogStore::open(&raft.join("log")).unwrap();
+        let sm = StateMachine::open(&raft, Arc::new(MemStore::new()))
             .await
             .unwrap();
         Ok((dir, log, sm))
@@ -26,20 +26,8 @@ impl StoreBuilder<TypeConfig, SledLogStore, StateMachine<MemStore>, TempDir> for
 }
 
 #[test]
-fn the_sled_log_store_passes_the_openraft_storage_suite() {
+fn the_file_log_store_passes_the_openraft_storage_suite() {
     Suite::test_all(Builder).unwrap();
-}
-
-/// Reopens a sled db whose previous handle was just dropped: sled's background thread may hold
-/// the file lock for a moment (bounded wait).
-async fn reopen(path: &std::path::Path) -> sled::Db {
-    for _ in 0..100 {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    }
-    panic!("{} stayed locked", path.display());
 }
 
 fn put_entry(index: u64, key: &str) -> openraft::Entry<TypeConfig> {
@@ -62,8 +50,9 @@ async fn a_reopened_state_machine_resumes_from_its_snapshot_without_double_apply
     let dir = tempfile::tempdir().unwrap();
     let inner = Arc::new(MemStore::new());
     {
-        let db = sled::open(dir.path().join("raft")).unwrap();
-        let mut sm = StateMachine::open(&db, inner.clone()).await.unwrap();
+        let mut sm = StateMachine::open(&dir.path().join("raft"), inner.clone())
+            .await
+            .unwrap();
         let out = sm
             .apply(vec![put_entry(1, "a"), put_entry(2, "b")])
             .await
@@ -81,8 +70,9 @@ async fn a_reopened_state_machine_resumes_from_its_snapshot_without_double_apply
     }
     // The inner store kept entry 3 (as a durable store would), but the state machine restarts
     // from the snapshot at index 2, so replaying entry 3 gives the same revision, not 4.
-    let db = reopen(&dir.path().join("raft")).await;
-    let mut sm = StateMachine::open(&db, inner.clone()).await.unwrap();
+    let mut sm = StateMachine::open(&dir.path().join("raft"), inner.clone())
+        .await
+        .unwrap();
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.map(|l| l.index), Some(2));
     assert_eq!(inner.revision().await.unwrap(), 2);
@@ -91,5 +81,51 @@ async fn a_reopened_state_machine_resumes_from_its_snapshot_without_double_apply
     assert_eq!(out[0].result.clone().unwrap().revision, 3);
     let current = sm.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(2));
+    let _: Option<<TypeConfig as RaftTypeConfig>::NodeId> = None;
+}
+
+#[tokio::test]
+async fn a_tagged_write_proposed_twice_is_applied_once_even_after_a_snapshot_restore() {
+    use openraft::storage::RaftStateMachine;
+    use openraft::{RaftSnapshotBuilder, RaftTypeConfig};
+    use orion_consensus::raft::{Command, RequestId};
+    use orion_core::store::{Op, Store, Txn};
+
+    let tagged = |index: u64, id: RequestId| openraft::Entry::<TypeConfig> {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+        payload: openraft::EntryPayload::Normal(Command::Batch(vec![Command::Tagged(
+            id,
+            Box::new(Command::Txn(
+                Txn::new().and_then(Op::Put("k".into(), b"v".to_vec())),
+            )),
+        )])),
+    };
+    let id = RequestId::new(2);
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(MemStore::new());
+    let mut sm = StateMachine::open(&dir.path().join("raft"), inner.clone())
+        .await
+        .unwrap();
+    let first = sm.apply(vec![tagged(1, id)]).await.unwrap();
+    // The old leader's entry committed after all, and the retry through the new leader too.
+    let again = sm.apply(vec![tagged(2, id)]).await.unwrap();
+    assert_eq!(first[0].batch, again[0].batch);
+    assert_eq!(inner.revision().await.unwrap(), 1);
+    assert_eq!(inner.get("k").await.unwrap().unwrap().version, 1);
+
+    // A node that starts from a snapshot taken in between remembers the id too.
+    let mut builder = sm.get_snapshot_builder().await;
+    let snap = builder.build_snapshot().await.unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_inner = Arc::new(MemStore::new());
+    let mut other = StateMachine::open(&other_dir.path().join("raft"), other_inner.clone())
+        .await
+        .unwrap();
+    other
+        .install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
+    other.apply(vec![tagged(3, id)]).await.unwrap();
+    assert_eq!(other_inner.revision().await.unwrap(), 1);
     let _: Option<<TypeConfig as RaftTypeConfig>::NodeId> = None;
 }

@@ -14,8 +14,10 @@
 //! - `testing` (feature `testing`): conformance suites and `FakeRuntime`.
 
 pub mod error;
+pub mod hash;
 pub mod membership;
 pub mod model;
+pub mod node;
 pub mod reconciler;
 pub mod runtime;
 pub mod scheduler;

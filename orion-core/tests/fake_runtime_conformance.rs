@@ -1,16 +1,14 @@
-//! The runtime conformance suite on `FakeRuntime`: every check whose behaviour a fake can act out.
+//! The runtime conformance suite on `FakeRuntime`, through its one entry point.
 //!
 //! The fake runs nothing: a container runs until stopped, except `sh -c "echo ...; exit N"`
 //! scripts, which it acts out (their lines, then exit `N`). Faults stand in for what a real engine
 //! would find out: the missing image is `FaultPlan::unknown_image`, the command that cannot start
-//! is `FaultPlan::fail_start_for` its image.
-//!
-//! Not run: `logs` (its scripts loop and sleep, which the fake does not act out) and `ports` (it
-//! needs a real HTTP server listening on 127.0.0.1).
+//! is `FaultPlan::fail_start_for` its image. The checks it cannot honour are declared in the
+//! fixture, with the reason.
 
 use orion_core::model::spec::NetworkMode;
 use orion_core::runtime::{FakeRuntime, FaultPlan};
-use orion_core::testing::runtime::{self as suite, PortSupport, RuntimeFixture};
+use orion_core::testing::runtime::{self as suite, Check, PortSupport, RuntimeFixture};
 
 const IMAGE: &str = "orion-test/fake-busybox:1";
 const MISSING_IMAGE: &str = "orion-test/absent:0";
@@ -27,61 +25,66 @@ fn fixture() -> RuntimeFixture {
         ),
         ports: PortSupport::None,
         network_mode: NetworkMode::Bridge,
+        cannot_honour: vec![
+            (
+                Check::Logs,
+                "its scripts loop and sleep, which the fake does not act out".to_owned(),
+            ),
+            (
+                Check::Ports,
+                "the fake hands out host ports but nothing listens on them".to_owned(),
+            ),
+        ],
     }
-}
-
-/// A fake that cannot obtain [`MISSING_IMAGE`] and cannot start [`BROKEN_IMAGE`].
-fn runtime() -> FakeRuntime {
-    FakeRuntime::with_faults(
-        FaultPlan::new()
-            .unknown_image(MISSING_IMAGE)
-            .fail_start_for(BROKEN_IMAGE),
-    )
-}
-
-#[tokio::test]
-async fn lifecycle() {
-    suite::lifecycle(&runtime(), &fixture()).await;
-}
-
-#[tokio::test]
-async fn exit_codes() {
-    suite::exit_codes(&runtime(), &fixture()).await;
-}
-
-#[tokio::test]
-async fn stats() {
-    suite::stats(&runtime(), &fixture()).await;
-}
-
-#[tokio::test]
-async fn bad_image() {
-    suite::bad_image(&runtime(), &fixture()).await;
-}
-
-#[tokio::test]
-async fn bad_command() {
-    suite::bad_command(&runtime(), &fixture()).await;
-}
-
-#[tokio::test]
-async fn stop_stopped() {
-    suite::stop_stopped(&runtime(), &fixture()).await;
 }
 
 /// Clones share one state, like an engine outliving the agent: a clone is the restarted agent.
 #[tokio::test]
-async fn adopt_after_restart() {
-    let engine = runtime();
-    suite::adopt_after_restart(|| std::future::ready(engine.clone()), &fixture()).await;
+async fn conformance() {
+    let engine = FakeRuntime::with_faults(
+        FaultPlan::new()
+            .unknown_image(MISSING_IMAGE)
+            .fail_start_for(BROKEN_IMAGE),
+    );
+    suite::run_all(|| std::future::ready(engine.clone()), &fixture()).await;
 }
 
+/// The entry point runs every check even when they fail, and names each failure: a runtime
+/// that cannot start anything fails every check that starts a container, and none is skipped.
 #[tokio::test]
-async fn twenty_concurrent_starts() {
-    suite::concurrent_starts(&runtime(), &fixture(), 20).await;
-}
-
-#[tokio::test]
-async fn exec() {
-    suite::exec(&runtime(), &fixture()).await;
+async fn every_failing_check_is_reported_not_only_the_first() {
+    use futures::FutureExt;
+    let engine = FakeRuntime::with_faults(FaultPlan::new().fail_every_start());
+    let fixture = RuntimeFixture {
+        cannot_honour: Vec::new(),
+        ..fixture()
+    };
+    let outcome = std::panic::AssertUnwindSafe(suite::run_all(
+        || std::future::ready(engine.clone()),
+        &fixture,
+    ))
+    .catch_unwind()
+    .await;
+    let panic = outcome.expect_err("a runtime that starts nothing fails the suite");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    for check in [
+        Check::Lifecycle,
+        Check::ExitCodes,
+        Check::Logs,
+        Check::Stats,
+        Check::StopStopped,
+        Check::AdoptAfterRestart,
+        Check::ConcurrentStarts,
+        Check::Exec,
+    ] {
+        assert!(
+            message.contains(&format!("\n{}: ", check.name())),
+            "{} is reported: {message}",
+            check.name()
+        );
+    }
+    assert!(
+        message.contains(&format!("of {} checks failed", Check::ALL.len())),
+        "{message}"
+    );
 }

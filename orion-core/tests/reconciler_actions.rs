@@ -4,8 +4,12 @@ mod reconciler_support;
 
 use orion_core::model::spec::RestartPolicy;
 use orion_core::model::{DesiredState, NodeStatus, Task, TaskHealth, TaskState};
-use orion_core::reconciler::{Action, GUARD, Purpose, StopReason};
+use orion_core::reconciler::ReconcilePolicy;
+use orion_core::reconciler::{Action, GUARD_FILTERS, Purpose, StopReason};
 use reconciler_support::*;
+
+/// A time past any crash-loop back-off of the tasks these tests make (stamped at 1 ms).
+const LATER: u64 = 1_000_000;
 
 const GIB: u64 = 1 << 30;
 
@@ -200,7 +204,7 @@ fn a_task_on_an_unknown_node_counts_as_lost() {
 }
 
 #[test]
-fn a_node_that_comes_back_after_being_replaced_loses_its_duplicate() {
+fn a_node_that_comes_back_keeps_its_original_and_the_replacement_stops() {
     let vs = spec("web", 1, 100, 1);
     let nodes = [
         node("a", 4000, GIB, NodeStatus::Ready),
@@ -211,13 +215,61 @@ fn a_node_that_comes_back_after_being_replaced_loses_its_duplicate() {
     replacement.created_at = 5;
     let p = plan(
         std::slice::from_ref(&vs),
-        &[old.clone(), replacement],
+        &[old, replacement.clone()],
         &nodes,
         9,
         &scheduler(),
     );
-    assert_eq!(stops(&p), [(old.id, StopReason::DuplicateSlot)]);
+    // As Nomad does for reconnecting clients: the original (oldest) is kept.
+    assert_eq!(stops(&p), [(replacement.id, StopReason::DuplicateSlot)]);
     assert!(creates(&p).is_empty());
+}
+
+#[test]
+fn a_crash_looping_slot_is_refilled_only_after_its_back_off() {
+    let mut vs = spec("job", 1, 100, 1);
+    vs.spec.restart_policy = RestartPolicy::Always;
+    let nodes = [node("a", 4000, GIB, NodeStatus::Ready)];
+    let mut failed = task(&vs, 0, TaskState::Failed, Some("a"));
+    failed.desired = DesiredState::Shutdown;
+    failed.attempt = 3;
+    failed.updated_at = 1_000;
+    let policy = ReconcilePolicy::default();
+    let wait = policy.crash_backoff(3);
+    assert_eq!(wait, 8_000, "1 s doubled per earlier failure");
+    let tasks = std::slice::from_ref(&failed);
+    let early = plan(
+        std::slice::from_ref(&vs),
+        tasks,
+        &nodes,
+        1_000 + wait - 1,
+        &scheduler(),
+    );
+    assert!(creates(&early).is_empty(), "{early:?}");
+    assert_eq!(early.retry_at, Some(1_000 + wait));
+    let due = plan(
+        std::slice::from_ref(&vs),
+        tasks,
+        &nodes,
+        1_000 + wait,
+        &scheduler(),
+    );
+    let Some(Action::Create { task, .. }) = due.actions.first() else {
+        panic!("{due:?}");
+    };
+    assert_eq!(task.attempt, 4, "the next failure waits longer");
+    assert_eq!(policy.crash_backoff(40), policy.crash_backoff_max);
+}
+
+#[test]
+fn replicas_beyond_the_bound_are_read_as_the_bound_and_creation_is_bounded_per_round() {
+    let vs = spec("web", 4_000_000_000, 1, 1);
+    let nodes = [node("a", 1 << 40, 1 << 50, NodeStatus::Ready)];
+    let p = plan(std::slice::from_ref(&vs), &[], &nodes, 9, &scheduler());
+    let policy = ReconcilePolicy::default();
+    assert_eq!(creates(&p).len(), policy.max_creates_per_round);
+    assert!(p.more);
+    assert!(policy.limits.max_replicas < 4_000_000_000);
 }
 
 #[test]
@@ -274,7 +326,7 @@ fn failed_tasks_are_retired_and_replaced_per_restart_policy() {
             std::slice::from_ref(&vs),
             std::slice::from_ref(&t),
             &nodes,
-            1,
+            LATER,
             &scheduler(),
         );
         assert_eq!(
@@ -295,7 +347,7 @@ fn failed_tasks_are_retired_and_replaced_per_restart_policy() {
             std::slice::from_ref(&vs),
             &[retired],
             &nodes,
-            1,
+            LATER,
             &scheduler(),
         );
         assert!(stops(&p).is_empty());
@@ -414,7 +466,12 @@ fn the_guard_never_uses_draining_down_or_full_nodes_even_without_filters() {
     );
     assert_eq!(c.iter().filter(|c| c.1.is_none()).count(), 2);
     for u in &p.unplaced {
-        assert!(u.rejections.iter().all(|(_, r)| r.filter == GUARD), "{u:?}");
+        assert!(
+            u.rejections
+                .iter()
+                .all(|(_, r)| GUARD_FILTERS.contains(&r.filter)),
+            "{u:?}"
+        );
     }
 }
 

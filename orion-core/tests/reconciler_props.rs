@@ -203,7 +203,8 @@ fn converge(
         let p = plan(&c.specs, &tasks, &nodes, 1000 + round, sched);
         // Same input, same plan.
         prop_assert_eq!(&p, &plan(&c.specs, &tasks, &nodes, 1000 + round, sched));
-        if p.is_empty() && last_change.is_none_or(|r| round > r) {
+        if p.is_empty() && p.retry_at.is_none() && !p.more && last_change.is_none_or(|r| round > r)
+        {
             // A fixpoint once the agents have nothing left to do either.
             let before = tasks.clone();
             run_agents(&mut tasks, &nodes);

@@ -246,7 +246,7 @@ fn seed_000_deployment_wrapper() {
     assert_eq!(s.replicas, 3);
     assert_eq!(s.ports.len(), 1);
     assert_eq!((s.ports[0].container_port, s.ports[0].host_port), (8080, 0));
-    assert!(s.scheduling.network_aware);
+    assert_eq!(s.scheduling.network_aware, Some(true));
     assert_eq!(
         s.scheduling.affinity,
         vec![
@@ -337,4 +337,34 @@ fn the_reference_error_texts_are_real() {
          - ports[1].host_port: got 8080/tcp, expected a host port and protocol not already published (ports[0]), or 0 for a dynamic port\n  \
          - resources.memory_bytes: got 16000000, expected at least 16777216 bytes (16Mi)"
     );
+}
+
+#[test]
+fn depends_on_is_read_bounded_and_listed_with_rule_targets() {
+    let s = yaml(
+        "name: api\nimage: api:1\ndependsOn: [db, cache]\nscheduling:\n  affinity:\n    - {type: latency, target: auth, maxLatency: 5ms}\n    - {type: latency, target: db, maxLatency: 9ms}\n",
+    );
+    assert_eq!(s.depends_on, ["db", "cache"]);
+    assert_eq!(s.dependencies(), ["db", "cache", "auth"]);
+    let Err(Error::Invalid(errs)) = parse_spec(
+        "name: api\nimage: api:1\ndepends_on: [api, db, db, Bad_Name]\n",
+        SpecFormat::Yaml,
+    ) else {
+        panic!("expected a validation error");
+    };
+    let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["depends_on[0]", "depends_on[2]", "depends_on[3]"],
+        "{errs}"
+    );
+    let many: Vec<String> = (0..65).map(|i| format!("s{i}")).collect();
+    let text = format!(
+        "name: api\nimage: api:1\ndepends_on: [{}]\n",
+        many.join(", ")
+    );
+    let Err(Error::Invalid(errs)) = parse_spec(&text, SpecFormat::Yaml) else {
+        panic!("65 dependencies are refused");
+    };
+    assert!(errs.to_string().contains("at most 64"), "{errs}");
 }

@@ -301,7 +301,7 @@ fn scheduling() -> impl Strategy<Value = Scheduling> {
         });
     (
         prop::option::of(weights),
-        any::<bool>(),
+        prop::option::of(any::<bool>()),
         prop::collection::btree_map(non_blank(), any::<String>(), 0..3),
         prop::collection::vec(non_blank(), 0..3),
         prop::collection::vec(non_blank(), 0..3),
@@ -436,7 +436,9 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
             scale_policy,
             update_strategy,
             scheduling,
+            depends_on: Vec::new(),
             labels,
+            stop_after_disconnect: 0,
         }
     })
 }

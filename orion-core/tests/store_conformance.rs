@@ -96,6 +96,10 @@ macro_rules! conformance {
                 suite::watch_order_and_resume($make).await;
             }
             #[tokio::test]
+            async fn watch_events_carry_previous_values() {
+                suite::watch_events_carry_previous_values($make).await;
+            }
+            #[tokio::test]
             async fn watch_replays_long_history() {
                 suite::watch_replays_long_history($make).await;
             }

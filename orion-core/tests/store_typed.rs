@@ -30,6 +30,7 @@ fn measurement(from: &str, to: &str, rtt_ms: f64) -> NetworkMeasurement {
         loss: 0.0,
         bandwidth_mbps: Some(1000.0),
         measured_at: 1,
+        ..NetworkMeasurement::default()
     }
 }
 
@@ -404,4 +405,37 @@ async fn sled_typed_state_and_spec_versions_survive_reopen() {
         .await
         .unwrap();
     assert_eq!(v3.spec_version, 3);
+}
+
+#[tokio::test]
+async fn network_coordinates_round_trip_and_list_in_node_order() {
+    use orion_core::model::NetworkCoordinate;
+    let store = ClusterStore::new(MemoryStore::new());
+    let coordinate = |node: &str, x: f64| NetworkCoordinate {
+        node: node.into(),
+        position: vec![x, 0.0, 0.0],
+        height_ms: 1.0,
+        error: 0.2,
+        updated_at: 5,
+    };
+    store.put_coordinate(&coordinate("n2", 3.0)).await.unwrap();
+    store.put_coordinate(&coordinate("n1", 0.0)).await.unwrap();
+    store.put_coordinate(&coordinate("n1", 1.0)).await.unwrap();
+    assert_eq!(
+        store.get_coordinate("n1").await.unwrap(),
+        Some(coordinate("n1", 1.0))
+    );
+    let all = store.list_coordinates().await.unwrap();
+    assert_eq!(all, vec![coordinate("n1", 1.0), coordinate("n2", 3.0)]);
+    assert_eq!(all[0].estimate_rtt_ms(&all[1]), Some(4.0));
+    assert!(store.put_coordinate(&coordinate("a/b", 0.0)).await.is_err());
+    // Coordinates are not measurements.
+    assert!(store.list_measurements().await.unwrap().is_empty());
+}
+
+#[test]
+fn a_measurement_from_before_the_new_fields_still_reads() {
+    let old = r#"{"from":"a","to":"b","rtt_ms":2.5}"#;
+    let m: NetworkMeasurement = serde_json::from_str(old).unwrap();
+    assert_eq!((m.rtt_p90_ms, m.stability, m.link_down), (0.0, 0.0, false));
 }

@@ -1,5 +1,5 @@
-//! The runtime conformance suite on the real Docker engine, with the busybox test image.
-//! These tests fail (never skip) when the engine is unreachable.
+//! The runtime conformance suite on the real Docker engine, with the busybox test image, through
+//! its one entry point. These tests fail (never skip) when the engine is unreachable.
 
 use orion_core::runtime::Runtime;
 use orion_core::testing::runtime as suite;
@@ -14,64 +14,15 @@ async fn runtime() -> DockerRuntime {
 }
 
 #[tokio::test]
-async fn lifecycle() {
-    suite::lifecycle(&runtime().await, &docker_fixture()).await;
+async fn conformance() {
+    suite::run_all(runtime, &docker_fixture()).await;
 }
 
-#[tokio::test]
-async fn exit_codes() {
-    suite::exit_codes(&runtime().await, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn logs() {
-    suite::logs(&runtime().await, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn stats() {
-    suite::stats(&runtime().await, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn bad_image() {
-    suite::bad_image(&runtime().await, &docker_fixture()).await;
-}
-
+/// `bad_image` again with pulls forbidden: a Docker-only setting.
 #[tokio::test]
 async fn bad_image_without_pulling() {
     let runtime = runtime().await.with_pull_policy(PullPolicy::Never);
     suite::bad_image(&runtime, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn bad_command() {
-    suite::bad_command(&runtime().await, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn stop_stopped() {
-    suite::stop_stopped(&runtime().await, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn adopt_after_restart() {
-    suite::adopt_after_restart(runtime, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn twenty_concurrent_starts() {
-    suite::concurrent_starts(&runtime().await, &docker_fixture(), 20).await;
-}
-
-#[tokio::test]
-async fn exec() {
-    suite::exec(&runtime().await, &docker_fixture()).await;
-}
-
-#[tokio::test]
-async fn dynamic_port_answers_on_loopback() {
-    suite::ports(&runtime().await, &docker_fixture()).await;
 }
 
 #[tokio::test]

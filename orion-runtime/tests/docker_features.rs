@@ -7,7 +7,9 @@ use std::time::Duration;
 use orion_core::Error;
 use orion_core::model::spec::{NetworkMode, Protocol};
 use orion_core::runtime::{ContainerStatus, Mount, PortBinding, Runtime};
-use orion_core::testing::runtime::{assert_http_answers, test_labels, wait_for_exit, with_cleanup};
+use orion_core::testing::runtime::{
+    assert_http_answers, test_labels, wait_for_exit, wait_for_exit_within, with_cleanup,
+};
 use orion_runtime::DockerRuntime;
 use orion_runtime::testing::{ensure_test_image, http_server_spec, require_docker, shell_spec};
 
@@ -119,10 +121,48 @@ async fn cpu_and_memory_limits_are_set_and_the_oom_killer_is_reported() {
         );
         hog.memory_bytes = 16 << 20;
         let hog = runtime.create_and_start(&hog).await.unwrap();
-        let (code, oom_killed) = wait_for_exit(&runtime, &hog.id).await;
-        assert!(oom_killed, "exit {code} without OOM");
+        // The hog is usually OOM-killed within a second, but on a loaded host it took over 30 s
+        // in 7 runs of 40 (89 s at worst, load 12-19 on 2 cores; docs/runtimes.md), past the
+        // suite's usual 30 s bound.
+        let (code, _) = wait_for_exit_within(&runtime, &hog.id, OOM_KILL_WAIT).await;
+        assert_eq!(code, 137, "the OOM killer's SIGKILL");
+        // The engine sets `OOMKilled` from the shim's OOM event, which it handles apart from
+        // the exit event and which can arrive after it (more often under load): an inspect
+        // right after the exit may not show it yet. Wait for it, bounded.
+        assert!(
+            oom_flag_set(&runtime, &hog.id).await,
+            "exit 137 without OOMKilled after {OOM_FLAG_WAIT:?}"
+        );
     })
     .await;
+}
+
+/// The bound on the hog's OOM kill (a guard against hanging, not a timing assertion).
+const OOM_KILL_WAIT: Duration = Duration::from_secs(300);
+
+/// How long the OOM flag may lag behind the exit before the test fails.
+const OOM_FLAG_WAIT: Duration = Duration::from_secs(10);
+
+/// Polls `inspect` (bounded by [`OOM_FLAG_WAIT`]) until the exited container reports
+/// `oom_killed`; false if it never does.
+async fn oom_flag_set(runtime: &DockerRuntime, id: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + OOM_FLAG_WAIT;
+    loop {
+        let status = runtime.inspect(id).await.unwrap().status;
+        if matches!(
+            status,
+            ContainerStatus::Exited {
+                oom_killed: true,
+                ..
+            }
+        ) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

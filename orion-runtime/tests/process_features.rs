@@ -78,7 +78,12 @@ async fn env_ports_and_workdir_reach_the_program() {
 #[tokio::test]
 async fn what_a_host_process_cannot_do_is_unsupported_not_ignored() {
     let state = tempfile::tempdir().unwrap();
-    let runtime = ProcessRuntime::new(state.path()).unwrap();
+    // No cgroup v2 there: limits cannot be enforced, and this runtime requires them.
+    let no_cgroups = tempfile::tempdir().unwrap();
+    let runtime = ProcessRuntime::new(state.path())
+        .unwrap()
+        .with_cgroup_root(no_cgroups.path(), "orion-test")
+        .require_resource_limits(true);
     let labels = test_labels("process-unsupported");
     with_cleanup(&runtime, &labels, async {
         let base = sh("u", "exit 0", &labels);
@@ -149,7 +154,7 @@ async fn what_a_host_process_cannot_do_is_unsupported_not_ignored() {
 
         let lenient = ProcessRuntime::new(state.path())
             .unwrap()
-            .ignore_resource_limits(true);
+            .with_cgroup_root(no_cgroups.path(), "orion-test");
         let limited = ContainerSpec {
             memory_bytes: 64 << 20,
             cpu_millicores: 100,

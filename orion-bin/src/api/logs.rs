@@ -77,18 +77,32 @@ async fn task_lines(state: &ApiState, task: &Task, q: LogQuery, prefix: bool) ->
     if let Some(n) = q.tail {
         url.push_str(&format!("&tail={n}"));
     }
-    let resp = state
-        .http
-        .get(&url)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| {
+    // Connecting is bounded by the client; the answer's headers, and when not following the
+    // whole answer, by the proxy timeout. A followed stream may stay quiet for any time.
+    let bound = state.settings.proxy_timeout;
+    let mut req = state.http.get(&url);
+    if !q.follow {
+        req = req.timeout(bound);
+    }
+    let too_slow = || {
+        HttpError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "node {node} did not answer for the logs of {} within {bound:?} (api.proxyTimeout)",
+                task.id
+            ),
+        )
+    };
+    let resp = match tokio::time::timeout(bound, req.send()).await {
+        Ok(Err(e)) if e.is_timeout() => return Err(too_slow()),
+        Ok(r) => r.and_then(|r| r.error_for_status()).map_err(|e| {
             HttpError::new(
                 axum::http::StatusCode::BAD_GATEWAY,
                 format!("cannot read logs of {} from node {node}: {e}", task.id),
             )
-        })?;
+        })?,
+        Err(_) => return Err(too_slow()),
+    };
     // Re-split into lines so prefixes land at line starts.
     let mut pending = String::new();
     let body = resp.bytes_stream().map(move |chunk| {

@@ -1,8 +1,19 @@
 //! The HTTP API (axum, JSON, under `/v1`). See docs/api.md for the reference.
 
+mod chaos;
+#[cfg(test)]
+mod chaos_tests;
 mod errors;
 mod logs;
+pub mod network;
+pub mod plan;
 mod routes;
+pub mod server;
+#[cfg(test)]
+mod tests;
 pub mod types;
 
-pub use routes::{ApiState, ClusterInfo, router};
+pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, router};
+
+/// The store every part of a node shares.
+pub type SharedStore = std::sync::Arc<dyn orion_core::store::Store>;

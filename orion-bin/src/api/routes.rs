@@ -2,23 +2,25 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use orion_core::model::spec::{ServiceSpec, SpecFormat, parse_port, parse_spec};
+use orion_core::model::spec::{ServiceSpec, SpecFormat, SpecLimits, parse_port, parse_spec_with};
 use orion_core::model::{DesiredState, NetworkMatrix, Node, NodeStatus, Task};
 use orion_core::runtime::Runtime;
 use orion_core::scheduler::ClusterView;
-use orion_core::store::{ClusterStore, VersionedService};
+use orion_core::store::{ClusterStore, Revision, VersionedService};
 use serde::Deserialize;
 
+use super::SharedStore;
 use super::errors::{ApiResult, HttpError};
 use super::logs;
 use super::types::{ClusterStatus, ScaleRequest, ServiceStatus, SimpleTaskRequest};
-use crate::node::SharedStore;
+use crate::config::Config;
 
 /// Largest request body accepted (a spec file is a few KiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -27,6 +29,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[async_trait::async_trait]
 pub trait ClusterInfo: Send + Sync + 'static {
     async fn status(&self) -> ClusterStatus;
+
+    /// Removes the node named `node` from the Raft membership (`orion cluster remove`).
+    /// Errors: `NotFound` when it is not a member, `Conflict` for the leader itself or the last
+    /// voter, `Unavailable` without a quorum. Not supported by a single-node cluster.
+    async fn remove_member(&self, node: &str) -> orion_core::Result<()> {
+        Err(orion_core::Error::Conflict(format!(
+            "cannot remove {node:?}: this is a single-node cluster without Raft membership"
+        )))
+    }
 }
 
 /// Shared state of every handler.
@@ -36,11 +47,54 @@ pub struct ApiState {
     pub node_id: String,
     pub runtime: Arc<dyn Runtime>,
     pub cluster: Arc<dyn ClusterInfo>,
+    /// Client for other nodes' APIs (log proxy); build it with [`proxy_client`].
     pub http: reqwest::Client,
+    pub settings: ApiSettings,
+    /// The pipeline the leader places with, for `POST /v1/plan` (built from the same config).
+    pub scheduler: Arc<orion_core::scheduler::Scheduler>,
 }
 
-/// The API's routes.
+/// The API's bounds, from orion.yaml.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApiSettings {
+    /// Bounds every written spec and scale request is checked against.
+    pub limits: SpecLimits,
+    /// A request without a response by then is answered 408.
+    pub request_timeout: Duration,
+    /// Bound on another node's API answering (log proxy): response headers, and the whole
+    /// response when not following.
+    pub proxy_timeout: Duration,
+}
+
+impl ApiSettings {
+    /// The settings of `config` (`cluster.limits` and `api`).
+    pub fn from_config(config: &Config) -> Self {
+        ApiSettings {
+            limits: config.cluster.limits.spec_limits(),
+            request_timeout: config.api.request_timeout,
+            proxy_timeout: config.api.proxy_timeout,
+        }
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self::from_config(&Config::default())
+    }
+}
+
+/// The HTTP client the API uses to reach other nodes: connects within `proxy_timeout`, and
+/// notices dead peers of long streams by TCP keepalive.
+pub fn proxy_client(settings: &ApiSettings) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(settings.proxy_timeout)
+        .tcp_keepalive(Duration::from_secs(15))
+        .build()?)
+}
+
+/// The API's routes, with the request timeout of `state.settings`.
 pub fn router(state: ApiState) -> Router {
+    let timeout = super::server::request_timeout_layer(state.settings.request_timeout);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/healthz", get(healthz))
@@ -59,7 +113,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/nodes/{id}", get(get_node))
         .route("/v1/nodes/{id}/drain", post(drain_node))
         .route("/v1/cluster", get(cluster_status))
+        .route("/v1/network", get(super::network::network))
+        .route("/v1/cluster/members/{node}", delete(remove_member))
+        .route("/v1/plan", post(super::plan::plan))
+        .merge(super::chaos::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(timeout)
         .with_state(state)
 }
 
@@ -69,7 +128,27 @@ async fn healthz() -> &'static str {
 
 async fn status_of(state: &ApiState, svc: VersionedService) -> ApiResult<ServiceStatus> {
     let tasks = state.store.tasks_of_service(&svc.spec.name).await?;
-    Ok(ServiceStatus::new(svc.spec, svc.spec_version, &tasks))
+    Ok(ServiceStatus::new(svc.spec, svc.spec_version, &tasks).at(svc.mod_revision))
+}
+
+/// `status` as JSON with its revision as the ETag (what `If-Match` takes back).
+fn tagged(code: StatusCode, status: ServiceStatus) -> Response {
+    let etag = format!("\"{}\"", status.revision);
+    (code, [(header::ETAG, etag)], Json(status)).into_response()
+}
+
+/// The revision an `If-Match` header names (`"17"`, `17` or `W/"17"`), if there is one.
+pub(super) fn if_match(headers: &HeaderMap) -> ApiResult<Option<Revision>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("");
+    let tag = text.trim().trim_start_matches("W/").trim_matches('"');
+    tag.parse().map(Some).map_err(|_| {
+        HttpError::bad_request(format!(
+            "If-Match: got {text:?}, expected the revision from a service's ETag, e.g. \"17\""
+        ))
+    })
 }
 
 async fn list_services(State(state): State<ApiState>) -> ApiResult<Json<Vec<ServiceStatus>>> {
@@ -85,13 +164,18 @@ async fn list_services(State(state): State<ApiState>) -> ApiResult<Json<Vec<Serv
             .map(|s| {
                 let tasks = by_service.get(s.spec.name.as_str()).map(Vec::as_slice);
                 ServiceStatus::new(s.spec, s.spec_version, tasks.unwrap_or_default())
+                    .at(s.mod_revision)
             })
             .collect(),
     ))
 }
 
 /// Reads a spec body in the format its content type names (JSON or YAML; sniffed otherwise).
-fn spec_from_body(headers: &HeaderMap, body: &str) -> ApiResult<ServiceSpec> {
+pub(super) fn spec_from_body(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: &str,
+) -> ApiResult<ServiceSpec> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -108,35 +192,49 @@ fn spec_from_body(headers: &HeaderMap, body: &str) -> ApiResult<ServiceSpec> {
             "empty body: send a service spec as JSON or YAML",
         ));
     }
-    Ok(parse_spec(body, format)?)
+    let spec = parse_spec_with(body, format, &state.settings.limits)?;
+    let scorers: Vec<&str> = state.scheduler.stages().iter().map(|s| s.name).collect();
+    if spec.scheduling.network_aware == Some(true)
+        && !scorers.contains(&orion_netscore::scoring::NETWORK)
+    {
+        return Err(HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "scheduling.network_aware: true, but this cluster's scheduler has no `{}` \
+                 scorer (its stages: {}); remove the field, or set `scheduler.networkAware: \
+                 true` in orion.yaml",
+                orion_netscore::scoring::NETWORK,
+                scorers.join(", ")
+            ),
+        ));
+    }
+    Ok(spec)
 }
 
+/// `POST /v1/services`: create-if-missing, atomically (409 when the name is taken).
 async fn create_service(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: String,
-) -> ApiResult<(StatusCode, Json<ServiceStatus>)> {
-    let spec = spec_from_body(&headers, &body)?;
-    if state.store.get_service(&spec.name).await?.is_some() {
-        return Err(HttpError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "service {:?} exists; update it with PUT /v1/services/{}",
-                spec.name, spec.name
-            ),
-        ));
-    }
-    let stored = state.store.put_service(&spec).await?;
-    Ok((StatusCode::CREATED, Json(status_of(&state, stored).await?)))
+) -> ApiResult<Response> {
+    let spec = spec_from_body(&state, &headers, &body)?;
+    let stored = state.store.create_service(&spec).await?;
+    Ok(tagged(
+        StatusCode::CREATED,
+        status_of(&state, stored).await?,
+    ))
 }
 
+/// `PUT /v1/services/{name}`: create or replace; with `If-Match`, replace only the revision
+/// named (409 when it changed since, 404 when it does not exist).
 async fn put_service(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: String,
-) -> ApiResult<Json<ServiceStatus>> {
-    let spec = spec_from_body(&headers, &body)?;
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    let spec = spec_from_body(&state, &headers, &body)?;
     if spec.name != name {
         return Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -146,20 +244,23 @@ async fn put_service(
             ),
         ));
     }
-    let stored = state.store.put_service(&spec).await?;
-    Ok(Json(status_of(&state, stored).await?))
+    let stored = match expected {
+        Some(revision) => state.store.put_service_if(&spec, revision).await?,
+        None => state.store.put_service(&spec).await?,
+    };
+    Ok(tagged(StatusCode::OK, status_of(&state, stored).await?))
 }
 
 async fn get_service(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<ServiceStatus>> {
+) -> ApiResult<Response> {
     let svc = state
         .store
         .get_service(&name)
         .await?
         .ok_or_else(|| HttpError::not_found("service", &name))?;
-    Ok(Json(status_of(&state, svc).await?))
+    Ok(tagged(StatusCode::OK, status_of(&state, svc).await?))
 }
 
 async fn delete_service(
@@ -172,25 +273,37 @@ async fn delete_service(
     Ok(Json(serde_json::json!({ "deleted": name })))
 }
 
-async fn scale_service(
+/// `POST /v1/services/{name}/scale`: changes `replicas` only, by compare-and-swap on the
+/// stored spec, so a concurrent update of anything else is kept.
+pub(super) async fn scale_service(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     body: Option<Json<ScaleRequest>>,
-) -> ApiResult<Json<ServiceStatus>> {
+) -> ApiResult<Response> {
     let Some(Json(req)) = body else {
         return Err(HttpError::bad_request(
             "body: expected JSON {\"replicas\": N}",
         ));
     };
-    let mut svc = state
+    let limits = state.settings.limits;
+    if req.replicas > limits.max_replicas {
+        return Err(HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "replicas: got {}, expected at most {} (the cluster's replica limit, \
+                 cluster.limits.maxReplicas)",
+                req.replicas, limits.max_replicas
+            ),
+        ));
+    }
+    let stored = state
         .store
-        .get_service(&name)
-        .await?
-        .ok_or_else(|| HttpError::not_found("service", &name))?;
-    svc.spec.replicas = req.replicas;
-    svc.spec.validate().map_err(orion_core::Error::from)?;
-    let stored = state.store.put_service(&svc.spec).await?;
-    Ok(Json(status_of(&state, stored).await?))
+        .update_service(&name, |spec| {
+            spec.replicas = req.replicas;
+            spec.validate_with(&limits).map_err(orion_core::Error::from)
+        })
+        .await?;
+    Ok(tagged(StatusCode::OK, status_of(&state, stored).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,10 +356,11 @@ async fn stop_task(State(state): State<ApiState>, Path(id): Path<String>) -> Api
 }
 
 /// Seed 001's `POST /tasks`: a one-replica service from an image, memory and port bindings.
+/// Create-if-missing like `POST /v1/services`: an existing service is never replaced (409).
 async fn simple_task(
     State(state): State<ApiState>,
     body: Option<Json<SimpleTaskRequest>>,
-) -> ApiResult<(StatusCode, Json<ServiceStatus>)> {
+) -> ApiResult<Response> {
     let Some(Json(req)) = body else {
         return Err(HttpError::bad_request(
             "body: expected JSON {\"image\": \"nginx\", \"memory\": 100000000, \"portBindings\": {\"80/tcp\": \"8080\"}}",
@@ -274,29 +388,47 @@ async fn simple_task(
         })?;
         spec.ports.push(port);
     }
-    spec.validate().map_err(orion_core::Error::from)?;
-    let stored = state.store.put_service(&spec).await?;
-    Ok((StatusCode::CREATED, Json(status_of(&state, stored).await?)))
+    spec.validate_with(&state.settings.limits)
+        .map_err(orion_core::Error::from)?;
+    let stored = state.store.create_service(&spec).await?;
+    Ok(tagged(
+        StatusCode::CREATED,
+        status_of(&state, stored).await?,
+    ))
+}
+
+/// `nodes` with `allocated` summed from what their tasks hold, as the scheduler sees it.
+fn with_allocation(nodes: Vec<Node>, tasks: &[Task]) -> Vec<Node> {
+    let view = ClusterView::new(nodes, tasks, NetworkMatrix::new());
+    view.nodes()
+        .iter()
+        .map(|nv| Node {
+            allocated: nv.allocated,
+            ..nv.node.clone()
+        })
+        .collect()
 }
 
 async fn list_nodes(State(state): State<ApiState>) -> ApiResult<Json<Vec<Node>>> {
     let nodes = state.store.list_nodes().await?;
     let tasks = state.store.list_tasks().await?;
-    // The scheduler's view already sums what each node's tasks hold.
-    let view = ClusterView::new(nodes, &tasks, NetworkMatrix::new());
-    let nodes = view.nodes().iter().map(|nv| Node {
-        allocated: nv.allocated,
-        ..nv.node.clone()
-    });
-    Ok(Json(nodes.collect()))
+    Ok(Json(with_allocation(nodes, &tasks)))
 }
 
-async fn get_node(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Node>> {
+/// `GET /v1/nodes/{id}`: the node with its allocation, computed as for `GET /v1/nodes`.
+pub(super) async fn get_node(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Node>> {
     let node = state
         .store
         .get_node(&id)
         .await?
         .ok_or_else(|| HttpError::not_found("node", &id))?;
+    let tasks = state.store.tasks_on_node(&id).await?;
+    let node = with_allocation(vec![node], &tasks)
+        .pop()
+        .expect("one node in, one node out");
     Ok(Json(node))
 }
 
@@ -321,4 +453,14 @@ async fn drain_node(
 
 async fn cluster_status(State(state): State<ApiState>) -> impl IntoResponse {
     Json(state.cluster.status().await)
+}
+
+/// `DELETE /v1/cluster/members/{node}`: removes a node from the Raft membership; answers the
+/// cluster status after the change.
+async fn remove_member(
+    State(state): State<ApiState>,
+    Path(node): Path<String>,
+) -> ApiResult<Json<ClusterStatus>> {
+    state.cluster.remove_member(&node).await?;
+    Ok(Json(state.cluster.status().await))
 }

@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub spec: ServiceSpec,
-    /// Spec version (bumped on every update).
+    /// Spec version: bumped when the tasks would change (not by scaling).
     pub version: u64,
+    /// Store revision of the spec's last write, bumped by every change (scaling too); the
+    /// response's ETag, and what `If-Match` on `PUT` takes back.
+    #[serde(default)]
+    pub revision: u64,
     pub desired: u32,
     /// Tasks running (and healthy, when a health check is set).
     pub running: u32,
@@ -32,15 +36,28 @@ impl ServiceStatus {
             running: by_state.get(&TaskState::Running).copied().unwrap_or(0),
             spec,
             version,
+            revision: 0,
             by_state,
         }
+    }
+
+    /// This status with the spec's store `revision`.
+    pub fn at(mut self, revision: u64) -> Self {
+        self.revision = revision;
+        self
     }
 }
 
 /// Raft and membership as one node sees them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterStatus {
+    /// The configured cluster name.
     pub cluster_id: String,
+    /// The random id minted when the cluster was bootstrapped (or a single node first started)
+    /// and carried by every Raft frame and gossip datagram; `null` on a joining node that has
+    /// not learned it yet.
+    #[serde(default)]
+    pub cluster_uuid: Option<String>,
     /// The node that answered.
     pub node_id: String,
     pub leader: Option<String>,

@@ -11,40 +11,40 @@
 //! cluster, learns the members' Raft addresses from their gossip metadata, and asks the cluster to
 //! add it to Raft: as a learner first, promoted to voter once caught up while voters stay an odd
 //! number, at most five (the rest remain learners).
+//!
+//! Identity: `--bootstrap` is a one-time init that mints the cluster id (a random UUID kept in
+//! the data dir) and is a no-op on later starts; a joining node learns the id from its seed and
+//! records it. Raft frames and gossip datagrams carry it, so a node whose data dir was lost and
+//! that bootstraps again (a new id) is refused by its old cluster rather than followed. A second
+//! process started with a live member's node id is refused by the seeds and exits with an
+//! error naming that member.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use orion_consensus::gossip::{GossipConfig, GossipMembership};
-use orion_consensus::raft::{RaftConfig, RaftNode, RaftStatus};
-use orion_core::membership::{Member, MemberState, Membership};
+use orion_consensus::cluster::{JoinOptions, join_any, leadership, member_raft_addrs};
+use orion_consensus::gossip::{GossipConfig, GossipMembership, LinkFaults, UdpTransport};
+use orion_consensus::raft::{RaftConfig, RaftNode, RaftStatus, ReadMode};
+use orion_consensus::transport::FaultInjector;
+use orion_core::membership::{Member, Membership};
 use orion_core::store::MemoryStore;
 use tokio::net::lookup_host;
-use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info};
 
 use super::{Parts, Settings};
 use crate::api::ClusterInfo;
 use crate::api::types::ClusterStatus;
 
-/// The Raft id of a node: a stable hash of its name, so every node derives the same number.
-pub fn raft_id(node_id: &str) -> u64 {
-    // FNV-1a: stable across Rust versions and processes (DefaultHasher is not guaranteed to be).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in node_id.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h.max(1)
-}
+pub use orion_consensus::cluster::raft_id;
 
 struct ClusterNodeInfo {
     cluster_id: String,
     node_id: String,
     raft: Arc<RaftNode<MemoryStore>>,
     membership: Arc<GossipMembership>,
+    /// The network prober's loop, which stops when this is dropped (`None`: monitoring is off).
+    _prober: Option<orion_netscore::probe::ProberHandle>,
 }
 
 impl ClusterNodeInfo {
@@ -75,6 +75,10 @@ impl ClusterInfo for ClusterNodeInfo {
         };
         ClusterStatus {
             cluster_id: self.cluster_id.clone(),
+            cluster_uuid: self
+                .raft
+                .cluster_id()
+                .or_else(|| self.membership.cluster_id()),
             node_id: self.node_id.clone(),
             leader,
             term: s.term,
@@ -84,6 +88,23 @@ impl ClusterInfo for ClusterNodeInfo {
             applied_index: s.applied_index,
             members,
         }
+    }
+
+    async fn remove_member(&self, node: &str) -> orion_core::Result<()> {
+        // `raft-<id>` names a Raft member that gossip does not know (see `name_of`).
+        let id = match node.strip_prefix("raft-").map(str::parse::<u64>) {
+            Some(Ok(id)) => id,
+            _ => raft_id(node),
+        };
+        let s = self.raft.status();
+        if !s.voters.contains(&id) && !s.learners.contains(&id) {
+            return Err(orion_core::Error::NotFound {
+                kind: "member",
+                name: format!("{node} (not a Raft voter or learner; `orion cluster` lists them)"),
+            });
+        }
+        info!(node, raft_id = id, "removing a member from Raft by request");
+        self.raft.remove(id).await.map_err(Into::into)
     }
 }
 
@@ -116,30 +137,49 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     raft_config.election_timeout_min = consensus.election_timeout / 2;
     raft_config.election_timeout_max = consensus.election_timeout;
     raft_config.snapshot_interval = Some(consensus.snapshot_interval);
+    // The fault layers `orion chaos` drives (crate::chaos::applier): Raft and gossip.
+    let faults = FaultInjector::new();
+    let gossip_faults = LinkFaults::new();
+    raft_config.faults = faults.clone();
     let raft = Arc::new(
         RaftNode::start(raft_config, inner)
             .await
             .context("cannot start Raft")?,
     );
+    if settings.bootstrap {
+        // A one-time init: mints the cluster id on an empty data dir, a no-op afterwards.
+        raft.bootstrap().await.context("cannot bootstrap Raft")?;
+    }
 
     let mut gossip = GossipConfig::new(settings.node_id.clone(), settings.gossip_addr)
         .with_capacity(settings.capacity)
         .with_addresses(settings.local_member().addresses);
+    if let Some(cluster_id) = raft.cluster_id() {
+        gossip = gossip.with_cluster_id(cluster_id);
+    }
     for (k, v) in &settings.labels {
         gossip = gossip.with_label(k.clone(), v.clone());
     }
     if let Some(join) = &settings.join {
         gossip = gossip.with_seed(resolve(join).await?);
     }
+    let udp = UdpTransport::bind_with_faults(settings.gossip_addr, gossip_faults.clone())
+        .await
+        .with_context(|| format!("cannot bind gossip on {}", settings.gossip_addr))?;
+    let gossip_addr = orion_consensus::gossip::Transport::local_addr(&udp);
     let membership = Arc::new(
-        GossipMembership::start(gossip)
+        GossipMembership::start_with_transport(gossip, Arc::new(udp))
             .await
             .context("cannot start gossip")?,
     );
 
-    if settings.bootstrap {
-        raft.bootstrap().await.context("cannot bootstrap Raft")?;
-    } else if !in_raft(&raft) {
+    tokio::spawn(exit_on_duplicate_node_id(membership.clone()));
+    if raft.cluster_id().is_none() {
+        tokio::spawn(record_learned_cluster_id(raft.clone(), membership.clone()));
+    }
+    if !settings.bootstrap {
+        // On every start: a voter is answered at once; a node removed while away, or whose
+        // data dir was wiped, comes back as a new learner.
         tokio::spawn(join_raft(
             raft.clone(),
             membership.clone(),
@@ -147,7 +187,30 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         ));
     }
 
-    let leader = leadership(&raft, raft_id(&settings.node_id));
+    let monitoring = &settings.config.network.monitoring;
+    let prober = if monitoring.enabled {
+        Some(super::network_probe::start(
+            &settings.node_id,
+            monitoring,
+            &raft,
+        )?)
+    } else {
+        None
+    };
+    let leader = leadership(&raft);
+    tokio::spawn(
+        crate::chaos::applier::Applier {
+            node_id: settings.node_id.clone(),
+            local: Arc::new(raft.store().with_read_mode(ReadMode::Stale)),
+            store: Arc::new(raft.store()),
+            faults,
+            gossip: gossip_faults,
+            gossip_addr,
+            membership: membership.clone(),
+            leader: leader.clone(),
+        }
+        .run(),
+    );
     Ok(Parts {
         store: Arc::new(raft.store()),
         membership: membership.clone(),
@@ -157,73 +220,52 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
             node_id: settings.node_id.clone(),
             raft,
             membership,
+            _prober: prober,
         }),
     })
 }
 
-/// How long one join request through one member may take (catching up included).
-const JOIN_ATTEMPT: Duration = Duration::from_secs(20);
+/// Exit code of a node refused because another live member uses its node id (as for any
+/// failure to start).
+const EXIT_DUPLICATE_NODE_ID: i32 = 1;
 
-/// True once this node is in the Raft configuration (as voter or learner).
-fn in_raft(raft: &RaftNode<MemoryStore>) -> bool {
-    let s = raft.status();
-    s.voters.contains(&s.node_id) || s.learners.contains(&s.node_id)
+/// Ends the process if the seeds refuse this node because a live member already uses its node
+/// id: it never joined, so nothing is left behind; the error names the live holder.
+async fn exit_on_duplicate_node_id(membership: Arc<GossipMembership>) {
+    let err = membership.duplicate_node_id().await;
+    tracing::error!(error = %err, "refusing to start");
+    eprintln!("error: {err}");
+    std::process::exit(EXIT_DUPLICATE_NODE_ID);
 }
 
-/// Asks any live member to add this node to Raft, retrying with backoff until it is in.
+/// Records in the data dir the cluster id gossip learned from a seed, so Raft frames carry it
+/// (a wiped member that rejoins must answer its peers before it asks to join). Ends once
+/// recorded, or when gossip stops.
+async fn record_learned_cluster_id(
+    raft: Arc<RaftNode<MemoryStore>>,
+    membership: Arc<GossipMembership>,
+) {
+    let mut learned = membership.watch_cluster_id();
+    let Ok(id) = learned.wait_for(Option::is_some).await.map(|id| id.clone()) else {
+        return;
+    };
+    if let Some(id) = id
+        && let Err(e) = raft.adopt_cluster_id(&id)
+    {
+        tracing::error!(error = %e, "cannot record the cluster id learned from the seed");
+    }
+}
+
+/// Joins Raft through any live gossip member (see `orion_consensus::cluster::join_any`).
 async fn join_raft(
     raft: Arc<RaftNode<MemoryStore>>,
     membership: Arc<GossipMembership>,
     node_id: String,
 ) {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let members = membership.members().await.unwrap_or_default();
-        let peers: Vec<String> = members
-            .iter()
-            .filter(|m| m.id != node_id && m.state == MemberState::Alive)
-            .map(|m| m.addresses.raft.clone())
-            .filter(|a| !a.is_empty())
-            .collect();
-        for addr in &peers {
-            if in_raft(&raft) {
-                return;
-            }
-            // Bounded per member, so a member that died mid-join does not hold us up.
-            match tokio::time::timeout(JOIN_ATTEMPT, raft.join(addr)).await {
-                Ok(Ok(())) => {
-                    info!(via = %addr, "joined Raft");
-                    return;
-                }
-                Ok(Err(e)) => {
-                    warn!(via = %addr, error = %e, "Raft join failed; trying another member")
-                }
-                Err(_) => warn!(via = %addr, "Raft join timed out; trying another member"),
-            }
-        }
-        if in_raft(&raft) {
-            return;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+    let peers = || member_raft_addrs(&*membership, &node_id);
+    if let Err(e) = join_any(&raft, peers, &JoinOptions::default()).await {
+        error!(error = %e, "this node is not in the Raft cluster; restart it to try again");
     }
-}
-
-/// True while this node is the Raft leader.
-fn leadership(raft: &RaftNode<MemoryStore>, me: u64) -> watch::Receiver<bool> {
-    let mut metrics = raft.raft().metrics();
-    let (tx, rx) = watch::channel(metrics.borrow().current_leader == Some(me));
-    tokio::spawn(async move {
-        while metrics.changed().await.is_ok() {
-            let is_leader = metrics.borrow().current_leader == Some(me);
-            tx.send_if_modified(|v| {
-                let changed = *v != is_leader;
-                *v = is_leader;
-                changed
-            });
-        }
-    });
-    rx
 }
 
 #[cfg(test)]

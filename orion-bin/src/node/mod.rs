@@ -1,5 +1,6 @@
-//! Running a node: the store, membership and runtime it is made of, the API it serves, the agent
-//! every node runs, and the controllers the leader runs.
+//! Running a node: the store, membership and runtime it is made of, wired to the library's
+//! [`orion_core::node::Node`] (the agent every node runs and the controllers the leader runs),
+//! and the API it serves.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,28 +11,26 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use orion_core::membership::{Member, MemberState, Membership};
 use orion_core::model::{NodeAddresses, Resources, ZONE_LABEL};
+use orion_core::node::{Leadership, Node};
 use orion_core::runtime::Runtime;
-use orion_core::scheduler::{Scheduler, SchedulerConfig};
-use orion_core::store::{ClusterStore, Store};
+use orion_core::scheduler::Scheduler;
+use orion_core::store::ClusterStore;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
+pub use crate::api::SharedStore;
 use crate::api::{self, ApiState, ClusterInfo};
 use crate::cli::{
     DEFAULT_API_ADDR, DEFAULT_GOSSIP_ADDR, DEFAULT_RAFT_ADDR, RuntimeKind, ServerArgs,
 };
 use crate::config::Config;
 
-pub mod agent;
 mod cluster;
-pub mod controller;
+mod network_probe;
 mod single;
 
 /// Revisions of history a node keeps for watches to resume from (older ones are compacted).
 pub const WATCH_HISTORY: u64 = 10_000;
-
-/// The store every part of a node shares.
-pub type SharedStore = Arc<dyn Store>;
 
 /// Single-node (`orion up`) or member of a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,26 +158,67 @@ impl Settings {
 }
 
 /// Connects the configured container backend, with a message that says what to do when it is
-/// not there.
+/// not there. containerd's socket comes from `runtime.containerdSocket` (detected when empty); a
+/// configured path that is missing or does not answer is an error naming the path and the
+/// setting. The process runtime keeps its state in `<data dir>/processes` and enforces CPU and
+/// memory limits through cgroup v2 when the host offers it (logged at start either way).
 pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn Runtime>> {
     match settings.runtime {
         RuntimeKind::Docker => match orion_runtime::DockerRuntime::connect().await {
             Ok(r) => Ok(Arc::new(r)),
             Err(e) => bail!(
                 "cannot reach the Docker engine: {e}\n\
-                 start Docker, or run without containers: --runtime process"
+                 start Docker, or run host programs instead of containers: --runtime process"
             ),
         },
         RuntimeKind::Containerd => {
-            let r = orion_runtime::containerd::ContainerdRuntime::connect_default()
+            use orion_runtime::containerd::{
+                ContainerdConfig, ContainerdRuntime, SOCKET_CANDIDATES,
+            };
+            let socket = settings.config.runtime.containerd_socket_path();
+            if let Some(path) = &socket
+                && !path.exists()
+            {
+                bail!(
+                    "runtime.containerdSocket: {} does not exist; set it to containerd's socket \
+                     (usually {}), or leave it empty to detect it",
+                    path.display(),
+                    SOCKET_CANDIDATES.join(" or ")
+                );
+            }
+            let config = ContainerdConfig {
+                socket: socket.clone(),
+                ..ContainerdConfig::default()
+            };
+            let r = ContainerdRuntime::connect(config)
                 .await
-                .context("cannot reach containerd (set runtime.containerdSocket in orion.yaml)")?;
+                .with_context(|| match &socket {
+                    Some(path) => format!(
+                        "cannot reach containerd at {} (runtime.containerdSocket)",
+                        path.display()
+                    ),
+                    None => "cannot reach containerd at a detected socket \
+                             (set runtime.containerdSocket in orion.yaml)"
+                        .to_owned(),
+                })?;
+            info!(socket = %r.socket().display(), "containerd runtime connected");
             Ok(Arc::new(r))
         }
         RuntimeKind::Process => {
             let dir = settings.data_dir.join("processes");
             let r = orion_runtime::ProcessRuntime::new(&dir)
                 .with_context(|| format!("cannot use {} for process state", dir.display()))?;
+            match r.limit_support() {
+                orion_runtime::process::LimitSupport::Enforced { parent } => info!(
+                    cgroup = %parent.display(),
+                    "process runtime: CPU and memory limits enforced through cgroup v2"
+                ),
+                orion_runtime::process::LimitSupport::NotEnforced { reason } => tracing::warn!(
+                    %reason,
+                    "process runtime: CPU and memory limits are NOT enforced on this host \
+                     (each task with limits is warned about once)"
+                ),
+            }
             Ok(Arc::new(r))
         }
     }
@@ -188,8 +228,8 @@ pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn Runtime>> {
 pub struct Parts {
     pub store: SharedStore,
     pub membership: Arc<dyn Membership>,
-    /// True while this node should run the controllers.
-    pub leader: watch::Receiver<bool>,
+    /// Whether (and in which term) this node should run the controllers.
+    pub leader: watch::Receiver<Leadership>,
     pub cluster: Arc<dyn ClusterInfo>,
 }
 
@@ -229,20 +269,23 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(settings.api_addr)
         .await
         .with_context(|| format!("cannot listen on --api-addr {}", settings.api_addr))?;
+    let api_settings = api::ApiSettings::from_config(&settings.config);
     let app = api::router(ApiState {
         store: store.clone(),
         node_id: settings.node_id.clone(),
         runtime: runtime.clone(),
         cluster: parts.cluster.clone(),
-        http: reqwest::Client::new(),
+        http: api::proxy_client(&api_settings)?,
+        settings: api_settings,
+        scheduler: Arc::new(build_scheduler(&settings.config)?),
     });
     let mut api_shutdown = shutdown_rx.clone();
+    let api_config = settings.config.api.clone();
     let api_task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = api_shutdown.wait_for(|s| *s).await;
-            })
-            .await
+        api::server::serve(listener, app, &api_config, async move {
+            let _ = api_shutdown.wait_for(|s| *s).await;
+        })
+        .await
     });
     info!(
         node = %settings.node_id,
@@ -253,30 +296,32 @@ async fn run(
         "node ready"
     );
 
-    let agent = agent::Agent::new(
+    let scheduler = build_scheduler(&settings.config)?;
+    let max_tasks = Some(
+        settings
+            .config
+            .runtime
+            .resource_limits
+            .max_containers_per_node,
+    );
+    let node = Node::builder(
         settings.node_id.clone(),
         store.clone(),
-        runtime.clone(),
-        settings.publish_ip(),
-    );
-    let agent_task = tokio::spawn(agent.run(shutdown_rx.clone()));
-
-    let scheduler = Arc::new(build_scheduler(&settings.config)?);
-    let controllers = tokio::spawn(supervise_controllers(
-        store.clone(),
-        scheduler,
         parts.membership.clone(),
-        settings.config.clone(),
-        parts.leader.clone(),
-        shutdown_rx.clone(),
-    ));
+        runtime.clone(),
+    )
+    .scheduler(scheduler)
+    .config(settings.config.cluster.controllers(max_tasks)?)
+    .publish_ip(settings.publish_ip())
+    .leadership(parts.leader.clone())
+    .build();
+    let node_task = tokio::spawn(node.run(shutdown_rx.clone()));
 
     signals.wait().await;
     info!("shutting down; containers keep running and are adopted on restart");
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = agent_task.await;
-        let _ = controllers.await;
+        let _ = node_task.await;
         let _ = api_task.await;
     })
     .await;
@@ -284,57 +329,7 @@ async fn run(
 }
 
 fn build_scheduler(config: &Config) -> Result<Scheduler> {
-    let sc = SchedulerConfig {
-        seed: config.network.scoring.seed,
-        weights: config.network.scoring.weights,
-        ..SchedulerConfig::default()
-    };
-    sc.validate().map_err(orion_core::Error::from)?;
-    let name = config.network.scoring.scorer.as_str();
-    if name == "default" {
-        Ok(Scheduler::default_pipeline(sc))
-    } else {
-        Scheduler::with_scorer(name, sc).with_context(|| format!("network.scoring.scorer {name:?}"))
-    }
-}
-
-/// Starts the controllers whenever this node becomes leader, and lets them stop when it is not.
-async fn supervise_controllers(
-    store: ClusterStore<SharedStore>,
-    scheduler: Arc<Scheduler>,
-    membership: Arc<dyn Membership>,
-    config: Config,
-    mut leader: watch::Receiver<bool>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let max_tasks = Some(config.runtime.resource_limits.max_containers_per_node);
-    loop {
-        if *leader.borrow_and_update() {
-            info!("leader: starting controllers");
-            let reconcile = tokio::spawn(controller::reconcile_loop(
-                store.clone(),
-                scheduler.clone(),
-                config.cluster.reconcile_interval,
-                leader.clone(),
-            ));
-            let liveness = tokio::spawn(controller::node_liveness_loop(
-                store.clone(),
-                membership.clone(),
-                max_tasks,
-                leader.clone(),
-            ));
-            tokio::select! {
-                _ = async { let _ = reconcile.await; let _ = liveness.await; } => {
-                    warn!("controllers stopped: leadership lost");
-                }
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
-        }
-        tokio::select! {
-            r = leader.changed() => if r.is_err() { return },
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-    }
+    config.scheduler()
 }
 
 /// SIGINT and SIGTERM, listened for from the start, so a signal that arrives as soon as the API

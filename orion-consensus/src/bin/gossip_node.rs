@@ -1,13 +1,14 @@
 //! `gossip_node`: one gossip member in its own process, for tests and the detection bench.
 //!
 //! ```text
-//! gossip_node --id n1 --bind 127.0.0.1:0 [--seed 127.0.0.1:7001]... [--zone a]
+//! gossip_node --id n1 --bind 127.0.0.1:0 [--seed 127.0.0.1:7001]... [--zone a] [--cluster-id C]
 //! ```
 //!
 //! Prints JSON lines on stdout: first `{"ready":{"id":..,"gossip":..}}`, then one
 //! `{"at_ms":..,"event":<MembershipEvent>}` per membership event. Reading `leave` on stdin leaves
 //! gracefully (prints `{"left":..}` and exits); end of stdin exits without leaving, like a crash,
-//! so a test that dies never leaves members behind.
+//! so a test that dies never leaves members behind. When a live member already uses its node
+//! id, it prints the error on stderr and exits with code 3 (without ever joining).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,8 +20,11 @@ use orion_core::model::{NodeAddresses, Resources, ZONE_LABEL, now_millis};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const USAGE: &str =
-    "usage: gossip_node --id ID --bind IP:PORT [--seed IP:PORT]... [--zone ZONE] [--api HOST:PORT]";
+const USAGE: &str = "usage: gossip_node --id ID --bind IP:PORT [--seed IP:PORT]... [--zone ZONE] \
+     [--api HOST:PORT] [--cluster-id ID]";
+
+/// Exit code when another live member uses this node id.
+const EXIT_DUPLICATE_ID: u8 = 3;
 
 fn parse_args(args: &[String]) -> Result<GossipConfig, String> {
     let mut id = None;
@@ -28,6 +32,7 @@ fn parse_args(args: &[String]) -> Result<GossipConfig, String> {
     let mut seeds = Vec::new();
     let mut zone = None;
     let mut api = String::new();
+    let mut cluster_id = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let value = rest
@@ -44,6 +49,7 @@ fn parse_args(args: &[String]) -> Result<GossipConfig, String> {
             "--seed" => seeds.push(addr()?),
             "--zone" => zone = Some(value.clone()),
             "--api" => api = value.clone(),
+            "--cluster-id" => cluster_id = Some(value.clone()),
             other => return Err(format!("unknown flag {other:?}; {USAGE}")),
         }
     }
@@ -56,6 +62,7 @@ fn parse_args(args: &[String]) -> Result<GossipConfig, String> {
             ..NodeAddresses::default()
         });
     config.seeds = seeds;
+    config.cluster_id = cluster_id;
     if let Some(zone) = zone {
         config = config.with_label(ZONE_LABEL, zone);
     }
@@ -88,6 +95,13 @@ async fn main() -> ExitCode {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     loop {
         tokio::select! {
+            // First: a refused node's event stream ends at the same time.
+            biased;
+            err = membership.duplicate_node_id() => {
+                eprintln!("gossip_node: {err}");
+                // Not a return: the runtime would wait for the blocking read of stdin on exit.
+                std::process::exit(i32::from(EXIT_DUPLICATE_ID));
+            }
             event = events.next() => match event {
                 Some(event) => println!("{}", json!({"at_ms": now_millis(), "event": event})),
                 None => return ExitCode::SUCCESS,

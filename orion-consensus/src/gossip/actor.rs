@@ -22,6 +22,11 @@ use super::membership::Shared;
 use super::transport::{MAX_DATAGRAM, Transport};
 use super::view::View;
 use super::wire::{self, Frame};
+use crate::cluster_id::LogLimiter;
+
+/// Repeated log lines (datagrams of another cluster, refusals, renewals) are written at most
+/// this often, with the count of the ones held back.
+const LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// How many datagrams in a row may be handled before due timers get a turn.
 const MAX_DATAGRAMS_BEFORE_TIMERS: u32 = 64;
@@ -60,6 +65,35 @@ pub(crate) struct Actor {
     pub(crate) joined_a_seed: bool,
     pub(crate) timers: BTreeMap<(Instant, u64), Timer<NodeIdentity>>,
     pub(crate) timer_seq: u64,
+    /// The cluster id stamped on every datagram (empty: none yet, learned from a seed's reply).
+    pub(crate) cluster_id: String,
+    /// When a seed first refused our hello because a live member uses our node id; cleared by
+    /// a hello reply. Refused for `duplicate_grace` in a row, the node stops.
+    pub(crate) refused_since: Option<Instant>,
+    pub(crate) duplicate_grace: Duration,
+    pub(crate) logs: Logs,
+}
+
+/// Rate limits of the log lines a misbehaving peer could otherwise repeat without end.
+#[derive(Debug)]
+pub(crate) struct Logs {
+    foreign_cluster: LogLimiter,
+    refused_duplicate: LogLimiter,
+    refused_us: LogLimiter,
+    rejoined: LogLimiter,
+    declared_down: LogLimiter,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            foreign_cluster: LogLimiter::new(LOG_PERIOD),
+            refused_duplicate: LogLimiter::new(LOG_PERIOD),
+            refused_us: LogLimiter::new(LOG_PERIOD),
+            rejoined: LogLimiter::new(LOG_PERIOD),
+            declared_down: LogLimiter::new(LOG_PERIOD),
+        }
+    }
 }
 
 impl Actor {
@@ -108,7 +142,9 @@ impl Actor {
                 },
                 received = self.transport.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
-                        self.handle_datagram(&buf[..len], from).await;
+                        if !self.handle_datagram(&buf[..len], from).await {
+                            return;
+                        }
                         datagrams_in_row += 1;
                     }
                     Err(err) if err.kind() == std::io::ErrorKind::NotConnected => return,
@@ -151,19 +187,92 @@ impl Actor {
 
     async fn say_hello_to_seeds(&self) {
         let own = self.swim.identity().gossip_addr;
+        let hello = wire::hello(&self.cluster_id, self.swim.identity());
         for seed in self.seeds.iter().filter(|seed| **seed != own) {
-            self.send(*seed, &wire::hello()).await;
+            self.send(*seed, &hello).await;
         }
     }
 
-    async fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+    /// Whether a datagram stamped with `cluster` is for this node: same cluster; or a hello
+    /// from a node that has no cluster id yet (it asks to join); or, while this node has none,
+    /// a seed's reply (which teaches it the id) or refusal.
+    fn accepts(&self, cluster: &str, frame: &Frame<'_>) -> bool {
+        if cluster == self.cluster_id {
+            return true;
+        }
+        if self.cluster_id.is_empty() {
+            matches!(frame, Frame::HelloReply(_) | Frame::Refuse(_))
+        } else {
+            cluster.is_empty() && matches!(frame, Frame::Hello(_))
+        }
+    }
+
+    /// The live member (this node included) that already uses `newcomer`'s node id from
+    /// another gossip address, if any. The same address is a restart of that member: accepted.
+    fn live_holder_of(&self, newcomer: &NodeIdentity) -> Option<NodeIdentity> {
+        let own = self.swim.identity();
+        if newcomer.id == own.id {
+            return (newcomer.gossip_addr != own.gossip_addr).then(|| own.clone());
+        }
+        self.swim
+            .iter_members()
+            .map(|member| member.id())
+            .find(|member| member.id == newcomer.id && member.gossip_addr != newcomer.gossip_addr)
+            .cloned()
+    }
+
+    /// A seed says a live member uses our node id. Returns false (stop) once that has lasted
+    /// `duplicate_grace`: long enough for a crashed old life of this node to be declared dead.
+    fn refused(&mut self, holder: NodeIdentity) -> bool {
+        let since = *self.refused_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.duplicate_grace {
+            tracing::error!(
+                node = %holder.id,
+                holder_gossip = %holder.gossip_addr,
+                holder_api = %holder.addresses.api,
+                "another live member uses this node id; stopping gossip without joining"
+            );
+            self.shared.duplicate_of.send_replace(Some(holder));
+            return false;
+        }
+        if let Some(held_back) = self.logs.refused_us.allow() {
+            tracing::warn!(
+                node = %holder.id,
+                holder_gossip = %holder.gossip_addr,
+                held_back,
+                "a seed refused this node: a live member uses its node id; retrying until it is \
+                 declared dead or the grace period ends"
+            );
+        }
+        true
+    }
+
+    /// Handles one datagram; returns false when the node must stop (its node id is taken).
+    async fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr) -> bool {
         self.shared.stats.count_received();
-        match wire::decode(datagram) {
+        let (cluster, frame) = match wire::decode(datagram) {
+            Ok(decoded) => decoded,
             Err(kind) => {
                 tracing::debug!(%from, ?kind, "dropped a malformed gossip datagram");
                 self.shared.stats.count_malformed();
+                return true;
             }
-            Ok(Frame::Swim(payload)) => {
+        };
+        if !self.accepts(cluster, &frame) {
+            self.shared.stats.count_foreign_cluster();
+            if let Some(held_back) = self.logs.foreign_cluster.allow() {
+                tracing::warn!(
+                    %from,
+                    theirs = cluster,
+                    ours = %self.cluster_id,
+                    held_back,
+                    "dropped gossip from a node of another cluster"
+                );
+            }
+            return true;
+        }
+        match frame {
+            Frame::Swim(payload) => {
                 if let Err(err) = self.swim.handle_data(payload, &mut self.runtime) {
                     match err {
                         foca::Error::Decode(_)
@@ -176,11 +285,35 @@ impl Actor {
                     }
                 }
             }
-            Ok(Frame::Hello) => {
-                let reply = wire::hello_reply(self.swim.identity());
-                self.send(from, &reply).await;
-            }
-            Ok(Frame::HelloReply(seed)) => {
+            Frame::Hello(newcomer) => match self.live_holder_of(&newcomer) {
+                Some(holder) => {
+                    self.shared.stats.count_refused_duplicate();
+                    if let Some(held_back) = self.logs.refused_duplicate.allow() {
+                        tracing::warn!(
+                            %from,
+                            node = %newcomer.id,
+                            holder_gossip = %holder.gossip_addr,
+                            held_back,
+                            "refused a second process using a live member's node id"
+                        );
+                    }
+                    self.send(from, &wire::refuse(&self.cluster_id, &holder))
+                        .await;
+                }
+                None => {
+                    let reply = wire::hello_reply(&self.cluster_id, self.swim.identity());
+                    self.send(from, &reply).await;
+                }
+            },
+            Frame::HelloReply(seed) => {
+                self.refused_since = None;
+                if self.cluster_id.is_empty() && !cluster.is_empty() {
+                    tracing::info!(cluster_id = cluster, seed = %seed.id, "learned the cluster id");
+                    self.cluster_id = cluster.to_owned();
+                    self.shared
+                        .cluster_id
+                        .send_replace(Some(cluster.to_owned()));
+                }
                 if seed.id != self.swim.identity().id {
                     self.seed_ids.insert(seed.id.clone());
                     if let Err(err) = self.swim.announce(seed, &mut self.runtime) {
@@ -188,12 +321,18 @@ impl Actor {
                     }
                 }
             }
-            Ok(Frame::Leave(identity)) => {
+            Frame::Leave(identity) => {
                 if let Some(event) = self.view.mark_left(&identity) {
                     self.shared.apply(self.view.members(), vec![event]);
                 }
             }
+            Frame::Refuse(holder) => {
+                if holder.id == self.swim.identity().id {
+                    return self.refused(holder);
+                }
+            }
         }
+        true
     }
 
     fn fire_due_timers(&mut self) {
@@ -212,7 +351,8 @@ impl Actor {
     /// Sends what foca queued, arms its timers, follows its notifications and publishes events.
     async fn flush(&mut self) {
         while let Some((to, data)) = self.runtime.to_send() {
-            self.send(to.gossip_addr, &wire::swim(&data)).await;
+            self.send(to.gossip_addr, &wire::swim(&self.cluster_id, &data))
+                .await;
         }
         let now = Instant::now();
         while let Some((after, timer)) = self.runtime.to_schedule() {
@@ -222,13 +362,20 @@ impl Actor {
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
                 OwnedNotification::Rejoin(identity) => {
-                    tracing::info!(
-                        generation = identity.generation,
-                        "rejoined after being declared down"
-                    );
+                    if let Some(held_back) = self.logs.rejoined.allow() {
+                        tracing::info!(
+                            generation = identity.generation,
+                            held_back,
+                            "rejoined after being declared down"
+                        );
+                    }
                     self.shared.set_local(&identity);
                 }
-                OwnedNotification::Defunct => tracing::warn!("this node was declared down"),
+                OwnedNotification::Defunct => {
+                    if let Some(held_back) = self.logs.declared_down.allow() {
+                        tracing::warn!(held_back, "this node was declared down");
+                    }
+                }
                 other => tracing::trace!(?other, "SWIM notification"),
             }
         }
@@ -241,7 +388,7 @@ impl Actor {
     /// Tells every live member (and the seeds) directly that we leave (so they report `Left`, not `Dead`), then
     /// lets SWIM spread our departure.
     async fn leave(&mut self) {
-        let notice = wire::leave(self.swim.identity());
+        let notice = wire::leave(&self.cluster_id, self.swim.identity());
         // The seeds too: a member that joined a moment ago may not have the roster yet.
         let own = self.swim.identity().gossip_addr;
         let mut targets: Vec<SocketAddr> = self
@@ -262,7 +409,8 @@ impl Actor {
             tracing::debug!(%err, "SWIM leave failed");
         }
         while let Some((to, data)) = self.runtime.to_send() {
-            self.send(to.gossip_addr, &wire::swim(&data)).await;
+            self.send(to.gossip_addr, &wire::swim(&self.cluster_id, &data))
+                .await;
         }
         self.shared.mark_local_left();
     }

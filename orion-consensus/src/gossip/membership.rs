@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use foca::{AccumulatingRuntime, Config, Foca, PeriodicParams, PostcardCodec};
 use orion_core::membership::{Member, MemberState, Membership, MembershipEvent, MembershipEvents};
 use orion_core::model::{Resources, now_millis};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::actor::{Actor, Command};
@@ -27,6 +27,8 @@ pub(crate) struct Counters {
     received: AtomicU64,
     sent: AtomicU64,
     malformed: AtomicU64,
+    foreign_cluster: AtomicU64,
+    refused_duplicates: AtomicU64,
 }
 
 impl Counters {
@@ -39,6 +41,12 @@ impl Counters {
     pub(crate) fn count_malformed(&self) {
         self.malformed.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn count_foreign_cluster(&self) {
+        self.foreign_cluster.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_refused_duplicate(&self) {
+        self.refused_duplicates.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What the handle and the actor share.
@@ -48,6 +56,10 @@ pub(crate) struct Shared {
     others: RwLock<Vec<Member>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<MembershipEvent>>>,
     pub(crate) stats: Counters,
+    /// The cluster id in use: configured, or learned from a seed.
+    pub(crate) cluster_id: watch::Sender<Option<String>>,
+    /// Set when the node stopped because a live member already uses its node id (that member).
+    pub(crate) duplicate_of: watch::Sender<Option<NodeIdentity>>,
 }
 
 impl Shared {
@@ -189,6 +201,8 @@ impl GossipMembership {
             others: RwLock::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
             stats: Counters::default(),
+            cluster_id: watch::channel(config.cluster_id.clone()).0,
+            duplicate_of: watch::channel(None).0,
         });
         let (commands, command_rx) = mpsc::channel(16);
         let actor = Actor {
@@ -203,6 +217,10 @@ impl GossipMembership {
             joined_a_seed: false,
             timers: BTreeMap::new(),
             timer_seq: 0,
+            cluster_id: config.cluster_id.clone().unwrap_or_default(),
+            refused_since: None,
+            duplicate_grace: config.timings.typical_detection() * 5,
+            logs: Default::default(),
         };
         let task = tokio::spawn(actor.run(command_rx));
         Ok(GossipMembership {
@@ -220,13 +238,49 @@ impl GossipMembership {
         self.gossip_addr
     }
 
-    /// Datagram counters, malformed ones included.
+    /// Datagram counters, malformed and foreign ones included.
     pub fn stats(&self) -> GossipStats {
         let stats = &self.shared.stats;
         GossipStats {
             packets_received: stats.received.load(Ordering::Relaxed),
             packets_sent: stats.sent.load(Ordering::Relaxed),
             malformed_packets: stats.malformed.load(Ordering::Relaxed),
+            foreign_cluster_packets: stats.foreign_cluster.load(Ordering::Relaxed),
+            refused_duplicates: stats.refused_duplicates.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The cluster id this node stamps its datagrams with: the configured one, or the one
+    /// learned from the first seed that answered; `None` while unknown.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.shared.cluster_id.borrow().clone()
+    }
+
+    /// Follows [`Self::cluster_id`]: changes once, when a node started without one learns it.
+    pub fn watch_cluster_id(&self) -> watch::Receiver<Option<String>> {
+        self.shared.cluster_id.subscribe()
+    }
+
+    /// Resolves if this node stops on its own because another live member already uses its
+    /// node id: its seeds refused it for `5 × typical_detection` (a node that crashed and
+    /// restarted at another address is accepted as soon as its old life is declared dead). The
+    /// error, [`Error::DuplicateNodeId`], names the live holder's addresses. Never resolves
+    /// otherwise. A refused node never announced itself, so the members saw nothing of it.
+    pub async fn duplicate_node_id(&self) -> Error {
+        let mut duplicate = self.shared.duplicate_of.subscribe();
+        let holder = match duplicate.wait_for(Option::is_some).await {
+            Ok(holder) => holder.clone(),
+            // The sender lives in `shared`, which `self` holds: this cannot end.
+            Err(_) => None,
+        };
+        match holder {
+            Some(holder) => Error::DuplicateNodeId {
+                node_id: holder.id.clone(),
+                holder_gossip: holder.gossip_addr.to_string(),
+                holder_api: holder.addresses.api.clone(),
+                holder_raft: holder.addresses.raft.clone(),
+            },
+            None => std::future::pending().await,
         }
     }
 

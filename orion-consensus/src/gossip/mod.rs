@@ -205,6 +205,11 @@ pub struct GossipConfig {
     pub seeds: Vec<SocketAddr>,
     /// Protocol timings.
     pub timings: GossipTimings,
+    /// The [cluster id](crate::cluster_id) stamped on every datagram; datagrams of another
+    /// cluster are dropped and counted ([`GossipStats::foreign_cluster_packets`]). `None`: the
+    /// node learns it from the first seed that answers (and, until then, talks only to nodes
+    /// that have none either).
+    pub cluster_id: Option<String>,
 }
 
 impl GossipConfig {
@@ -219,7 +224,14 @@ impl GossipConfig {
             capacity: Resources::default(),
             seeds: Vec::new(),
             timings: GossipTimings::default(),
+            cluster_id: None,
         }
+    }
+
+    /// Builder: sets the cluster id.
+    pub fn with_cluster_id(mut self, cluster_id: impl Into<String>) -> Self {
+        self.cluster_id = Some(cluster_id.into());
+        self
     }
 
     /// Builder: adds a seed.
@@ -252,8 +264,11 @@ impl GossipConfig {
         self
     }
 
-    /// Checks the id, the advertised gossip address and the timings.
+    /// Checks the id, the cluster id, the advertised gossip address and the timings.
     pub fn validate(&self) -> Result<()> {
+        if let Some(cluster_id) = &self.cluster_id {
+            crate::cluster_id::validate_cluster_id(cluster_id)?;
+        }
         if self.node_id.trim().is_empty() {
             return Err(Error::GossipConfig {
                 field: "node_id",
@@ -283,4 +298,8 @@ pub struct GossipStats {
     pub packets_sent: u64,
     /// Datagrams dropped because they were not Orion gossip or could not be decoded.
     pub malformed_packets: u64,
+    /// Datagrams dropped because they came from a node of another cluster.
+    pub foreign_cluster_packets: u64,
+    /// Hellos answered with a refusal because a live member already uses the sender's node id.
+    pub refused_duplicates: u64,
 }

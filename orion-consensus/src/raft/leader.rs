@@ -1,7 +1,6 @@
 //! Requests only the leader can serve (writes, read index, membership changes), and the
 //! [`Router`] that delivers them to the leader from any node.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,10 @@ pub struct JoinRequest {
     pub node_id: NodeId,
     /// Where the joining node's Raft port is reached.
     pub addr: String,
+    /// True when the joining node's data dir holds no vote, log or snapshot (new or wiped). The
+    /// leader then admits it as a new learner, first removing any member of the same id, which
+    /// can only be a wiped former self (see [`super::membership`]).
+    pub fresh: bool,
 }
 
 /// What a node sends the leader on `/raft/leader`.
@@ -31,6 +34,9 @@ pub enum LeaderRequest {
     ReadIndex,
     Join(JoinRequest),
     Remove(NodeId),
+    /// Answered by any node (leader or not) with [`LeaderResponse::Alive`]: the autopilot's
+    /// liveness probe.
+    Probe,
 }
 
 impl LeaderRequest {
@@ -47,6 +53,13 @@ pub enum LeaderResponse {
     /// Reads that start now are linearizable once the reader has applied this index.
     ReadIndex(u64),
     Done,
+    /// A fresh node was added as a learner: it may now accept the leader's replication, then
+    /// join again (not fresh) to catch up and be promoted.
+    Admitted,
+    /// The answer to [`LeaderRequest::Probe`]: the node is up; its applied index.
+    Alive {
+        applied_index: u64,
+    },
 }
 
 /// A write waiting for the batcher, with where to send its result.
@@ -68,8 +81,8 @@ const BATCHES_IN_FLIGHT: usize = 1;
 #[derive(Clone)]
 pub(crate) struct LeaderOps {
     pub raft: OrionRaft,
-    request_timeout: Duration,
-    join_timeout: Duration,
+    pub(super) request_timeout: Duration,
+    pub(super) join_timeout: Duration,
     writes: mpsc::UnboundedSender<PendingWrite>,
 }
 
@@ -149,14 +162,14 @@ impl std::fmt::Debug for LeaderOps {
     }
 }
 
-fn not_leader(f: &ForwardToLeader<NodeId, BasicNode>) -> WireError {
+pub(super) fn not_leader(f: &ForwardToLeader<NodeId, BasicNode>) -> WireError {
     WireError::NotLeader {
         leader: f.leader_id,
         leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),
     }
 }
 
-fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WireError {
+pub(super) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WireError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(&f),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
@@ -180,7 +193,7 @@ impl LeaderOps {
         }
     }
 
-    fn no_quorum(&self, what: &str) -> WireError {
+    pub(super) fn no_quorum(&self, what: &str) -> WireError {
         no_quorum(self.request_timeout, what)
     }
 
@@ -214,84 +227,25 @@ impl LeaderOps {
                     ))),
                 }
             }
-            LeaderRequest::Join(join) => {
-                // Joining again (a restarted node) is a no-op once it is a voter.
-                let already_voter = {
-                    let metrics = self.raft.metrics();
-                    let m = metrics.borrow();
-                    let membership = m.membership_config.membership();
-                    m.current_leader == Some(m.id)
-                        && membership.voter_ids().any(|v| v == join.node_id)
-                        && membership
-                            .get_node(&join.node_id)
-                            .is_some_and(|n| n.addr == join.addr)
-                };
-                if already_voter {
-                    return Ok(LeaderResponse::Done);
-                }
-                let node = BasicNode { addr: join.addr };
-                let add = self.raft.add_learner(join.node_id, node, true);
-                match timeout(self.join_timeout, add).await {
-                    Err(_) => {
-                        return Err(WireError::Unavailable(format!(
-                            "node {} did not catch up within {:?}",
-                            join.node_id, self.join_timeout
-                        )));
-                    }
-                    Ok(Err(e)) => return Err(write_error(e)),
-                    Ok(Ok(_)) => {}
-                }
-                // Voters stay an odd number, at most MAX_VOTERS; other members stay learners.
-                let (voters, learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
-                    let metrics = self.raft.metrics();
-                    let m = metrics.borrow();
-                    let membership = m.membership_config.membership();
-                    (
-                        membership.voter_ids().collect(),
-                        membership.learner_ids().collect(),
-                    )
-                };
-                if voters.contains(&join.node_id) {
-                    return Ok(LeaderResponse::Done);
-                }
-                let wanted = target_voters(voters.len() + learners.len());
-                if wanted <= voters.len() {
-                    return Ok(LeaderResponse::Done);
-                }
-                // The joining node first (it is caught up), then the longest-standing learners.
-                let mut promote = BTreeSet::from([join.node_id]);
-                promote.extend(
-                    learners
-                        .iter()
-                        .copied()
-                        .filter(|l| *l != join.node_id)
-                        .take(wanted - voters.len() - 1),
-                );
-                self.change(ChangeMembers::AddVoterIds(promote)).await
-            }
-            LeaderRequest::Remove(id) => {
-                let is_voter = self
+            LeaderRequest::Join(join) => self.join(join).await,
+            LeaderRequest::Remove(id) => self.remove(id).await,
+            LeaderRequest::Probe => Ok(LeaderResponse::Alive {
+                applied_index: self
                     .raft
                     .metrics()
                     .borrow()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .any(|v| v == id);
-                let change = if is_voter {
-                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
-                } else {
-                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
-                };
-                self.change(change).await
-            }
+                    .last_applied
+                    .map_or(0, |l| l.index),
+            }),
         }
     }
 
-    async fn change(
+    /// Commits a membership change (members removed from the voters are removed entirely);
+    /// returns the log index of the resulting configuration.
+    pub(super) async fn change(
         &self,
         change: ChangeMembers<NodeId, BasicNode>,
-    ) -> std::result::Result<LeaderResponse, WireError> {
+    ) -> std::result::Result<u64, WireError> {
         match timeout(
             self.request_timeout,
             self.raft.change_membership(change, false),
@@ -299,7 +253,7 @@ impl LeaderOps {
         .await
         {
             Err(_) => Err(self.no_quorum("the membership change")),
-            Ok(Ok(_)) => Ok(LeaderResponse::Done),
+            Ok(Ok(resp)) => Ok(resp.log_id.index),
             Ok(Err(e)) => Err(write_error(e)),
         }
     }

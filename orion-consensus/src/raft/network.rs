@@ -23,6 +23,7 @@ use crate::transport::Transport;
 pub(crate) mod paths {
     pub const APPEND: &str = "/raft/append";
     pub const VOTE: &str = "/raft/vote";
+    pub const PREVOTE: &str = "/raft/prevote";
     pub const SNAPSHOT: &str = "/raft/snapshot";
     pub const LEADER: &str = "/raft/leader";
     pub const STATUS: &str = "/raft/status";

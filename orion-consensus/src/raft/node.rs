@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, SnapshotPolicy};
 use orion_core::store::Store;
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::autopilot::{self, AutopilotConfig};
+use super::election::{self, Elections, LeaderContact};
+use super::identity::DataDirIdentity;
 use super::leader::{JoinRequest, LeaderOps, LeaderRequest, LeaderResponse, Router};
-use super::log_store::SledLogStore;
+use super::log_store::FileLogStore;
 use super::network::NetworkFactory;
 use super::state_machine::StateMachine;
 use super::store::RaftStore;
@@ -71,6 +75,8 @@ pub struct RaftConfig {
     pub read_mode: ReadMode,
     /// The fault layer all of this node's outgoing traffic passes through.
     pub faults: FaultInjector,
+    /// When the leader replaces dead voters and promotes learners.
+    pub autopilot: AutopilotConfig,
 }
 
 impl RaftConfig {
@@ -102,6 +108,7 @@ impl RaftConfig {
             join_timeout: Duration::from_secs(60),
             read_mode: ReadMode::Linearizable,
             faults: FaultInjector::new(),
+            autopilot: AutopilotConfig::default(),
         }
     }
 
@@ -135,6 +142,7 @@ impl RaftConfig {
                 "below election_timeout_max",
             ));
         }
+        self.autopilot.validate()?;
         if self.snapshot_every == 0 {
             return Err(invalid("snapshot_every", "0".into(), "at least 1"));
         }
@@ -157,65 +165,13 @@ impl RaftConfig {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             snapshot_max_chunk_size: 1024 * 1024,
+            // Elections are started by Orion's pre-vote driver (`election.rs`), not openraft's
+            // timer: openraft 0.9 has no pre-vote.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
         .map_err(|e| invalid("raft", e.to_string(), "a valid openraft configuration"))
-    }
-}
-
-/// What a data dir records about its owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Identity {
-    cluster_id: String,
-    node_id: NodeId,
-    /// The [`codec::STORAGE_FORMAT`] of the log and snapshots (absent, 0, before the codec).
-    #[serde(default)]
-    storage_format: u32,
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cluster {:?} node {}", self.cluster_id, self.node_id)
-    }
-}
-
-/// Checks (or, on first start, records) that `dir` belongs to `expected`.
-fn claim_data_dir(dir: &Path, expected: &Identity) -> Result<()> {
-    let io = |path: &Path, source| ConsensusError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let path = dir.join("identity.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let found: Identity = serde_json::from_slice(&bytes)
-                .map_err(|e| ConsensusError::codec(path.display().to_string(), e))?;
-            if found.storage_format != expected.storage_format {
-                return Err(ConsensusError::StorageFormat {
-                    dir: dir.to_owned(),
-                    found: found.storage_format,
-                    expected: expected.storage_format,
-                });
-            }
-            if &found != expected {
-                return Err(ConsensusError::IdentityMismatch {
-                    dir: dir.to_owned(),
-                    found: found.to_string(),
-                    expected: expected.to_string(),
-                });
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let bytes = serde_json::to_vec_pretty(expected)
-                .map_err(|e| ConsensusError::codec("identity", e))?;
-            let tmp = dir.join("identity.json.tmp");
-            std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
-        }
-        Err(e) => Err(io(&path, e)),
     }
 }
 
@@ -245,32 +201,15 @@ async fn snapshot_timer(raft: OrionRaft, every: Duration, mut stop: watch::Recei
     }
 }
 
-/// Opens the sled db, waiting (bounded) for a previous instance in this process to release it.
-async fn open_db(path: &Path) -> Result<sled::Db> {
-    let mut attempts = 0;
-    loop {
-        // The log is read mostly at its tail; sled's default 1 GiB cache is far more than needed.
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(32 * 1024 * 1024);
-        match config.open() {
-            Ok(db) => return Ok(db),
-            // sled reports a lock held by another handle as the I/O error "could not acquire lock".
-            Err(sled::Error::Io(e)) if e.to_string().contains("acquire lock") && attempts < 50 => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                return Err(ConsensusError::sled(
-                    format!(
-                        "open {} (is another node using this data dir?)",
-                        path.display()
-                    ),
-                    e,
-                ));
-            }
-        }
-    }
+/// True when the log store holds no vote, no log entry and nothing purged: the data dir is new
+/// (or was wiped), so this node has never voted nor acknowledged anything.
+async fn is_fresh(log_store: &mut FileLogStore) -> Result<bool> {
+    let vote = log_store.read_vote().await.map_err(ConsensusError::raft)?;
+    let state = log_store
+        .get_log_state()
+        .await
+        .map_err(ConsensusError::raft)?;
+    Ok(vote.is_none() && state.last_log_id.is_none() && state.last_purged_log_id.is_none())
 }
 
 /// A snapshot of a node's view of the cluster.
@@ -300,6 +239,10 @@ pub(crate) struct Core<S: Store> {
     pub router: Router,
     pub read_mode: ReadMode,
     pub committed: Arc<AtomicU64>,
+    /// False while this node's data dir held no vote, log or snapshot at start and it has not
+    /// been admitted by a leader yet (see `super::membership`): its Raft port then refuses
+    /// appends, votes and snapshots.
+    pub admitted: Arc<AtomicBool>,
 }
 
 impl<S: Store> std::fmt::Debug for Core<S> {
@@ -347,7 +290,7 @@ pub(crate) fn status_of(raft: &OrionRaft, committed: &AtomicU64) -> RaftStatus {
     }
 }
 
-/// One member of a Raft cluster: the Raft port, the log on sled, the state machine over the
+/// One member of a Raft cluster: the Raft port, the log in files, the state machine over the
 /// inner store `S`. Stop it with [`RaftNode::shutdown`]. Dropping it closes the Raft port at
 /// once; Raft itself stops when the last [`RaftStore`] handle from it is dropped too.
 #[derive(Debug)]
@@ -356,6 +299,9 @@ pub struct RaftNode<S: Store> {
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     data_dir: PathBuf,
+    /// The data dir's identity and the cluster id every frame is stamped with.
+    identity: Arc<DataDirIdentity>,
+    transport: Transport,
 }
 
 impl<S: Store> RaftNode<S> {
@@ -365,20 +311,20 @@ impl<S: Store> RaftNode<S> {
     /// [`Self::join`]; a restarted node rejoins its cluster by itself.
     pub async fn start(config: RaftConfig, inner: S) -> Result<Self> {
         let raft_config = Arc::new(config.openraft_config()?);
-        claim_data_dir(
+        let identity = Arc::new(DataDirIdentity::claim(
             &config.data_dir,
-            &Identity {
-                cluster_id: config.cluster_id.clone(),
-                node_id: config.node_id,
-                storage_format: codec::STORAGE_FORMAT,
-            },
-        )?;
-        let db = open_db(&config.data_dir.join("raft")).await?;
-        let log_store = SledLogStore::open(&db)?;
+            &config.cluster_id,
+            config.node_id,
+            codec::STORAGE_FORMAT,
+        )?);
+        let cluster = identity.cell();
+        let raft_dir = config.data_dir.join("raft");
+        let mut log_store = FileLogStore::open(&raft_dir.join("log"))?;
         let committed = log_store.committed_index();
+        let last_log = log_store.last_log_id_handle();
+        let fresh = is_fresh(&mut log_store).await?;
         let inner = Arc::new(inner);
-        let state_machine = StateMachine::open(&db, inner.clone()).await?;
-        drop(db);
+        let state_machine = StateMachine::open(&raft_dir, inner.clone()).await?;
 
         let listener =
             TcpListener::bind(config.listen_addr)
@@ -393,7 +339,8 @@ impl<S: Store> RaftNode<S> {
         })?;
         let addr = config.advertise_addr.clone().unwrap_or(bound.to_string());
 
-        let transport = Transport::new(config.node_id, config.faults.clone())?;
+        let transport =
+            Transport::new(config.node_id, config.faults.clone())?.with_cluster_id(cluster.clone());
         let raft = OrionRaft::new(
             config.node_id,
             raft_config,
@@ -405,18 +352,51 @@ impl<S: Store> RaftNode<S> {
         .map_err(ConsensusError::raft)?;
 
         let ops = LeaderOps::new(raft.clone(), config.request_timeout, config.join_timeout);
+        let router_transport = transport.clone();
         let router = Router::new(
             config.node_id,
             ops.clone(),
-            transport,
+            transport.clone(),
             config.request_timeout,
         );
         let (stop, stop_rx) = watch::channel(false);
         if let Some(every) = config.snapshot_interval {
             tokio::spawn(snapshot_timer(raft.clone(), every, stop_rx.clone()));
         }
-        let server = server::serve(listener, ops, committed.clone(), stop_rx);
-        tracing::info!(node = config.node_id, %addr, "raft node started");
+        let elections = Elections {
+            id: config.node_id,
+            raft: raft.clone(),
+            contact: LeaderContact::new(),
+            last_log,
+            transport: router_transport.clone(),
+            timeout_min: config.election_timeout_min,
+            timeout_max: config.election_timeout_max,
+        };
+        election::spawn_driver(elections.clone(), stop_rx.clone());
+        tokio::spawn(autopilot::run(
+            raft.clone(),
+            router_transport.clone(),
+            config.autopilot.clone(),
+            config.election_timeout_max,
+            config.request_timeout,
+            stop_rx.clone(),
+        ));
+        let admitted = Arc::new(AtomicBool::new(!fresh));
+        let server = server::serve(
+            listener,
+            ops,
+            committed.clone(),
+            elections,
+            identity.clone(),
+            admitted.clone(),
+            stop_rx,
+        );
+        tracing::info!(
+            node = config.node_id,
+            %addr,
+            cluster_id = cluster.get().as_deref().unwrap_or("(none yet)"),
+            "raft node started"
+        );
         Ok(Self {
             core: Arc::new(Core {
                 id: config.node_id,
@@ -426,16 +406,41 @@ impl<S: Store> RaftNode<S> {
                 router,
                 read_mode: config.read_mode,
                 committed,
+                admitted,
             }),
             stop,
             server,
             data_dir: config.data_dir,
+            identity,
+            transport,
         })
+    }
+
+    /// The cluster id this node belongs to: minted by [`Self::bootstrap`], learned by
+    /// [`Self::join`] or [`Self::adopt_cluster_id`], and kept in the data dir. `None` until then.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.identity.cluster_id()
+    }
+
+    /// Records `id` as this node's cluster id, in the data dir first (durably), then for every
+    /// frame. A no-op when it is already this node's id.
+    ///
+    /// Errors: [`ConsensusError::ClusterMismatch`] when the node already belongs to another
+    /// cluster, [`ConsensusError::InvalidClusterId`], or an I/O error writing the data dir.
+    pub fn adopt_cluster_id(&self, id: &str) -> Result<()> {
+        self.identity
+            .adopt(id, "the cluster this node was asked to join")
     }
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.core.id
+    }
+
+    /// The node-to-node transport this node's Raft traffic uses (with its fault layer and cluster
+    /// id), for other node-to-node calls such as network probes ([`Transport::echo`]).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// The address peers reach this node's Raft port at.
@@ -458,8 +463,19 @@ impl<S: Store> RaftNode<S> {
         RaftStore::new(self.core.clone())
     }
 
-    /// Makes this node a one-voter cluster. A no-op on a node that is already initialized.
+    /// Makes this node a one-voter cluster under a newly minted cluster id. A one-time init: a
+    /// no-op on a node that is already initialized, so it is safe on every start. A node whose
+    /// data dir was lost mints a *new* id, so the members of its old cluster refuse it rather
+    /// than follow a second, empty cluster (recover such a node with [`Self::join`] instead).
+    ///
+    /// A data dir from before cluster ids (initialized, with none recorded) gets one minted too;
+    /// its members learn it through [`Self::adopt_cluster_id`].
     pub async fn bootstrap(&self) -> Result<()> {
+        if self.identity.cluster_id().is_none() {
+            let id = crate::cluster_id::new_cluster_id();
+            self.adopt_cluster_id(&id)?;
+            tracing::info!(cluster_id = %id, "minted a new cluster id");
+        }
         if self
             .core
             .raft
@@ -469,6 +485,7 @@ impl<S: Store> RaftNode<S> {
         {
             return Ok(());
         }
+        self.core.admitted.store(true, Ordering::SeqCst);
         let members = BTreeMap::from([(
             self.core.id,
             BasicNode {
@@ -483,26 +500,98 @@ impl<S: Store> RaftNode<S> {
     }
 
     /// Joins the cluster whose member listens at `member_addr` (any member; the request is
-    /// passed on to the leader): added as a learner, caught up, then promoted to voter.
+    /// passed on to the leader): added as a learner, caught up, then promoted to voter while
+    /// voters stay odd and at most [`super::MAX_VOTERS`]. Returns once the leader reports the
+    /// join done, which, for a promoted node, is once it holds the membership entry that made
+    /// it a voter. Idempotent: a member that joins again (after a restart) is answered at once.
+    ///
+    /// A node that started on an empty data dir is first admitted as a new member; if the
+    /// cluster still lists a member of this id (this node before its data dir was wiped), that
+    /// member is removed first, so a wiped voter never votes or counts towards a quorum with an
+    /// empty log. Waits at most the request timeout plus the join timeout per request.
+    ///
+    /// A node with no cluster id first learns (and records) the member's; a node of another
+    /// cluster is refused with [`ConsensusError::ClusterMismatch`] naming both ids.
     pub async fn join(&self, member_addr: &str) -> Result<()> {
-        let req = LeaderRequest::Join(JoinRequest {
-            node_id: self.core.id,
-            addr: self.core.addr.clone(),
-        });
-        match self.core.router.send_to(member_addr, req).await? {
-            LeaderResponse::Done => Ok(()),
-            other => Err(ConsensusError::Raft(format!(
-                "unexpected answer to join: {other:?}"
-            ))),
+        // Asked first, so that a node of another cluster gets an error naming both ids rather
+        // than a refusal the router might answer by retrying elsewhere.
+        let theirs = self
+            .transport
+            .peer_cluster_id(member_addr, Duration::from_secs(5))
+            .await?;
+        match self.identity.cluster_id() {
+            None => self.adopt_cluster_id(&theirs)?,
+            Some(ours) if ours != theirs => {
+                return Err(ConsensusError::ClusterMismatch {
+                    ours,
+                    theirs,
+                    peer: format!("the member at {member_addr}"),
+                });
+            }
+            Some(_) => {}
         }
+        let request = |fresh| {
+            LeaderRequest::Join(JoinRequest {
+                node_id: self.core.id,
+                addr: self.core.addr.clone(),
+                fresh,
+            })
+        };
+        if !self.core.admitted.load(Ordering::SeqCst) {
+            match self.core.router.send_to(member_addr, request(true)).await? {
+                LeaderResponse::Admitted => {
+                    tracing::info!(node = self.core.id, "admitted as a new member");
+                    self.core.admitted.store(true, Ordering::SeqCst);
+                }
+                other => {
+                    return Err(ConsensusError::Raft(format!(
+                        "unexpected answer to an admission request: {other:?}"
+                    )));
+                }
+            }
+        }
+        match self
+            .core
+            .router
+            .send_to(member_addr, request(false))
+            .await?
+        {
+            LeaderResponse::Done => {}
+            other => {
+                return Err(ConsensusError::Raft(format!(
+                    "unexpected answer to join: {other:?}"
+                )));
+            }
+        }
+        // The leader has replicated the membership entry here; wait until Raft has taken it in.
+        let me = self.core.id;
+        let timeout = self.core.router.request_timeout();
+        self.core
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.membership_config.membership().get_node(&me).is_some(),
+                "this node is in its membership",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                ConsensusError::Unavailable(format!(
+                    "the leader reported the join done, but this node does not see itself in \
+                     the membership within {timeout:?}: {e}; join again"
+                ))
+            })
     }
 
-    /// Removes this node from the voters (the cluster carries on without it).
+    /// Removes this node from the voters (the cluster carries on without it). Refused on the
+    /// leader (see [`Self::remove`]).
     pub async fn leave(&self) -> Result<()> {
         self.remove(self.core.id).await
     }
 
-    /// Removes `node_id` from the cluster's voters and learners.
+    /// Removes `node_id` from the cluster's voters and learners, through the leader. Refused,
+    /// with `Error::Store(Conflict)` saying what to do, for the leader itself and for the last
+    /// voter; `Error::Store(NotFound)` when `node_id` is not a member.
     pub async fn remove(&self, node_id: NodeId) -> Result<()> {
         self.core
             .router

@@ -6,14 +6,17 @@
 //! Persistence ("persistent snapshot" mode in openraft's terms): the inner store is not trusted
 //! to match the log after a restart, because its writes and the applied log id cannot be made
 //! atomic for an arbitrary `Store`. Instead every snapshot (inner state + last applied log id +
-//! membership) is saved, flushed, in the sled tree `snapshot`, and on start the inner store is
+//! membership) is saved durably (written, fdatasync'd and renamed into place) in the file
+//! `<data dir>/raft/snapshot` before openraft is told it exists, and on start the inner store is
 //! restored from it (or emptied when there is none); openraft then re-applies the log after the
 //! snapshot. A restarted node therefore never applies an entry twice.
 
 // openraft's trait methods return `StorageError`, which is large; the helpers here return it too.
 #![allow(clippy::result_large_err)]
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -24,13 +27,15 @@ use openraft::{
 use orion_core::store::{Store, StoreSnapshot, TxnResult};
 use serde::{Deserialize, Serialize};
 
-use super::{Command, CommandResponse, NodeId, TypeConfig, WireError};
+use super::{
+    Command, CommandResponse, DEDUP_WINDOW, NodeId, RequestId, TypeConfig, WireError, durable,
+};
 use crate::codec;
-use crate::error::{Error as ConsensusError, Result};
+use crate::error::Result;
 
 type StorageResult<T> = std::result::Result<T, StorageError<NodeId>>;
 
-const SNAPSHOT_KEY: &[u8] = b"current";
+const SNAPSHOT_FILE: &str = "snapshot";
 
 fn sm_write_err(e: impl ToString) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(openraft::AnyError::error(e)).into()
@@ -40,18 +45,67 @@ fn snap_err(e: impl ToString) -> StorageError<NodeId> {
     StorageIOError::write_snapshot(None, openraft::AnyError::error(e)).into()
 }
 
-/// A snapshot as stored and as sent: its meta and the encoded [`StoreSnapshot`].
+/// The result a command had, as remembered for its request id.
+type Outcome = std::result::Result<TxnResult, WireError>;
+
+/// What a snapshot's data holds: the inner store's state and the request ids applied so far
+/// (oldest first), so that a node restored from it deduplicates retries like the others.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SnapshotState {
+    pub store: StoreSnapshot,
+    pub applied_requests: Vec<(RequestId, Outcome)>,
+}
+
+/// The last [`DEDUP_WINDOW`] request ids applied and their results, evicted oldest first (the
+/// same on every node, since entries are applied in the same order).
+#[derive(Debug, Default)]
+struct Dedup {
+    order: VecDeque<RequestId>,
+    results: HashMap<RequestId, Outcome>,
+}
+
+impl Dedup {
+    fn from_list(list: Vec<(RequestId, Outcome)>) -> Self {
+        let mut d = Dedup::default();
+        for (id, outcome) in list {
+            d.record(id, outcome);
+        }
+        d
+    }
+
+    fn record(&mut self, id: RequestId, outcome: Outcome) {
+        if self.results.insert(id, outcome).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > DEDUP_WINDOW {
+            if let Some(old) = self.order.pop_front() {
+                self.results.remove(&old);
+            }
+        }
+    }
+
+    fn to_list(&self) -> Vec<(RequestId, Outcome)> {
+        self.order
+            .iter()
+            .filter_map(|id| self.results.get(id).map(|o| (*id, o.clone())))
+            .collect()
+    }
+}
+
+/// A snapshot as stored and as sent: its meta and the encoded [`SnapshotState`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, BasicNode>,
     data: Vec<u8>,
 }
 
-/// The current snapshot, in memory and in the sled tree, shared by the state machine and its
+/// The current snapshot, in memory and in its file, shared by the state machine and its
 /// builders. A snapshot is only replaced by a newer one.
 #[derive(Debug, Clone)]
 struct SnapshotSlot {
-    tree: sled::Tree,
+    dir: PathBuf,
+    /// Serializes saves, so an older snapshot's file never lands after a newer one's.
+    saving: Arc<tokio::sync::Mutex<()>>,
     current: Arc<Mutex<Option<StoredSnapshot>>>,
 }
 
@@ -63,20 +117,22 @@ impl SnapshotSlot {
             .clone()
     }
 
-    /// Saves `snap` (flushed) unless a snapshot at least as new is already there.
+    /// Saves `snap` durably (fdatasync'd before this returns) unless a snapshot at least as new
+    /// is already there; only then does it become the current one.
     async fn save(&self, snap: StoredSnapshot) -> StorageResult<()> {
-        {
-            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(existing) = current.as_ref()
-                && existing.meta.last_log_id > snap.meta.last_log_id
-            {
-                return Ok(());
-            }
-            let bytes = codec::to_bytes(&snap).map_err(snap_err)?;
-            self.tree.insert(SNAPSHOT_KEY, bytes).map_err(snap_err)?;
-            *current = Some(snap);
+        let _saving = self.saving.lock().await;
+        let newer_exists = |current: &Option<StoredSnapshot>| {
+            current
+                .as_ref()
+                .is_some_and(|existing| existing.meta.last_log_id > snap.meta.last_log_id)
+        };
+        if newer_exists(&self.current.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(());
         }
-        self.tree.flush_async().await.map_err(snap_err)?;
+        durable::replace_async(self.dir.clone(), SNAPSHOT_FILE, snap.clone())
+            .await
+            .map_err(snap_err)?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap);
         Ok(())
     }
 }
@@ -89,33 +145,33 @@ pub struct StateMachine<S: Store> {
     membership: StoredMembership<NodeId, BasicNode>,
     snapshots: SnapshotSlot,
     snapshot_seq: u64,
+    dedup: Dedup,
 }
 
 impl<S: Store> StateMachine<S> {
-    /// Opens the state machine in `db` over `inner`, restoring `inner` from the saved snapshot
-    /// (or emptying it when there is none and it is not empty already).
-    pub async fn open(db: &sled::Db, inner: Arc<S>) -> Result<Self> {
-        let tree = db
-            .open_tree("snapshot")
-            .map_err(|e| ConsensusError::sled("open tree snapshot", e))?;
-        let saved = match tree
-            .get(SNAPSHOT_KEY)
-            .map_err(|e| ConsensusError::sled("read snapshot", e))?
-        {
-            Some(bytes) => Some(codec::from_bytes::<StoredSnapshot>(&bytes)?),
-            None => None,
-        };
-        let (last_applied, membership) = match &saved {
+    /// Opens the state machine whose snapshot lives in `dir` over `inner`, restoring `inner`
+    /// from the saved snapshot (or emptying it when there is none and it is not empty already).
+    pub async fn open(dir: &Path, inner: Arc<S>) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| crate::error::Error::Io {
+            path: dir.to_owned(),
+            source: e,
+        })?;
+        let saved: Option<StoredSnapshot> = durable::read(dir, SNAPSHOT_FILE)?;
+        let (last_applied, membership, dedup) = match &saved {
             Some(snap) => {
-                let state: StoreSnapshot = codec::from_bytes(&snap.data)?;
-                inner.restore(state).await?;
-                (snap.meta.last_log_id, snap.meta.last_membership.clone())
+                let state: SnapshotState = codec::from_bytes(&snap.data)?;
+                inner.restore(state.store).await?;
+                (
+                    snap.meta.last_log_id,
+                    snap.meta.last_membership.clone(),
+                    Dedup::from_list(state.applied_requests),
+                )
             }
             None => {
                 if inner.revision().await? != 0 {
                     inner.restore(StoreSnapshot::default()).await?;
                 }
-                (None, StoredMembership::default())
+                (None, StoredMembership::default(), Dedup::default())
             }
         };
         Ok(Self {
@@ -123,10 +179,12 @@ impl<S: Store> StateMachine<S> {
             last_applied,
             membership,
             snapshots: SnapshotSlot {
-                tree,
+                dir: dir.to_owned(),
+                saving: Arc::default(),
                 current: Arc::new(Mutex::new(saved)),
             },
             snapshot_seq: 0,
+            dedup,
         })
     }
 
@@ -135,7 +193,7 @@ impl<S: Store> StateMachine<S> {
         &self.inner
     }
 
-    async fn apply_command(&self, command: Command) -> StorageResult<CommandResponse> {
+    async fn apply_command(&mut self, command: Command) -> StorageResult<CommandResponse> {
         let Command::Batch(commands) = command else {
             return self.apply_one(command).await;
         };
@@ -156,9 +214,30 @@ impl<S: Store> StateMachine<S> {
         Ok(CommandResponse { result, batch })
     }
 
-    async fn apply_one(&self, command: Command) -> StorageResult<CommandResponse> {
+    /// Applies a tagged command once: a repeated request id gets the recorded result.
+    async fn apply_one(&mut self, command: Command) -> StorageResult<CommandResponse> {
+        let Command::Tagged(id, command) = command else {
+            return self.apply_plain(command).await;
+        };
+        if let Some(outcome) = self.dedup.results.get(&id) {
+            return Ok(CommandResponse::single(outcome.clone()));
+        }
+        let response = match *command {
+            Command::Tagged(..) | Command::Batch(_) => CommandResponse::single(Err(
+                WireError::Other("a tagged command must be a single write".into()),
+            )),
+            single => self.apply_plain(single).await?,
+        };
+        self.dedup.record(id, response.result.clone());
+        Ok(response)
+    }
+
+    async fn apply_plain(&self, command: Command) -> StorageResult<CommandResponse> {
         let outcome = match command {
             Command::Batch(_) => Err(orion_core::Error::Conflict("nested batch refused".into())),
+            Command::Tagged(..) => Err(orion_core::Error::Conflict(
+                "a tagged command cannot be nested".into(),
+            )),
             Command::Txn(txn) => self.inner.txn(txn).await,
             Command::Compact(rev) => match self.inner.compact(rev).await {
                 Ok(()) => self.current_result().await,
@@ -190,7 +269,7 @@ impl<S: Store> StateMachine<S> {
 /// Builds a snapshot from the copy of the inner store taken when it was created.
 #[derive(Debug)]
 pub struct SnapshotBuilder {
-    state: std::result::Result<StoreSnapshot, String>,
+    state: std::result::Result<SnapshotState, String>,
     meta: SnapshotMeta<NodeId, BasicNode>,
     slot: SnapshotSlot,
 }
@@ -249,7 +328,15 @@ impl<S: Store> RaftStateMachine<TypeConfig> for StateMachine<S> {
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         // Copy the state now, while no entry can be applied, so that it matches last_applied.
-        let state = self.inner.snapshot().await.map_err(|e| e.to_string());
+        let state = self
+            .inner
+            .snapshot()
+            .await
+            .map(|store| SnapshotState {
+                store,
+                applied_requests: self.dedup.to_list(),
+            })
+            .map_err(|e| e.to_string());
         self.snapshot_seq += 1;
         let snapshot_id = match self.last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.snapshot_seq),
@@ -276,13 +363,17 @@ impl<S: Store> RaftStateMachine<TypeConfig> for StateMachine<S> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StorageResult<()> {
         let data = snapshot.into_inner();
-        let state: StoreSnapshot = codec::from_bytes(&data).map_err(|e| {
+        let state: SnapshotState = codec::from_bytes(&data).map_err(|e| {
             StorageError::from(StorageIOError::read_snapshot(
                 Some(meta.signature()),
                 openraft::AnyError::error(e),
             ))
         })?;
-        self.inner.restore(state).await.map_err(sm_write_err)?;
+        self.inner
+            .restore(state.store)
+            .await
+            .map_err(sm_write_err)?;
+        self.dedup = Dedup::from_list(state.applied_requests);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.snapshots

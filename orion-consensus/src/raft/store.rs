@@ -1,6 +1,7 @@
 //! [`RaftStore`]: the replicated [`Store`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use orion_core::Result;
@@ -10,14 +11,18 @@ use orion_core::store::{
 
 use super::leader::{LeaderRequest, LeaderResponse};
 use super::node::{Core, ReadMode};
-use super::{Command, NodeId, RaftStatus};
+use super::{Command, NodeId, RaftStatus, RequestId};
 use crate::error::Error as ConsensusError;
+use tokio::time::Instant;
 
 /// A [`Store`] whose state is replicated by Raft. Cheap to clone; usable on any node.
 ///
 /// - Writes (`put`, `delete`, `txn`, `compact`, `restore`) are committed through the Raft log,
-///   forwarded to the leader when this node is not it, and acknowledged once applied. Without a
-///   quorum they fail with `Error::Unavailable` after the request timeout.
+///   forwarded to the leader when this node is not it, and acknowledged once applied. Each
+///   carries a request id ([`Command::Tagged`]) that the state machine applies at most once, so
+///   a write whose leader changed while it was in flight (or whose answer was lost) is retried
+///   against the new leader until the request timeout. Without a quorum it then fails with
+///   `Error::Unavailable`.
 /// - Reads (`get`, `range`, `revision`, `snapshot`) are linearizable in
 ///   [`ReadMode::Linearizable`] (the default): the leader confirms it still leads (read index)
 ///   and this node waits to have applied that far. In [`ReadMode::Stale`] they read local state.
@@ -65,13 +70,55 @@ impl<S: Store> RaftStore<S> {
         &self.core.inner
     }
 
+    /// Commits `command` under a new request id. An attempt is abandoned, and the same tagged
+    /// command sent again, when this node learns of another leader (the old one may be frozen
+    /// with the request) or when an attempt fails as unavailable (no leader, answer lost); all
+    /// within one request timeout. Retrying is safe because the state machine applies a request
+    /// id once and answers repeats with the first result.
     async fn write(&self, command: Command) -> Result<TxnResult> {
-        match self.core.router.route(LeaderRequest::Write(command)).await {
-            Ok(LeaderResponse::Written(resp)) => resp.result.map_err(Into::into),
-            Ok(other) => {
-                Err(ConsensusError::Raft(format!("unexpected answer to a write: {other:?}")).into())
+        let req = LeaderRequest::Write(Command::Tagged(
+            RequestId::new(self.core.id),
+            Box::new(command),
+        ));
+        let timeout = self.core.router.request_timeout();
+        let deadline = Instant::now() + timeout;
+        let mut metrics = self.core.raft.metrics();
+        let mut last = String::from("no attempt finished");
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let seen = {
+                let m = metrics.borrow_and_update();
+                (m.current_leader, m.current_term)
+            };
+            let attempt = tokio::time::timeout_at(deadline, self.core.router.route(req.clone()));
+            let outcome = tokio::select! {
+                outcome = attempt => outcome,
+                () = another_leader(&mut metrics, seen) => {
+                    last = "the leader changed while the write was in flight".into();
+                    continue;
+                }
+            };
+            match outcome {
+                Err(_) => {
+                    return Err(ConsensusError::Unavailable(format!(
+                        "no quorum: the write did not commit within {timeout:?} (last: {last});                          check that a majority of voters is up and reachable"
+                    ))
+                    .into());
+                }
+                Ok(Ok(LeaderResponse::Written(resp))) => return resp.result.map_err(Into::into),
+                Ok(Ok(other)) => {
+                    return Err(ConsensusError::Raft(format!(
+                        "unexpected answer to a write: {other:?}"
+                    ))
+                    .into());
+                }
+                Ok(Err(ConsensusError::Unavailable(msg))) if Instant::now() < deadline => {
+                    last = msg;
+                    tokio::time::sleep_until((Instant::now() + backoff).min(deadline)).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                }
+                Ok(Err(e)) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -100,6 +147,22 @@ impl<S: Store> RaftStore<S> {
                 ))
             })?;
         Ok(())
+    }
+}
+
+/// Returns once this node knows a leader other than the one in `seen` (leader, term).
+async fn another_leader(
+    metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+    seen: (Option<NodeId>, u64),
+) {
+    loop {
+        if metrics.changed().await.is_err() {
+            return std::future::pending().await; // Raft stopped: the attempt will end by itself.
+        }
+        let m = metrics.borrow_and_update();
+        if m.current_leader.is_some() && (m.current_leader, m.current_term) != seen {
+            return;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Node-to-node connections: the one place where Orion nodes call each other.
 //!
 //! Requests are [`codec`](crate::codec) frames POSTed over HTTP/1.1 on plain TCP (pooled
-//! keep-alive connections). Every request
+//! keep-alive connections), stamped with this node's [cluster id](crate::cluster_id). Every request
 //! passes through the [`FaultInjector`] first. Mutual TLS and join tokens will be added here,
 //! and only here.
 
@@ -13,10 +13,21 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use fault::{FaultInjector, PeerId};
+pub use fault::{Fault, FaultInjector, PeerId, Targets, Verdict};
 
+use crate::cluster_id::ClusterIdCell;
 use crate::codec;
 use crate::error::{Error as ConsensusError, Result, TransportFailure};
+
+/// The path on a node's Raft port that answers with the node's cluster id (an empty frame
+/// stamped with it); see [`Transport::peer_cluster_id`].
+pub const CLUSTER_ID_PATH: &str = "/raft/cluster";
+
+/// The path on a node's Raft port that sends back the bytes it is sent; see [`Transport::echo`].
+pub const ECHO_PATH: &str = "/raft/echo";
+
+/// The largest echo payload, in bytes (a bounded bandwidth probe).
+pub const MAX_ECHO_BYTES: usize = 1 << 20;
 
 /// The client side of node-to-node traffic for one local node.
 #[derive(Debug, Clone)]
@@ -24,6 +35,7 @@ pub struct Transport {
     local: PeerId,
     client: reqwest::Client,
     faults: FaultInjector,
+    cluster: ClusterIdCell,
 }
 
 impl Transport {
@@ -39,7 +51,64 @@ impl Transport {
             local,
             client,
             faults,
+            cluster: ClusterIdCell::default(),
         })
+    }
+
+    /// Builder: stamps every request with the id in `cluster` (empty while it is unknown), and
+    /// refuses answers from another cluster.
+    pub fn with_cluster_id(mut self, cluster: ClusterIdCell) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Asks the node at `addr` which cluster it belongs to (`POST {CLUSTER_ID_PATH}`), within
+    /// `timeout`. A node that has not bootstrapped or joined yet answers an error.
+    pub async fn peer_cluster_id(&self, addr: &str, timeout: Duration) -> Result<String> {
+        let (cluster, ()) = self
+            .call_framed(None, addr, CLUSTER_ID_PATH, &(), timeout)
+            .await?;
+        if cluster.is_empty() {
+            return Err(ConsensusError::Unavailable(format!(
+                "the node at {addr} has no cluster id yet (it has not bootstrapped or joined)"
+            )));
+        }
+        Ok(cluster)
+    }
+
+    /// Sends `payload_bytes` bytes to the node at `addr` (`POST {ECHO_PATH}`), which sends them
+    /// back, and returns the time from the call to the end of the answer. Like every request it
+    /// passes through the fault layer, so injected delay, drops and cut links show in the result.
+    /// `target` names the peer for the fault layer. Errors: a payload above [`MAX_ECHO_BYTES`],
+    /// any transport error, or an answer of another length.
+    pub async fn echo(
+        &self,
+        target: Option<PeerId>,
+        addr: &str,
+        payload_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        if payload_bytes > MAX_ECHO_BYTES {
+            return Err(ConsensusError::RaftConfig {
+                field: "echo payload",
+                value: payload_bytes.to_string(),
+                expected: format!("at most {MAX_ECHO_BYTES} bytes"),
+            });
+        }
+        let payload = vec![0u8; payload_bytes];
+        let started = tokio::time::Instant::now();
+        let back: Vec<u8> = self
+            .call(target, addr, ECHO_PATH, &payload, timeout)
+            .await?;
+        let elapsed = started.elapsed();
+        if back.len() != payload_bytes {
+            return Err(ConsensusError::Transport {
+                target: format!("{addr}{ECHO_PATH}"),
+                failure: TransportFailure::BadAnswer,
+                detail: format!("sent {payload_bytes} bytes, {} came back", back.len()),
+            });
+        }
+        Ok(elapsed)
     }
 
     /// The fault layer this transport obeys.
@@ -65,6 +134,32 @@ impl Transport {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        let (theirs, answer) = self.call_framed(target, addr, path, body, timeout).await?;
+        match self.cluster.get() {
+            Some(ours) if !theirs.is_empty() && theirs != ours => {
+                Err(ConsensusError::ClusterMismatch {
+                    ours,
+                    theirs,
+                    peer: format!("the node answering at {addr}"),
+                })
+            }
+            _ => Ok(answer),
+        }
+    }
+
+    /// [`Transport::call`], returning the cluster id the answer carries too.
+    async fn call_framed<Req, Resp>(
+        &self,
+        target: Option<PeerId>,
+        addr: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<(String, Resp)>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
         let name = match target {
             Some(id) => format!("node {id} at {addr}{path}"),
             None => format!("{addr}{path}"),
@@ -84,7 +179,7 @@ impl Transport {
                 "dropped by the fault injector".into(),
             ));
         }
-        let frame = codec::to_frame(body)?;
+        let frame = codec::to_cluster_frame(&self.cluster.get().unwrap_or_default(), body)?;
         let sent = self
             .client
             .post(format!("http://{addr}{path}"))
@@ -117,6 +212,7 @@ impl Transport {
                 String::from_utf8_lossy(&bytes).into_owned(),
             ));
         }
-        codec::from_frame(&bytes).map_err(|e| fail(TransportFailure::BadAnswer, e.to_string()))
+        codec::from_cluster_frame(&bytes)
+            .map_err(|e| fail(TransportFailure::BadAnswer, e.to_string()))
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use orion_consensus::raft::{NodeId, RaftConfig, RaftNode, RaftStore};
+use orion_consensus::raft::{AutopilotConfig, NodeId, RaftConfig, RaftNode, RaftStore};
 use orion_consensus::transport::FaultInjector;
 use orion_core::store::Store;
 use tempfile::TempDir;
@@ -24,6 +24,7 @@ pub struct Cluster {
     dir: TempDir,
     pub snapshot_every: u64,
     pub request_timeout: Duration,
+    pub autopilot: AutopilotConfig,
 }
 
 impl Cluster {
@@ -35,6 +36,7 @@ impl Cluster {
             dir: tempfile::tempdir().unwrap(),
             snapshot_every: 10_000,
             request_timeout: Duration::from_secs(5),
+            autopilot: AutopilotConfig::default(),
         }
     }
 
@@ -53,6 +55,7 @@ impl Cluster {
         c.logs_kept_after_snapshot = 0;
         c.request_timeout = self.request_timeout;
         c.faults = self.faults.clone();
+        c.autopilot = self.autopilot.clone();
         c
     }
 

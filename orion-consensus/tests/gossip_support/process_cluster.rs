@@ -140,11 +140,18 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
-    /// SIGSTOP for `pause`, then SIGCONT.
-    pub fn pause(&self, pause: Duration) {
+    /// SIGSTOP for `pause`, then SIGCONT. Returns the instant taken just *before* SIGCONT was
+    /// sent: anything the node causes after it resumes is later than that. (An instant taken
+    /// after `kill` returns is not: on a loaded machine the resumed node can be scheduled, and
+    /// its peers can report it back, before this thread runs again. Taking the time after the
+    /// call made `sigstop_longer_than_the_bound_is_dead_then_recovers_on_sigcont` miss a
+    /// recovery reported 30 ms after SIGCONT, about one run in six under a CPU hog.)
+    pub fn pause(&self, pause: Duration) -> Instant {
         let _ = kill(self.pid(), Signal::SIGSTOP);
         thread::sleep(pause);
+        let resuming_at = Instant::now();
         let _ = kill(self.pid(), Signal::SIGCONT);
+        resuming_at
     }
 
     /// Asks the node to leave gracefully and waits (bounded) for it to exit.
@@ -161,6 +168,46 @@ impl NodeProcess {
             thread::sleep(Duration::from_millis(20));
         }
         Err(format!("{} did not exit within 10 s of leave", self.id))
+    }
+}
+
+/// Runs a `gossip_node` that is expected to exit on its own (e.g. refused at its hello): starts
+/// `id` bound at `bind`, joining through `seeds`, and waits at most `within` for it to exit.
+/// Returns its exit code and what it wrote on stderr; kills it and errs when it is still running.
+pub fn run_until_exit(
+    id: &str,
+    bind: SocketAddr,
+    seeds: &[SocketAddr],
+    within: Duration,
+) -> Result<(Option<i32>, String), String> {
+    let mut command = Command::new(NODE_BIN);
+    command.args(["--id", id, "--bind", &bind.to_string()]);
+    for seed in seeds {
+        command.args(["--seed", &seed.to_string()]);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("cannot start {NODE_BIN}: {err}"))?;
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            return Ok((status.code(), stderr));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{id} was still running {within:?} after it started"
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -9,7 +9,7 @@ mod resources;
 pub mod spec;
 mod task;
 
-pub use network::{NetworkMatrix, NetworkMeasurement};
+pub use network::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement};
 pub use node::{Node, NodeAddresses, NodeStatus, ZONE_LABEL};
 pub use resources::Resources;
 pub use spec::ServiceSpec;

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use super::{Millis, NodeId};
 
 /// One directed measurement of the network from node `from` to node `to`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Fields added after the first version carry `#[serde(default)]`, so older records still read;
+/// build one with `..Default::default()` to stay source compatible when fields are added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetworkMeasurement {
     pub from: NodeId,
     pub to: NodeId,
@@ -23,6 +26,47 @@ pub struct NetworkMeasurement {
     /// When it was taken.
     #[serde(default)]
     pub measured_at: Millis,
+    /// 90th percentile of the recent RTT samples, milliseconds (0 when unknown).
+    #[serde(default)]
+    pub rtt_p90_ms: f64,
+    /// How steady the link is, 0.0 (erratic) to 1.0 (steady); 0 when unknown.
+    #[serde(default)]
+    pub stability: f64,
+    /// The prober can no longer reach `to` while other nodes still do: the link, not the node, is
+    /// down. A node that nobody reaches is left to membership, and never marked this way.
+    #[serde(default)]
+    pub link_down: bool,
+}
+
+/// A node's Vivaldi network coordinate as stored: a position in a small Euclidean space, a height,
+/// all in milliseconds, and the node's own estimate of its relative error. The estimated RTT
+/// between two nodes is the distance between the positions plus both heights.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkCoordinate {
+    pub node: NodeId,
+    pub position: Vec<f64>,
+    pub height_ms: f64,
+    pub error: f64,
+    #[serde(default)]
+    pub updated_at: Millis,
+}
+
+impl NetworkCoordinate {
+    /// The estimated RTT to `other` in milliseconds, or `None` when the two have different
+    /// dimensions.
+    pub fn estimate_rtt_ms(&self, other: &NetworkCoordinate) -> Option<f64> {
+        if self.position.len() != other.position.len() {
+            return None;
+        }
+        let plane = self
+            .position
+            .iter()
+            .zip(&other.position)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt();
+        Some(plane + self.height_ms + other.height_ms)
+    }
 }
 
 /// All known measurements, indexed by `(from, to)`. A lookup falls back to the reverse direction,

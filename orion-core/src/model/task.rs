@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 /// ```text
 /// Pending -> Scheduled -> Starting -> Running -> Completed | Failed
 ///    any live state -> Stopping -> Stopped       (asked to stop)
-///    Scheduled | Starting | Running | Stopping -> Lost   (its node died)
+///    Scheduled | Starting | Running | Stopping -> Lost   (its node was declared down)
 ///    Completed | Failed -> Starting              (restarted in place by its restart policy)
+///    Lost -> Running                             (its node came back with the container running)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,7 +34,10 @@ pub enum TaskState {
     Stopping,
     /// Stopped on purpose; terminal.
     Stopped,
-    /// Its node was declared dead; terminal (a replacement is created elsewhere).
+    /// Its node was declared down; a replacement is created elsewhere. Terminal, except that
+    /// while `desired` is still `running` the node's agent may find the container still running
+    /// when the node comes back and reconnect it (`Lost -> Running`); the reconciler then keeps
+    /// one task per slot and stops the other.
     Lost,
 }
 
@@ -62,10 +66,12 @@ impl TaskState {
                 | (Running, Completed | Failed | Stopping | Lost)
                 | (Stopping, Stopped | Failed | Lost)
                 | (Completed | Failed, Starting)
+                | (Lost, Running)
         )
     }
 
-    /// True for states no task leaves except by restart: Completed, Failed, Stopped, Lost.
+    /// True for states no task leaves except by a restart or a reconnect: Completed, Failed,
+    /// Stopped, Lost.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -175,6 +181,10 @@ pub struct Task {
     /// Restarts done in place under the restart policy.
     #[serde(default)]
     pub restarts: u32,
+    /// Failed tasks in this slot right before this one (0 for a first task, or after a task that
+    /// did not fail): the reconciler backs off before refilling a crash-looping slot.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
     #[serde(default)]
     pub created_at: Millis,
     #[serde(default)]
@@ -201,6 +211,7 @@ impl Task {
             error: None,
             health: TaskHealth::Unknown,
             restarts: 0,
+            attempt: 0,
             created_at: now,
             updated_at: now,
         }
@@ -235,6 +246,10 @@ impl Task {
     }
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,13 +278,14 @@ mod tests {
     }
 
     #[test]
-    fn terminal_states_only_leave_by_restart() {
+    fn terminal_states_only_leave_by_restart_or_reconnect() {
         for from in TaskState::ALL.into_iter().filter(|s| s.is_terminal()) {
             for to in TaskState::ALL {
                 let legal = from.can_transition_to(to);
                 let restart = matches!(from, TaskState::Completed | TaskState::Failed)
                     && to == TaskState::Starting;
-                assert_eq!(legal, restart, "{from} -> {to}");
+                let reconnect = from == TaskState::Lost && to == TaskState::Running;
+                assert_eq!(legal, restart || reconnect, "{from} -> {to}");
             }
         }
     }

@@ -62,8 +62,9 @@ pub enum Action {
     /// a placed live task is stopped by its node's agent (`Stopping -> Stopped`); a terminal task
     /// only records that it must not be restarted.
     Stop { task_id: TaskId, reason: StopReason },
-    /// The task's node is down (or gone): set its state to `Lost` and desired to `shutdown`, so
-    /// an agent that comes back stops the container instead of resuming it.
+    /// The task's node is down (or gone): set its state to `Lost`, so its slot is refilled. Its
+    /// desired state is left alone: if the node comes back with the container still running, the
+    /// node's agent reconnects it, and the reconciler stops the surplus task of the slot.
     MarkLost { task_id: TaskId, node: NodeId },
 }
 
@@ -108,6 +109,10 @@ pub struct Unplaced {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub unplaced: Vec<Unplaced>,
+    /// True when the round stopped creating tasks at its bound: reconcile again at once.
+    pub more: bool,
+    /// The earliest time a slot in crash-loop back-off may be refilled: reconcile again then.
+    pub retry_at: Option<crate::model::Millis>,
 }
 
 impl Plan {
@@ -117,20 +122,12 @@ impl Plan {
     }
 }
 
-/// A one-line summary of rejections, for a pending task's `error`.
+/// A one-line summary of rejections, for a pending task's `error`: grouped by filter and kind
+/// of reason ([`crate::scheduler::RejectionSummary`]), so `orion ps` and `orion status` show
+/// which rule no node meets.
 pub(crate) fn summarize(rejections: &[(NodeId, Rejection)]) -> String {
     if rejections.is_empty() {
         return "no node can take it: the cluster has no nodes".to_owned();
     }
-    let shown: Vec<String> = rejections
-        .iter()
-        .take(5)
-        .map(|(n, r)| format!("{n}: {} ({})", r.reason, r.filter))
-        .collect();
-    let more = rejections.len().saturating_sub(shown.len());
-    let mut s = format!("no node can take it: {}", shown.join("; "));
-    if more > 0 {
-        s.push_str(&format!("; and {more} more"));
-    }
-    s
+    crate::scheduler::RejectionSummary::from_rejections(rejections).to_string()
 }

@@ -27,22 +27,23 @@
 //!
 //! | Situation | Actions |
 //! |---|---|
-//! | live task on a `Down` or unknown node | `MarkLost` (state `lost`, desired `shutdown`) |
+//! | live task on a `Down` or unknown node | `MarkLost` (state `lost`; desired stays `running`, so the node's agent can reconnect the container if the node comes back) |
 //! | task of a service with no spec, desired running | `Stop(service_deleted)` |
-//! | terminal task (failed, completed, lost), desired running | `Stop(retired)`: the agent must not restart it any more |
+//! | failed or completed task, desired running | `Stop(retired)`: the agent must not restart it any more |
+//! | lost task | nothing: its slot is refilled; if its node comes back with the container running, the agent reconnects it and the surplus task of the slot is stopped (the original is kept: oldest first) |
 //! | more occupied slots than `replicas` | `Stop(scale_down)` every task of the surplus slots, chosen: slots where no task serves first, then old version or draining, then on the node with most replicas of the service, then highest slot |
 //! | two active tasks in one slot | keep one; `Stop(duplicate_slot / updated / drained)` the others once the kept one serves (tasks that do not run yet are stopped at once) |
 //! | old-version task still pending | `Stop(updated)`; the slot is refilled |
 //! | kept task pending | `Assign` it to a node, or report it in [`Plan::unplaced`] |
-//! | fewer occupied (plus finished) slots than `replicas` | `Create` in the vacated slots of lost, failed or completed tasks first (`replacement`), then in the lowest free slots (`new_replica`); unplaceable ones are created `Pending` with the reasons in `error` and reported in `unplaced` |
+//! | fewer occupied (plus finished) slots than `replicas` | `Create` in the vacated slots of lost, failed or completed tasks first (`replacement`), then in the lowest free slots (`new_replica`); unplaceable ones are created `Pending` with the reasons in `error` and reported in `unplaced`. A slot whose latest task failed is refilled only after a crash-loop back-off (exponential in [`Task::attempt`], capped; [`Plan::retry_at`] says when) |
 //! | kept task on a `Draining` node | `Create(drain)` a replacement in the same slot elsewhere; the old one is stopped in a later round once the new one serves. If no node can take it, the old one keeps running and the slot is reported |
 //! | kept task from an older spec version | `Create(update)` in the same slot, at most `update_strategy.parallelism` slots in flight; the old one is stopped once the new one serves. Unplaceable: reported, old one keeps running |
 //!
 //! Placement runs in that order over all services (pending tasks, then refills, then drains, then
 //! updates, services by name), through the [`Scheduler`] over one [`ClusterView`] of the input in
 //! which every placement is assigned, so later ones see earlier ones. Whatever filters the
-//! scheduler has, the reconciler's guard ([`GUARD`]) takes a node only if it is `Ready`, the
-//! request fits its free resources and its `max_tasks` is not reached: it never places on a
+//! scheduler has, the reconciler's guard runs the real `node_status`, `resources` and `max_tasks`
+//! filters ([`GUARD_FILTERS`]) on the chosen node: it never places on a
 //! `Down` or `Draining` node and never overcommits. Resources of tasks stopped in the same round
 //! are not reused before the next round (they are still held until the agent stops them).
 //!
@@ -53,6 +54,14 @@
 //! [`reconcile`] again.
 //!
 //! When two specs share a name, the one with the highest version is used.
+//!
+//! # Bounds ([`ReconcilePolicy`])
+//!
+//! `replicas` is read as at most the cluster's replica limit ([`ReconcilePolicy::limits`]; an
+//! out-of-bounds spec that made it into the store cannot inflate the cluster), and one round
+//! creates at most
+//! [`ReconcilePolicy::max_creates_per_round`] tasks ([`Plan::more`] says the rest waits for the
+//! next round).
 //!
 //! # Example
 //!
@@ -72,6 +81,7 @@
 //!         nodes: &nodes,
 //!         network: &NetworkMatrix::new(),
 //!         now: 1_700_000_000_000,
+//!         policy: Default::default(),
 //!     },
 //!     &scheduler,
 //! );
@@ -85,19 +95,20 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::spec::RestartPolicy;
+use crate::model::spec::{RestartPolicy, SpecLimits};
 use crate::model::{
     DesiredState, Millis, NetworkMatrix, Node, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState,
 };
 use crate::scheduler::{ClusterView, Scheduler};
+use crate::store::ClusterState;
 
 mod action;
 mod apply;
 mod placer;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
-pub use apply::{apply_action, apply_plan};
-pub use placer::GUARD;
+pub use apply::{ApplyReport, apply_plan};
+pub use placer::{GUARD, GUARD_FILTERS};
 
 use placer::{IdMaker, Placer, new_task};
 
@@ -127,8 +138,44 @@ pub struct ReconcileInput<'a> {
     pub nodes: &'a [Node],
     /// Network measurements, for network-aware scorers.
     pub network: &'a NetworkMatrix,
-    /// The time stamped on created tasks (and mixed into their ids).
+    /// The time stamped on created tasks, and against which crash-loop back-offs are measured.
     pub now: Millis,
+    /// Bounds and back-offs.
+    pub policy: ReconcilePolicy,
+}
+
+/// Bounds and back-offs of a reconcile round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcilePolicy {
+    /// The cluster's limits: a stored spec's `replicas` above `limits.max_replicas` are read as
+    /// that many ([`SpecLimits::effective_replicas`]).
+    pub limits: SpecLimits,
+    /// Tasks created in one round at most; the rest in later rounds.
+    pub max_creates_per_round: usize,
+    /// Back-off before refilling a slot whose latest task failed, doubled per consecutive failure.
+    pub crash_backoff_base: Millis,
+    /// The longest such back-off.
+    pub crash_backoff_max: Millis,
+}
+
+impl Default for ReconcilePolicy {
+    fn default() -> Self {
+        ReconcilePolicy {
+            limits: SpecLimits::default(),
+            max_creates_per_round: 1_000,
+            crash_backoff_base: 1_000,
+            crash_backoff_max: 300_000,
+        }
+    }
+}
+
+impl ReconcilePolicy {
+    /// How long a slot waits after its latest task failed, `attempt` failures in a row before it.
+    pub fn crash_backoff(&self, attempt: u32) -> Millis {
+        self.crash_backoff_base
+            .saturating_mul(1u64 << attempt.min(30))
+            .min(self.crash_backoff_max)
+    }
 }
 
 /// Computes the actions that move `input` toward its specs. Pure and deterministic; see the
@@ -145,6 +192,30 @@ pub fn reconcile(input: &ReconcileInput<'_>, scheduler: &Scheduler) -> Plan {
     let mut placer = Placer::new(scheduler, view);
     r.place_all(&works, &mut placer);
     r.plan
+}
+
+/// [`reconcile`] over a state read from the store (`ClusterStore::load_state`): its services at
+/// their versions, tasks, nodes and measurements, at time `now` under `policy`.
+pub fn reconcile_state(
+    state: &ClusterState,
+    now: Millis,
+    policy: ReconcilePolicy,
+    scheduler: &Scheduler,
+) -> Plan {
+    let specs: Vec<VersionedSpec> = state
+        .services
+        .iter()
+        .map(|s| VersionedSpec::new(s.spec.clone(), s.spec_version))
+        .collect();
+    let input = ReconcileInput {
+        specs: &specs,
+        tasks: &state.tasks,
+        nodes: &state.nodes,
+        network: &state.network,
+        now,
+        policy,
+    };
+    reconcile(&input, scheduler)
 }
 
 /// What one service still needs placed, found by [`Round::analyze`].
@@ -173,6 +244,8 @@ struct Round<'a> {
     lost: HashSet<&'a str>,
     stopped: HashSet<&'a str>,
     ids: IdMaker,
+    /// Creates this round may still make ([`ReconcilePolicy::max_creates_per_round`]).
+    creates_left: usize,
     plan: Plan,
 }
 
@@ -203,7 +276,8 @@ impl<'a> Round<'a> {
             tasks,
             lost: HashSet::new(),
             stopped: HashSet::new(),
-            ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str()), input.now),
+            ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str())),
+            creates_left: input.policy.max_creates_per_round,
             plan: Plan::default(),
         }
     }
@@ -256,7 +330,9 @@ impl<'a> Round<'a> {
             }
             if !self.specs.contains_key(t.service.as_str()) {
                 self.stop(t, StopReason::ServiceDeleted);
-            } else if t.state.is_terminal() {
+            } else if t.state.is_terminal() && t.state != TaskState::Lost {
+                // A lost task is left to its node's agent: reconnected if its container still
+                // runs when the node comes back, given up otherwise.
                 self.stop(t, StopReason::Retired);
             }
         }
@@ -269,6 +345,7 @@ impl<'a> Round<'a> {
     /// Decides the stops of one service and collects what it needs placed.
     fn analyze(&mut self, vs: &'a VersionedSpec) -> ServiceWork<'a> {
         let (spec, version) = (&vs.spec, vs.version);
+        let replicas = self.input.policy.limits.effective_replicas(spec);
         let mut slots: BTreeMap<u32, SlotTasks<'a>> = BTreeMap::new();
         let own = self
             .by_service
@@ -297,7 +374,7 @@ impl<'a> Round<'a> {
             ranked.sort_by(|a, b| b.0.cmp(&a.0));
             st.active = ranked.into_iter().map(|(_, t)| t).collect();
         }
-        self.scale_down(&mut slots, spec.replicas, version);
+        self.scale_down(&mut slots, replicas, version);
 
         let mut work = ServiceWork {
             spec: vs,
@@ -314,7 +391,7 @@ impl<'a> Round<'a> {
             let Some(&keep) = st.active.first() else {
                 match st.latest {
                     Some(l) if self.finished(l, spec.restart_policy, version) => {
-                        finished_below += u32::from(slot < spec.replicas);
+                        finished_below += u32::from(slot < replicas);
                     }
                     Some(l) if l.state != TaskState::Stopped => vacated.push((slot, l)),
                     _ => {}
@@ -354,16 +431,20 @@ impl<'a> Round<'a> {
         }
         work.updates.sort_by_key(|t| (serves(t), t.slot));
 
-        let mut need = spec
-            .replicas
+        let mut need = replicas
             .saturating_sub(occupied)
             .saturating_sub(finished_below);
         for (slot, l) in vacated {
             if need == 0 {
                 break;
             }
-            work.refills.push((slot, Purpose::Replacement, Some(l)));
             need -= 1;
+            if let Some(at) = self.backing_off(l, version) {
+                // Crash loop: this slot waits; it still counts, so no other slot is filled instead.
+                self.plan.retry_at = Some(self.plan.retry_at.map_or(at, |r| r.min(at)));
+                continue;
+            }
+            work.refills.push((slot, Purpose::Replacement, Some(l)));
         }
         let mut slot = 0u32;
         while need > 0 {
@@ -428,6 +509,18 @@ impl<'a> Round<'a> {
         }
     }
 
+    /// When `l` (the latest task of a vacated slot) failed from the current spec less than its
+    /// crash-loop back-off ago: the time the slot may be refilled.
+    fn backing_off(&self, l: &Task, version: u64) -> Option<Millis> {
+        if l.state != TaskState::Failed || l.spec_version != version {
+            return None;
+        }
+        let at = l
+            .updated_at
+            .saturating_add(self.input.policy.crash_backoff(l.attempt));
+        (self.input.now < at).then_some(at)
+    }
+
     /// True when `l` (the latest task of a slot with no active task) ended as its policy accepts.
     fn finished(&self, l: &Task, policy: RestartPolicy, version: u64) -> bool {
         if l.spec_version != version || self.lost.contains(l.id.as_str()) {
@@ -463,7 +556,15 @@ impl<'a> Round<'a> {
         for w in works {
             let (spec, version) = (&w.spec.spec, w.spec.version);
             for &(slot, purpose, replaces) in &w.refills {
+                if self.creates_left == 0 {
+                    self.plan.more = true;
+                    break;
+                }
+                self.creates_left -= 1;
                 let replaced = replaces.map(|t| t.id.as_str());
+                let attempt = replaces
+                    .filter(|t| t.state == TaskState::Failed && t.spec_version == version)
+                    .map_or(0, |t| t.attempt.saturating_add(1));
                 let id = self.ids.make(&spec.name, slot, version, replaced);
                 let (node, error) = match placer.place(spec, &id, spec.resources.into()) {
                     Ok(node) => (Some(node), None),
@@ -479,8 +580,10 @@ impl<'a> Round<'a> {
                         (None, Some(error))
                     }
                 };
+                let mut task = new_task(spec, version, id, slot, node, error, now);
+                task.attempt = attempt;
                 self.plan.actions.push(Action::Create {
-                    task: new_task(spec, version, id, slot, node, error, now),
+                    task,
                     purpose,
                     replaces: replaced.map(str::to_owned),
                 });
@@ -515,6 +618,11 @@ impl<'a> Round<'a> {
         placer: &mut Placer<'_>,
     ) {
         let (spec, version) = (&vs.spec, vs.version);
+        if self.creates_left == 0 {
+            self.plan.more = true;
+            return;
+        }
+        self.creates_left -= 1;
         let id = self.ids.make(&spec.name, old.slot, version, Some(&old.id));
         match placer.place(spec, &id, spec.resources.into()) {
             Ok(node) => self.plan.actions.push(Action::Create {
@@ -558,8 +666,10 @@ fn latest_key(t: &Task) -> (Millis, Millis, &str) {
     (t.created_at, t.updated_at, t.id.as_str())
 }
 
-/// Orders active tasks of a slot: the greatest is kept.
-fn keep_key(t: &Task, settled: bool) -> (bool, u8, Millis, Reverse<&str>) {
+/// Orders active tasks of a slot: the greatest is kept. Between equals the oldest wins, so when a
+/// node comes back and its agent reconnects the original task, the replacement made meanwhile is
+/// the one stopped (as Nomad does for reconnecting clients).
+fn keep_key(t: &Task, settled: bool) -> (bool, u8, Reverse<Millis>, Reverse<&str>) {
     let state = match t.state {
         TaskState::Running if t.health != TaskHealth::Unhealthy => 4,
         TaskState::Running => 3,
@@ -567,5 +677,10 @@ fn keep_key(t: &Task, settled: bool) -> (bool, u8, Millis, Reverse<&str>) {
         TaskState::Scheduled => 1,
         _ => 0,
     };
-    (settled, state, t.created_at, Reverse(t.id.as_str()))
+    (
+        settled,
+        state,
+        Reverse(t.created_at),
+        Reverse(t.id.as_str()),
+    )
 }

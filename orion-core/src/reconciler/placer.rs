@@ -3,16 +3,32 @@
 //! deterministic task ids.
 
 use std::collections::HashSet;
+use std::hash::Hasher;
 
-use crate::model::{DesiredState, Millis, NodeId, NodeStatus, Resources, ServiceSpec, Task};
+use crate::hash::StableHasher;
+use crate::model::{DesiredState, Millis, NodeId, Resources, ServiceSpec, Task};
 use crate::model::{TaskHealth, TaskState};
-use crate::scheduler::{ClusterView, PlacementOutcome, PlacementRequest, Rejection, Scheduler};
+use crate::scheduler::filters::{MaxTasksFilter, NodeStatusFilter, ResourcesFilter};
+use crate::scheduler::{
+    ClusterView, Filter, PlacementOutcome, PlacementRequest, Rejection, Scheduler, reasons,
+};
 
-/// Name of the reconciler's own guard in [`Rejection::filter`].
+/// Name of the reconciler's guard in [`Rejection::filter`] when the scheduler chose a node that
+/// is not in the view; other guard rejections name the filter that gave them
+/// ([`GUARD_FILTERS`]).
 pub const GUARD: &str = "reconciler_guard";
 
+/// The filters the reconciler's guard runs on every node the scheduler chooses, whatever
+/// filters the scheduler was built with.
+pub const GUARD_FILTERS: [&str; 3] = [
+    crate::scheduler::filters::NODE_STATUS,
+    crate::scheduler::filters::RESOURCES,
+    crate::scheduler::filters::MAX_TASKS,
+];
+
 /// Places tasks over one view, whatever filters the scheduler was built with: a node is used only
-/// if it is `Ready`, the request fits its free resources and its `max_tasks` is not reached.
+/// if the guard's filters ([`GUARD_FILTERS`]: `Ready`, the request fits its free resources, its
+/// `max_tasks` and the spec's `max_per_node` are not reached) accept it.
 pub(crate) struct Placer<'a> {
     scheduler: &'a Scheduler,
     view: ClusterView,
@@ -49,10 +65,10 @@ impl<'a> Placer<'a> {
         );
         let mut rejections = Vec::new();
         for node in order {
-            match self.guard(node, resources) {
+            match self.guard(node, &req) {
                 Ok(()) => {
                     let node = node.to_owned();
-                    self.view.assign(&node, &spec.name, resources);
+                    self.view.assign_request(&node, &req);
                     return Ok(node);
                 }
                 Err(r) => rejections.push((node.to_owned(), r)),
@@ -61,62 +77,36 @@ impl<'a> Placer<'a> {
         Err(rejections)
     }
 
-    fn guard(&self, node: &str, resources: Resources) -> Result<(), Rejection> {
+    /// The safety guard: the real [`NodeStatusFilter`], [`ResourcesFilter`] and
+    /// [`MaxTasksFilter`], whatever the scheduler was built with.
+    fn guard(&self, node: &str, req: &PlacementRequest<'_>) -> Result<(), Rejection> {
         let Some(nv) = self.view.node(node) else {
-            return Err(Rejection::new(GUARD, "unknown node"));
+            return Err(Rejection::new(GUARD, reasons::UNKNOWN_NODE).detail(node.to_owned()));
         };
-        if nv.node.status != NodeStatus::Ready {
-            return Err(Rejection::new(
-                GUARD,
-                format!(
-                    "node is {}; only ready nodes take new tasks",
-                    nv.node.status
-                ),
-            ));
-        }
-        let free = nv.free();
-        if !resources.fits_in(&free) {
-            return Err(Rejection::new(
-                GUARD,
-                format!(
-                    "needs {}m cpu, {} B memory, {} B disk; {}m, {} B, {} B free",
-                    resources.cpu_millicores,
-                    resources.memory_bytes,
-                    resources.disk_bytes,
-                    free.cpu_millicores,
-                    free.memory_bytes,
-                    free.disk_bytes
-                ),
-            ));
-        }
-        if let Some(max) = nv.node.max_tasks
-            && nv.task_count >= max
-        {
-            return Err(Rejection::new(
-                GUARD,
-                format!("node runs {} tasks, its limit is {max}", nv.task_count),
-            ));
+        let filters: [&dyn Filter; 3] = [&NodeStatusFilter, &ResourcesFilter, &MaxTasksFilter];
+        for f in filters {
+            f.check(req, nv, &self.view)?;
         }
         Ok(())
     }
 }
 
-/// Makes task ids that are a pure function of the inputs and unique among `taken`.
+/// Makes task ids that are a pure function of the inputs and unique among `taken`: two leaders
+/// that plan from the same state make the same ids, so a redone `Create` is a no-op. (What keeps a
+/// slot from getting two tasks is the compare-and-swap on the slot's key, not the id.)
 pub(crate) struct IdMaker {
     taken: HashSet<String>,
-    now: Millis,
 }
 
 impl IdMaker {
-    pub(crate) fn new<'t>(existing: impl Iterator<Item = &'t str>, now: Millis) -> Self {
+    pub(crate) fn new<'t>(existing: impl Iterator<Item = &'t str>) -> Self {
         IdMaker {
             taken: existing.map(str::to_owned).collect(),
-            now,
         }
     }
 
-    /// `<service>-<slot>-<8 hex>`, the hex derived from the service, slot, spec version, the task
-    /// replaced and the reconcile time; bumped until unused.
+    /// `<service>-<slot>-<8 hex>`, the hex derived from the service, slot, spec version and the
+    /// task replaced; bumped until unused.
     pub(crate) fn make(
         &mut self,
         service: &str,
@@ -126,37 +116,19 @@ impl IdMaker {
     ) -> String {
         let mut salt = 0u64;
         loop {
-            let mut h = Fnv::default();
-            h.write(service.as_bytes());
-            h.write(&slot.to_le_bytes());
-            h.write(&version.to_le_bytes());
-            h.write(replaces.unwrap_or("").as_bytes());
-            h.write(&self.now.to_le_bytes());
-            h.write(&salt.to_le_bytes());
-            let folded = (h.0 ^ (h.0 >> 32)) as u32;
+            let mut h = StableHasher::default();
+            h.write_field(service.as_bytes());
+            h.write_field(&slot.to_le_bytes());
+            h.write_field(&version.to_le_bytes());
+            h.write_field(replaces.unwrap_or("").as_bytes());
+            h.write_field(&salt.to_le_bytes());
+            let hash = h.finish();
+            let folded = (hash ^ (hash >> 32)) as u32;
             let id = format!("{service}-{slot}-{folded:08x}");
             if self.taken.insert(id.clone()) {
                 return id;
             }
             salt += 1;
-        }
-    }
-}
-
-/// 64-bit FNV-1a, with a separator after each field.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes.iter().chain(std::iter::once(&0xff)) {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }
@@ -190,6 +162,7 @@ pub(crate) fn new_task(
         error,
         health: TaskHealth::Unknown,
         restarts: 0,
+        attempt: 0,
         created_at: now,
         updated_at: now,
     })
@@ -201,14 +174,14 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_unique() {
-        let mut a = IdMaker::new(std::iter::empty(), 7);
-        let mut b = IdMaker::new(std::iter::empty(), 7);
+        let mut a = IdMaker::new(std::iter::empty());
+        let mut b = IdMaker::new(std::iter::empty());
         let first = a.make("web", 0, 1, None);
         assert_eq!(first, b.make("web", 0, 1, None));
         assert!(first.starts_with("web-0-"));
         let second = a.make("web", 0, 1, None);
         assert_ne!(first, second, "an id already taken is never reused");
-        let mut c = IdMaker::new([first.as_str()].into_iter(), 7);
+        let mut c = IdMaker::new([first.as_str()].into_iter());
         assert_eq!(c.make("web", 0, 1, None), second);
     }
 }

@@ -15,11 +15,13 @@ const SAMPLES: usize = 3;
 pub struct FilterRejections {
     /// The filter's name.
     pub filter: &'static str,
-    /// The reason's kind: the reason up to its first `" ("`, e.g. `"insufficient memory"`.
-    pub kind: String,
+    /// The reason's kind ([`Rejection::kind`]), e.g. `"insufficient memory"`.
+    pub kind: &'static str,
+    /// True when every rejection of the group can resolve by itself ([`Rejection::transient`]).
+    pub transient: bool,
     /// How many nodes.
     pub nodes: usize,
-    /// Up to three distinct details (the reason's text in parentheses, e.g.
+    /// Up to three distinct details ([`Rejection::detail`], e.g.
     /// `"needs 512 MiB, 128 MiB free"`), each with how many nodes gave it, first seen first.
     pub details: Vec<(String, usize)>,
     /// Up to three of the nodes, in view order.
@@ -38,20 +40,12 @@ pub struct RejectionSummary {
     pub groups: Vec<FilterRejections>,
 }
 
-/// Splits `"kind (detail)"` into its kind and detail (empty without parentheses).
-fn split_reason(reason: &str) -> (&str, &str) {
-    match reason.split_once(" (") {
-        Some((kind, rest)) => (kind, rest.strip_suffix(')').unwrap_or(rest)),
-        None => (reason, ""),
-    }
-}
-
 impl RejectionSummary {
     /// Groups `rejections` (as in [`PlacementOutcome::Unplaceable`]).
     pub fn from_rejections(rejections: &[(NodeId, Rejection)]) -> Self {
         let mut groups: Vec<FilterRejections> = Vec::new();
         for (node, r) in rejections {
-            let (kind, detail) = split_reason(&r.reason);
+            let (kind, detail) = (r.kind, r.detail.as_str());
             let i = match groups
                 .iter()
                 .position(|g| g.filter == r.filter && g.kind == kind)
@@ -60,7 +54,8 @@ impl RejectionSummary {
                 None => {
                     groups.push(FilterRejections {
                         filter: r.filter,
-                        kind: kind.to_owned(),
+                        kind,
+                        transient: true,
                         nodes: 0,
                         details: Vec::new(),
                         examples: Vec::new(),
@@ -70,6 +65,7 @@ impl RejectionSummary {
             };
             let group = &mut groups[i];
             group.nodes += 1;
+            group.transient &= r.transient;
             if group.examples.len() < SAMPLES {
                 group.examples.push(node.clone());
             }

@@ -39,16 +39,22 @@ use std::fmt::Debug;
 use crate::model::spec::ServiceSpec;
 use crate::model::{NetworkMatrix, Node, NodeId, Resources, Task};
 
+mod builder;
 mod explain;
+mod links;
 mod pipeline;
+mod rejection;
 mod rng;
 mod view;
 
 pub mod filters;
 pub mod scorers;
 
+pub use builder::{Catalog, FilterCtor, SchedulerBuilder, ScorerCtor, Stage, StageKind};
 pub use explain::{FilterRejections, RejectionSummary};
+pub use links::Link;
 pub use pipeline::{NodeScore, Placement, PlacementOutcome, Sample, Scheduler, SchedulerConfig};
+pub use rejection::{Rejection, reasons};
 pub use view::{ClusterView, NodeView};
 
 /// What is being placed: one task of `spec`.
@@ -68,26 +74,6 @@ impl<'a> PlacementRequest<'a> {
             spec,
             task_id,
             resources: spec.resources.into(),
-        }
-    }
-}
-
-/// Why a filter turned a node down. Not an error: the scheduler collects these to explain why a
-/// task could not be placed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Rejection {
-    /// The filter's name.
-    pub filter: &'static str,
-    /// A short human reason, e.g. `"needs 512 MiB memory, 128 MiB free"`.
-    pub reason: String,
-}
-
-impl Rejection {
-    /// A rejection by `filter` for `reason`.
-    pub fn new(filter: &'static str, reason: impl Into<String>) -> Self {
-        Rejection {
-            filter,
-            reason: reason.into(),
         }
     }
 }
@@ -149,7 +135,29 @@ pub trait Scorer: Send + Sync + Debug {
     fn weight_class(&self) -> ScorerWeightClass {
         ScorerWeightClass::Fixed
     }
+
+    /// Work done once per placement, before the candidates are scored (Kubernetes' PreScore):
+    /// the pipeline then calls [`Scorer::score_prepared`] with it for every candidate. `None`
+    /// (the default) means [`Scorer::score`] is called instead.
+    fn prepare(&self, _req: &PlacementRequest<'_>, _view: &ClusterView) -> Option<Prepared> {
+        None
+    }
+
+    /// The score given what [`Scorer::prepare`] returned for the same request and view.
+    /// Contract: the same value as [`Scorer::score`]. The default calls it.
+    fn score_prepared(
+        &self,
+        _prepared: &(dyn std::any::Any + Send + Sync),
+        req: &PlacementRequest<'_>,
+        node: &NodeView,
+        view: &ClusterView,
+    ) -> f64 {
+        self.score(req, node, view)
+    }
 }
+
+/// What [`Scorer::prepare`] returns.
+pub type Prepared = Box<dyn std::any::Any + Send + Sync>;
 
 /// Builds a [`ClusterView`] from the store's current objects; a convenience over
 /// [`ClusterView::new`].

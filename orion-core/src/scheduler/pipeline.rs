@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::builder::Catalog;
 use super::rng::SplitMix64;
 use super::{
     ClusterView, Filter, PlacementRequest, Rejection, Scorer, ScorerWeightClass, filters, scorers,
@@ -169,6 +170,7 @@ struct WeightedScorer {
     scorer: Box<dyn Scorer>,
     weight: f64,
     class: ScorerWeightClass,
+    why: &'static str,
 }
 
 /// A feasible node on the hot path: no allocation, scores live in a shared flat buffer.
@@ -189,6 +191,8 @@ pub struct Scheduler {
     filters: Vec<Box<dyn Filter>>,
     scorers: Vec<WeightedScorer>,
     config: SchedulerConfig,
+    /// Why each filter is there (same order; empty strings when built without reasons).
+    filter_why: Vec<&'static str>,
 }
 
 fn sanitize(weight: f64) -> f64 {
@@ -208,19 +212,67 @@ impl Scheduler {
         scorers: Vec<(Box<dyn Scorer>, f64)>,
         config: SchedulerConfig,
     ) -> Self {
+        // Built-in stages explain themselves; others get a reason through the builder.
+        let builtin = Catalog::builtin();
         let scorers = scorers
             .into_iter()
             .map(|(scorer, weight)| WeightedScorer {
                 class: scorer.weight_class(),
+                why: builtin.scorer_why(scorer.name()).unwrap_or(""),
                 scorer,
                 weight: sanitize(weight),
             })
             .collect();
         Scheduler {
+            filter_why: filters
+                .iter()
+                .map(|f| builtin.filter_why(f.name()).unwrap_or(""))
+                .collect(),
             filters,
             scorers,
             config,
         }
+    }
+
+    /// Sets why each stage is there (see [`Scheduler::builder`]); lists shorter than the
+    /// pipeline leave the rest empty.
+    pub(crate) fn with_reasons(
+        mut self,
+        filter_why: Vec<&'static str>,
+        scorer_why: Vec<&'static str>,
+    ) -> Self {
+        for (slot, why) in self.filter_why.iter_mut().zip(filter_why) {
+            if !why.is_empty() {
+                *slot = why;
+            }
+        }
+        for (s, why) in self.scorers.iter_mut().zip(scorer_why) {
+            if !why.is_empty() {
+                s.why = why;
+            }
+        }
+        self
+    }
+
+    /// `(name, why)` of each filter and `(name, weight, why)` of each scorer.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn stage_parts(
+        &self,
+    ) -> (
+        Vec<(&'static str, &'static str)>,
+        Vec<(&'static str, f64, &'static str)>,
+    ) {
+        (
+            self.filters
+                .iter()
+                .zip(&self.filter_why)
+                .map(|(f, why)| (f.name(), *why))
+                .collect(),
+            self.scorers
+                .iter()
+                .map(|s| (s.scorer.name(), s.weight, s.why))
+                .collect(),
+        )
     }
 
     /// The default scorers and their weights: `least_allocated_cpu` (weight `weights.cpu`),
@@ -271,45 +323,15 @@ impl Scheduler {
         ))
     }
 
-    /// A pipeline from a config file's names: filters by [`filters::by_name`] and weighted
-    /// scorers by [`scorers::by_name`]. Reports every unknown name and bad weight at once.
+    /// A pipeline from a config file's names, with orion-core's [`Catalog::builtin`]. Reports
+    /// every unknown name and bad weight at once. Other crates' stages: build your own
+    /// [`Catalog`].
     pub fn from_names(
         filter_names: &[&str],
         scorer_names: &[(&str, f64)],
         config: SchedulerConfig,
     ) -> Result<Self> {
-        let mut errs = ValidationErrors::default();
-        let mut fs = Vec::new();
-        for (i, name) in filter_names.iter().enumerate() {
-            match filters::by_name(name) {
-                Some(f) => fs.push(f),
-                None => errs.push(
-                    format!("scheduler.filters[{i}]"),
-                    format!("{name:?}"),
-                    format!("one of {}", filters::NAMES.join(", ")),
-                ),
-            }
-        }
-        let mut ss = Vec::new();
-        for (i, (name, weight)) in scorer_names.iter().enumerate() {
-            if !(weight.is_finite() && *weight >= 0.0) {
-                errs.push(
-                    format!("scheduler.scorers[{i}].weight"),
-                    weight,
-                    "a finite weight >= 0",
-                );
-            }
-            match scorers::by_name(name) {
-                Ok(s) => ss.push((s, *weight)),
-                Err(_) => errs.push(
-                    format!("scheduler.scorers[{i}].name"),
-                    format!("{name:?}"),
-                    format!("one of {}", scorers::NAMES.join(", ")),
-                ),
-            }
-        }
-        errs.into_result()?;
-        Ok(Self::new(fs, ss, config))
+        Catalog::builtin().build(filter_names, scorer_names, config)
     }
 
     /// The settings.
@@ -367,6 +389,11 @@ impl Scheduler {
         let mut rng = SplitMix64::for_task(self.config.seed, req.task_id);
         let offset = rng.below(n);
 
+        let prepared: Vec<Option<super::Prepared>> = self
+            .scorers
+            .iter()
+            .map(|s| s.scorer.prepare(req, view))
+            .collect();
         let mut candidates: Vec<Candidate> = Vec::with_capacity(limit);
         let mut scores: Vec<f64> = Vec::with_capacity(limit * k);
         let mut filtered = vec![0u32; self.filters.len()];
@@ -380,8 +407,11 @@ impl Scheduler {
                 continue;
             }
             let mut total = 0.0;
-            for (s, w) in self.scorers.iter().zip(&weights) {
-                let raw = s.scorer.score(req, nv, view);
+            for ((s, w), p) in self.scorers.iter().zip(&weights).zip(&prepared) {
+                let raw = match p {
+                    Some(p) => s.scorer.score_prepared(p.as_ref(), req, nv, view),
+                    None => s.scorer.score(req, nv, view),
+                };
                 let score = if raw.is_nan() {
                     0.0
                 } else {

@@ -2,15 +2,7 @@
 //! offset and the tie-break keys, so a placement never depends on `HashMap` iteration order, the
 //! platform or the Rust version.
 
-/// FNV-1a, 64 bit: a stable hash of a task id (std's hashers are not guaranteed stable).
-pub(crate) fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+use crate::hash::stable_hash;
 
 /// SplitMix64: tiny, fast and fully specified, so its sequence is the same everywhere.
 #[derive(Debug, Clone)]
@@ -19,7 +11,7 @@ pub(crate) struct SplitMix64(u64);
 impl SplitMix64 {
     /// A generator for `seed` and `task_id`.
     pub(crate) fn for_task(seed: u64, task_id: &str) -> Self {
-        SplitMix64(seed ^ stable_hash(task_id).rotate_left(17))
+        SplitMix64(seed ^ stable_hash(task_id.as_bytes()).rotate_left(17))
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
@@ -63,40 +55,4 @@ mod tests {
             }
         }
     }
-
-    #[test]
-    fn fnv_matches_the_reference_vector() {
-        // FNV-1a 64 of "a" from the reference test suite.
-        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
-    }
 }
-
-/// FNV-1a as a [`std::hash::Hasher`], for the view's internal maps keyed by short node and
-/// service names (several lookups per node scored; SipHash costs more than the scoring).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FnvHasher(u64);
-
-impl Default for FnvHasher {
-    fn default() -> Self {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-}
-
-/// Builds [`FnvHasher`]s.
-pub(crate) type FnvBuildHasher = std::hash::BuildHasherDefault<FnvHasher>;
-
-/// A `HashMap` with [`FnvHasher`].
-pub(crate) type FnvMap<K, V> = std::collections::HashMap<K, V, FnvBuildHasher>;

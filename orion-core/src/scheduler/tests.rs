@@ -65,8 +65,13 @@ fn unplaceable_reports_grouped_reasons() {
         text,
         "no feasible node (4 nodes rejected): \
          3 nodes: insufficient memory (needs 512 MiB, 128 MiB free) on n0, n1, n2; \
-         1 node: draining (node accepts no new tasks) on n3"
+         1 node: node not ready (draining; only ready nodes take new tasks) on n3"
     );
+    assert_eq!(
+        summary.groups[0].kind,
+        crate::scheduler::reasons::INSUFFICIENT_MEMORY
+    );
+    assert!(summary.groups.iter().all(|g| g.transient));
 }
 
 #[test]

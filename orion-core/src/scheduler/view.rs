@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::rng::FnvMap;
+use super::links::{Link, LinkIndex};
+use crate::hash::StableMap;
 use crate::model::spec::{PortSpec, Protocol, ServiceSpec};
 use crate::model::{NetworkMatrix, Node, NodeId, PublishedPort, Resources, Task};
 
@@ -73,14 +74,16 @@ fn published_port(p: &PublishedPort) -> Option<(u16, Protocol)> {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     nodes: Vec<NodeView>,
-    index: FnvMap<NodeId, usize>,
+    index: StableMap<NodeId, usize>,
     network: NetworkMatrix,
+    /// The matrix by node position (built once, with the view).
+    links: LinkIndex,
     /// service -> node id -> active tasks of the service on that node.
-    by_service: FnvMap<String, FnvMap<NodeId, u32>>,
+    by_service: StableMap<String, StableMap<NodeId, u32>>,
     /// service -> zone label value -> active tasks of the service in that zone.
-    by_zone: FnvMap<String, FnvMap<String, u32>>,
+    by_zone: StableMap<String, StableMap<String, u32>>,
     /// service -> its spec's fixed host ports (from [`ClusterView::with_specs`]).
-    service_ports: FnvMap<String, Vec<(u16, Protocol)>>,
+    service_ports: StableMap<String, Vec<(u16, Protocol)>>,
     placements: u64,
     total_tasks: u64,
     last_assigned: Option<usize>,
@@ -104,12 +107,15 @@ impl ClusterView {
         specs: &[ServiceSpec],
         network: NetworkMatrix,
     ) -> Self {
+        let index: StableMap<NodeId, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        let links = LinkIndex::build(nodes.len(), &index, &network);
         let mut view = ClusterView {
-            index: nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.id.clone(), i))
-                .collect(),
+            links,
+            index,
             nodes: nodes
                 .into_iter()
                 .map(|node| NodeView {
@@ -260,6 +266,23 @@ impl ClusterView {
     /// Network measurements between nodes.
     pub fn network(&self) -> &NetworkMatrix {
         &self.network
+    }
+
+    /// The measured link between the nodes at positions `a` and `b` of [`ClusterView::nodes`]
+    /// (either direction, as [`NetworkMatrix::get`]), without hashing ids: for network filters
+    /// and scorers on the hot path. `None` when unmeasured, out of range, or `a == b` (a node is
+    /// at zero distance from itself).
+    pub fn link(&self, a: usize, b: usize) -> Option<&Link> {
+        if a == b {
+            return None;
+        }
+        self.links.get(a, b)
+    }
+
+    /// The measured links of the node at position `a`: its peers' positions, ascending, and
+    /// the link to each (same length). Empty when it has none or `a` is out of range.
+    pub fn links_of(&self, a: usize) -> (&[u32], &[Link]) {
+        self.links.row(a)
     }
 
     /// Nodes running at least one active task of `service`, with how many.

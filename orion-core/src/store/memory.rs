@@ -1,23 +1,26 @@
 //! `MemoryStore`: the in-memory [`Store`](super::Store).
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
 use super::engine::{ReadKv, plan_txn};
-use super::hub::{EventHub, History};
+use super::hub::{EventHub, HistoryStorage};
 use super::{
     EventKind, KeyValue, RangeResult, Revision, Store, StoreSnapshot, Txn, TxnResult, WatchEvent,
     WatchStream,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// An in-memory store: fast, not durable. For tests, simulations and single-process embedding.
 ///
 /// A write is acknowledged once it is visible to every reader. History (revision -> events) is
 /// kept until [`Store::compact`] discards it, or, with [`MemoryStore::with_history_limit`], only
-/// the newest revisions are kept. Clones share the same state.
+/// the newest revisions are kept (the rules are the shared watch hub's, as in `SledStore`).
+/// Clones share the same state.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> orion_core::Result<()> {
@@ -40,48 +43,88 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
+    /// Compaction point, history limit and epoch of `history`.
     hub: EventHub,
-    /// Keep at most this many revisions of history (`None`: until compacted explicitly).
-    history_limit: Option<u64>,
 }
 
+/// The state. Memory matters (the leader holds every task here), so each key/value is stored
+/// once: the key set and the history share it through an [`Arc`], and a put's history entry
+/// shares its new value with the key set and its previous value with the entry before it. Reads
+/// copy out.
 #[derive(Debug)]
 struct State {
-    kvs: BTreeMap<String, KeyValue>,
+    kvs: BTreeSet<Entry>,
     revision: Revision,
-    /// The oldest revision still watchable.
-    compacted: Revision,
-    epoch: u64,
-    history: BTreeMap<Revision, Vec<WatchEvent>>,
+    /// Events per revision, from the hub's compaction point on.
+    history: BTreeMap<Revision, Vec<StoredEvent>>,
+}
+
+/// A live key/value, ordered (and looked up) by its key alone.
+#[derive(Debug, Clone)]
+struct Entry(Arc<KeyValue>);
+
+impl Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        &self.0.key
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.key.cmp(&other.0.key)
+    }
+}
+
+/// A [`WatchEvent`] as kept in the history, sharing its key/values.
+#[derive(Debug)]
+struct StoredEvent {
+    kind: EventKind,
+    kv: Arc<KeyValue>,
+    prev: Option<Arc<KeyValue>>,
+}
+
+impl StoredEvent {
+    fn to_event(&self) -> WatchEvent {
+        WatchEvent {
+            kind: self.kind,
+            kv: KeyValue::clone(&self.kv),
+            prev: self.prev.as_deref().cloned(),
+        }
+    }
 }
 
 impl ReadKv for State {
     fn get_kv(&self, key: &str) -> Result<Option<KeyValue>> {
-        Ok(self.kvs.get(key).cloned())
+        Ok(self.kvs.get(key).map(|entry| KeyValue::clone(&entry.0)))
     }
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         Ok(self
             .kvs
-            .range(prefix.to_owned()..)
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .map(|(_, kv)| kv.clone())
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|entry| entry.0.key.starts_with(prefix))
+            .map(|entry| KeyValue::clone(&entry.0))
             .collect())
     }
 }
 
 impl State {
-    /// Drops history before `revision` (clamped to "everything written so far").
-    fn compact(&mut self, revision: Revision) {
-        let revision = revision.min(self.revision + 1);
-        if revision <= self.compacted {
-            return;
-        }
-        self.compacted = revision;
+    /// Drops the history of revisions before `point` (the hub's new compaction point).
+    fn discard_before(&mut self, point: Revision) {
         // Usually one entry per write (history limit): popping is cheaper than `split_off`.
         while self
             .history
             .first_key_value()
-            .is_some_and(|(&oldest, _)| oldest < revision)
+            .is_some_and(|(&oldest, _)| oldest < point)
         {
             self.history.pop_first();
         }
@@ -110,21 +153,18 @@ impl MemoryStore {
         MemoryStore {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
-                    kvs: BTreeMap::new(),
+                    kvs: BTreeSet::new(),
                     revision: 0,
-                    compacted: 1,
-                    epoch: 0,
                     history: BTreeMap::new(),
                 }),
-                hub: EventHub::new(0),
-                history_limit,
+                hub: EventHub::new(0, 1, history_limit),
             }),
         }
     }
 
     /// The oldest revision a watch can still start from.
     pub fn compacted_revision(&self) -> Revision {
-        self.shared.lock().compacted
+        self.shared.hub.compacted()
     }
 }
 
@@ -136,30 +176,19 @@ impl Shared {
     }
 }
 
-impl History for Shared {
-    fn read_history(
-        &self,
-        epoch: u64,
-        from: Revision,
-        to: Revision,
-        prefix: &str,
-    ) -> Result<Vec<WatchEvent>> {
+impl HistoryStorage for Shared {
+    fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
+    fn read_events(&self, from: Revision, to: Revision, prefix: &str) -> Result<Vec<WatchEvent>> {
         let state = self.lock();
-        if epoch != state.epoch || from < state.compacted {
-            return Err(Error::Compacted {
-                requested: from,
-                compacted: state.compacted,
-            });
-        }
-        if from > to {
-            return Ok(Vec::new());
-        }
         Ok(state
             .history
             .range(from..=to)
             .flat_map(|(_, events)| events.iter())
             .filter(|event| event.kv.key.starts_with(prefix))
-            .cloned()
+            .map(StoredEvent::to_event)
             .collect())
     }
 }
@@ -188,20 +217,24 @@ impl Store for MemoryStore {
                 revision: state.revision,
             });
         }
-        for event in &plan.events {
-            match event.kind {
-                EventKind::Put => {
-                    state.kvs.insert(event.kv.key.clone(), event.kv.clone());
-                }
-                EventKind::Delete => {
-                    state.kvs.remove(&event.kv.key);
-                }
-            }
+        let mut stored = Vec::with_capacity(plan.events.len());
+        for WatchEvent { kind, kv, prev: _ } in plan.events {
+            // The plan's `prev` is a copy of the entry this replaces: keep the entry itself.
+            let kv = Arc::new(kv);
+            let prev = match kind {
+                EventKind::Put => state.kvs.replace(Entry(Arc::clone(&kv))),
+                EventKind::Delete => state.kvs.take(kv.key.as_str()),
+            };
+            stored.push(StoredEvent {
+                kind,
+                kv,
+                prev: prev.map(|entry| entry.0),
+            });
         }
-        state.history.insert(revision, plan.events);
+        state.history.insert(revision, stored);
         state.revision = revision;
-        if let Some(limit) = self.shared.history_limit {
-            state.compact((revision + 1).saturating_sub(limit));
+        if let Some(dropped) = self.shared.hub.compact_for_write(revision) {
+            state.discard_before(dropped.end);
         }
         // Announced under the lock, so announcements are in revision order.
         self.shared.hub.publish(revision);
@@ -212,17 +245,16 @@ impl Store for MemoryStore {
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream> {
-        let (epoch, next) = {
-            let state = self.shared.lock();
-            self.shared
-                .hub
-                .start_revision(from_revision, state.compacted)?
-        };
-        Ok(self.shared.hub.stream(&self.shared, prefix, epoch, next))
+        // Under the lock, so no restore is half done.
+        let _state = self.shared.lock();
+        self.shared.hub.watch(&self.shared, prefix, from_revision)
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        self.shared.lock().compact(revision);
+        let mut state = self.shared.lock();
+        if let Some(dropped) = self.shared.hub.compact(state.revision, revision) {
+            state.discard_before(dropped.end);
+        }
         Ok(())
     }
 
@@ -234,23 +266,27 @@ impl Store for MemoryStore {
         let state = self.shared.lock();
         Ok(StoreSnapshot {
             revision: state.revision,
-            compacted: state.revision + 1,
-            kvs: state.kvs.values().cloned().collect(),
+            compacted: EventHub::snapshot_compacted(state.revision),
+            kvs: state
+                .kvs
+                .iter()
+                .map(|entry| KeyValue::clone(&entry.0))
+                .collect(),
         })
     }
 
     async fn restore(&self, snapshot: StoreSnapshot) -> Result<()> {
         let mut state = self.shared.lock();
-        state.kvs = snapshot
-            .kvs
-            .into_iter()
-            .map(|kv| (kv.key.clone(), kv))
-            .collect();
-        state.revision = snapshot.revision;
-        state.compacted = snapshot.compacted.max(snapshot.revision + 1);
-        state.history.clear();
-        state.epoch += 1;
-        self.shared.hub.reset(snapshot.revision);
-        Ok(())
+        let StoreSnapshot {
+            revision,
+            compacted,
+            kvs,
+        } = snapshot;
+        self.shared.hub.restore(revision, compacted, |_| {
+            state.kvs = kvs.into_iter().map(|kv| Entry(Arc::new(kv))).collect();
+            state.revision = revision;
+            state.history.clear();
+            Ok(())
+        })
     }
 }

@@ -1,7 +1,6 @@
 //! `SledStore`: a durable single-node [`Store`](super::Store) on sled.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -9,7 +8,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::engine::{ReadKv, plan_txn};
-use super::hub::{EventHub, History};
+use super::hub::{EventHub, HistoryStorage};
 use super::sled_codec::{decode_entry, decode_events, decode_u64, encode_entry, encode_events};
 use super::{
     EventKind, KeyValue, RangeResult, Revision, Store, StoreSnapshot, Txn, TxnResult, WatchEvent,
@@ -28,7 +27,9 @@ const META_RESTORING: &[u8] = b"restoring";
 /// (keyed by big-endian revision, so a watch resumes from a revision across a reopen), tree
 /// `meta` the revision and the compaction point. Each write is one sled transaction over the
 /// three trees, made by a single writer at a time; the write is acknowledged (and announced to
-/// watchers) only after `flush_async` returned, so concurrent writers share flushes.
+/// watchers) only after the flush returned, so concurrent writers share flushes. The compaction
+/// point, history limit and restore epoch follow the shared watch hub's rules (as in
+/// `MemoryStore`); this store only persists the point and deletes what it drops.
 /// If the flush fails, the write stays applied but is reported as failed ([`Error::Backend`]):
 /// re-read before retrying. Reads (`get`, `range`) see the newest applied write, which may
 /// still be flushing.
@@ -66,13 +67,8 @@ struct Shared {
     meta: sled::Tree,
     /// Serializes writers; holds the newest applied revision.
     writer: Mutex<Revision>,
-    /// The oldest revision still watchable.
-    compacted: AtomicU64,
-    /// Bumped by `restore` before the state is replaced; the hub's epoch follows once it is
-    /// (both under the writer lock), so a cursor reading during a restore fails its check.
-    epoch: AtomicU64,
+    /// Compaction point (persisted in `meta`), history limit and epoch of `history`.
     hub: EventHub,
-    history_limit: Option<u64>,
 }
 
 /// Wraps a sled error with what was being done and where.
@@ -161,10 +157,7 @@ impl SledStore {
                 meta,
                 db,
                 writer: Mutex::new(revision),
-                compacted: AtomicU64::new(compacted),
-                epoch: AtomicU64::new(0),
-                hub: EventHub::new(revision),
-                history_limit,
+                hub: EventHub::new(revision, compacted, history_limit),
             }),
         })
     }
@@ -176,7 +169,7 @@ impl SledStore {
 
     /// The oldest revision a watch can still start from.
     pub fn compacted_revision(&self) -> Revision {
-        self.shared.compacted.load(Ordering::SeqCst)
+        self.shared.hub.compacted()
     }
 
     /// Bytes the database occupies on disk (as sled reports it).
@@ -225,20 +218,14 @@ impl Shared {
             .map_err(|e| sled_err(&self.path, "flush", e))
     }
 
-    /// Moves the compaction point to `revision` (clamped to `current + 1`) and drops older
-    /// history. Call with the writer lock held.
-    fn compact_locked(&self, current: Revision, revision: Revision) -> Result<()> {
-        let revision = revision.min(current + 1);
-        if revision <= self.compacted.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        // Point first, then delete: a cursor that read an entry being deleted sees the new point.
-        self.compacted.store(revision, Ordering::SeqCst);
+    /// Persists the compaction point `point` (already moved by the hub) and drops older history.
+    /// Call with the writer lock held.
+    fn discard_before(&self, point: Revision) -> Result<()> {
         self.meta
-            .insert(META_COMPACTED, &revision.to_be_bytes())
+            .insert(META_COMPACTED, &point.to_be_bytes())
             .map_err(|e| sled_err(&self.path, "write compaction point", e))?;
         let mut batch = sled::Batch::default();
-        for entry in self.history.range(..revision.to_be_bytes()) {
+        for entry in self.history.range(..point.to_be_bytes()) {
             let (key, _) = entry.map_err(|e| sled_err(&self.path, "scan history", e))?;
             batch.remove(key);
         }
@@ -271,40 +258,22 @@ impl ReadKv for Shared {
     }
 }
 
-impl History for Shared {
-    fn read_history(
-        &self,
-        epoch: u64,
-        from: Revision,
-        to: Revision,
-        prefix: &str,
-    ) -> Result<Vec<WatchEvent>> {
-        let check = || {
-            let compacted = self.compacted.load(Ordering::SeqCst);
-            if epoch != self.epoch.load(Ordering::SeqCst) || from < compacted {
-                Err(Error::Compacted {
-                    requested: from,
-                    compacted,
-                })
-            } else {
-                Ok(())
-            }
-        };
-        check()?;
+impl HistoryStorage for Shared {
+    fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
+    fn read_events(&self, from: Revision, to: Revision, prefix: &str) -> Result<Vec<WatchEvent>> {
         let mut events = Vec::new();
-        if from <= to {
-            for entry in self.history.range(from.to_be_bytes()..=to.to_be_bytes()) {
-                let (key, value) = entry.map_err(|e| sled_err(&self.path, "read history", e))?;
-                let revision = decode_u64("history key", &key)?;
-                events.extend(
-                    decode_events(revision, &value)?
-                        .into_iter()
-                        .filter(|event| event.kv.key.starts_with(prefix)),
-                );
-            }
+        for entry in self.history.range(from.to_be_bytes()..=to.to_be_bytes()) {
+            let (key, value) = entry.map_err(|e| sled_err(&self.path, "read history", e))?;
+            let revision = decode_u64("history key", &key)?;
+            events.extend(
+                decode_events(revision, &value)?
+                    .into_iter()
+                    .filter(|event| event.kv.key.starts_with(prefix)),
+            );
         }
-        // Compaction and restore change their marker before deleting anything.
-        check()?;
         Ok(events)
     }
 }
@@ -338,16 +307,9 @@ impl Store for SledStore {
                 });
             }
             let history_value = encode_events(&plan.events);
-            // The history limit drops the oldest revisions in the same transaction. The
-            // compaction point moves first, so cursors never read a half-deleted range.
-            let old_compacted = shared.compacted.load(Ordering::SeqCst);
-            let new_compacted = shared
-                .history_limit
-                .map(|limit| (revision + 1).saturating_sub(limit))
-                .filter(|&point| point > old_compacted);
-            if let Some(point) = new_compacted {
-                shared.compacted.store(point, Ordering::SeqCst);
-            }
+            // The history limit drops the oldest revisions in the same transaction; the hub has
+            // moved the compaction point already, so cursors never trust a half-deleted range.
+            let dropped = shared.hub.compact_for_write(revision);
             (&shared.kv, &shared.history, &shared.meta)
                 .transaction(|(kv, history, meta)| {
                     for event in &plan.events {
@@ -362,11 +324,11 @@ impl Store for SledStore {
                     }
                     history.insert(&revision.to_be_bytes(), history_value.as_slice())?;
                     meta.insert(META_REVISION, &revision.to_be_bytes())?;
-                    if let Some(point) = new_compacted {
-                        for old in old_compacted..point {
+                    if let Some(dropped) = &dropped {
+                        for old in dropped.clone() {
                             history.remove(&old.to_be_bytes())?;
                         }
-                        meta.insert(META_COMPACTED, &point.to_be_bytes())?;
+                        meta.insert(META_COMPACTED, &dropped.end.to_be_bytes())?;
                     }
                     Ok::<_, ConflictableTransactionError<()>>(())
                 })
@@ -384,21 +346,18 @@ impl Store for SledStore {
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream> {
         let shared = &self.shared;
-        // Under the writer lock, so no restore is half done: the hub's epoch equals `epoch`.
-        let (epoch, next) = {
-            let _writer = shared.writer();
-            shared
-                .hub
-                .start_revision(from_revision, shared.compacted.load(Ordering::SeqCst))?
-        };
-        Ok(shared.hub.stream(shared, prefix, epoch, next))
+        // Under the writer lock, so no restore is half done.
+        let _writer = shared.writer();
+        shared.hub.watch(shared, prefix, from_revision)
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         let shared = &self.shared;
         {
             let current = shared.writer();
-            shared.compact_locked(*current, revision)?;
+            if let Some(dropped) = shared.hub.compact(*current, revision) {
+                shared.discard_before(dropped.end)?;
+            }
         }
         shared.flush().await
     }
@@ -412,7 +371,7 @@ impl Store for SledStore {
         let revision = shared.writer();
         Ok(StoreSnapshot {
             revision: *revision,
-            compacted: *revision + 1,
+            compacted: EventHub::snapshot_compacted(*revision),
             kvs: shared.scan_prefix("")?,
         })
     }
@@ -421,32 +380,32 @@ impl Store for SledStore {
         let shared = &self.shared;
         {
             let mut current = shared.writer();
-            // Mark first: cursors reading concurrently see the new epoch after their read.
-            shared.epoch.fetch_add(1, Ordering::SeqCst);
-            let compacted = snapshot.compacted.max(snapshot.revision + 1);
-            shared.compacted.store(compacted, Ordering::SeqCst);
             let what = |e| sled_err(&shared.path, "restore", e);
-            // Not one sled transaction (snapshots can be large): a marker brackets the
-            // replacement, so a crash in the middle is detected at the next open.
-            shared.meta.insert(META_RESTORING, &[1u8]).map_err(what)?;
-            shared.kv.clear().map_err(what)?;
-            shared.history.clear().map_err(what)?;
-            let mut batch = sled::Batch::default();
-            for kv in &snapshot.kvs {
-                batch.insert(kv.key.as_bytes(), encode_entry(kv));
-            }
-            shared.kv.apply_batch(batch).map_err(what)?;
             shared
-                .meta
-                .insert(META_REVISION, &snapshot.revision.to_be_bytes())
-                .map_err(what)?;
-            shared
-                .meta
-                .insert(META_COMPACTED, &compacted.to_be_bytes())
-                .map_err(what)?;
-            shared.meta.remove(META_RESTORING).map_err(what)?;
+                .hub
+                .restore(snapshot.revision, snapshot.compacted, |compacted| {
+                    // Not one sled transaction (snapshots can be large): a marker brackets the
+                    // replacement, so a crash in the middle is detected at the next open.
+                    shared.meta.insert(META_RESTORING, &[1u8]).map_err(what)?;
+                    shared.kv.clear().map_err(what)?;
+                    shared.history.clear().map_err(what)?;
+                    let mut batch = sled::Batch::default();
+                    for kv in &snapshot.kvs {
+                        batch.insert(kv.key.as_bytes(), encode_entry(kv));
+                    }
+                    shared.kv.apply_batch(batch).map_err(what)?;
+                    shared
+                        .meta
+                        .insert(META_REVISION, &snapshot.revision.to_be_bytes())
+                        .map_err(what)?;
+                    shared
+                        .meta
+                        .insert(META_COMPACTED, &compacted.to_be_bytes())
+                        .map_err(what)?;
+                    shared.meta.remove(META_RESTORING).map_err(what)?;
+                    Ok(())
+                })?;
             *current = snapshot.revision;
-            shared.hub.reset(snapshot.revision);
         }
         shared.flush().await
     }

@@ -16,6 +16,8 @@
 //! **Read-modify-write.** [`ClusterStore::update_task`] and [`ClusterStore::update_node`] read,
 //! apply a closure and write back with a compare on the key's `mod_revision`, retrying on a
 //! conflicting write up to [`MAX_CAS_ATTEMPTS`] times before giving up with [`Error::Conflict`].
+//! [`ClusterStore::create_service`] (create-if-missing) and [`ClusterStore::put_service_if`]
+//! (replace-if-unchanged) never overwrite another writer's spec.
 
 use std::collections::HashMap;
 
@@ -25,10 +27,11 @@ use serde::de::DeserializeOwned;
 
 use super::{Compare, KeyValue, Op, Revision, Store, Txn, WatchStream};
 use crate::error::{Error, Result, ValidationErrors};
-use crate::model::{NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
+use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
 mod event;
 pub mod keys;
+mod service_cas;
 
 pub use event::{TypedEvent, TypedWatch};
 
@@ -57,6 +60,9 @@ pub struct ClusterState {
     /// Nodes in id order.
     pub nodes: Vec<Node>,
     pub network: NetworkMatrix,
+    /// The `mod_revision` of every task key and replica-slot key ([`keys::slot`]) at
+    /// `revision`: what a controller compares against when it acts on this state.
+    pub revisions: HashMap<String, Revision>,
 }
 
 /// Typed access to the cluster state on a store `S`.
@@ -344,6 +350,23 @@ impl<S: Store> ClusterStore<S> {
         }
     }
 
+    /// Writes `task`, and the ops in `also`, in one transaction if every compare in `when` holds;
+    /// `Ok(false)` (nothing written) when one does not. The building block of fenced controller
+    /// actions (see `orion_core::reconciler::apply_plan`).
+    pub async fn put_task_if(
+        &self,
+        task: &Task,
+        when: Vec<Compare>,
+        also: Vec<Op>,
+    ) -> Result<bool> {
+        check_segment("id", &task.id)?;
+        let key = keys::task(&task.id);
+        let mut txn = Txn::new().and_then(Op::Put(key.clone(), encode(&key, task)?));
+        txn.compare = when;
+        txn.success.extend(also);
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
     /// The task `id`, if it exists.
     pub async fn get_task(&self, id: &str) -> Result<Option<Task>> {
         check_segment("id", id)?;
@@ -404,6 +427,24 @@ impl<S: Store> ClusterStore<S> {
         self.put_typed(&keys::node(&node.id), node).await
     }
 
+    /// Writes `node` if every compare in `when` holds; `Ok(false)` (nothing written) otherwise.
+    pub async fn put_node_if(&self, node: &Node, when: Vec<Compare>) -> Result<bool> {
+        check_segment("id", &node.id)?;
+        let key = keys::node(&node.id);
+        let mut txn = Txn::new().and_then(Op::Put(key.clone(), encode(&key, node)?));
+        txn.compare = when;
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
+    /// Deletes the keys in `keys` in one transaction if every compare in `when` holds;
+    /// `Ok(false)` (nothing deleted) otherwise.
+    pub async fn delete_if(&self, keys: Vec<String>, when: Vec<Compare>) -> Result<bool> {
+        let mut txn = Txn::new();
+        txn.compare = when;
+        txn.success = keys.into_iter().map(Op::Delete).collect();
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
     /// The node `id`, if it exists.
     pub async fn get_node(&self, id: &str) -> Result<Option<Node>> {
         check_segment("id", id)?;
@@ -460,6 +501,14 @@ impl<S: Store> ClusterStore<S> {
         self.get_typed(&keys::measurement(from, to)).await
     }
 
+    /// Deletes the measurement from `from` to `to` (this direction only); `None` when there was
+    /// none.
+    pub async fn delete_measurement(&self, from: &str, to: &str) -> Result<Option<Revision>> {
+        check_segment("from", from)?;
+        check_segment("to", to)?;
+        self.store.delete(&keys::measurement(from, to)).await
+    }
+
     /// Every measurement, ordered by `(from, to)`.
     pub async fn list_measurements(&self) -> Result<Vec<NetworkMeasurement>> {
         self.list_typed(keys::NETWORK).await
@@ -507,6 +556,25 @@ impl<S: Store> ClusterStore<S> {
         self.watch_typed(keys::NETWORK, from).await
     }
 
+    // ----- network coordinates -----
+
+    /// Stores `c` as node `c.node`'s network coordinate (replacing the previous one).
+    pub async fn put_coordinate(&self, c: &NetworkCoordinate) -> Result<Revision> {
+        check_segment("node", &c.node)?;
+        self.put_typed(&keys::coordinate(&c.node), c).await
+    }
+
+    /// Node `node`'s network coordinate, if it published one.
+    pub async fn get_coordinate(&self, node: &str) -> Result<Option<NetworkCoordinate>> {
+        check_segment("node", node)?;
+        self.get_typed(&keys::coordinate(node)).await
+    }
+
+    /// Every published network coordinate, ordered by node id.
+    pub async fn list_coordinates(&self) -> Result<Vec<NetworkCoordinate>> {
+        self.list_typed(keys::COORDINATES).await
+    }
+
     // ----- everything -----
 
     /// Services, tasks, nodes and measurements, read by one range at one revision.
@@ -520,6 +588,9 @@ impl<S: Store> ClusterStore<S> {
         for kv in &range.kvs {
             if kv.key.starts_with(keys::TASKS) {
                 state.tasks.push(decode(kv)?);
+                state.revisions.insert(kv.key.clone(), kv.mod_revision);
+            } else if kv.key.starts_with(keys::SLOTS) {
+                state.revisions.insert(kv.key.clone(), kv.mod_revision);
             } else if kv.key.starts_with(keys::NODES) {
                 state.nodes.push(decode(kv)?);
             } else if kv.key.starts_with(keys::NETWORK) {

@@ -4,8 +4,13 @@
 //! - [`store`]: the [`Store`](crate::store::Store) contract (`run_all`, plus `reopen` for durable
 //!   stores);
 //! - [`runtime`]: the [`Runtime`](crate::runtime::Runtime) contract, with a fixture per backend;
-//! - [`membership`]: the [`Membership`](crate::membership::Membership) contract.
+//! - [`membership`]: the [`Membership`](crate::membership::Membership) contract;
+//! - [`scheduler`]: the [`Filter`](crate::scheduler::Filter) and
+//!   [`Scorer`](crate::scheduler::Scorer) contracts;
+//! - [`cluster`]: a deterministic cluster harness for the node loops.
 
+pub mod cluster;
 pub mod membership;
 pub mod runtime;
+pub mod scheduler;
 pub mod store;

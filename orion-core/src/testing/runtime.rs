@@ -1,17 +1,23 @@
-//! The conformance suite every [`Runtime`] passes.
+//! The conformance suite every [`Runtime`] passes, through one entry point: [`run_all`].
 //!
-//! Each check is a `pub async fn` taking the runtime and a [`RuntimeFixture`] that says which image
-//! and shell to use on that backend (Docker runs a busybox image; the process runtime runs host
-//! programs). Each check labels its containers with [`test_labels`], unique per run, and removes
-//! them afterwards even when an assertion fails. Every wait is bounded in count and time.
+//! [`run_all`] runs every [`Check`] (listed in [`Check::ALL`]) on runtimes from a factory, with a
+//! [`RuntimeFixture`] that says which image and shell to use on that backend (Docker runs a
+//! busybox image; the process runtime runs host programs). A check the backend cannot honour is
+//! declared in the fixture's [`RuntimeFixture::cannot_honour`], with the reason, and reported as
+//! not run; there is no other way to leave one out, so a new check runs on every backend. Every
+//! check runs even when an earlier one failed; then `run_all` panics listing every failure.
+//!
+//! Each check is also a `pub async fn`; it labels its containers with [`test_labels`], unique per
+//! run, and removes them afterwards even when an assertion fails. Every wait is bounded in count
+//! and time.
 //!
 //! ```no_run
-//! use orion_core::runtime::Runtime;
+//! use orion_core::runtime::{FakeRuntime, Runtime};
 //! use orion_core::testing::runtime::{self as suite, RuntimeFixture};
 //!
-//! async fn conformance<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-//!     suite::lifecycle(runtime, fixture).await;
-//!     suite::exit_codes(runtime, fixture).await;
+//! async fn conformance(fixture: &RuntimeFixture) {
+//!     let engine = FakeRuntime::new();
+//!     suite::run_all(|| std::future::ready(engine.clone()), fixture).await;
 //! }
 //! ```
 
@@ -23,11 +29,16 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::Error;
-use crate::model::spec::{NetworkMode, Protocol};
+use crate::model::spec::NetworkMode;
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStatus, LogLine, LogOptions, LogStream, PortBinding,
-    Runtime, labels,
+    ContainerInfo, ContainerSpec, ContainerStatus, LogLine, LogOptions, LogStream, Runtime, labels,
+};
+
+mod checks;
+
+pub use checks::{
+    adopt_after_restart, bad_command, bad_image, concurrent_starts, exec, exit_codes, lifecycle,
+    logs, ports, stats, stop_stopped,
 };
 
 /// The label that tells one suite run's containers from everything else.
@@ -56,6 +67,9 @@ pub struct RuntimeFixture {
     /// `ContainerSpec` default) for Docker; `None` or `Host` for a backend without bridge
     /// networking, such as containerd.
     pub network_mode: NetworkMode,
+    /// The checks this backend cannot honour, each with the reason; [`run_all`] reports them as
+    /// not run and runs every other check. Empty for a real runtime.
+    pub cannot_honour: Vec<(Check, String)>,
 }
 
 /// How a backend publishes ports, and the command of an HTTP server to test them with.
@@ -63,13 +77,8 @@ pub struct RuntimeFixture {
 pub enum PortSupport {
     /// Host port 0 gets a free port, read back from `ContainerInfo::ports`.
     Dynamic {
-        /// Serves HTTP on `container_port` (run with `image`).
-        command: Vec<String>,
-        container_port: u16,
-    },
-    /// Only fixed host ports, handed to the program in `$PORT`; host port 0 is `Unsupported`.
-    FixedViaEnv {
-        /// Serves HTTP on 127.0.0.1 at `$PORT` (run with `image`).
+        /// Serves HTTP on `container_port` (run with `image`); for a backend without port
+        /// mapping (processes), on 127.0.0.1 at the host port it is given in `$PORT`.
         command: Vec<String>,
         container_port: u16,
     },
@@ -114,6 +123,136 @@ impl RuntimeFixture {
     }
 }
 
+/// One check of the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Check {
+    /// [`lifecycle`]
+    Lifecycle,
+    /// [`exit_codes`]
+    ExitCodes,
+    /// [`logs`]
+    Logs,
+    /// [`stats`]
+    Stats,
+    /// [`bad_image`]
+    BadImage,
+    /// [`bad_command`]
+    BadCommand,
+    /// [`stop_stopped`]
+    StopStopped,
+    /// [`adopt_after_restart`]
+    AdoptAfterRestart,
+    /// [`concurrent_starts`] with [`CONCURRENT_STARTS`] containers
+    ConcurrentStarts,
+    /// [`exec`]
+    Exec,
+    /// [`ports`]
+    Ports,
+}
+
+/// How many containers [`Check::ConcurrentStarts`] starts at once.
+pub const CONCURRENT_STARTS: usize = 20;
+
+impl Check {
+    /// Every check, in the order [`run_all`] runs them. A new variant goes here too, and into
+    /// [`run_check`]'s exhaustive match, which is what runs it.
+    pub const ALL: [Check; 11] = [
+        Check::Lifecycle,
+        Check::ExitCodes,
+        Check::Logs,
+        Check::Stats,
+        Check::BadImage,
+        Check::BadCommand,
+        Check::StopStopped,
+        Check::AdoptAfterRestart,
+        Check::ConcurrentStarts,
+        Check::Exec,
+        Check::Ports,
+    ];
+
+    /// The check's function name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Lifecycle => "lifecycle",
+            Check::ExitCodes => "exit_codes",
+            Check::Logs => "logs",
+            Check::Stats => "stats",
+            Check::BadImage => "bad_image",
+            Check::BadCommand => "bad_command",
+            Check::StopStopped => "stop_stopped",
+            Check::AdoptAfterRestart => "adopt_after_restart",
+            Check::ConcurrentStarts => "concurrent_starts",
+            Check::Exec => "exec",
+            Check::Ports => "ports",
+        }
+    }
+}
+
+/// Runs every [`Check`] but those the fixture declares it cannot honour, each on a runtime from
+/// `make` (which must reach the same containers each time: [`Check::AdoptAfterRestart`] uses a
+/// second value as the restarted agent). Checks run one after another; all run even when one
+/// fails, and then this panics listing every failure.
+pub async fn run_all<R, F, Fut>(make: F, fixture: &RuntimeFixture)
+where
+    R: Runtime,
+    F: Fn() -> Fut,
+    Fut: Future<Output = R>,
+{
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for check in Check::ALL {
+        if let Some((_, reason)) = fixture.cannot_honour.iter().find(|(c, _)| *c == check) {
+            eprintln!("runtime suite: {} not run: {reason}", check.name());
+            continue;
+        }
+        ran += 1;
+        let outcome = AssertUnwindSafe(run_check(check, &make, fixture))
+            .catch_unwind()
+            .await;
+        if let Err(panic) = outcome {
+            failures.push(format!("{}: {}", check.name(), panic_message(&*panic)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "runtime suite: {} of {ran} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs one check on a runtime from `make`.
+pub async fn run_check<R, F, Fut>(check: Check, make: &F, fixture: &RuntimeFixture)
+where
+    R: Runtime,
+    F: Fn() -> Fut,
+    Fut: Future<Output = R>,
+{
+    match check {
+        Check::Lifecycle => lifecycle(&make().await, fixture).await,
+        Check::ExitCodes => exit_codes(&make().await, fixture).await,
+        Check::Logs => logs(&make().await, fixture).await,
+        Check::Stats => stats(&make().await, fixture).await,
+        Check::BadImage => bad_image(&make().await, fixture).await,
+        Check::BadCommand => bad_command(&make().await, fixture).await,
+        Check::StopStopped => stop_stopped(&make().await, fixture).await,
+        Check::AdoptAfterRestart => adopt_after_restart(make, fixture).await,
+        Check::ConcurrentStarts => {
+            concurrent_starts(&make().await, fixture, CONCURRENT_STARTS).await;
+        }
+        Check::Exec => exec(&make().await, fixture).await,
+        Check::Ports => ports(&make().await, fixture).await,
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "(a panic without a message)".to_owned())
+}
+
 /// Labels unique to one check in one run: the managed label plus [`TEST_LABEL`] = `<test>-<random>`.
 pub fn test_labels(test: &str) -> BTreeMap<String, String> {
     let run = format!("{test}-{:08x}", rand::random::<u32>());
@@ -124,7 +263,7 @@ pub fn test_labels(test: &str) -> BTreeMap<String, String> {
 }
 
 /// A container name derived from the run's labels, unique per run.
-fn container_name(labels: &BTreeMap<String, String>, index: usize) -> String {
+pub(crate) fn container_name(labels: &BTreeMap<String, String>, index: usize) -> String {
     format!("orion-ct-{}-{index}", labels[TEST_LABEL])
 }
 
@@ -146,7 +285,17 @@ where
 
 /// Polls `inspect` until the container has exited; panics after [`WAIT_LIMIT`].
 pub async fn wait_for_exit<R: Runtime>(runtime: &R, id: &str) -> (i64, bool) {
-    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+    wait_for_exit_within(runtime, id, WAIT_LIMIT).await
+}
+
+/// [`wait_for_exit`] with another bound, for a container known to take long to end (an OOM
+/// kill on a loaded host can come a minute after the limit is hit).
+pub async fn wait_for_exit_within<R: Runtime>(
+    runtime: &R,
+    id: &str,
+    limit: Duration,
+) -> (i64, bool) {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         let info = runtime
             .inspect(id)
@@ -157,21 +306,25 @@ pub async fn wait_for_exit<R: Runtime>(runtime: &R, id: &str) -> (i64, bool) {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "container {id} still {:?} after {WAIT_LIMIT:?}",
+            "container {id} still {:?} after {limit:?}",
             info.status
         );
         tokio::time::sleep(POLL).await;
     }
 }
 
-async fn start<R: Runtime>(runtime: &R, spec: &ContainerSpec) -> ContainerInfo {
+pub(crate) async fn start<R: Runtime>(runtime: &R, spec: &ContainerSpec) -> ContainerInfo {
     runtime
         .create_and_start(spec)
         .await
         .unwrap_or_else(|e| panic!("starting {:?} on {}: {e}", spec.name, runtime.name()))
 }
 
-async fn collect_logs<R: Runtime>(runtime: &R, id: &str, options: LogOptions) -> Vec<LogLine> {
+pub(crate) async fn collect_logs<R: Runtime>(
+    runtime: &R,
+    id: &str,
+    options: LogOptions,
+) -> Vec<LogLine> {
     let stream = runtime
         .logs(id, options)
         .await
@@ -182,7 +335,7 @@ async fn collect_logs<R: Runtime>(runtime: &R, id: &str, options: LogOptions) ->
     lines.into_iter().map(|l| l.expect("log line")).collect()
 }
 
-fn of_stream(lines: &[LogLine], stream: LogStream) -> Vec<&str> {
+pub(crate) fn of_stream(lines: &[LogLine], stream: LogStream) -> Vec<&str> {
     lines
         .iter()
         .filter(|l| l.stream == stream)
@@ -191,375 +344,6 @@ fn of_stream(lines: &[LogLine], stream: LogStream) -> Vec<&str> {
 }
 
 /// Create, inspect, list, stop and remove one long-running container.
-pub async fn lifecycle<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("lifecycle");
-    with_cleanup(runtime, &labels, async {
-        let spec = fixture.script_spec(&container_name(&labels, 0), "sleep 300", &labels);
-        let info = start(runtime, &spec).await;
-        assert!(!info.id.is_empty());
-        assert_eq!(info.name, spec.name);
-        assert_eq!(info.status, ContainerStatus::Running);
-        for (k, v) in &labels {
-            assert_eq!(info.labels.get(k), Some(v), "label {k} on the container");
-        }
-        let inspected = runtime.inspect(&info.id).await.unwrap();
-        assert!(inspected.status.is_running(), "{:?}", inspected.status);
-        let listed = runtime.list(&labels).await.unwrap();
-        assert_eq!(ids(&listed), vec![info.id.clone()]);
-
-        runtime
-            .stop(&info.id, Duration::from_secs(1))
-            .await
-            .unwrap();
-        let stopped = runtime.inspect(&info.id).await.unwrap();
-        assert!(
-            matches!(stopped.status, ContainerStatus::Exited { .. }),
-            "after stop: {:?}",
-            stopped.status
-        );
-        runtime.remove(&info.id).await.unwrap();
-        assert!(runtime.inspect(&info.id).await.unwrap_err().is_not_found());
-        assert!(runtime.remove(&info.id).await.unwrap_err().is_not_found());
-        assert!(runtime.list(&labels).await.unwrap().is_empty());
-    })
-    .await;
-}
-
-/// Exit codes 0 and 3 are reported as such, without OOM.
-pub async fn exit_codes<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("exit-codes");
-    with_cleanup(runtime, &labels, async {
-        for (i, code) in [0_i64, 3].into_iter().enumerate() {
-            let name = container_name(&labels, i);
-            let info = start(
-                runtime,
-                &fixture.script_spec(&name, &format!("exit {code}"), &labels),
-            )
-            .await;
-            assert_eq!(wait_for_exit(runtime, &info.id).await, (code, false));
-        }
-    })
-    .await;
-}
-
-/// stdout and stderr are told apart; `tail` keeps the last lines; `follow` ends at exit.
-pub async fn logs<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("logs");
-    with_cleanup(runtime, &labels, async {
-        let script = "echo out-1; echo err-1 >&2; echo out-2; echo out-3";
-        let info = start(
-            runtime,
-            &fixture.script_spec(&container_name(&labels, 0), script, &labels),
-        )
-        .await;
-        wait_for_exit(runtime, &info.id).await;
-        let all = collect_logs(runtime, &info.id, LogOptions::default()).await;
-        assert_eq!(
-            of_stream(&all, LogStream::Stdout),
-            ["out-1", "out-2", "out-3"]
-        );
-        assert_eq!(of_stream(&all, LogStream::Stderr), ["err-1"]);
-
-        let script = "for i in 1 2 3 4 5; do echo line-$i; done";
-        let info = start(
-            runtime,
-            &fixture.script_spec(&container_name(&labels, 1), script, &labels),
-        )
-        .await;
-        wait_for_exit(runtime, &info.id).await;
-        let tail = LogOptions {
-            follow: false,
-            tail: Some(2),
-        };
-        let last = collect_logs(runtime, &info.id, tail).await;
-        assert_eq!(of_stream(&last, LogStream::Stdout), ["line-4", "line-5"]);
-
-        let script = "echo first; sleep 1; echo second";
-        let info = start(
-            runtime,
-            &fixture.script_spec(&container_name(&labels, 2), script, &labels),
-        )
-        .await;
-        let follow = LogOptions {
-            follow: true,
-            tail: None,
-        };
-        let followed = collect_logs(runtime, &info.id, follow).await;
-        assert_eq!(of_stream(&followed, LogStream::Stdout), ["first", "second"]);
-        assert!(
-            !runtime.inspect(&info.id).await.unwrap().status.is_running(),
-            "a followed stream ends only when the container exits"
-        );
-    })
-    .await;
-}
-
-/// A busy container reports CPU use above zero and some memory.
-pub async fn stats<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("stats");
-    with_cleanup(runtime, &labels, async {
-        let spec = fixture.script_spec(&container_name(&labels, 0), "while :; do :; done", &labels);
-        let info = start(runtime, &spec).await;
-        let stats = runtime.stats(&info.id).await.unwrap();
-        assert!(
-            stats.cpu_percent.is_finite() && stats.cpu_percent > 0.0,
-            "{stats:?}"
-        );
-        assert!(stats.memory_bytes > 0, "{stats:?}");
-    })
-    .await;
-}
-
-/// An image that cannot be obtained is `ImageUnavailable` naming it, and leaves nothing behind.
-pub async fn bad_image<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("bad-image");
-    with_cleanup(runtime, &labels, async {
-        let missing = fixture.missing_image.as_str();
-        match runtime.ensure_image(missing).await {
-            Err(Error::ImageUnavailable { image, .. }) => assert_eq!(image, missing),
-            other => panic!("ensure_image({missing}) gave {other:?}, expected ImageUnavailable"),
-        }
-        let mut spec = fixture.script_spec(&container_name(&labels, 0), "exit 0", &labels);
-        spec.image = missing.to_owned();
-        match runtime.create_and_start(&spec).await {
-            Err(Error::ImageUnavailable { image, .. }) => assert_eq!(image, missing),
-            other => panic!("create_and_start with {missing} gave {other:?}"),
-        }
-        assert!(runtime.list(&labels).await.unwrap().is_empty());
-    })
-    .await;
-}
-
-/// A command that cannot start is an error, and nothing is left behind.
-pub async fn bad_command<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("bad-command");
-    with_cleanup(runtime, &labels, async {
-        let (image, command) = fixture.bad_command.clone();
-        let spec = ContainerSpec {
-            image,
-            ..fixture.spec(&container_name(&labels, 0), command, &labels)
-        };
-        let result = runtime.create_and_start(&spec).await;
-        assert!(
-            result.is_err(),
-            "a command that cannot start gave {result:?}"
-        );
-        assert!(
-            runtime.list(&labels).await.unwrap().is_empty(),
-            "nothing left behind"
-        );
-    })
-    .await;
-}
-
-/// `stop` on an exited container succeeds, twice.
-pub async fn stop_stopped<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("stop-stopped");
-    with_cleanup(runtime, &labels, async {
-        let info = start(
-            runtime,
-            &fixture.script_spec(&container_name(&labels, 0), "exit 0", &labels),
-        )
-        .await;
-        wait_for_exit(runtime, &info.id).await;
-        runtime
-            .stop(&info.id, Duration::from_secs(1))
-            .await
-            .unwrap();
-        runtime
-            .stop(&info.id, Duration::from_secs(1))
-            .await
-            .unwrap();
-        assert_eq!(wait_for_exit(runtime, &info.id).await, (0, false));
-        runtime.remove(&info.id).await.unwrap();
-    })
-    .await;
-}
-
-/// A new runtime value (an agent restart) lists the same containers, still running, and can
-/// stop and remove them.
-pub async fn adopt_after_restart<R, F, Fut>(make: F, fixture: &RuntimeFixture)
-where
-    R: Runtime,
-    F: Fn() -> Fut,
-    Fut: Future<Output = R>,
-{
-    let labels = test_labels("adopt");
-    let second = make().await;
-    with_cleanup(&second, &labels, async {
-        let first = make().await;
-        let mut started = Vec::new();
-        for i in 0..2 {
-            let spec = fixture.script_spec(&container_name(&labels, i), "sleep 300", &labels);
-            started.push(start(&first, &spec).await.id);
-        }
-        drop(first);
-        let restarted = make().await;
-        let listed = restarted.list(&labels).await.unwrap();
-        let mut listed_ids = ids(&listed);
-        listed_ids.sort();
-        started.sort();
-        assert_eq!(listed_ids, started, "the same containers, not copies");
-        for info in &listed {
-            assert!(info.status.is_running(), "{} is {:?}", info.id, info.status);
-        }
-        for id in &started {
-            restarted.stop(id, Duration::from_secs(1)).await.unwrap();
-            restarted.remove(id).await.unwrap();
-        }
-        assert!(restarted.list(&labels).await.unwrap().is_empty());
-    })
-    .await;
-}
-
-/// `count` containers started at once all run, and all go away.
-pub async fn concurrent_starts<R: Runtime>(runtime: &R, fixture: &RuntimeFixture, count: usize) {
-    let labels = test_labels("concurrent");
-    with_cleanup(runtime, &labels, async {
-        let specs: Vec<_> = (0..count)
-            .map(|i| fixture.script_spec(&container_name(&labels, i), "sleep 300", &labels))
-            .collect();
-        let started =
-            futures::future::join_all(specs.iter().map(|s| runtime.create_and_start(s))).await;
-        let started: Vec<ContainerInfo> = started
-            .into_iter()
-            .map(|r| r.expect("every concurrent start succeeds"))
-            .collect();
-        let listed = runtime.list(&labels).await.unwrap();
-        assert_eq!(listed.len(), count);
-        assert!(listed.iter().all(|i| i.status.is_running()), "{listed:?}");
-        let removed =
-            futures::future::join_all(started.iter().map(|i| runtime.remove(&i.id))).await;
-        for r in removed {
-            r.unwrap();
-        }
-        assert!(runtime.list(&labels).await.unwrap().is_empty());
-    })
-    .await;
-}
-
-/// `exec` returns the command's exit code and both outputs; an unknown id is `NotFound`.
-pub async fn exec<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("exec");
-    with_cleanup(runtime, &labels, async {
-        let info = start(
-            runtime,
-            &fixture.script_spec(&container_name(&labels, 0), "sleep 300", &labels),
-        )
-        .await;
-        let command: Vec<String> = ["sh", "-c", "echo exec-out; echo exec-err >&2; exit 4"]
-            .map(String::from)
-            .to_vec();
-        let out = runtime.exec(&info.id, &command).await.unwrap();
-        assert_eq!(out.exit_code, 4);
-        assert_eq!(out.stdout, "exec-out\n");
-        assert_eq!(out.stderr, "exec-err\n");
-        let missing = runtime.exec("orion-no-such-container", &command).await;
-        assert!(missing.unwrap_err().is_not_found());
-    })
-    .await;
-}
-
-/// Ports: a published port answers HTTP on 127.0.0.1, or is refused as `Unsupported`; with
-/// [`PortSupport::HostNetwork`], publishing is refused and an unpublished server on the host's
-/// network answers on 127.0.0.1.
-pub async fn ports<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
-    let labels = test_labels("ports");
-    with_cleanup(runtime, &labels, async {
-        let binding = |host_port| PortBinding {
-            container_port: 8080,
-            host_port,
-            protocol: Protocol::Tcp,
-            host_ip: "127.0.0.1".to_owned(),
-        };
-        let mut spec = fixture.spec(&container_name(&labels, 0), Vec::new(), &labels);
-        match &fixture.ports {
-            PortSupport::Dynamic {
-                command,
-                container_port,
-            } => {
-                spec.command = command.clone();
-                spec.ports = vec![PortBinding {
-                    container_port: *container_port,
-                    ..binding(0)
-                }];
-                let info = start(runtime, &spec).await;
-                assert_eq!(info.ports.len(), 1, "{:?}", info.ports);
-                let port = &info.ports[0];
-                assert_eq!(
-                    (port.container_port, port.host_ip.as_str()),
-                    (*container_port, "127.0.0.1")
-                );
-                assert_ne!(port.host_port, 0, "the real port is read back");
-                assert_http_answers(port.host_port).await;
-            }
-            PortSupport::FixedViaEnv {
-                command,
-                container_port,
-            } => {
-                spec.command = command.clone();
-                spec.ports = vec![PortBinding {
-                    container_port: *container_port,
-                    ..binding(0)
-                }];
-                assert_unsupported(runtime.create_and_start(&spec).await);
-                let free = free_port().await;
-                spec.ports = vec![PortBinding {
-                    container_port: *container_port,
-                    ..binding(free)
-                }];
-                let info = start(runtime, &spec).await;
-                assert_eq!(info.ports.first().map(|p| p.host_port), Some(free));
-                assert_http_answers(free).await;
-            }
-            PortSupport::HostNetwork { command } => {
-                spec.command = command.clone();
-                spec.network_mode = NetworkMode::Host;
-                let free = free_port().await;
-                spec.env = vec![format!("PORT={free}")];
-                spec.ports = vec![binding(free)];
-                assert_unsupported(runtime.create_and_start(&spec).await);
-                assert!(
-                    runtime.list(&labels).await.unwrap().is_empty(),
-                    "a refused spec leaves nothing behind"
-                );
-                spec.ports = Vec::new();
-                let info = start(runtime, &spec).await;
-                assert!(info.ports.is_empty(), "{:?}", info.ports);
-                assert_http_answers(free).await;
-            }
-            PortSupport::None => {
-                spec.command = fixture
-                    .shell
-                    .iter()
-                    .cloned()
-                    .chain(["sleep 300".to_owned()])
-                    .collect();
-                spec.ports = vec![binding(0)];
-                assert_unsupported(runtime.create_and_start(&spec).await);
-            }
-        }
-    })
-    .await;
-}
-
-fn assert_unsupported(result: crate::Result<ContainerInfo>) {
-    assert!(
-        matches!(result, Err(Error::Unsupported { .. })),
-        "expected Unsupported, got {result:?}"
-    );
-}
-
-fn ids(infos: &[ContainerInfo]) -> Vec<String> {
-    infos.iter().map(|i| i.id.clone()).collect()
-}
-
-/// A port free on 127.0.0.1 right now.
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Retries (bounded) until 127.0.0.1:`port` answers an HTTP request with an HTTP status line.
 pub async fn assert_http_answers(port: u16) {
     let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
@@ -585,4 +369,33 @@ async fn http_get(port: u16) -> std::io::Result<String> {
         .await
         .map_err(|_| std::io::Error::other("no reply within 5 s"))??;
     Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_is_listed_once() {
+        let names: std::collections::BTreeSet<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Check::ALL.len(), "a check is listed twice");
+        // The match is exhaustive: a new variant does not compile until it gets an index here,
+        // and then its place in ALL is checked.
+        let index = |c: Check| match c {
+            Check::Lifecycle => 0,
+            Check::ExitCodes => 1,
+            Check::Logs => 2,
+            Check::Stats => 3,
+            Check::BadImage => 4,
+            Check::BadCommand => 5,
+            Check::StopStopped => 6,
+            Check::AdoptAfterRestart => 7,
+            Check::ConcurrentStarts => 8,
+            Check::Exec => 9,
+            Check::Ports => 10,
+        };
+        for (i, check) in Check::ALL.iter().enumerate() {
+            assert_eq!(index(*check), i, "{check:?} is out of place in Check::ALL");
+        }
+    }
 }

@@ -33,8 +33,8 @@ mod watch;
 
 pub use watch::{
     concurrent_writers_watch, reopen, snapshot_restore, watch_compacted,
-    watch_ends_when_store_dropped, watch_from_next_write, watch_order_and_resume,
-    watch_replays_long_history,
+    watch_ends_when_store_dropped, watch_events_carry_previous_values, watch_from_next_write,
+    watch_order_and_resume, watch_replays_long_history,
 };
 
 /// The longest the suite waits for one watch item before failing.
@@ -56,6 +56,7 @@ where
     concurrent_writers_watch(make().await).await;
     watch_from_next_write(make().await).await;
     watch_order_and_resume(make().await).await;
+    watch_events_carry_previous_values(make().await).await;
     watch_replays_long_history(make().await).await;
     watch_compacted(make().await).await;
     snapshot_restore(make().await, make().await).await;

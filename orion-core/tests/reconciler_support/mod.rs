@@ -54,10 +54,8 @@ impl Filter for ReadyFilter {
         if node.node.status == NodeStatus::Ready {
             Ok(())
         } else {
-            Err(Rejection::new(
-                self.name(),
-                format!("node is {}", node.node.status),
-            ))
+            Err(Rejection::new(self.name(), "node not ready")
+                .detail(format!("node is {}", node.node.status)))
         }
     }
 }
@@ -151,6 +149,7 @@ pub fn plan(
             nodes,
             network: &network,
             now,
+            policy: Default::default(),
         },
         sched,
     )
@@ -192,8 +191,8 @@ pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
             }
             Action::MarkLost { task_id, .. } => {
                 if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id) {
+                    // Desired stays: the agent decides when the node comes back.
                     t.state = TaskState::Lost;
-                    t.desired = DesiredState::Shutdown;
                 }
             }
         }
@@ -215,6 +214,9 @@ pub fn run_agents(tasks: &mut [Task], nodes: &[Node]) {
         }
         if t.desired == DesiredState::Shutdown && !t.state.is_terminal() {
             t.state = TaskState::Stopped;
+        } else if t.state == TaskState::Lost {
+            // In this world a lost task's container died with its node: the agent gives it up.
+            t.desired = DesiredState::Shutdown;
         } else if matches!(
             t.state,
             TaskState::Scheduled | TaskState::Starting | TaskState::Running

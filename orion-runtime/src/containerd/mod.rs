@@ -40,6 +40,7 @@ mod errors;
 mod image;
 mod io;
 mod layout;
+mod name_files;
 mod oci;
 mod stats;
 mod task;

@@ -13,45 +13,57 @@
 //! - `stop` sends SIGTERM to every process of the group but the supervisor, waits up to the grace
 //!   period for the program to end, then SIGKILLs whatever is left of the group.
 //! - Logs are `stdout.log` / `stderr.log` in the state directory (no rotation).
-//! - No isolation: the program shares the host's network, filesystem and users. Hence fixed host
-//!   ports only (given to the program in `$PORT` and `$ORION_PORT_<container_port>`; it binds
-//!   them itself), and `Unsupported` for host port 0, mounts, network mode `none`, named
-//!   networks, dns and extra hosts. CPU and memory limits are `Unsupported` unless
-//!   [`ProcessRuntime::ignore_resource_limits`] opts in to running without them.
+//! - No isolation: the program shares the host's network, filesystem and users. There is no
+//!   port mapping: the program binds its host port itself, given in `$PORT` (the first port) and
+//!   `$ORION_PORT_<container_port>`; host port 0 makes the runtime choose a port free at start
+//!   ([`ports`]). Mounts, network mode `none`, named networks, dns and extra hosts are
+//!   `Unsupported`.
+//! - CPU and memory limits are enforced through cgroup v2 when the host offers it
+//!   ([`LimitSupport`], [`cgroup`]); otherwise the process runs without them and a warning naming
+//!   the reason is logged once per task (or, with [`ProcessRuntime::require_resource_limits`],
+//!   the spec is `Unsupported`).
 //! - `exec` runs the command on the host, in the process's working directory, with its env.
 
+pub mod cgroup;
+mod control;
 mod logs;
+mod ports;
 mod procfs;
 mod record;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use orion_core::model::PublishedPort;
 use orion_core::model::spec::NetworkMode;
 use orion_core::runtime::{
     ContainerInfo, ContainerSpec, ContainerStats, ContainerStatus, ExecOutput, LogOptions,
-    LogStreamBox, Runtime,
+    LogStreamBox, Runtime, labels,
 };
 
 use crate::error::{Result, RuntimeError};
+pub use cgroup::LimitSupport;
 use record::{ProcessRecord, STDERR_FILE, STDOUT_FILE};
 
 /// The runtime's short name.
 pub const NAME: &str = "process";
 
 /// The supervisor script, run as `sh -c SUPERVISOR orion-supervisor <exit file> <program> <args>`.
-/// It starts the program, waits for it, and writes its exit code to the exit file (via a temp
-/// file and `mv`, so readers never see half a number). It sets no traps, so the program starts
-/// with default signal dispositions; `stop` signals every process of the group but this one.
+/// It first waits for its stdin to close (the runtime closes it once the supervisor is in its
+/// cgroup, so the program is born there), then starts the program, waits for it, and writes its
+/// exit code to the exit file (via a temp file and `mv`, so readers never see half a number). It
+/// sets no traps, so the program starts with default signal dispositions; `stop` signals every
+/// process of the group but this one.
 pub const SUPERVISOR: &str = r#"exit_file=$1; shift
-"$@" &
+read -r _ || :
+"$@" </dev/null &
 wait "$!"
 code=$?
 echo "$code" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"
@@ -68,12 +80,17 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 const STATS_INTERVAL: Duration = Duration::from_millis(250);
 /// How long `create_and_start` waits for the supervisor to have forked the program.
 const FORK_WAIT: Duration = Duration::from_secs(2);
+/// Tasks remembered as already warned about unenforced limits (then the memory starts afresh).
+const MAX_WARNED: usize = 10_000;
 
 /// Supervised host processes, with their state in one directory.
 #[derive(Debug)]
 pub struct ProcessRuntime {
     state_dir: PathBuf,
-    ignore_limits: bool,
+    limits: LimitSupport,
+    require_limits: bool,
+    /// Tasks (or names) already warned about limits that are not enforced.
+    warned: Mutex<HashSet<String>>,
     counter: AtomicU64,
     /// Serializes the name check and the record write of concurrent starts.
     create_lock: tokio::sync::Mutex<()>,
@@ -81,24 +98,44 @@ pub struct ProcessRuntime {
 
 impl ProcessRuntime {
     /// A runtime keeping its state in `state_dir` (created if absent). Processes recorded there
-    /// by an earlier runtime are listed and adopted.
+    /// by an earlier runtime are listed and adopted. Limits go to cgroup v2 under
+    /// [`cgroup::DEFAULT_CGROUP_ROOT`] when the host offers it (see [`Self::limit_support`]).
     pub fn new(state_dir: impl Into<PathBuf>) -> Result<Self> {
         let state_dir = state_dir.into();
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", state_dir.display()), e))?;
         Ok(Self {
             state_dir,
-            ignore_limits: false,
+            limits: LimitSupport::prepare(
+                Path::new(cgroup::DEFAULT_CGROUP_ROOT),
+                cgroup::DEFAULT_CGROUP_PARENT,
+            ),
+            require_limits: false,
+            warned: Mutex::new(HashSet::new()),
             counter: AtomicU64::new(0),
             create_lock: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Accept specs with CPU or memory limits and run them without limits (not enforced; the
-    /// scheduler still reserves them). Off by default: such specs are `Unsupported`.
-    pub fn ignore_resource_limits(mut self, ignore: bool) -> Self {
-        self.ignore_limits = ignore;
+    /// Uses the cgroup v2 hierarchy at `root`, with the runtime's own parent cgroup `parent` (one
+    /// directory name) under it, instead of the default. Checked at once: see
+    /// [`Self::limit_support`].
+    pub fn with_cgroup_root(mut self, root: impl AsRef<Path>, parent: &str) -> Self {
+        self.limits = LimitSupport::prepare(root.as_ref(), parent);
         self
+    }
+
+    /// With `true`, a spec with CPU or memory limits is `Unsupported` when the limits cannot be
+    /// enforced here. Off by default: such a process runs without limits (the scheduler still
+    /// reserves them) and a warning naming the reason is logged once per task.
+    pub fn require_resource_limits(mut self, require: bool) -> Self {
+        self.require_limits = require;
+        self
+    }
+
+    /// Whether CPU and memory limits are enforced on this host, and if not, why.
+    pub fn limit_support(&self) -> &LimitSupport {
+        &self.limits
     }
 
     /// The state directory.
@@ -146,12 +183,6 @@ impl ProcessRuntime {
                 });
             }
         }
-        if spec.ports.iter().any(|p| p.host_port == 0) {
-            return Err(unsupported(
-                "dynamic host ports (host_port 0)",
-                "give a fixed host_port; the program gets it in $PORT and $ORION_PORT_<container_port> and binds it itself",
-            ));
-        }
         if !spec.mounts.is_empty() {
             return Err(unsupported(
                 "mounts",
@@ -170,13 +201,42 @@ impl ProcessRuntime {
                 "processes use the host's resolver and /etc/hosts",
             ));
         }
-        if !self.ignore_limits && (spec.cpu_millicores > 0 || spec.memory_bytes > 0) {
+        let wants_limits = spec.cpu_millicores > 0 || spec.memory_bytes > 0;
+        if let (true, true, LimitSupport::NotEnforced { reason }) =
+            (wants_limits, self.require_limits, &self.limits)
+        {
             return Err(unsupported(
                 "CPU and memory limits",
-                "set cpu_millicores and memory_bytes to 0, or build the runtime with ignore_resource_limits(true) to run without limits",
+                &format!(
+                    "{reason}; set cpu_millicores and memory_bytes to 0, or allow running without limits (require_resource_limits(false))"
+                ),
             ));
         }
         Ok(())
+    }
+
+    /// The parent cgroup for `spec`'s process, or `None` when it has no limits or they cannot
+    /// be enforced (then warns, once per task).
+    fn cgroup_parent_for(&self, spec: &ContainerSpec) -> Option<PathBuf> {
+        if spec.cpu_millicores == 0 && spec.memory_bytes == 0 {
+            return None;
+        }
+        match &self.limits {
+            LimitSupport::Enforced { parent } => Some(parent.clone()),
+            LimitSupport::NotEnforced { reason } => {
+                let task = spec.labels.get(labels::TASK).unwrap_or(&spec.name);
+                if first_warning(&self.warned, task) {
+                    tracing::warn!(
+                        task = %task,
+                        cpu_millicores = spec.cpu_millicores,
+                        memory_bytes = spec.memory_bytes,
+                        reason = %reason,
+                        "process runtime: CPU and memory limits are not enforced for this task"
+                    );
+                }
+                None
+            }
+        }
     }
 
     async fn ensure_image_inner(&self, image: &str) -> Result<()> {
@@ -210,36 +270,63 @@ impl ProcessRuntime {
         self.check_spec(spec)?;
         self.ensure_image_inner(&spec.image).await?;
         let _guard = self.create_lock.lock().await;
-        if !spec.name.is_empty() {
-            for existing in self.records()? {
-                if existing.1.name == spec.name {
-                    return Err(RuntimeError::Conflict {
-                        id: existing.1.id,
-                        reason: format!(
-                            "the name {:?} is already in use; remove it first",
-                            spec.name
-                        ),
-                    });
-                }
-            }
+        let records = self.records()?;
+        if !spec.name.is_empty()
+            && let Some((_, existing)) = records.iter().find(|(_, r)| r.name == spec.name)
+        {
+            return Err(RuntimeError::Conflict {
+                id: existing.id.clone(),
+                reason: format!(
+                    "the name {:?} is already in use; remove it first",
+                    spec.name
+                ),
+            });
         }
+        let taken: HashSet<u16> = records
+            .iter()
+            .filter(|(dir, r)| Self::status(dir, r).is_running())
+            .flat_map(|(_, r)| r.ports.iter().map(|p| p.host_port))
+            .collect();
+        let mut spec = spec.clone();
+        ports::choose_free_ports(&mut spec, &taken)?;
         let id = self.new_id();
         let dir = self.dir_of(&id)?;
         std::fs::create_dir(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
-        match self.spawn(&id, &dir, spec) {
+        let cgroup = match self.cgroup_parent_for(&spec) {
+            Some(parent) => {
+                match cgroup::create(&parent, &id, spec.cpu_millicores, spec.memory_bytes) {
+                    Ok(cgroup) => Some(cgroup),
+                    Err(e) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        match self.spawn(&id, &dir, &spec, cgroup.clone()) {
             Ok(record) => {
                 wait_for_program(&dir, &record).await;
                 Ok(self.info(&dir, &record))
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
+                if let Some(cgroup) = &cgroup {
+                    cgroup::remove(cgroup);
+                }
                 Err(e)
             }
         }
     }
 
-    fn spawn(&self, id: &str, dir: &Path, spec: &ContainerSpec) -> Result<ProcessRecord> {
+    fn spawn(
+        &self,
+        id: &str,
+        dir: &Path,
+        spec: &ContainerSpec,
+        cgroup: Option<PathBuf>,
+    ) -> Result<ProcessRecord> {
         let workdir = if spec.workdir.is_empty() {
             dir.to_path_buf()
         } else {
@@ -258,9 +345,9 @@ impl ProcessRuntime {
             .arg(&spec.image)
             .args(&spec.command)
             .envs(spec.env.iter().filter_map(|e| e.split_once('=')))
-            .envs(port_env(spec))
+            .envs(ports::port_env(spec))
             .current_dir(&workdir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(open(STDOUT_FILE)?)
             .stderr(open(STDERR_FILE)?)
             .process_group(0)
@@ -275,6 +362,19 @@ impl ProcessRuntime {
         })?;
         // Not reaped until the task below waits, so /proc/<pid> exists now.
         let start_ticks = procfs::read_stat(pid).map_or(0, |s| s.start_ticks);
+        // The supervisor waits for its stdin to close before it starts the program: join the
+        // cgroup first, so that the program is born limited.
+        let gate = child.stdin.take();
+        if let Some(cgroup) = &cgroup
+            && let Err(e) = cgroup::add_process(cgroup, pid)
+        {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return Err(RuntimeError::StartFailed {
+                name: spec.name.clone(),
+                reason: format!("cannot apply its CPU and memory limits: {e}"),
+            });
+        }
+        drop(gate);
         let exit_dir = dir.to_path_buf();
         tokio::spawn(async move {
             if let Ok(status) = child.wait().await {
@@ -318,6 +418,7 @@ impl ProcessRuntime {
                 .collect(),
             labels: spec.labels.clone(),
             spec: spec.clone(),
+            cgroup,
         };
         if let Err(e) = record.save(dir) {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
@@ -344,21 +445,19 @@ impl ProcessRuntime {
     }
 
     fn status(dir: &Path, record: &ProcessRecord) -> ContainerStatus {
+        let exited = |code: i64| ContainerStatus::Exited {
+            code,
+            // The kernel's count lives as long as the cgroup, i.e. until `remove`.
+            oom_killed: code != 0 && record.cgroup.as_deref().is_some_and(cgroup::oom_killed),
+        };
         if let Some(code) = record::read_exit_code(dir) {
-            return ContainerStatus::Exited {
-                code,
-                oom_killed: false,
-            };
+            return exited(code);
         }
         if procfs::is_alive(record.pid, record.start_ticks) {
             return ContainerStatus::Running;
         }
         // It may have written its code between the two checks.
-        let code = record::read_exit_code(dir).unwrap_or(-1);
-        ContainerStatus::Exited {
-            code,
-            oom_killed: false,
-        }
+        exited(record::read_exit_code(dir).unwrap_or(-1))
     }
 
     fn info(&self, dir: &Path, record: &ProcessRecord) -> ContainerInfo {
@@ -373,121 +472,40 @@ impl ProcessRuntime {
             labels: record.labels.clone(),
         }
     }
-
-    async fn stop_inner(&self, id: &str, grace: Duration) -> Result<()> {
-        let (dir, record) = self.load(id)?;
-        if !Self::status(&dir, &record).is_running() {
-            return Ok(());
-        }
-        let group = Pid::from_raw(record.pid as i32);
-        // SIGTERM to the program and its children; the supervisor stays to record the code.
-        for (pid, _) in procfs::group_members(record.pid) {
-            if pid != record.pid {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            }
-        }
-        if wait_until_dead(&record, grace).await {
-            // The supervisor is gone; what is left of its group (children that ignored SIGTERM
-            // or outlived the program) goes too, as in a container whose init has exited.
-            let _ = killpg(group, Signal::SIGKILL);
-            return Ok(());
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        if !wait_until_dead(&record, KILL_WAIT).await {
-            return Err(RuntimeError::Conflict {
-                id: id.to_owned(),
-                reason: format!(
-                    "process group {} survived SIGKILL for {KILL_WAIT:?}",
-                    record.pid
-                ),
-            });
-        }
-        // Killed with its supervisor, no code was written: record what a shell would report.
-        record::record_exit_code_once(&dir, 128 + Signal::SIGKILL as i64)
-    }
-
-    async fn remove_inner(&self, id: &str) -> Result<()> {
-        let (dir, _) = self.load(id)?;
-        self.stop_inner(id, Duration::ZERO).await?;
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))
-    }
-
-    async fn stats_inner(&self, id: &str) -> Result<ContainerStats> {
-        let (dir, record) = self.load(id)?;
-        if !Self::status(&dir, &record).is_running() {
-            return Ok(ContainerStats::default());
-        }
-        let (before, _) = procfs::group_usage(record.pid);
-        let started = tokio::time::Instant::now();
-        tokio::time::sleep(STATS_INTERVAL).await;
-        let (after, resident) = procfs::group_usage(record.pid);
-        let seconds = started.elapsed().as_secs_f64();
-        let cpu_seconds = after.saturating_sub(before) as f64 / procfs::ticks_per_second() as f64;
-        Ok(ContainerStats {
-            cpu_percent: if seconds > 0.0 {
-                cpu_seconds / seconds * 100.0
-            } else {
-                0.0
-            },
-            memory_bytes: resident,
-            memory_limit_bytes: None,
-        })
-    }
-
-    async fn exec_inner(&self, id: &str, command: &[String]) -> Result<ExecOutput> {
-        let (dir, record) = self.load(id)?;
-        if !Self::status(&dir, &record).is_running() {
-            return Err(RuntimeError::Conflict {
-                id: id.to_owned(),
-                reason: "not running; exec needs a running process".to_owned(),
-            });
-        }
-        let (program, args) = command
-            .split_first()
-            .ok_or_else(|| RuntimeError::InvalidSpec {
-                field: "command".into(),
-                value: String::new(),
-                expected: "a program and its arguments".into(),
-            })?;
-        let output = tokio::process::Command::new(program)
-            .args(args)
-            .envs(record.spec.env.iter().filter_map(|e| e.split_once('=')))
-            .current_dir(&record.workdir)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|e| RuntimeError::io(format!("exec {program:?} for {id}"), e))?;
-        use std::os::unix::process::ExitStatusExt;
-        Ok(ExecOutput {
-            exit_code: output
-                .status
-                .code()
-                .map(i64::from)
-                .or_else(|| output.status.signal().map(|s| 128 + i64::from(s)))
-                .unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
 }
 
-/// `PORT` (the first port) and `ORION_PORT_<container_port>` for every port.
-fn port_env(spec: &ContainerSpec) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = spec
-        .ports
-        .iter()
-        .map(|p| {
-            (
-                format!("ORION_PORT_{}", p.container_port),
-                p.host_port.to_string(),
-            )
-        })
-        .collect();
-    if let Some(first) = spec.ports.first() {
-        env.push(("PORT".to_owned(), first.host_port.to_string()));
+/// SIGKILLs the group of every live process recorded under `state_dir` (see
+/// `testing::kill_recorded_processes`); returns how many.
+#[cfg(feature = "testing")]
+pub(crate) fn kill_recorded(state_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        if let Ok(Some(record)) = ProcessRecord::load(&entry.path())
+            && procfs::is_alive(record.pid, record.start_ticks)
+            && killpg(Pid::from_raw(record.pid as i32), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
     }
-    env
+    killed
+}
+
+/// True the first time `task` is seen (so its warning is logged once); the memory is bounded
+/// by [`MAX_WARNED`].
+fn first_warning(warned: &Mutex<HashSet<String>>, task: &str) -> bool {
+    let mut warned = warned
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.contains(task) {
+        return false;
+    }
+    if warned.len() >= MAX_WARNED {
+        warned.clear();
+    }
+    warned.insert(task.to_owned())
 }
 
 /// Waits (bounded by [`FORK_WAIT`]) until the supervisor has forked the program, or it has all
@@ -505,20 +523,6 @@ async fn wait_for_program(dir: &Path, record: &ProcessRecord) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// Polls until the record's process is gone; false if it still runs after `limit`.
-async fn wait_until_dead(record: &ProcessRecord, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if !procfs::is_alive(record.pid, record.start_ticks) {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(STOP_POLL).await;
     }
 }
 
@@ -577,5 +581,18 @@ impl Runtime for ProcessRuntime {
 
     async fn exec(&self, id: &str, command: &[String]) -> orion_core::Result<ExecOutput> {
         Ok(self.exec_inner(id, command).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unenforced_limits_warning_is_once_per_task() {
+        let warned = Mutex::new(HashSet::new());
+        assert!(first_warning(&warned, "web-0"));
+        assert!(!first_warning(&warned, "web-0"));
+        assert!(first_warning(&warned, "web-1"));
     }
 }

@@ -33,7 +33,11 @@ pub(crate) struct ProcessRecord {
     pub workdir: PathBuf,
     pub ports: Vec<PublishedPort>,
     pub labels: BTreeMap<String, String>,
+    /// The spec, with dynamic host ports replaced by the ports chosen.
     pub spec: ContainerSpec,
+    /// The process's own cgroup when its limits are enforced (removed with the process).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 impl ProcessRecord {
@@ -104,6 +108,7 @@ mod tests {
             ports: Vec::new(),
             labels: BTreeMap::from([("a".into(), "b".into())]),
             spec: ContainerSpec::default(),
+            cgroup: None,
         };
         assert_eq!(ProcessRecord::load(dir.path()).unwrap(), None);
         record.save(dir.path()).unwrap();

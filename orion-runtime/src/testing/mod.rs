@@ -163,11 +163,12 @@ pub fn docker_fixture() -> RuntimeFixture {
             container_port: HTTP_PORT,
         },
         network_mode: NetworkMode::Bridge,
+        cannot_honour: Vec::new(),
     }
 }
 
 /// The conformance fixture for [`crate::ProcessRuntime`]: scripts run by the host's `/bin/sh`,
-/// the HTTP server is the host's busybox `httpd` on the fixed port given in `$PORT`.
+/// the HTTP server is the host's busybox `httpd` on 127.0.0.1 at the port given in `$PORT`.
 #[cfg(feature = "process")]
 pub fn process_fixture() -> RuntimeFixture {
     static BUSYBOX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -183,7 +184,7 @@ pub fn process_fixture() -> RuntimeFixture {
         shell: vec!["-c".into()],
         missing_image: "/no/such/orion-program".to_owned(),
         bad_command: ("/etc/passwd".to_owned(), Vec::new()),
-        ports: PortSupport::FixedViaEnv {
+        ports: PortSupport::Dynamic {
             command: vec![
                 "-c".into(),
                 format!("exec {busybox} httpd -f -p 127.0.0.1:$PORT -h /tmp"),
@@ -191,5 +192,15 @@ pub fn process_fixture() -> RuntimeFixture {
             container_port: HTTP_PORT,
         },
         network_mode: NetworkMode::Bridge,
+        cannot_honour: Vec::new(),
     }
+}
+
+/// Kills (SIGKILL to the process group) every process recorded in the process runtime's
+/// `state_dir` that is still alive, and returns how many. Synchronous, for test clean-up in
+/// `Drop` after the `orion` node that started them is gone. A record whose pid now belongs to
+/// another process (its `/proc` start time differs) is left alone.
+#[cfg(feature = "process")]
+pub fn kill_recorded_processes(state_dir: &std::path::Path) -> usize {
+    crate::process::kill_recorded(state_dir)
 }

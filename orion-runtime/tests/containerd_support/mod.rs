@@ -168,5 +168,6 @@ pub fn fixture() -> RuntimeFixture {
                 .to_vec(),
         },
         network_mode: NetworkMode::None,
+        cannot_honour: Vec::new(),
     }
 }

@@ -46,7 +46,8 @@ pub mod validate;
 mod wrapper;
 
 pub use forms::{parse_port, parse_volume};
-pub use parse::{SpecFormat, parse_spec, parse_specs};
+pub use parse::{SpecFormat, parse_spec, parse_spec_with, parse_specs};
+pub use validate::{DEFAULT_MAX_REPLICAS, SpecLimits};
 pub use wrapper::API_VERSION;
 
 /// One service: an image run as `replicas` identical tasks.
@@ -121,6 +122,16 @@ pub struct ServiceSpec {
     /// Where tasks may and should go.
     #[serde(default, deserialize_with = "forms::mapping")]
     pub scheduling: Scheduling,
+    /// Services this one talks to (`depends_on: [db]`): the network scorer prefers nodes close
+    /// to their running tasks. At most [`MAX_DEPENDENCIES`], each a service name other than this
+    /// one's; a dependency need not exist or run yet (see `docs/spec.md`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        alias = "dependsOn",
+        deserialize_with = "forms::string_list"
+    )]
+    pub depends_on: Vec<String>,
     /// Free-form labels, copied onto containers.
     #[serde(
         default,
@@ -128,10 +139,24 @@ pub struct ServiceSpec {
         deserialize_with = "forms::string_map"
     )]
     pub labels: BTreeMap<String, String>,
+    /// Seconds after which a node that has lost the cluster (its agent cannot reach the store)
+    /// stops this service's tasks, so that at most one copy of a singleton runs across a
+    /// partition (Nomad's `stop_after_client_disconnect`). 0 (the default) keeps them running.
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        with = "forms::seconds",
+        alias = "stopAfterDisconnect"
+    )]
+    pub stop_after_disconnect: u64,
 }
 
 fn one() -> u32 {
     1
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// A port to publish. Deserializes from a container port number (`8080`), a string
@@ -391,9 +416,17 @@ pub struct Scheduling {
         deserialize_with = "forms::optional_mapping"
     )]
     pub weights: Option<ScoringWeights>,
-    /// Take network measurements into account (seed 000's `networkAware`).
-    #[serde(default, alias = "networkAware")]
-    pub network_aware: bool,
+    /// Seed 000's `networkAware`. Unset: the cluster's pipeline decides (the `orion` binary's
+    /// default pipeline, `scheduler.networkAware` in `orion.yaml`, scores the network for every
+    /// service with dependencies or network rules). `false`: this service opts out of network
+    /// *scoring* (its hard network rules still filter). `true`: the service needs network
+    /// scoring; the API refuses it when the cluster's pipeline has no `network` scorer.
+    #[serde(
+        default,
+        alias = "networkAware",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_aware: Option<bool>,
     /// Hard label constraints: every `key: value` must match the node's labels.
     #[serde(
         default,
@@ -465,15 +498,19 @@ impl Default for ScoringWeights {
     try_from = "forms::MapOnly<kinds::RawAffinityRule>"
 )]
 pub enum AffinityRule {
-    /// Within `max_latency_ms` RTT of at least one running task of service `target`.
+    /// Within `max_latency_ms` RTT of at least one running task of service `target`. A target
+    /// that runs nowhere yet does not constrain; an unmeasured pair does not meet the rule
+    /// (orion-netscore's `network_rules` filter enforces it).
     Latency { target: String, max_latency_ms: f64 },
-    /// At least `min_bandwidth_mbps` measured to the target (or to every peer without one).
+    /// At least `min_bandwidth_mbps` measured to a node running the target (without one: to
+    /// a node of each running dependency, see [`ServiceSpec::dependencies`]).
     Bandwidth {
         #[serde(skip_serializing_if = "Option::is_none")]
         target: Option<String>,
         min_bandwidth_mbps: f64,
     },
-    /// Packet loss at most `max_loss` (0.0-1.0) to the target (or to every peer without one).
+    /// Packet loss at most `max_loss` (0.0-1.0) to a node running the target (without one: to
+    /// a node of each running dependency).
     Loss {
         #[serde(skip_serializing_if = "Option::is_none")]
         target: Option<String>,
@@ -497,7 +534,32 @@ pub enum AntiAffinityRule {
     Service { service: String },
 }
 
+/// The most services a spec may name in `depends_on`.
+pub const MAX_DEPENDENCIES: usize = 64;
+/// The most rules a spec may give in `scheduling.affinity` and in `scheduling.anti_affinity`
+/// (each).
+pub const MAX_RULES: usize = 32;
+
 impl ServiceSpec {
+    /// The services this one depends on: `depends_on`, then the targets of its network rules,
+    /// each once, in that order.
+    pub fn dependencies(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let targets = self.scheduling.affinity.iter().filter_map(|r| match r {
+            AffinityRule::Latency { target, .. } => Some(target.as_str()),
+            AffinityRule::Bandwidth { target, .. } | AffinityRule::Loss { target, .. } => {
+                target.as_deref()
+            }
+            AffinityRule::Zone { .. } => None,
+        });
+        for d in self.depends_on.iter().map(String::as_str).chain(targets) {
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+        out
+    }
+
     /// A minimal spec: `replicas` copies of `image`, defaults elsewhere. Not validated.
     pub fn new(name: impl Into<String>, image: impl Into<String>, replicas: u32) -> Self {
         ServiceSpec {
@@ -518,7 +580,9 @@ impl ServiceSpec {
             scale_policy: None,
             update_strategy: UpdateStrategy::default(),
             scheduling: Scheduling::default(),
+            depends_on: Vec::new(),
             labels: BTreeMap::new(),
+            stop_after_disconnect: 0,
         }
     }
 }

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ServiceSpec;
+use super::validate::SpecLimits;
 use super::{locate, wrapper};
 use crate::error::{Error, ParseError, ValidationErrors};
 
@@ -66,6 +67,15 @@ impl SpecFormat {
 /// Errors: [`Error::Parse`] when the text is not a spec (syntax, wrong type, unknown or missing
 /// field), [`Error::Invalid`] with every rule the spec breaks.
 pub fn parse_spec(text: &str, format: SpecFormat) -> Result<ServiceSpec, Error> {
+    parse_spec_with(text, format, &SpecLimits::default())
+}
+
+/// [`parse_spec`] validating against the cluster's `limits` instead of the defaults.
+pub fn parse_spec_with(
+    text: &str,
+    format: SpecFormat,
+    limits: &SpecLimits,
+) -> Result<ServiceSpec, Error> {
     let (mut docs, format) = parse_documents(text, format)?;
     if docs.len() != 1 {
         return Err(ParseError {
@@ -91,7 +101,7 @@ pub fn parse_spec(text: &str, format: SpecFormat) -> Result<ServiceSpec, Error> 
     }
     let (spec, paths) =
         wrapper::spec_from_value(doc).map_err(|e| with_location(e, text, format))?;
-    spec.validate()
+    spec.validate_with(limits)
         .map_err(|errs| paths.rewrite_errors(errs, ""))?;
     Ok(spec)
 }

@@ -17,6 +17,38 @@ pub const MIN_CPU_MILLICORES: u64 = 5;
 pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
 /// Smallest autoscaling cooldown, in seconds.
 pub const MIN_COOLDOWN_SECONDS: u64 = 30;
+/// Default upper bound on `replicas` (and on `scale_policy.max_replicas`): 10,000, the task
+/// slots of 100 nodes at the default `maxContainersPerNode` of 100. Every replica is a task record
+/// in the replicated store and a slot the reconciler plans each pass, so an unbounded count
+/// (`replicas: 4294967295`) exhausts the leader's memory instead of failing.
+pub const DEFAULT_MAX_REPLICAS: u32 = 10_000;
+
+/// Bounds on a spec that a cluster may configure (`cluster.limits` in orion.yaml).
+///
+/// [`ServiceSpec::validate`] applies [`SpecLimits::default`]; [`ServiceSpec::validate_with`]
+/// applies the given ones. Whoever acts on a stored spec (the reconciler) must not trust that it
+/// was validated against the limits in force now (a spec stored under an older, larger limit, or
+/// written straight to the store): it plans [`SpecLimits::effective_replicas`] tasks, never more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpecLimits {
+    /// Most replicas a service may ask for; at least 1.
+    pub max_replicas: u32,
+}
+
+impl Default for SpecLimits {
+    fn default() -> Self {
+        SpecLimits {
+            max_replicas: DEFAULT_MAX_REPLICAS,
+        }
+    }
+}
+
+impl SpecLimits {
+    /// The replica count to act on for `spec`: its `replicas`, capped at `max_replicas`.
+    pub fn effective_replicas(&self, spec: &ServiceSpec) -> u32 {
+        spec.replicas.min(self.max_replicas)
+    }
+}
 
 const DNS_LABEL: &str =
     "a DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
@@ -60,11 +92,21 @@ fn is_network_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// The longest `stop_after_disconnect` accepted, in seconds.
+pub const MAX_STOP_AFTER_DISCONNECT_SECS: u64 = 86_400;
+
 impl ServiceSpec {
     /// Checks every rule and reports all failures at once, each with its field path (as the
-    /// canonical field names: `ports[1].host_port`), the value and what is accepted.
+    /// canonical field names: `ports[1].host_port`), the value and what is accepted. Bounds are
+    /// [`SpecLimits::default`].
     pub fn validate(&self) -> Result<(), ValidationErrors> {
+        self.validate_with(&SpecLimits::default())
+    }
+
+    /// [`ServiceSpec::validate`] with the cluster's `limits`.
+    pub fn validate_with(&self, limits: &SpecLimits) -> Result<(), ValidationErrors> {
         let mut errs = ValidationErrors::default();
+        self.check_limits(limits, &mut errs);
         self.check_identity(&mut errs);
         self.check_env(&mut errs);
         self.check_ports(&mut errs);
@@ -74,7 +116,39 @@ impl ServiceSpec {
         self.check_health(&mut errs);
         self.check_scaling(&mut errs);
         self.check_scheduling(&mut errs);
+        self.check_dependencies(&mut errs);
+        self.check_disconnect(&mut errs);
         errs.into_result()
+    }
+
+    fn check_disconnect(&self, errs: &mut ValidationErrors) {
+        if self.stop_after_disconnect > MAX_STOP_AFTER_DISCONNECT_SECS {
+            errs.push(
+                "stop_after_disconnect",
+                self.stop_after_disconnect,
+                "0 (keep running) or at most 86400 seconds (1 day)",
+            );
+        }
+    }
+
+    fn check_limits(&self, limits: &SpecLimits, errs: &mut ValidationErrors) {
+        let max = limits.max_replicas;
+        if self.replicas > max {
+            errs.push(
+                "replicas",
+                self.replicas,
+                format!("at most {max} (the cluster's replica limit, cluster.limits.maxReplicas)"),
+            );
+        }
+        if let Some(s) = &self.scale_policy
+            && s.max_replicas > max
+        {
+            errs.push(
+                "scale_policy.max_replicas",
+                s.max_replicas,
+                format!("at most {max} (the cluster's replica limit, cluster.limits.maxReplicas)"),
+            );
+        }
     }
 
     fn check_identity(&self, errs: &mut ValidationErrors) {
@@ -352,8 +426,46 @@ impl ServiceSpec {
         }
     }
 
+    fn check_dependencies(&self, errs: &mut ValidationErrors) {
+        if self.depends_on.len() > super::MAX_DEPENDENCIES {
+            let most = super::MAX_DEPENDENCIES;
+            errs.push(
+                "depends_on",
+                self.depends_on.len(),
+                format!("at most {most}"),
+            );
+        }
+        for (i, d) in self.depends_on.iter().enumerate() {
+            let path = format!("depends_on[{i}]");
+            if !is_dns_label(d) {
+                errs.push(
+                    path,
+                    format!("{d:?}"),
+                    format!("a service name, {DNS_LABEL}"),
+                );
+            } else if *d == self.name {
+                errs.push(path, format!("{d:?}"), "another service than this one");
+            } else if self.depends_on[..i].contains(d) {
+                errs.push(path, format!("{d:?}"), "each service once");
+            }
+        }
+    }
+
     fn check_scheduling(&self, errs: &mut ValidationErrors) {
         let s = &self.scheduling;
+        for (field, n) in [
+            ("affinity", s.affinity.len()),
+            ("anti_affinity", s.anti_affinity.len()),
+        ] {
+            if n > super::MAX_RULES {
+                let most = super::MAX_RULES;
+                errs.push(
+                    format!("scheduling.{field}"),
+                    n,
+                    format!("at most {most} rules"),
+                );
+            }
+        }
         if let Some(w) = &s.weights {
             check_weights(w, errs);
         }

@@ -1,7 +1,7 @@
 //! `constraints`: label and zone rules of `spec.scheduling`.
 
 use crate::model::spec::{AffinityRule, AntiAffinityRule, Scheduling};
-use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection};
+use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection, reasons};
 
 /// The filter's name.
 pub const NAME: &str = "constraints";
@@ -11,7 +11,8 @@ pub const NAME: &str = "constraints";
 /// - `zones`: the node's zone must be one of them (a node without a zone label fails);
 /// - `avoid_zones`: the node's zone must be none of them;
 /// - `affinity: [{type: zone, zones, required: true}]`: as `zones`;
-/// - `anti_affinity: [{type: network-zone, avoid}]`: the zone must not be or start with `avoid`;
+/// - `anti_affinity: [{type: network-zone, avoid}]`: the zone must not match `avoid` (see
+///   [`avoid_matches`]: `edge-zones` covers `edge-1`);
 /// - `anti_affinity: [{type: service, service}]`: the node must run no task of `service`.
 ///
 /// Preferred (non-required) zone affinity is not a filter's business.
@@ -31,7 +32,7 @@ impl Filter for ConstraintsFilter {
     ) -> Result<(), Rejection> {
         match first_violation(&req.spec.scheduling, node) {
             None => Ok(()),
-            Some(reason) => Err(Rejection::new(NAME, reason)),
+            Some(r) => Err(r),
         }
     }
 
@@ -54,35 +55,49 @@ fn zone_text(zone: Option<&str>) -> String {
     }
 }
 
-/// The first rule `node` breaks, as a reason `"<kind> (<detail>)"`.
-fn first_violation(s: &Scheduling, node: &NodeView) -> Option<String> {
+/// True when anti-affinity `avoid` covers `zone`: the zone is `avoid` or starts with it; an
+/// `avoid` ending in `-zones` or `-zone` (seed 000's `edge-zones`) covers the zones that start
+/// with its stem (`edge`, so `edge`, `edge-1`, `edge-paris`).
+pub fn avoid_matches(avoid: &str, zone: &str) -> bool {
+    let stem = avoid
+        .strip_suffix("-zones")
+        .or_else(|| avoid.strip_suffix("-zone"))
+        .filter(|s| !s.is_empty());
+    zone.starts_with(avoid) || stem.is_some_and(|s| zone.starts_with(s))
+}
+
+/// The first rule `node` breaks.
+fn first_violation(s: &Scheduling, node: &NodeView) -> Option<Rejection> {
+    let reject = |kind, detail: String| Some(Rejection::new(NAME, kind).detail(detail));
     let labels = &node.node.labels;
     for (key, want) in &s.node_selector {
         let have = labels.get(key);
         if have != Some(want) {
-            return Some(match have {
-                Some(v) => {
-                    format!("node selector mismatch (needs {key}={want}, node has {key}={v})")
-                }
-                None => {
-                    format!("node selector mismatch (needs {key}={want}, node has no {key} label)")
-                }
-            });
+            return reject(
+                reasons::NODE_SELECTOR,
+                match have {
+                    Some(v) => format!("needs {key}={want}, node has {key}={v}"),
+                    None => format!("needs {key}={want}, node has no {key} label"),
+                },
+            );
         }
     }
     let zone = node.node.zone();
     let in_zones = |zones: &[String]| zone.is_some_and(|z| zones.iter().any(|w| w == z));
     if !s.zones.is_empty() && !in_zones(&s.zones) {
-        return Some(format!(
-            "outside allowed zones (zones: {}; node has {})",
-            s.zones.join(", "),
-            zone_text(zone)
-        ));
+        return reject(
+            reasons::OUTSIDE_ZONES,
+            format!(
+                "zones: {}; node has {}",
+                s.zones.join(", "),
+                zone_text(zone)
+            ),
+        );
     }
     if let Some(z) = zone
         && s.avoid_zones.iter().any(|a| a == z)
     {
-        return Some(format!("avoided zone (avoid_zones lists {z:?})"));
+        return reject(reasons::AVOIDED_ZONE, format!("avoid_zones lists {z:?}"));
     }
     for rule in &s.affinity {
         if let AffinityRule::Zone {
@@ -91,30 +106,37 @@ fn first_violation(s: &Scheduling, node: &NodeView) -> Option<String> {
         } = rule
             && !in_zones(zones)
         {
-            return Some(format!(
-                "zone affinity not met (required zones: {}; node has {})",
-                zones.join(", "),
-                zone_text(zone)
-            ));
+            return reject(
+                reasons::ZONE_AFFINITY,
+                format!(
+                    "required zones: {}; node has {}",
+                    zones.join(", "),
+                    zone_text(zone)
+                ),
+            );
         }
     }
     for rule in &s.anti_affinity {
         match rule {
             AntiAffinityRule::NetworkZone { avoid } => {
                 if let Some(z) = zone
-                    && z.starts_with(avoid.as_str())
+                    && avoid_matches(avoid, z)
                 {
-                    return Some(format!(
-                        "zone anti-affinity (zone {z:?} matches avoided {avoid:?})"
-                    ));
+                    return reject(
+                        reasons::ZONE_ANTI_AFFINITY,
+                        format!("zone {z:?} matches avoided {avoid:?}"),
+                    );
                 }
             }
             AntiAffinityRule::Service { service } => {
                 let here = node.count_of(service);
                 if here > 0 {
-                    return Some(format!(
-                        "service anti-affinity (node runs {here} task(s) of {service:?})"
-                    ));
+                    // The other service's tasks may move or stop: this can resolve by itself.
+                    return Some(
+                        Rejection::new(NAME, reasons::SERVICE_ANTI_AFFINITY)
+                            .detail(format!("node runs {here} task(s) of {service:?}"))
+                            .transient(),
+                    );
                 }
             }
         }
@@ -147,17 +169,7 @@ mod tests {
 
     /// Which of a, b, c pass for `spec`.
     fn passing(s: &crate::model::ServiceSpec, v: &ClusterView) -> Vec<String> {
-        let req = PlacementRequest::new(s, "t");
-        let f = ConstraintsFilter::new();
-        v.nodes()
-            .iter()
-            .filter(|n| {
-                let ok = f.feasible(&req, n, v);
-                assert_eq!(ok, f.check(&req, n, v).is_ok(), "feasible and check agree");
-                ok
-            })
-            .map(|n| n.id().to_owned())
-            .collect()
+        crate::testing::scheduler::passing_nodes(&ConstraintsFilter::new(), s, v)
     }
 
     #[test]
@@ -178,7 +190,7 @@ mod tests {
             .check(&PlacementRequest::new(&s, "t"), &v.nodes()[1], &v)
             .unwrap_err();
         assert_eq!(
-            r.reason,
+            r.reason(),
             "node selector mismatch (needs disk=ssd, node has no disk label)"
         );
     }
@@ -221,9 +233,33 @@ mod tests {
             avoid: "edge".into(),
         }];
         assert_eq!(passing(&s, &v), ["a", "c"]);
+        s.scheduling.anti_affinity = vec![AntiAffinityRule::NetworkZone {
+            avoid: "edge-zones".into(),
+        }];
+        assert_eq!(
+            passing(&s, &v),
+            ["a", "c"],
+            "seed 000's edge-zones avoids edge-2"
+        );
         s.scheduling.anti_affinity = vec![AntiAffinityRule::Service {
             service: "db".into(),
         }];
         assert_eq!(passing(&s, &v), ["b", "c"]);
+    }
+}
+
+#[cfg(test)]
+mod avoid_tests {
+    use super::avoid_matches;
+
+    #[test]
+    fn avoid_covers_prefixes_and_the_zones_plural() {
+        assert!(avoid_matches("edge", "edge-1"));
+        assert!(avoid_matches("edge-zones", "edge-1"));
+        assert!(avoid_matches("edge-zones", "edge"));
+        assert!(avoid_matches("edge-zone", "edge-paris"));
+        assert!(!avoid_matches("edge-zones", "core-1"));
+        assert!(!avoid_matches("-zones", "core-1"));
+        assert!(avoid_matches("-zones", "-zones-x"));
     }
 }

@@ -1,7 +1,7 @@
 //! `host_ports`: a fixed host port can be published only once per node.
 
 use crate::scheduler::view::fixed_host_ports;
-use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection};
+use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection, reasons};
 
 /// The filter's name.
 pub const NAME: &str = "host_ports";
@@ -31,13 +31,12 @@ impl Filter for HostPortsFilter {
         let same_service = node.count_of(&req.spec.name) > 0;
         for (port, protocol) in fixed {
             if same_service || node.port_in_use(port, protocol) {
-                return Err(Rejection::new(
-                    NAME,
-                    format!(
-                        "host port in use ({port}/{} is already published on this node)",
+                return Err(Rejection::new(NAME, reasons::HOST_PORT_IN_USE)
+                    .detail(format!(
+                        "{port}/{} is already published on this node",
                         protocol.as_str()
-                    ),
-                ));
+                    ))
+                    .transient());
             }
         }
         Ok(())
@@ -88,7 +87,7 @@ mod tests {
         let req = PlacementRequest::new(&s, "t");
         let f = HostPortsFilter::new();
         let r = f.check(&req, &v.nodes()[0], &v).unwrap_err();
-        assert!(r.reason.contains("8080/tcp"), "{}", r.reason);
+        assert!(r.reason().contains("8080/tcp"), "{}", r.reason());
         assert!(f.feasible(&req, &v.nodes()[1], &v));
         let mut udp = with_port(spec("dns", 100, 64), 8080);
         udp.ports[0].protocol = Protocol::Udp;

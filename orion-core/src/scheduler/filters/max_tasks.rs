@@ -1,6 +1,6 @@
 //! `max_tasks`: a node's `max_tasks` and a service's `scheduling.max_per_node`.
 
-use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection};
+use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection, reasons};
 
 /// The filter's name.
 pub const NAME: &str = "max_tasks";
@@ -24,24 +24,19 @@ impl Filter for MaxTasksFilter {
         if let Some(max) = node.node.max_tasks
             && node.task_count >= max
         {
-            return Err(Rejection::new(
-                NAME,
-                format!(
-                    "node task limit reached ({} of max_tasks {max})",
-                    node.task_count
-                ),
-            ));
+            return Err(Rejection::new(NAME, reasons::NODE_TASK_LIMIT)
+                .detail(format!("{} of max_tasks {max}", node.task_count))
+                .transient());
         }
         if let Some(max) = req.spec.scheduling.max_per_node {
             let here = node.count_of(&req.spec.name);
             if here >= max {
-                return Err(Rejection::new(
-                    NAME,
-                    format!(
-                        "service per-node limit reached ({here} tasks of {}, max_per_node {max})",
+                return Err(Rejection::new(NAME, reasons::SERVICE_PER_NODE_LIMIT)
+                    .detail(format!(
+                        "{here} tasks of {}, max_per_node {max}",
                         req.spec.name
-                    ),
-                ));
+                    ))
+                    .transient());
             }
         }
         Ok(())
@@ -84,7 +79,7 @@ mod tests {
         let r = MaxTasksFilter::new()
             .check(&req, &v.nodes()[0], &v)
             .unwrap_err();
-        assert!(r.reason.contains("max_tasks 2"), "{}", r.reason);
+        assert!(r.reason().contains("max_tasks 2"), "{}", r.reason());
         assert!(MaxTasksFilter::new().feasible(&req, &v.nodes()[1], &v));
     }
 
@@ -101,7 +96,7 @@ mod tests {
         let r = f
             .check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v)
             .unwrap_err();
-        assert!(r.reason.contains("max_per_node 1"), "{}", r.reason);
+        assert!(r.reason().contains("max_per_node 1"), "{}", r.reason());
         s.scheduling.max_per_node = Some(2);
         assert!(
             f.check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v)

@@ -17,13 +17,24 @@ mod max_tasks;
 mod node_status;
 mod resources;
 
-pub use constraints::ConstraintsFilter;
+pub use constraints::{ConstraintsFilter, avoid_matches};
 pub use host_ports::HostPortsFilter;
 pub use max_tasks::MaxTasksFilter;
 pub use node_status::NodeStatusFilter;
 pub use resources::ResourcesFilter;
 
 use super::Filter;
+
+/// `node_status`'s name.
+pub const NODE_STATUS: &str = node_status::NAME;
+/// `resources`' name.
+pub const RESOURCES: &str = resources::NAME;
+/// `max_tasks`' name.
+pub const MAX_TASKS: &str = max_tasks::NAME;
+/// `host_ports`' name.
+pub const HOST_PORTS: &str = host_ports::NAME;
+/// `constraints`' name.
+pub const CONSTRAINTS: &str = constraints::NAME;
 
 /// Names accepted by [`by_name`], in [`standard`] order.
 pub const NAMES: [&str; 5] = [

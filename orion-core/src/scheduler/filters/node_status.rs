@@ -1,7 +1,7 @@
 //! `node_status`: only `Ready` nodes take new tasks.
 
 use crate::model::NodeStatus;
-use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection};
+use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection, reasons};
 
 /// The filter's name.
 pub const NAME: &str = "node_status";
@@ -24,10 +24,12 @@ impl Filter for NodeStatusFilter {
         if self.feasible(req, node, view) {
             Ok(())
         } else {
-            Err(Rejection::new(
-                NAME,
-                format!("{} (node accepts no new tasks)", node.node.status),
-            ))
+            Err(Rejection::new(NAME, reasons::NODE_NOT_READY)
+                .detail(format!(
+                    "{}; only ready nodes take new tasks",
+                    node.node.status
+                ))
+                .transient())
         }
     }
 
@@ -61,7 +63,9 @@ mod tests {
         assert!(f.check(&req, &v.nodes()[0], &v).is_ok());
         let r = f.check(&req, &v.nodes()[1], &v).unwrap_err();
         assert_eq!(r.filter, NAME);
-        assert!(r.reason.starts_with("draining"), "{}", r.reason);
+        assert_eq!(r.kind, reasons::NODE_NOT_READY);
+        assert!(r.detail.starts_with("draining"), "{}", r.detail);
+        assert!(r.transient);
         assert!(!f.feasible(&req, &v.nodes()[2], &v));
     }
 }

@@ -2,7 +2,7 @@
 
 use super::human_bytes;
 use crate::model::Resources;
-use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection};
+use crate::scheduler::{ClusterView, Filter, NodeView, PlacementRequest, Rejection, reasons};
 
 /// The filter's name.
 pub const NAME: &str = "resources";
@@ -29,7 +29,7 @@ impl Filter for ResourcesFilter {
         if need.fits_in(&free) {
             return Ok(());
         }
-        Err(Rejection::new(NAME, shortage(need, free)))
+        Err(shortage(need, free))
     }
 
     fn feasible(&self, req: &PlacementRequest<'_>, node: &NodeView, _view: &ClusterView) -> bool {
@@ -37,25 +37,35 @@ impl Filter for ResourcesFilter {
     }
 }
 
-fn shortage(need: Resources, free: Resources) -> String {
-    if need.cpu_millicores > free.cpu_millicores {
-        format!(
-            "insufficient cpu (needs {}m, {}m free)",
-            need.cpu_millicores, free.cpu_millicores
+fn shortage(need: Resources, free: Resources) -> Rejection {
+    let (kind, detail) = if need.cpu_millicores > free.cpu_millicores {
+        (
+            reasons::INSUFFICIENT_CPU,
+            format!(
+                "needs {}m, {}m free",
+                need.cpu_millicores, free.cpu_millicores
+            ),
         )
     } else if need.memory_bytes > free.memory_bytes {
-        format!(
-            "insufficient memory (needs {}, {} free)",
-            human_bytes(need.memory_bytes),
-            human_bytes(free.memory_bytes)
+        (
+            reasons::INSUFFICIENT_MEMORY,
+            format!(
+                "needs {}, {} free",
+                human_bytes(need.memory_bytes),
+                human_bytes(free.memory_bytes)
+            ),
         )
     } else {
-        format!(
-            "insufficient disk (needs {}, {} free)",
-            human_bytes(need.disk_bytes),
-            human_bytes(free.disk_bytes)
+        (
+            reasons::INSUFFICIENT_DISK,
+            format!(
+                "needs {}, {} free",
+                human_bytes(need.disk_bytes),
+                human_bytes(free.disk_bytes)
+            ),
         )
-    }
+    };
+    Rejection::new(NAME, kind).detail(detail).transient()
 }
 
 impl ResourcesFilter {
@@ -83,7 +93,7 @@ mod tests {
         assert!(f.check(&req, &v.nodes()[0], &v).is_ok());
         let r = f.check(&req, &v.nodes()[1], &v).unwrap_err();
         assert_eq!(
-            r.reason,
+            r.reason(),
             "insufficient memory (needs 512 MiB, 128 MiB free)"
         );
         assert!(!f.feasible(&req, &v.nodes()[1], &v));
@@ -99,13 +109,13 @@ mod tests {
         let r = f
             .check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v)
             .unwrap_err();
-        assert_eq!(r.reason, "insufficient cpu (needs 500m, 200m free)");
+        assert_eq!(r.reason(), "insufficient cpu (needs 500m, 200m free)");
         s.resources.cpu_millicores = 100;
         s.resources.disk_bytes = 2 * MIB;
         let r = f
             .check(&PlacementRequest::new(&s, "t"), &v.nodes()[0], &v)
             .unwrap_err();
-        assert_eq!(r.reason, "insufficient disk (needs 2 MiB, 1 MiB free)");
+        assert_eq!(r.reason(), "insufficient disk (needs 2 MiB, 1 MiB free)");
     }
 
     #[test]

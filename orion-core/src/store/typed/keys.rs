@@ -15,6 +15,15 @@ pub const TASKS: &str = "/orion/tasks/";
 pub const NODES: &str = "/orion/nodes/";
 /// `/orion/net/<from>/<to>` -> `NetworkMeasurement` (JSON).
 pub const NETWORK: &str = "/orion/net/";
+/// `/orion/coords/<node>` -> `NetworkCoordinate` (JSON): the node's Vivaldi coordinate.
+pub const COORDINATES: &str = "/orion/coords/";
+/// `/orion/slots/<service>/<slot>` -> the id of the latest task created in that replica slot
+/// (JSON string). Creating a task compares this key's revision with the one the plan saw, so two
+/// controllers can never both fill one slot.
+pub const SLOTS: &str = "/orion/slots/";
+/// `/orion/leader` -> the controllers' leadership record (`orion_core::node::LeaderRecord`).
+/// Every controller write compares its revision, so a deposed leader's writes fail.
+pub const LEADER: &str = "/orion/leader";
 
 /// The key of service `name`.
 pub fn service(name: &str) -> String {
@@ -28,9 +37,21 @@ pub fn service_version(name: &str) -> String {
 pub fn task(id: &str) -> String {
     format!("{TASKS}{id}")
 }
+/// The key of node `id`'s network coordinate.
+pub fn coordinate(id: &str) -> String {
+    format!("{COORDINATES}{id}")
+}
 /// The key of node `id`.
 pub fn node(id: &str) -> String {
     format!("{NODES}{id}")
+}
+/// The key of replica slot `slot` of service `service`.
+pub fn slot(service: &str, slot: u32) -> String {
+    format!("{SLOTS}{service}/{slot}")
+}
+/// The prefix of every slot key of service `service`.
+pub fn slots_of(service: &str) -> String {
+    format!("{SLOTS}{service}/")
 }
 /// The key of the measurement from `from` to `to`.
 pub fn measurement(from: &str, to: &str) -> String {

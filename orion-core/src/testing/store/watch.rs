@@ -367,3 +367,69 @@ pub async fn watch_replays_long_history<S: Store>(store: S) {
         );
     }
 }
+
+/// Every event carries the value the key had before it (`prev`), also when one transaction
+/// touches several keys, replaces a key it deleted by prefix, or deletes a key twice over.
+pub async fn watch_events_carry_previous_values<S: Store>(store: S) {
+    let what = "watch_events_carry_previous_values";
+    let base = assert_empty(&store, what).await;
+    let first = store.put("p/a", b"a1".to_vec()).await.unwrap();
+    let b = store.put("p/b", b"b1".to_vec()).await.unwrap();
+    let c = store.put("p/c", b"c1".to_vec()).await.unwrap();
+    let txn = store
+        .txn(
+            Txn::new()
+                .and_then(put("p/a", "a2"))
+                .and_then(crate::store::Op::DeletePrefix("p/b".into()))
+                .and_then(put("p/b", "b2"))
+                .and_then(crate::store::Op::Delete("p/c".into()))
+                .and_then(crate::store::Op::DeletePrefix("p/c".into()))
+                .and_then(put("p/new", "n1")),
+        )
+        .await
+        .unwrap();
+    let mut watch = store.watch("p/", base + 1).await.unwrap();
+    for _ in 0..3 {
+        let event = next_event(&mut watch, what).await;
+        assert_eq!(event.prev, None, "{what}: a created key has no prev");
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let event = next_event(&mut watch, what).await;
+        assert_eq!(event.revision(), txn.revision, "{what}: one revision");
+        let prev = event.prev.map(|p| (p.value, p.mod_revision));
+        got.push((event.kind, event.kv.key, event.kv.value, prev));
+    }
+    let want = vec![
+        (
+            EventKind::Put,
+            "p/a".to_owned(),
+            b"a2".to_vec(),
+            Some((b"a1".to_vec(), first)),
+        ),
+        (
+            EventKind::Put,
+            "p/b".to_owned(),
+            b"b2".to_vec(),
+            Some((b"b1".to_vec(), b)),
+        ),
+        (
+            EventKind::Delete,
+            "p/c".to_owned(),
+            Vec::new(),
+            Some((b"c1".to_vec(), c)),
+        ),
+        (EventKind::Put, "p/new".to_owned(), b"n1".to_vec(), None),
+    ];
+    assert_eq!(got, want, "{what}");
+    let rev = store.put("p/a", b"a3".to_vec()).await.unwrap();
+    let event = next_event(&mut watch, what).await;
+    assert_eq!(
+        (
+            event.revision(),
+            event.prev.map(|p| (p.value, p.mod_revision))
+        ),
+        (rev, Some((b"a2".to_vec(), txn.revision))),
+        "{what}: the transaction's value is the next prev"
+    );
+}

@@ -9,15 +9,21 @@
 //! - Every wait is bounded in both attempts and time ([`wait_for`]); a timeout panics with what
 //!   was awaited and the last observation.
 //! - [`TestCluster::single`] / [`TestCluster::three`] fail (never skip) when Docker is missing.
+//! - Nodes run the Docker runtime unless the cluster is made with [`TestCluster::with_runtime`]
+//!   ([`NodeRuntime::Process`]: `--runtime process`, no Docker needed); dropping such a cluster
+//!   SIGKILLs every process its nodes recorded.
 #![allow(dead_code)]
 
+mod node;
+
+pub use node::{NodeProc, NodeRuntime, Role};
+
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,8 +32,50 @@ use orion_runtime::testing::{TEST_IMAGE, ensure_test_image};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-/// The `orion` binary cargo built for this test run.
-pub const ORION_BIN: &str = env!("CARGO_BIN_EXE_orion");
+/// The `orion` binary of this checkout, built (or found up to date) by cargo once per test
+/// process, in the same target dir and profile as the test itself.
+pub static ORION_BIN: LazyLock<PathBuf> = LazyLock::new(build_orion_bin);
+
+/// Runs `cargo build -p orion-bin --bin orion` for the profile this test was built with (the
+/// workspace's tests live in the root package, which cannot name another package's binary), and
+/// returns the binary's path. Cargo answers in well under a second when it is up to date.
+fn build_orion_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile dir>/deps/<test>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from target/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+        None => panic!("cannot tell the profile from {}", exe.display()),
+    };
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "orion-bin",
+            "--bin",
+            "orion",
+            "--profile",
+        ])
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo to build the orion binary");
+    assert!(
+        status.success(),
+        "cargo build -p orion-bin failed: {status}"
+    );
+    let bin = profile_dir.join("orion");
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
+}
 /// Interval between two polls of a condition.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -86,164 +134,6 @@ pub fn http_spec_restart(name: &str, replicas: u32, restart_policy: &str) -> Str
     spec.to_string()
 }
 
-/// How a node process is started.
-#[derive(Debug, Clone)]
-pub enum Role {
-    /// `orion up`: a single-node cluster.
-    Single,
-    /// `orion server --bootstrap`.
-    Bootstrap,
-    /// `orion server --join <gossip addr>`.
-    Join(SocketAddr),
-}
-
-/// One `orion` node process.
-#[derive(Debug)]
-pub struct NodeProc {
-    pub id: String,
-    pub api: SocketAddr,
-    pub raft: SocketAddr,
-    pub gossip: SocketAddr,
-    pub data_dir: PathBuf,
-    pub log: PathBuf,
-    pub role: Role,
-    child: Option<Child>,
-    /// When the current process was spawned.
-    pub started_at: Option<Instant>,
-}
-
-impl NodeProc {
-    /// A node `id` (not started) keeping its data dir and log under `dir`, on free ports.
-    pub fn new(id: String, dir: PathBuf, role: Role) -> Self {
-        NodeProc {
-            api: free_tcp_addr(),
-            raft: free_tcp_addr(),
-            gossip: free_udp_addr(),
-            data_dir: dir.join(&id),
-            log: dir.join(format!("{id}.log")),
-            id,
-            role,
-            child: None,
-            started_at: None,
-        }
-    }
-
-    /// The command line of this node.
-    pub fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = match self.role {
-            Role::Single => vec!["up".into()],
-            Role::Bootstrap => vec!["server".into(), "--bootstrap".into()],
-            Role::Join(seed) => vec!["server".into(), "--join".into(), seed.to_string()],
-        };
-        for (flag, value) in [
-            ("--node-id", self.id.clone()),
-            ("--data-dir", self.data_dir.display().to_string()),
-            ("--api-addr", self.api.to_string()),
-            ("--raft-addr", self.raft.to_string()),
-            ("--gossip-addr", self.gossip.to_string()),
-            ("--runtime", "docker".into()),
-        ] {
-            args.push(flag.into());
-            args.push(value);
-        }
-        args
-    }
-
-    /// Spawns the process (its output is appended to [`NodeProc::log`]).
-    pub fn spawn(&mut self) {
-        assert!(self.child.is_none(), "node {} is already running", self.id);
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open node log");
-        let err = log.try_clone().expect("clone log handle");
-        let child = Command::new(ORION_BIN)
-            .args(self.args())
-            .env("ORION_LOG", "info,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {ORION_BIN}: {e}"));
-        self.started_at = Some(Instant::now());
-        self.child = Some(child);
-    }
-
-    /// The pid of the running process.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    /// `kill -9`, then reaps the process.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, then waits (at most 15 s) for a clean exit; panics when it does not exit.
-    pub fn sigterm(&mut self) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let status = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", c.id());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        for _ in 0..300 {
-            if let Ok(Some(exit)) = c.try_wait() {
-                assert!(
-                    exit.success(),
-                    "node {} exited with {exit} on SIGTERM",
-                    self.id
-                );
-                return;
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!("node {} did not exit within 15 s of SIGTERM", self.id);
-    }
-
-    /// The node's API URL for `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.api, path)
-    }
-
-    /// The captured log.
-    pub fn read_log(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    /// VmRSS of the running process in KiB, from /proc.
-    pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    }
-}
-
 /// A set of node processes for one test, cleaned up on drop.
 #[derive(Debug)]
 pub struct TestCluster {
@@ -258,9 +148,17 @@ impl TestCluster {
     /// Node processes (not yet started) for `roles`, named after `name`. Makes sure the test
     /// image is in the Docker engine first; fails when the engine is missing.
     pub async fn new(name: &str, roles: &[Role]) -> Self {
-        ensure_test_image()
-            .await
-            .unwrap_or_else(|e| panic!("the test image {TEST_IMAGE} cannot be loaded: {e}"));
+        Self::with_runtime(name, roles, NodeRuntime::Docker).await
+    }
+
+    /// [`TestCluster::new`] with nodes running `runtime`; Docker is needed only for
+    /// [`NodeRuntime::Docker`].
+    pub async fn with_runtime(name: &str, roles: &[Role], runtime: NodeRuntime) -> Self {
+        if runtime == NodeRuntime::Docker {
+            ensure_test_image()
+                .await
+                .unwrap_or_else(|e| panic!("the test image {TEST_IMAGE} cannot be loaded: {e}"));
+        }
         let tmp = tempfile::Builder::new()
             .prefix("orion-e2e-")
             .tempdir()
@@ -271,7 +169,9 @@ impl TestCluster {
             .enumerate()
             .map(|(i, role)| {
                 let id = format!("{name}-{}-{n}-{}", std::process::id(), i + 1);
-                NodeProc::new(id, tmp.path().to_path_buf(), role.clone())
+                let mut node = NodeProc::new(id, tmp.path().to_path_buf(), role.clone());
+                node.runtime = runtime;
+                node
             })
             .collect();
         TestCluster {
@@ -282,6 +182,11 @@ impl TestCluster {
                 .expect("http client"),
             tmp,
         }
+    }
+
+    /// The temp dir holding this cluster's data dirs and logs (removed on drop).
+    pub fn dir(&self) -> &std::path::Path {
+        self.tmp.path()
     }
 
     /// One `orion up` node, started and healthy.
@@ -548,7 +453,18 @@ impl Drop for TestCluster {
         for n in &mut self.nodes {
             n.kill9();
         }
-        for id in self.node_ids() {
+        for n in &self.nodes {
+            if n.runtime == NodeRuntime::Process {
+                orion_runtime::testing::kill_recorded_processes(&n.data_dir.join("processes"));
+            }
+        }
+        let docker_nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.runtime == NodeRuntime::Docker)
+            .map(|n| n.id.clone())
+            .collect();
+        for id in docker_nodes {
             let ids = docker_ps_all(&[&format!("label=io.orion.node={id}")]);
             if !ids.is_empty() {
                 let _ = Command::new("docker")
@@ -592,13 +508,13 @@ pub async fn http_get_ok(http: &reqwest::Client, port: u16) -> Result<(), String
 
 /// Runs `orion --addr <addr> <args>` and returns its output.
 pub fn run_cli(addr: &str, args: &[&str]) -> Output {
-    Command::new(ORION_BIN)
+    Command::new(&*ORION_BIN)
         .arg("--addr")
         .arg(addr)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {ORION_BIN}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", ORION_BIN.display()))
 }
 
 fn docker_ids(all: bool, filters: &[&str]) -> Vec<String> {

@@ -6,30 +6,36 @@
 //! - a running task whose container exited is restarted in place under its restart policy, with
 //!   an exponential backoff, up to [`MAX_RESTARTS_IN_PLACE`] times; after that, or when the policy
 //!   says no, it is reported `completed`/`failed` and the reconciler decides;
-//! - a task with desired `shutdown` (or `stopping`, or `lost`) has its container stopped and
-//!   removed, and ends `stopped`;
-//! - a container labelled for this node with no live task here is stale (its task was replaced
-//!   while this node was away) and is stopped and removed.
+//! - a task with desired `shutdown` (or `stopping`) has its container stopped and removed, and
+//!   ends `stopped`;
+//! - a `lost` task (its node was declared down while this agent was away or unreachable) whose
+//!   container still runs and whose desired state is still `running` is reconnected
+//!   (`lost -> running`, same container); the reconciler then stops the surplus replacement. A lost
+//!   task without a running container is given up (desired `shutdown`);
+//! - a container labelled for this node with no task here is stale and is stopped and removed.
+//!
+//! It never kills a container because it cannot reach the store: a pass that cannot read its
+//! tasks does nothing. The one exception is opt-in: a service with `stop_after_disconnect` has its
+//! containers stopped once the store has been unreachable that long, so at most one copy of a
+//! singleton runs across a partition.
 //!
 //! After a restart the agent adopts what is still running: a task whose container is listed under
 //! its labels keeps that container (same id); nothing is started twice and nothing is killed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
-use orion_core::model::spec::{RestartPolicy, ServiceSpec};
-use orion_core::model::{DesiredState, NodeId, Task, TaskState};
-use orion_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStatus, DEFAULT_STOP_GRACE, Mount, PortBinding, Runtime,
-    labels,
-};
-use orion_core::store::ClusterStore;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::SharedStore;
+use super::Clock;
+use super::container::container_spec;
+use crate::model::spec::RestartPolicy;
+use crate::model::{DesiredState, Millis, NodeId, Task, TaskState};
+use crate::runtime::{ContainerInfo, ContainerStatus, DEFAULT_STOP_GRACE, Runtime, labels};
+use crate::store::{ClusterStore, Store};
 
 /// Restarts in place before a crash-looping task is handed back to the reconciler.
 pub const MAX_RESTARTS_IN_PLACE: u32 = 5;
@@ -38,22 +44,33 @@ pub const MAX_RESTARTS_IN_PLACE: u32 = 5;
 const MAX_PARALLEL: usize = 8;
 
 /// How often the agent re-checks its containers when nothing changes in the store.
-const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs the tasks of one node.
-pub struct Agent {
+/// Runs the tasks of one node: `S` is the cluster state, `R` the container runtime.
+pub struct Agent<S, R: ?Sized> {
     node_id: NodeId,
-    store: ClusterStore<SharedStore>,
-    runtime: Arc<dyn Runtime>,
+    store: ClusterStore<S>,
+    runtime: Arc<R>,
+    clock: Arc<dyn Clock>,
     /// Host address that published ports bind to.
     publish_ip: String,
     /// Grace period before a stopping container is killed.
     stop_grace: Duration,
     /// Tasks waiting out a restart backoff: task id -> when to start again.
-    backoff: Mutex<HashMap<String, Instant>>,
+    backoff: Mutex<HashMap<String, Millis>>,
+    /// What the last pass that reached the store saw, for `stop_after_disconnect`.
+    last_contact: Mutex<Contact>,
 }
 
-impl std::fmt::Debug for Agent {
+/// The last successful read of this node's tasks.
+#[derive(Default)]
+struct Contact {
+    at: Option<Millis>,
+    /// `stop_after_disconnect` (ms) of each service with one set.
+    stop_after: HashMap<String, Millis>,
+}
+
+impl<S, R: Runtime + ?Sized> std::fmt::Debug for Agent<S, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
             .field("node_id", &self.node_id)
@@ -62,21 +79,30 @@ impl std::fmt::Debug for Agent {
     }
 }
 
-impl Agent {
+impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
+    /// An agent for `node_id`; published ports bind to `publish_ip`.
     pub fn new(
-        node_id: NodeId,
-        store: ClusterStore<SharedStore>,
-        runtime: Arc<dyn Runtime>,
-        publish_ip: String,
+        node_id: impl Into<NodeId>,
+        store: ClusterStore<S>,
+        runtime: Arc<R>,
+        clock: Arc<dyn Clock>,
+        publish_ip: impl Into<String>,
     ) -> Self {
         Agent {
-            node_id,
+            node_id: node_id.into(),
             store,
             runtime,
-            publish_ip,
+            clock,
+            publish_ip: publish_ip.into(),
             stop_grace: DEFAULT_STOP_GRACE,
             backoff: Mutex::new(HashMap::new()),
+            last_contact: Mutex::new(Contact::default()),
         }
+    }
+
+    /// The node this agent runs.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Runs until `shutdown` turns true. Containers are left running on shutdown: a restarted
@@ -119,9 +145,17 @@ impl Agent {
         ])
     }
 
-    /// One convergence pass over this node's tasks and containers.
-    pub async fn sync(&self) -> orion_core::Result<()> {
-        let tasks = self.store.tasks_on_node(&self.node_id).await?;
+    /// One convergence pass over this node's tasks and containers. When the store cannot be
+    /// read, nothing is started or stopped (except under `stop_after_disconnect`), and the error
+    /// is returned.
+    pub async fn sync(&self) -> crate::Result<()> {
+        let tasks = match self.read_tasks().await {
+            Ok(tasks) => tasks,
+            Err(e) => {
+                self.stop_after_disconnect().await;
+                return Err(e);
+            }
+        };
         let mut containers: HashMap<String, ContainerInfo> = HashMap::new();
         for c in self.runtime.list(&self.node_labels()).await? {
             match c.labels.get(labels::TASK) {
@@ -150,14 +184,13 @@ impl Agent {
         Ok(())
     }
 
-    async fn converge(
-        &self,
-        task: &Task,
-        container: Option<ContainerInfo>,
-    ) -> orion_core::Result<()> {
+    async fn converge(&self, task: &Task, container: Option<ContainerInfo>) -> crate::Result<()> {
         let stop_wanted =
             task.desired == DesiredState::Shutdown || task.state == TaskState::Stopping;
         match task.state {
+            TaskState::Lost if task.desired == DesiredState::Running => {
+                self.reconnect_or_give_up(task, container).await
+            }
             TaskState::Lost | TaskState::Stopped => {
                 if let Some(c) = container {
                     info!(task = %task.id, container = %c.id, state = %task.state, "removing container of a {} task", task.state);
@@ -200,7 +233,7 @@ impl Agent {
 
     /// Records a running container as the task's (after an agent restart, or a start that
     /// finished while the store write was lost).
-    async fn adopt(&self, task: &Task, c: ContainerInfo) -> orion_core::Result<()> {
+    async fn adopt(&self, task: &Task, c: ContainerInfo) -> crate::Result<()> {
         info!(task = %task.id, container = %c.id, "adopting running container");
         self.store
             .update_task(&task.id, |t| {
@@ -218,10 +251,11 @@ impl Agent {
         Ok(())
     }
 
-    async fn start(&self, task: &Task) -> orion_core::Result<()> {
+    async fn start(&self, task: &Task) -> crate::Result<()> {
         {
+            let now = self.clock.now();
             let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
-            if backoff.get(&task.id).is_some_and(|at| Instant::now() < *at) {
+            if backoff.get(&task.id).is_some_and(|at| now < *at) {
                 return Ok(());
             }
             backoff.remove(&task.id);
@@ -278,7 +312,7 @@ impl Agent {
     }
 
     /// The task's container exited (or vanished): restart in place or report it.
-    async fn exited(&self, task: &Task, c: Option<&ContainerInfo>) -> orion_core::Result<()> {
+    async fn exited(&self, task: &Task, c: Option<&ContainerInfo>) -> crate::Result<()> {
         let (code, why) = match c.map(|c| &c.status) {
             Some(ContainerStatus::Exited { code, oom_killed }) => (
                 Some(*code),
@@ -332,14 +366,17 @@ impl Agent {
             self.backoff
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(task.id.clone(), Instant::now() + delay);
+                .insert(
+                    task.id.clone(),
+                    self.clock.now() + delay.as_millis() as Millis,
+                );
         } else {
             info!(task = %task.id, state = %ended, "{why}; not restarted in place");
         }
         Ok(())
     }
 
-    async fn stop(&self, task: &Task, container: Option<ContainerInfo>) -> orion_core::Result<()> {
+    async fn stop(&self, task: &Task, container: Option<ContainerInfo>) -> crate::Result<()> {
         if task.state != TaskState::Stopping {
             self.store
                 .update_task(&task.id, |t| {
@@ -379,59 +416,107 @@ impl Agent {
             warn!(container = %c.id, error = %e, "remove failed");
         }
     }
+
+    /// Reads this node's tasks; on success records the contact and the services'
+    /// `stop_after_disconnect`.
+    async fn read_tasks(&self) -> crate::Result<Vec<Task>> {
+        let tasks = self.store.tasks_on_node(&self.node_id).await?;
+        let mut stop_after = HashMap::new();
+        let mut seen: Vec<&str> = tasks.iter().map(|t| t.service.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for name in seen {
+            if let Some(s) = self.store.get_service(name).await?
+                && s.spec.stop_after_disconnect > 0
+            {
+                stop_after.insert(name.to_owned(), s.spec.stop_after_disconnect * 1000);
+            }
+        }
+        let mut contact = self
+            .last_contact
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        contact.at = Some(self.clock.now());
+        contact.stop_after = stop_after;
+        Ok(tasks)
+    }
+
+    /// Stops the containers of services with `stop_after_disconnect` once the store has been
+    /// unreachable that long. Nothing else is touched while disconnected.
+    async fn stop_after_disconnect(&self) {
+        let due: Vec<String> = {
+            let contact = self
+                .last_contact
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(at) = contact.at else { return };
+            let away = self.clock.now().saturating_sub(at);
+            contact
+                .stop_after
+                .iter()
+                .filter(|(_, after)| away >= **after)
+                .map(|(service, _)| service.clone())
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let Ok(containers) = self.runtime.list(&self.node_labels()).await else {
+            return;
+        };
+        for c in containers.iter().filter(|c| c.status.is_running()) {
+            if c.labels
+                .get(labels::SERVICE)
+                .is_some_and(|s| due.contains(s))
+            {
+                warn!(container = %c.id, "stopping: the store has been unreachable longer than the service's stop_after_disconnect");
+                self.discard(c).await;
+            }
+        }
+    }
+
+    /// A lost task with desired `running`: reconnect its running container, or give it up.
+    async fn reconnect_or_give_up(
+        &self,
+        task: &Task,
+        container: Option<ContainerInfo>,
+    ) -> crate::Result<()> {
+        match container {
+            Some(c) if c.status.is_running() => {
+                info!(task = %task.id, container = %c.id, "node is back: reconnecting the running container");
+                self.store
+                    .update_task(&task.id, |t| {
+                        if t.state == TaskState::Lost && t.desired == DesiredState::Running {
+                            t.transition(TaskState::Running)?;
+                            t.container_id = Some(c.id.clone());
+                            t.error = None;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+            other => {
+                if let Some(c) = &other {
+                    self.discard(c).await;
+                }
+                self.store
+                    .update_task(&task.id, |t| {
+                        if t.state == TaskState::Lost {
+                            t.desired = DesiredState::Shutdown;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// 200 ms, doubling per restart, at most 10 s.
 fn backoff_delay(restarts: u32) -> Duration {
     let ms = 200u64.saturating_mul(1u64 << restarts.min(6));
     Duration::from_millis(ms.min(10_000))
-}
-
-/// The container to run for `task` of `spec` on `node`.
-pub fn container_spec(
-    spec: &ServiceSpec,
-    task: &Task,
-    node: &str,
-    publish_ip: &str,
-) -> ContainerSpec {
-    let mut container_labels = spec.labels.clone();
-    container_labels.insert(labels::MANAGED.into(), "true".into());
-    container_labels.insert(labels::TASK.into(), task.id.clone());
-    container_labels.insert(labels::SERVICE.into(), spec.name.clone());
-    container_labels.insert(labels::NODE.into(), node.to_owned());
-    ContainerSpec {
-        name: format!("orion-{}", task.id),
-        image: spec.image.clone(),
-        command: spec.command.clone(),
-        env: spec.env.clone(),
-        workdir: String::new(),
-        ports: spec
-            .ports
-            .iter()
-            .map(|p| PortBinding {
-                container_port: p.container_port,
-                host_port: p.host_port,
-                protocol: p.protocol,
-                host_ip: publish_ip.to_owned(),
-            })
-            .collect(),
-        mounts: spec
-            .volumes
-            .iter()
-            .map(|v| Mount {
-                source: v.source.clone(),
-                target: v.target.clone(),
-                read_only: v.read_only,
-            })
-            .collect(),
-        cpu_millicores: task.resources.cpu_millicores,
-        memory_bytes: task.resources.memory_bytes,
-        network_mode: spec.network_mode,
-        network: spec.network.clone(),
-        dns: spec.dns.clone(),
-        extra_hosts: spec.extra_hosts.clone(),
-        labels: container_labels,
-    }
 }
 
 #[cfg(test)]

@@ -163,3 +163,99 @@ async fn restarted_agent_adopts_its_containers() {
         "the agent kept exactly its containers"
     );
 }
+
+/// A false death: a node frozen (SIGSTOP) well past detection and the grace period is marked
+/// down and its replicas run elsewhere; when it thaws, its original containers are still the
+/// same ones, they are kept, and the surplus replacements are stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_node_keeps_its_containers_and_the_surplus_is_stopped() {
+    let c = TestCluster::three("frozen").await;
+    c.deploy(0, &http_spec("keep", 6)).await;
+    let tasks = c.wait_serving(0, "keep", 6, CONVERGE).await;
+    let leader = wait_for("a leader", CONVERGE, || leader_seen_by(&c, 0)).await;
+    let victim = node_with_tasks(&c, &tasks, &leader);
+    let victim_id = c.nodes[victim].id.clone();
+    let api = c.nodes.iter().position(|n| n.id == leader).unwrap_or(0);
+    let originals = c.containers_on(victim);
+    assert!(!originals.is_empty());
+
+    c.nodes[victim].signal("STOP");
+    wait_for(
+        "six replicas serving off the frozen node",
+        CONVERGE,
+        || async {
+            let serving = c.serving_now(api, "keep", 6).await?;
+            match serving
+                .iter()
+                .find(|t| t.node.as_deref() == Some(victim_id.as_str()))
+            {
+                Some(t) => Err(format!("{} still counted on {victim_id}", t.id)),
+                None => Ok(()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        c.containers_on(victim),
+        originals,
+        "frozen, nothing touched its containers"
+    );
+    c.nodes[victim].signal("CONT");
+
+    wait_for(
+        "the originals back in service, the surplus stopped",
+        CONVERGE,
+        || async {
+            let serving = c.serving_now(api, "keep", 6).await?;
+            let all = c.running_containers("keep");
+            let on_victim: BTreeSet<String> = serving
+                .iter()
+                .filter(|t| t.node.as_deref() == Some(victim_id.as_str()))
+                .filter_map(|t| t.container_id.clone())
+                .collect();
+            if on_victim == originals && all == container_ids(&serving) && all.len() == 6 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "on {victim_id}: {on_victim:?} (originals {originals:?}), all {all:?}"
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        c.containers_on(victim),
+        originals,
+        "the same containers, never restarted"
+    );
+}
+
+/// Every node stopped and started again, the bootstrap node first: every container is kept,
+/// with the same ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_every_node_together_keeps_every_container() {
+    let mut c = TestCluster::three("all").await;
+    c.deploy(0, &http_spec("all", 6)).await;
+    let tasks = c.wait_serving(0, "all", 6, CONVERGE).await;
+    let before = c.running_containers("all");
+    assert_eq!(before, container_ids(&tasks));
+    for n in &mut c.nodes {
+        n.kill9();
+    }
+    for i in 0..3 {
+        c.start(i).await;
+    }
+    let after = wait_for("six replicas serving again", CONVERGE, || async {
+        let serving = c.serving_now(0, "all", 6).await?;
+        if container_ids(&serving) == before {
+            Ok(serving)
+        } else {
+            Err(format!("{:?} != {before:?}", container_ids(&serving)))
+        }
+    })
+    .await;
+    assert_eq!(after.len(), 6);
+    // And it stays that way: nothing is replaced once the cluster has settled.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.running_containers("all"), before);
+}

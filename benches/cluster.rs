@@ -231,7 +231,7 @@ fn main() {
     println!(
         "\norion cluster bench ({} mode, binary {})",
         if quick { "quick" } else { "full" },
-        support::ORION_BIN
+        support::ORION_BIN.display()
     );
     println!("{:<width$}  {:>22}  goal", "measurement", "value");
     println!("{}", "-".repeat(width + 34));

@@ -1,0 +1,144 @@
+//! `orion.yaml`'s `scheduler:` section and the pipeline it builds.
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::Config;
+
+/// `scheduler:`: which placement pipeline the leader runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSection {
+    /// The network-aware pipeline (the default, `true`) or the resource-only one (`false`).
+    /// Not with `filters`/`scorers`.
+    #[serde(alias = "networkAware", skip_serializing_if = "Option::is_none")]
+    pub network_aware: Option<bool>,
+    /// Filters by name, in order (`orion_netscore::scoring::catalog`); with `scorers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<String>>,
+    /// Scorers by name with their weights; with `filters`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scorers: Option<Vec<NamedScorer>>,
+}
+
+/// One scorer of `scheduler.scorers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedScorer {
+    pub name: String,
+    pub weight: f64,
+}
+
+/// The most stages `scheduler.filters` or `scheduler.scorers` may list.
+const MAX_STAGES: usize = 32;
+
+impl Config {
+    /// The pipeline this file asks for: `scheduler.filters` + `scheduler.scorers` by name, or
+    /// the preset `network.scoring.scorer` (`default`: network-aware unless
+    /// `scheduler.networkAware: false`). Mixed or half-given choices are refused.
+    pub fn scheduler(&self) -> anyhow::Result<orion_core::scheduler::Scheduler> {
+        use orion_core::scheduler::{Scheduler, SchedulerConfig};
+        let scoring = &self.network.scoring;
+        let sc = SchedulerConfig {
+            seed: scoring.seed,
+            weights: scoring.weights,
+            ..SchedulerConfig::default()
+        };
+        sc.validate().map_err(orion_core::Error::from)?;
+        let section = &self.scheduler;
+        match (&section.filters, &section.scorers) {
+            (Some(filters), Some(scorers)) => {
+                if section.network_aware.is_some() || scoring.scorer != "default" {
+                    anyhow::bail!(
+                        "scheduler.filters/scorers compose the pipeline: leave out \
+                         scheduler.networkAware and network.scoring.scorer (list network_rules \
+                         and network by name instead)"
+                    );
+                }
+                if filters.len() > MAX_STAGES || scorers.len() > MAX_STAGES {
+                    anyhow::bail!(
+                        "scheduler: at most {MAX_STAGES} filters and {MAX_STAGES} scorers"
+                    );
+                }
+                let f: Vec<&str> = filters.iter().map(String::as_str).collect();
+                let s: Vec<(&str, f64)> = scorers
+                    .iter()
+                    .map(|n| (n.name.as_str(), n.weight))
+                    .collect();
+                Ok(orion_netscore::scoring::catalog().build(&f, &s, sc)?)
+            }
+            (None, None) => {
+                let name = scoring.scorer.as_str();
+                if name == "default" {
+                    Ok(if section.network_aware.unwrap_or(true) {
+                        orion_netscore::scoring::network_aware_pipeline(sc)
+                    } else {
+                        Scheduler::default_pipeline(sc)
+                    })
+                } else if section.network_aware.is_some() {
+                    anyhow::bail!(
+                        "scheduler.networkAware chooses between the default pipelines; \
+                         network.scoring.scorer {name:?} chooses another one: give one of them"
+                    )
+                } else {
+                    Scheduler::with_scorer(name, sc)
+                        .with_context(|| format!("network.scoring.scorer {name:?}"))
+                }
+            }
+            _ => anyhow::bail!("scheduler: give both filters and scorers, or neither"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheduler_section_picks_or_composes_the_pipeline() {
+        let c = Config::default();
+        let names = c.scheduler().unwrap().scorer_weights();
+        assert_eq!(
+            names.last(),
+            Some(&("network", 0.4)),
+            "network-aware by default"
+        );
+        let c: Config = serde_saphyr::from_str("scheduler:\n  networkAware: false\n").unwrap();
+        assert!(
+            c.scheduler()
+                .unwrap()
+                .scorer_weights()
+                .iter()
+                .all(|(n, _)| *n != "network")
+        );
+        let c: Config = serde_saphyr::from_str(
+            "scheduler:\n  filters: [node_status, resources, network_rules]\n  scorers: [{name: network, weight: 1}]\n",
+        )
+        .unwrap();
+        let s = c.scheduler().unwrap();
+        assert_eq!(
+            s.filter_names(),
+            ["node_status", "resources", "network_rules"]
+        );
+        assert_eq!(s.scorer_weights(), [("network", 1.0)]);
+        for (text, needle) in [
+            (
+                "scheduler:\n  filters: [resorces]\n  scorers: []\n",
+                "network_rules",
+            ),
+            ("scheduler:\n  filters: []\n", "both filters and scorers"),
+            (
+                "scheduler:\n  networkAware: true\n  filters: []\n  scorers: []\n",
+                "leave out",
+            ),
+            (
+                "scheduler:\n  networkAware: true\nnetwork:\n  scoring:\n    scorer: epvm\n",
+                "give one",
+            ),
+        ] {
+            let c: Config = serde_saphyr::from_str(text).unwrap();
+            let err = format!("{:#}", c.check().unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

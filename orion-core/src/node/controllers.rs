@@ -1,0 +1,301 @@
+//! The leader's controllers and their supervisor.
+//!
+//! [`Controllers`] bundles the reconciler, liveness and garbage collection of one node. Each has a
+//! `round`/`step` method that does one pass (what the deterministic harness drives), and
+//! [`Controllers::run`] runs them all while this node leads: on every leadership (a new term) it
+//! claims the [`Fence`], then loops until leadership is lost, the fence is taken by another
+//! leader, or shutdown. They hold no state the store does not hold, except grace-period clocks
+//! that a new leader starts afresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::gc::{GarbageCollector, GcConfig};
+use super::liveness::{LivenessConfig, LivenessController};
+use super::{Clock, Fence, Leadership};
+use crate::membership::Membership;
+use crate::reconciler::{ReconcilePolicy, apply_plan, reconcile_state};
+use crate::scheduler::Scheduler;
+use crate::store::{ClusterStore, Store, keys};
+
+/// What one reconcile round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoundReport {
+    /// The revision the plan was built on.
+    pub revision: u64,
+    pub actions: usize,
+    pub applied: usize,
+    /// Actions skipped because what they were decided on changed (or the fence was lost).
+    pub skipped: usize,
+    pub failed: usize,
+    /// Slots that no node could take.
+    pub unplaced: usize,
+    /// The round hit its creation bound: run another at once.
+    pub more: bool,
+    /// The earliest crash-loop back-off end: run another then.
+    pub retry_at: Option<u64>,
+    /// The fence is no longer held: this node must stop acting as leader.
+    pub fenced_out: bool,
+}
+
+/// Turns specs into placed tasks, one fenced plan per round.
+pub struct ReconcileController<S> {
+    store: ClusterStore<S>,
+    scheduler: Arc<Scheduler>,
+    clock: Arc<dyn Clock>,
+    policy: ReconcilePolicy,
+}
+
+impl<S> std::fmt::Debug for ReconcileController<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconcileController")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl<S: Store> ReconcileController<S> {
+    pub fn new(
+        store: ClusterStore<S>,
+        scheduler: Arc<Scheduler>,
+        clock: Arc<dyn Clock>,
+        policy: ReconcilePolicy,
+    ) -> Self {
+        ReconcileController {
+            store,
+            scheduler,
+            clock,
+            policy,
+        }
+    }
+
+    /// Reads the state, plans, and applies the plan under `fence`.
+    pub async fn round(&self, fence: &Fence) -> crate::Result<RoundReport> {
+        let state = self.store.load_state().await?;
+        let plan = reconcile_state(&state, self.clock.now(), self.policy, &self.scheduler);
+        let applied = apply_plan(&self.store, &plan, &state, Some(&fence.compare())).await;
+        for (task, e) in &applied.failed {
+            warn!(%task, error = %e, "action failed; the next round retries");
+        }
+        let fenced_out = applied.skipped > 0 && !fence.held(&self.store).await?;
+        for u in &plan.unplaced {
+            debug!(service = %u.service, slot = u.slot, "cannot place: {} nodes rejected", u.rejections.len());
+        }
+        Ok(RoundReport {
+            revision: state.revision,
+            actions: plan.actions.len(),
+            applied: applied.applied,
+            skipped: applied.skipped,
+            failed: applied.failed.len(),
+            unplaced: plan.unplaced.len(),
+            more: plan.more,
+            retry_at: plan.retry_at,
+            fenced_out,
+        })
+    }
+}
+
+/// Settings of the leader's controllers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// A reconcile round runs at least this often, besides after every change.
+    pub reconcile_interval: Duration,
+    /// Bounds and back-offs of each reconcile round (the cluster's replica limit among them).
+    pub policy: ReconcilePolicy,
+    pub liveness: LivenessConfig,
+    pub gc: GcConfig,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            reconcile_interval: Duration::from_secs(5),
+            policy: ReconcilePolicy::default(),
+            liveness: LivenessConfig::default(),
+            gc: GcConfig::default(),
+        }
+    }
+}
+
+/// The leader's controllers of one node.
+pub struct Controllers<S, M: ?Sized> {
+    node_id: String,
+    store: ClusterStore<S>,
+    clock: Arc<dyn Clock>,
+    config: ControllerConfig,
+    pub reconciler: ReconcileController<S>,
+    pub liveness: LivenessController<S, M>,
+    pub gc: GarbageCollector<S>,
+}
+
+impl<S, M: ?Sized> std::fmt::Debug for Controllers<S, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controllers")
+            .field("node_id", &self.node_id)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S: Store + Clone, M: Membership + ?Sized> Controllers<S, M> {
+    pub fn new(
+        node_id: impl Into<String>,
+        store: ClusterStore<S>,
+        membership: Arc<M>,
+        scheduler: Arc<Scheduler>,
+        clock: Arc<dyn Clock>,
+        config: ControllerConfig,
+    ) -> Self {
+        Controllers {
+            node_id: node_id.into(),
+            reconciler: ReconcileController::new(
+                store.clone(),
+                scheduler,
+                clock.clone(),
+                config.policy,
+            ),
+            liveness: LivenessController::new(
+                store.clone(),
+                membership,
+                clock.clone(),
+                config.liveness,
+            ),
+            gc: GarbageCollector::new(store.clone(), clock.clone(), config.gc),
+            store,
+            clock,
+            config,
+        }
+    }
+
+    /// Claims the fence for `term`.
+    pub async fn claim(&self, term: u64) -> crate::Result<Fence> {
+        Fence::claim(&self.store, &self.node_id, term, self.clock.now()).await
+    }
+
+    /// Runs the controllers whenever `leadership` says this node leads, until `shutdown`.
+    pub async fn run(
+        &self,
+        mut leadership: watch::Receiver<Leadership>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let lead = *leadership.borrow_and_update();
+            if let Some(term) = lead.term() {
+                tokio::select! {
+                    _ = self.lead(term, leadership.clone()) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+            }
+            tokio::select! {
+                r = leadership.changed() => if r.is_err() { return },
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Leads in `term` until leadership changes or the fence is lost.
+    async fn lead(&self, term: u64, mut leadership: watch::Receiver<Leadership>) {
+        let fence = loop {
+            match self.claim(term).await {
+                Ok(f) => break f,
+                Err(crate::Error::Conflict(why)) => {
+                    warn!(%why, "not claiming the controllers");
+                    let _ = leadership.changed().await;
+                    return;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot claim the controllers yet; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = leadership.changed() => return,
+                    }
+                }
+            }
+        };
+        info!(node = %self.node_id, term, "leader: controllers running");
+        tokio::select! {
+            _ = self.reconcile_loop(&fence) => {}
+            _ = self.liveness_loop(&fence) => {}
+            _ = self.gc_loop(&fence) => {}
+            _ = leadership.changed() => {}
+        }
+        warn!(node = %self.node_id, term, "controllers stopped");
+    }
+
+    /// Reconciles after every change (debounced) and at least every interval; returns when the
+    /// fence is lost.
+    async fn reconcile_loop(&self, fence: &Fence) {
+        let mut changes = None;
+        loop {
+            if changes.is_none() {
+                let from = self.store.inner().revision().await.unwrap_or(0) + 1;
+                changes = self.store.inner().watch(keys::ROOT, from).await.ok();
+            }
+            let mut wait = self.config.reconcile_interval;
+            match self.reconciler.round(fence).await {
+                Ok(r) if r.fenced_out => return,
+                Ok(r) => {
+                    if r.more {
+                        wait = Duration::ZERO;
+                    } else if let Some(at) = r.retry_at {
+                        let ms = at.saturating_sub(self.clock.now()).max(50);
+                        wait = wait.min(Duration::from_millis(ms));
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot reconcile; retrying");
+                    wait = Duration::from_millis(500);
+                }
+            }
+            let change = async {
+                match changes.as_mut() {
+                    Some(s) => matches!(s.next().await, Some(Ok(_))),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ok = change => {
+                    if !ok { changes = None; }
+                    // Let a burst of writes settle.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn liveness_loop(&self, fence: &Fence) {
+        let mut membership_events = self.liveness.events();
+        loop {
+            let mut wait = self.config.liveness.resync_interval;
+            match self.liveness.step(fence).await {
+                Ok(r) if r.fenced_out => return,
+                Ok(r) if !r.waiting.is_empty() => wait = wait.min(Duration::from_millis(50)),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "cannot sync node records; retrying"),
+            }
+            tokio::select! {
+                _ = membership_events.next() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn gc_loop(&self, fence: &Fence) {
+        loop {
+            tokio::time::sleep(self.config.gc.interval).await;
+            match self.gc.round(fence).await {
+                Ok(0) => {}
+                Ok(n) => info!(deleted = n, "collected finished task records"),
+                Err(e) => warn!(error = %e, "garbage collection failed; retrying"),
+            }
+            if !fence.held(&self.store).await.unwrap_or(true) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Zones from latency: nodes with a `zone` label keep it; nodes without one are grouped by the
+//! RTT measured (or estimated) between them.
+//!
+//! The grouping is threshold clustering around medoids: the node with the most peers within the
+//! threshold becomes a zone's center and takes those peers, then the next, until every node has a
+//! zone; finally each node moves to the nearest center within the threshold. Every member of a
+//! zone is within the threshold of its center, so a zone's diameter is at most twice it. The
+//! cost is O(n²) latency look-ups.
+//!
+//! ```
+//! use orion_netscore::zones::cluster_by_latency;
+//!
+//! // two pairs 1 ms apart internally, 40 ms from each other
+//! let rtt = |i: usize, j: usize| Some(if i / 2 == j / 2 { 1.0 } else { 40.0 });
+//! let zones = cluster_by_latency(4, rtt, 5.0).unwrap();
+//! assert_eq!(zones[0], zones[1]);
+//! assert_eq!(zones[2], zones[3]);
+//! assert_ne!(zones[0], zones[2]);
+//! ```
+
+use std::collections::BTreeMap;
+
+use orion_core::model::{Node, NodeId, ZONE_LABEL};
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// The most nodes [`cluster_by_latency`] accepts.
+pub const MAX_CLUSTER_NODES: usize = 10_000;
+
+/// The default threshold: nodes within 5 ms of a zone's center share it (a metro area).
+pub const DEFAULT_ZONE_THRESHOLD_MS: f64 = 5.0;
+
+/// The largest threshold accepted, in milliseconds.
+pub const MAX_ZONE_THRESHOLD_MS: f64 = 10_000.0;
+
+/// The prefix of a zone name made from latency; the rest is the id of the zone's center node.
+pub const LATENCY_ZONE_PREFIX: &str = "latency-";
+
+/// Groups `n` nodes by latency. `latency(i, j)` is the RTT between nodes `i` and `j` in ms, `None`
+/// when unknown (an unknown pair is never in the same zone through that pair).
+///
+/// Returns, for each node, the index of its zone's center node (a center is its own center).
+/// Deterministic: ties go to the lower index. Errors: more than [`MAX_CLUSTER_NODES`] nodes, or a
+/// threshold that is not in (0, [`MAX_ZONE_THRESHOLD_MS`]].
+pub fn cluster_by_latency(
+    n: usize,
+    latency: impl Fn(usize, usize) -> Option<f64>,
+    threshold_ms: f64,
+) -> Result<Vec<usize>> {
+    if n > MAX_CLUSTER_NODES {
+        return Err(Error::invalid(
+            "zone clustering",
+            format!("{n} nodes; at most {MAX_CLUSTER_NODES} are accepted"),
+        ));
+    }
+    if !(threshold_ms > 0.0 && threshold_ms <= MAX_ZONE_THRESHOLD_MS) {
+        return Err(Error::invalid(
+            "zone threshold",
+            format!(
+                "{threshold_ms} ms; accepted: more than 0 and at most {MAX_ZONE_THRESHOLD_MS} ms"
+            ),
+        ));
+    }
+    let close = |i: usize, j: usize| i != j && latency(i, j).is_some_and(|rtt| rtt <= threshold_ms);
+    // close_unassigned[i]: peers within the threshold that have no zone yet.
+    let mut close_unassigned: Vec<usize> = (0..n)
+        .map(|i| (0..n).filter(|&j| close(i, j)).count())
+        .collect();
+    let mut center_of: Vec<Option<usize>> = vec![None; n];
+    let mut centers = Vec::new();
+    while let Some(center) = (0..n)
+        .filter(|&i| center_of[i].is_none())
+        .max_by_key(|&i| (close_unassigned[i], std::cmp::Reverse(i)))
+    {
+        centers.push(center);
+        let members: Vec<usize> = std::iter::once(center)
+            .chain((0..n).filter(|&j| center_of[j].is_none() && close(center, j)))
+            .collect();
+        for &member in &members {
+            center_of[member] = Some(center);
+        }
+        for &member in &members {
+            for (k, count) in close_unassigned.iter_mut().enumerate() {
+                if close(k, member) {
+                    *count = count.saturating_sub(1);
+                }
+            }
+        }
+    }
+    // Refinement: each non-center node joins the nearest center within the threshold.
+    let mut zone_of: Vec<usize> = center_of.into_iter().map(|c| c.unwrap_or(0)).collect();
+    for (i, zone) in zone_of.iter_mut().enumerate() {
+        if centers.contains(&i) {
+            continue;
+        }
+        let nearest = centers
+            .iter()
+            .filter_map(|&c| {
+                latency(i, c)
+                    .filter(|&rtt| rtt <= threshold_ms)
+                    .map(|rtt| (rtt, c))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if let Some((_, center)) = nearest {
+            *zone = center;
+        }
+    }
+    Ok(zone_of)
+}
+
+/// Where a node's zone came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneSource {
+    /// The node's own `zone` label.
+    Label,
+    /// Latency to labelled nodes: the node's latency zone sits within the threshold of one.
+    NearestLabel,
+    /// Latency clustering among unlabelled nodes: the name is [`LATENCY_ZONE_PREFIX`] + center id.
+    Latency,
+}
+
+/// A node's zone and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Zone {
+    pub name: String,
+    pub source: ZoneSource,
+}
+
+/// Every node's zone: its `zone` label if it has one; otherwise unlabelled nodes are clustered by
+/// `latency` (RTT in ms between two node ids, `None` when unknown; for example
+/// `|a, b| matrix.rtt_ms(a, b)`, or a Vivaldi estimate where unmeasured). A latency zone whose
+/// center is within the threshold of a labelled node takes that node's label (the nearest one);
+/// else it is named [`LATENCY_ZONE_PREFIX`] + its center's id.
+///
+/// Errors as [`cluster_by_latency`].
+pub fn assign_zones(
+    nodes: &[Node],
+    latency: impl Fn(&str, &str) -> Option<f64>,
+    threshold_ms: f64,
+) -> Result<BTreeMap<NodeId, Zone>> {
+    let mut zones = BTreeMap::new();
+    let mut labelled = Vec::new();
+    let mut unlabelled = Vec::new();
+    for node in nodes {
+        match node.labels.get(ZONE_LABEL) {
+            Some(label) => {
+                labelled.push((node.id.as_str(), label.as_str()));
+                zones.insert(
+                    node.id.clone(),
+                    Zone {
+                        name: label.clone(),
+                        source: ZoneSource::Label,
+                    },
+                );
+            }
+            None => unlabelled.push(node.id.as_str()),
+        }
+    }
+    let centers = cluster_by_latency(
+        unlabelled.len(),
+        |i, j| latency(unlabelled[i], unlabelled[j]),
+        threshold_ms,
+    )?;
+    for (i, &center) in centers.iter().enumerate() {
+        let center_id = unlabelled[center];
+        let nearest_label = labelled
+            .iter()
+            .filter_map(|&(id, label)| {
+                latency(center_id, id)
+                    .filter(|&rtt| rtt <= threshold_ms)
+                    .map(|rtt| (rtt, label))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+        let zone = match nearest_label {
+            Some((_, label)) => Zone {
+                name: label.to_string(),
+                source: ZoneSource::NearestLabel,
+            },
+            None => Zone {
+                name: format!("{LATENCY_ZONE_PREFIX}{center_id}"),
+                source: ZoneSource::Latency,
+            },
+        };
+        zones.insert(unlabelled[i].to_string(), zone);
+    }
+    Ok(zones)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+    use orion_core::model::Resources;
+
+    fn same_partition(zones: &[usize], expected: impl Fn(usize) -> usize) -> bool {
+        let n = zones.len();
+        (0..n).all(|i| (0..n).all(|j| (zones[i] == zones[j]) == (expected(i) == expected(j))))
+    }
+
+    #[test]
+    fn recovers_synthetic_zones() {
+        // 6 zones of 15: 0.4-6 ms within a zone (2 ms spread, access delays), tens of ms between.
+        let matrix = synthetic::clustered(6, 15, 21).unwrap();
+        let zones = cluster_by_latency(matrix.len(), |i, j| matrix.rtt(i, j), 10.0).unwrap();
+        assert!(same_partition(&zones, |i| i / 15), "{zones:?}");
+    }
+
+    #[test]
+    fn unmeasured_pairs_split_and_isolated_nodes_stand_alone() {
+        // 0-1-2 close, 3 unmeasured to everyone.
+        let rtt = |i: usize, j: usize| (i < 3 && j < 3).then_some(1.0);
+        let zones = cluster_by_latency(4, rtt, 5.0).unwrap();
+        assert!(same_partition(&zones, |i| usize::from(i == 3)), "{zones:?}");
+        assert_eq!(zones[3], 3);
+    }
+
+    #[test]
+    fn a_chain_is_not_one_zone() {
+        // 10 nodes on a line 3 ms apart: single linkage would chain them all into one zone.
+        let rtt = |i: usize, j: usize| Some((i as f64 - j as f64).abs() * 3.0);
+        let zones = cluster_by_latency(10, rtt, 5.0).unwrap();
+        for (i, &center) in zones.iter().enumerate() {
+            assert!(
+                rtt(i, center).unwrap() <= 5.0,
+                "{i} is far from its center {center}"
+            );
+        }
+        let distinct: std::collections::BTreeSet<_> = zones.iter().collect();
+        assert!(distinct.len() >= 3, "{zones:?}");
+    }
+
+    #[test]
+    fn bounds() {
+        assert!(cluster_by_latency(3, |_, _| Some(1.0), 0.0).is_err());
+        assert!(cluster_by_latency(3, |_, _| Some(1.0), f64::NAN).is_err());
+        assert!(cluster_by_latency(MAX_CLUSTER_NODES + 1, |_, _| None, 5.0).is_err());
+        assert_eq!(
+            cluster_by_latency(0, |_, _| None, 5.0).unwrap(),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn labels_win_and_unlabelled_nodes_join_a_close_labelled_zone() {
+        let node = |id: &str| Node::new(id, Resources::new(1000, 1 << 30));
+        let nodes = vec![
+            node("a").with_label(ZONE_LABEL, "eu-1"),
+            node("b"),
+            node("c"),
+            node("d"),
+        ];
+        // a, b close; c, d close; the two groups 50 ms apart.
+        let group = |id: &str| u8::from(id == "c" || id == "d");
+        let rtt = |x: &str, y: &str| Some(if group(x) == group(y) { 1.0 } else { 50.0 });
+        let zones = assign_zones(&nodes, rtt, 5.0).unwrap();
+        assert_eq!(zones["a"].source, ZoneSource::Label);
+        assert_eq!(zones["b"].name, "eu-1");
+        assert_eq!(zones["b"].source, ZoneSource::NearestLabel);
+        assert_eq!(zones["c"].name, zones["d"].name);
+        assert!(zones["c"].name.starts_with(LATENCY_ZONE_PREFIX));
+        assert_eq!(zones["c"].source, ZoneSource::Latency);
+    }
+}
