@@ -214,7 +214,7 @@ async fn cli_exit_codes_and_logs() {
     );
     assert_eq!(out.status.code(), Some(4), "validate bad file: {out:?}");
 
-    let unreachable = support::free_tcp_addr().to_string();
+    let unreachable = support::reserve_loopback_port().to_string();
     let out = run_cli(&unreachable, &["ps"]);
     assert_eq!(out.status.code(), Some(5), "unreachable API: {out:?}");
 

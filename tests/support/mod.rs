@@ -20,7 +20,6 @@ pub use node::{NodeProc, NodeRuntime, Role};
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::LazyLock;
@@ -102,17 +101,9 @@ where
     panic!("timed out after {timeout:?} waiting for {what}; last observation: {last}");
 }
 
-/// A free loopback TCP port (bound then released).
-pub fn free_tcp_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback TCP port");
-    l.local_addr().expect("local addr")
-}
-
-/// A free loopback UDP port (bound then released).
-pub fn free_udp_addr() -> SocketAddr {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP port");
-    s.local_addr().expect("local addr")
-}
+/// A loopback address this test process keeps to itself (TCP and UDP), outside the ephemeral
+/// range, so a node restarted on it finds it free.
+pub use orion_core::testing::ports::reserve_loopback_port;
 
 /// A spec (JSON) of `replicas` busybox httpd replicas serving `/www` on container port 8080,
 /// published on a dynamic host port; it prints `hello-from-<name>` first (for log tests).

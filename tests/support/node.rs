@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ORION_BIN, free_tcp_addr, free_udp_addr};
+use super::{ORION_BIN, reserve_loopback_port};
 
 /// The `--runtime` of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +64,9 @@ impl NodeProc {
     /// A node `id` (not started) keeping its data dir and log under `dir`, on free ports.
     pub fn new(id: String, dir: PathBuf, role: Role) -> Self {
         NodeProc {
-            api: free_tcp_addr(),
-            raft: free_tcp_addr(),
-            gossip: free_udp_addr(),
+            api: reserve_loopback_port(),
+            raft: reserve_loopback_port(),
+            gossip: reserve_loopback_port(),
             data_dir: dir.join(&id),
             log: dir.join(format!("{id}.log")),
             id,

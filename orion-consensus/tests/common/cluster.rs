@@ -49,7 +49,8 @@ impl Cluster {
             .addrs
             .get(&id)
             .copied()
-            .unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+            // Outside the ephemeral range and locked to this process, so a restart finds it free.
+            .unwrap_or_else(orion_core::testing::ports::reserve_loopback_port);
         let mut c = RaftConfig::new(id, "test-cluster", self.data_dir(id), addr);
         c.snapshot_every = self.snapshot_every;
         c.logs_kept_after_snapshot = 0;

@@ -225,14 +225,16 @@ pub fn start_cluster(
     size: usize,
     within: Duration,
 ) -> Result<Vec<NodeProcess>, String> {
-    let any_port: SocketAddr = "127.0.0.1:0".parse().map_err(|_| "bad literal")?;
-    let first = NodeProcess::start(&format!("{prefix}0"), any_port, &[])?;
+    // Ports outside the ephemeral range, kept by this process: a node restarted on its address
+    // finds it free.
+    use orion_core::testing::ports::reserve_loopback_port;
+    let first = NodeProcess::start(&format!("{prefix}0"), reserve_loopback_port(), &[])?;
     let seed = first.addr;
     let mut nodes = vec![first];
     for i in 1..size {
         nodes.push(NodeProcess::start(
             &format!("{prefix}{i}"),
-            any_port,
+            reserve_loopback_port(),
             &[seed],
         )?);
     }

@@ -7,10 +7,12 @@
 //! - [`membership`]: the [`Membership`](crate::membership::Membership) contract;
 //! - [`scheduler`]: the [`Filter`](crate::scheduler::Filter) and
 //!   [`Scorer`](crate::scheduler::Scorer) contracts;
-//! - [`cluster`]: a deterministic cluster harness for the node loops.
+//! - [`cluster`]: a deterministic cluster harness for the node loops;
+//! - [`ports`]: loopback ports a test process keeps to itself, for nodes that restart on them.
 
 pub mod cluster;
 pub mod membership;
+pub mod ports;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
