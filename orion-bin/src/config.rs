@@ -6,7 +6,7 @@
 //!   id: production-cluster
 //!   consensus: { electionTimeout: 1000ms, heartbeatInterval: 100ms, snapshotInterval: 1h }
 //! network:
-//!   monitoring: { enabled: true, scanInterval: 30s, latencyProbes: 10, peersPerRound: 3 }
+//!   monitoring: { enabled: true, scanInterval: 30s, latencyProbes: 10, peersPerRound: 3, minPublishInterval: 30s }
 //!   scoring: { weights: { cpu: 0.3, memory: 0.3, network: 0.4 } }
 //!   limits: { maxReplicas: 10000 }    # bound on a service's replicas (spec and scale)
 //! scheduler:                          # the placement pipeline (see docs/scheduling.md)
@@ -14,6 +14,7 @@
 //!   # or compose it by names (both lists, instead of networkAware and network.scoring.scorer):
 //!   # filters: [node_status, constraints, max_tasks, host_ports, resources, network_rules]
 //!   # scorers: [{name: least_allocated_cpu, weight: 0.3}, {name: network, weight: 0.4}]
+//!   replacement: { enabled: true, tolerancePercent: 20, cooldown: 60s, maxInFlight: 2 }
 //! runtime:
 //!   containerBackend: docker          # docker | containerd | process
 //!   resourceLimits: { maxContainersPerNode: 100 }
@@ -250,11 +251,24 @@ pub struct MonitoringConfig {
     /// Peers probed per round (a random subset, so the cost does not grow with the cluster).
     #[serde(alias = "peersPerRound")]
     pub peers_per_round: usize,
+    /// Least time between two publications of one link's measurement (a link going up or down
+    /// is published at once): bounds the Raft writes the prober makes.
+    #[serde(with = "humantime_serde_compat", alias = "minPublishInterval")]
+    pub min_publish_interval: Duration,
 }
 
 impl MonitoringConfig {
-    /// Bounds: `scanInterval` 100ms to 10m, `latencyProbes` 1 to 16, `peersPerRound` 1 to 64.
+    /// Bounds: `scanInterval` 100ms to 10m, `latencyProbes` 1 to 16, `peersPerRound` 1 to 64,
+    /// `minPublishInterval` 100ms to 1h.
     pub fn check(&self) -> anyhow::Result<()> {
+        if !(Duration::from_millis(100)..=Duration::from_secs(3600))
+            .contains(&self.min_publish_interval)
+        {
+            anyhow::bail!(
+                "network.monitoring.minPublishInterval: got {}, expected 100ms to 1h",
+                humantime::format_duration(self.min_publish_interval)
+            );
+        }
         let (lo, hi) = (Duration::from_millis(100), Duration::from_secs(600));
         if self.scan_interval < lo || self.scan_interval > hi {
             anyhow::bail!(
@@ -285,6 +299,7 @@ impl Default for MonitoringConfig {
             scan_interval: Duration::from_secs(30),
             latency_probes: 10,
             peers_per_round: 3,
+            min_publish_interval: Duration::from_secs(30),
         }
     }
 }
@@ -387,10 +402,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The leader's controllers' settings: `cluster` and `scheduler.replacement`, every bound
+    /// checked.
+    pub fn controllers(&self, max_tasks: Option<u32>) -> anyhow::Result<ControllerConfig> {
+        let mut c = self.cluster.controllers(max_tasks)?;
+        self.scheduler.replacement.apply(&mut c.policy)?;
+        Ok(c)
+    }
+
     /// Checks the values serde cannot: backend names and bounds.
     pub fn check(&self) -> anyhow::Result<()> {
         self.runtime_kind()?;
         self.scheduler()?;
+        self.controllers(None)?;
         self.runtime.check()?;
         let max = self.cluster.limits.max_replicas;
         if !(1..=MAX_REPLICAS_CEILING).contains(&max) {

@@ -190,7 +190,17 @@ impl TestCluster {
     /// Three `orion server` nodes (the first bootstraps, the others join it), all healthy, all
     /// listed `ready` by the first node's `/v1/nodes`, all three Raft voters, with a leader.
     pub async fn three(name: &str) -> Self {
+        Self::three_configured(name, None).await
+    }
+
+    /// [`TestCluster::three`] with every node reading `orion_yaml` as its `--config`.
+    pub async fn three_configured(name: &str, orion_yaml: Option<&str>) -> Self {
         let mut c = Self::new(name, &[Role::Bootstrap, Role::Bootstrap, Role::Bootstrap]).await;
+        if let Some(yaml) = orion_yaml {
+            for n in &mut c.nodes {
+                n.use_config(yaml);
+            }
+        }
         let seed = c.nodes[0].gossip;
         c.nodes[1].role = Role::Join(seed);
         c.nodes[2].role = Role::Join(seed);

@@ -3,6 +3,8 @@
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use orion_core::reconciler::ReconcilePolicy;
+
 use super::Config;
 
 /// `scheduler:`: which placement pipeline the leader runs.
@@ -19,6 +21,70 @@ pub struct SchedulerSection {
     /// Scorers by name with their weights; with `filters`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scorers: Option<Vec<NamedScorer>>,
+    /// Moving running tasks off nodes that now break a network rule (a degraded link).
+    pub replacement: ReplacementSection,
+}
+
+/// `scheduler.replacement`: re-placement of running tasks whose node now breaks a rule of the
+/// pipeline (`orion_core::reconciler`'s `moves`: start new, then stop old).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplacementSection {
+    /// On by default; `false` leaves running tasks where they are.
+    pub enabled: bool,
+    /// How far past a rule's bound, in percent of it, a task's node must be before the task
+    /// moves (new placements need the bound itself): the hysteresis band. 0 to 100.
+    #[serde(alias = "tolerancePercent")]
+    pub tolerance_percent: u32,
+    /// A task moves only once it has run this long: a replica moves at most once per cooldown.
+    /// 1s to 24h.
+    #[serde(with = "super::humantime_serde_compat")]
+    pub cooldown: std::time::Duration,
+    /// Moves in flight across the cluster at most (the disruption budget). 1 to 1000.
+    #[serde(alias = "maxInFlight")]
+    pub max_in_flight: u32,
+}
+
+impl Default for ReplacementSection {
+    fn default() -> Self {
+        let policy = ReconcilePolicy::default();
+        ReplacementSection {
+            enabled: true,
+            tolerance_percent: policy.move_tolerance_percent,
+            cooldown: std::time::Duration::from_millis(policy.move_cooldown),
+            max_in_flight: policy.max_moves_in_flight,
+        }
+    }
+}
+
+impl ReplacementSection {
+    /// Writes these settings into `policy`, every bound checked (the error names the field).
+    pub fn apply(&self, policy: &mut ReconcilePolicy) -> anyhow::Result<()> {
+        if self.tolerance_percent > 100 {
+            anyhow::bail!(
+                "scheduler.replacement.tolerancePercent: got {}, expected 0 to 100",
+                self.tolerance_percent
+            );
+        }
+        let day = std::time::Duration::from_secs(86_400);
+        if !(std::time::Duration::from_secs(1)..=day).contains(&self.cooldown) {
+            anyhow::bail!(
+                "scheduler.replacement.cooldown: got {:?}, expected 1s to 24h",
+                self.cooldown
+            );
+        }
+        if !(1..=1000).contains(&self.max_in_flight) {
+            anyhow::bail!(
+                "scheduler.replacement.maxInFlight: got {}, expected 1 to 1000 \
+                 (turn re-placement off with enabled: false)",
+                self.max_in_flight
+            );
+        }
+        policy.move_tolerance_percent = self.tolerance_percent;
+        policy.move_cooldown = self.cooldown.as_millis() as u64;
+        policy.max_moves_in_flight = if self.enabled { self.max_in_flight } else { 0 };
+        Ok(())
+    }
 }
 
 /// One scorer of `scheduler.scorers`.

@@ -311,7 +311,7 @@ async fn run(
         runtime.clone(),
     )
     .scheduler(scheduler)
-    .config(settings.config.cluster.controllers(max_tasks)?)
+    .config(settings.config.controllers(max_tasks)?)
     .publish_ip(settings.publish_ip())
     .leadership(parts.leader.clone())
     .build();

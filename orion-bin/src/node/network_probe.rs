@@ -20,6 +20,7 @@ pub fn prober_config(monitoring: &MonitoringConfig) -> ProberConfig {
         round_interval: monitoring.scan_interval,
         samples_per_peer: monitoring.latency_probes,
         peers_per_round: monitoring.peers_per_round,
+        min_publish_interval: monitoring.min_publish_interval,
         ..ProberConfig::default()
     }
 }

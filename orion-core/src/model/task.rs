@@ -185,6 +185,10 @@ pub struct Task {
     /// did not fail): the reconciler backs off before refilling a crash-looping slot.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u32,
+    /// Why the reconciler moved this replica here from another node while the old one still
+    /// ran (re-placement: a network rule the old node broke), for humans; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_because: Option<String>,
     #[serde(default)]
     pub created_at: Millis,
     #[serde(default)]
@@ -212,6 +216,7 @@ impl Task {
             health: TaskHealth::Unknown,
             restarts: 0,
             attempt: 0,
+            moved_because: None,
             created_at: now,
             updated_at: now,
         }

@@ -18,7 +18,7 @@ use super::gc::{GarbageCollector, GcConfig};
 use super::liveness::{LivenessConfig, LivenessController};
 use super::{Clock, Fence, Leadership};
 use crate::membership::Membership;
-use crate::reconciler::{ReconcilePolicy, apply_plan, reconcile_state};
+use crate::reconciler::{Action, Purpose, ReconcilePolicy, apply_plan, reconcile_state};
 use crate::scheduler::Scheduler;
 use crate::store::{ClusterStore, Store, keys};
 
@@ -82,6 +82,23 @@ impl<S: Store> ReconcileController<S> {
             warn!(%task, error = %e, "action failed; the next round retries");
         }
         let fenced_out = applied.skipped > 0 && !fence.held(&self.store).await?;
+        for action in &plan.actions {
+            if let Action::Create {
+                task,
+                purpose: Purpose::Move,
+                replaces,
+            } = action
+            {
+                info!(
+                    task = %task.id,
+                    service = %task.service,
+                    node = task.node.as_deref().unwrap_or("-"),
+                    replaces = replaces.as_deref().unwrap_or("-"),
+                    because = task.moved_because.as_deref().unwrap_or("-"),
+                    "re-placement: starting a replacement on a better node"
+                );
+            }
+        }
         for u in &plan.unplaced {
             debug!(service = %u.service, slot = u.slot, "cannot place: {} nodes rejected", u.rejections.len());
         }

@@ -19,6 +19,9 @@ pub enum Purpose {
     Update,
     /// Places an existing `Pending` task.
     AssignPending,
+    /// Re-placement: moves a running task off a node that now breaks a rule of the scheduler
+    /// past its tolerance (a degraded link), start new, then stop old.
+    Move,
 }
 
 /// Why a task is asked to stop (on [`Action::Stop`]).
@@ -34,6 +37,9 @@ pub enum StopReason {
     DuplicateSlot,
     /// Its replacement, started because its node is draining, is running.
     Drained,
+    /// Its replacement, started because its node broke a rule past its tolerance
+    /// ([`Purpose::Move`]), is running; the replacement's `moved_because` says which.
+    Moved,
     /// Its replacement from the current spec version is running (or it never ran).
     Updated,
     /// It is terminal (failed, completed, lost) and must not be restarted in place any more:

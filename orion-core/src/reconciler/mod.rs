@@ -37,10 +37,11 @@
 //! | kept task pending | `Assign` it to a node, or report it in [`Plan::unplaced`] |
 //! | fewer occupied (plus finished) slots than `replicas` | `Create` in the vacated slots of lost, failed or completed tasks first (`replacement`), then in the lowest free slots (`new_replica`); unplaceable ones are created `Pending` with the reasons in `error` and reported in `unplaced`. A slot whose latest task failed is refilled only after a crash-loop back-off (exponential in [`Task::attempt`], capped; [`Plan::retry_at`] says when) |
 //! | kept task on a `Draining` node | `Create(drain)` a replacement in the same slot elsewhere; the old one is stopped in a later round once the new one serves. If no node can take it, the old one keeps running and the slot is reported |
+//! | kept task whose `Ready` node now breaks a scheduler rule past its tolerance (a degraded link; module `moves`) | `Create(move)` a replacement in the same slot elsewhere, within the disruption budget and after a cooldown; the old one is stopped (`moved`) once the new one serves. Unplaceable: reported, old one keeps running |
 //! | kept task from an older spec version | `Create(update)` in the same slot, at most `update_strategy.parallelism` slots in flight; the old one is stopped once the new one serves. Unplaceable: reported, old one keeps running |
 //!
 //! Placement runs in that order over all services (pending tasks, then refills, then drains, then
-//! updates, services by name), through the [`Scheduler`] over one [`ClusterView`] of the input in
+//! moves, then updates, services by name), through the [`Scheduler`] over one [`ClusterView`] of the input in
 //! which every placement is assigned, so later ones see earlier ones. Whatever filters the
 //! scheduler has, the reconciler's guard runs the real `node_status`, `resources` and `max_tasks`
 //! filters ([`GUARD_FILTERS`]) on the chosen node: it never places on a
@@ -104,6 +105,7 @@ use crate::store::ClusterState;
 
 mod action;
 mod apply;
+mod moves;
 mod placer;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
@@ -156,6 +158,13 @@ pub struct ReconcilePolicy {
     pub crash_backoff_base: Millis,
     /// The longest such back-off.
     pub crash_backoff_max: Millis,
+    /// Re-placement's hysteresis: a running task moves only when its node breaks a rule by more
+    /// than this percentage of the rule's bound (new placements need the bound itself).
+    pub move_tolerance_percent: u32,
+    /// A task is moved only once it has run this long, so a slot moves at most once per cooldown.
+    pub move_cooldown: Millis,
+    /// Moves in flight across the cluster at most; 0 turns re-placement off (see `moves`).
+    pub max_moves_in_flight: u32,
 }
 
 impl Default for ReconcilePolicy {
@@ -165,6 +174,9 @@ impl Default for ReconcilePolicy {
             max_creates_per_round: 1_000,
             crash_backoff_base: 1_000,
             crash_backoff_max: 300_000,
+            move_tolerance_percent: 20,
+            move_cooldown: 60_000,
+            max_moves_in_flight: 2,
         }
     }
 }
@@ -184,11 +196,12 @@ pub fn reconcile(input: &ReconcileInput<'_>, scheduler: &Scheduler) -> Plan {
     let mut r = Round::new(input);
     r.mark_lost();
     r.stop_orphans_and_retire();
+    let view = ClusterView::new(input.nodes.to_vec(), input.tasks, input.network.clone());
+    r.find_misplaced(scheduler, &view);
     let mut works = Vec::new();
     for vs in r.specs.values().copied().collect::<Vec<_>>() {
         works.push(r.analyze(vs));
     }
-    let view = ClusterView::new(input.nodes.to_vec(), input.tasks, input.network.clone());
     let mut placer = Placer::new(scheduler, view);
     r.place_all(&works, &mut placer);
     r.plan
@@ -227,6 +240,10 @@ struct ServiceWork<'a> {
     refills: Vec<(u32, action::Purpose, Option<&'a Task>)>,
     /// Kept tasks on draining nodes.
     drains: Vec<&'a Task>,
+    /// Kept tasks to move off their node (`moves`).
+    moves: Vec<&'a Task>,
+    /// Slots whose move is in flight (new task not serving yet).
+    moves_in_flight: u32,
     /// Kept tasks from an older version, not-serving ones first.
     updates: Vec<&'a Task>,
     /// Slots whose update is in flight (new task not serving yet).
@@ -242,6 +259,8 @@ struct Round<'a> {
     /// The same, per service (each service's list is taken by its analysis).
     by_service: HashMap<&'a str, Vec<&'a Task>>,
     lost: HashSet<&'a str>,
+    /// Tasks to move off their node, with why (`moves`).
+    misplaced: HashMap<&'a str, String>,
     stopped: HashSet<&'a str>,
     ids: IdMaker,
     /// Creates this round may still make ([`ReconcilePolicy::max_creates_per_round`]).
@@ -275,6 +294,7 @@ impl<'a> Round<'a> {
                 .collect(),
             tasks,
             lost: HashSet::new(),
+            misplaced: HashMap::new(),
             stopped: HashSet::new(),
             ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str())),
             creates_left: input.policy.max_creates_per_round,
@@ -339,7 +359,14 @@ impl<'a> Round<'a> {
     }
 
     fn is_settled(&self, t: &Task, version: u64) -> bool {
-        t.spec_version == version && matches!(self.status_of(t), None | Some(NodeStatus::Ready))
+        t.spec_version == version
+            && matches!(self.status_of(t), None | Some(NodeStatus::Ready))
+            && !self.misplaced.contains_key(t.id.as_str())
+    }
+
+    /// Asks for another round at `at` at the latest.
+    fn retry_at(&mut self, at: Millis) {
+        self.plan.retry_at = Some(self.plan.retry_at.map_or(at, |r| r.min(at)));
     }
 
     /// Decides the stops of one service and collects what it needs placed.
@@ -381,6 +408,8 @@ impl<'a> Round<'a> {
             pending: Vec::new(),
             refills: Vec::new(),
             drains: Vec::new(),
+            moves: Vec::new(),
+            moves_in_flight: 0,
             updates: Vec::new(),
             updates_in_flight: 0,
         };
@@ -401,19 +430,24 @@ impl<'a> Round<'a> {
             occupied += 1;
             let keep_settled = self.is_settled(keep, version);
             let serving = serves(keep);
-            let mut waiting_old = false;
+            let (mut waiting_old, mut waiting_move) = (false, false);
             for &o in &st.active[1..] {
+                let moving = self.misplaced.contains_key(o.id.as_str());
                 if serving || o.state != TaskState::Running {
                     let reason = if !keep_settled || self.is_settled(o, version) {
                         StopReason::DuplicateSlot
                     } else if o.spec_version != version {
                         StopReason::Updated
+                    } else if moving {
+                        StopReason::Moved
                     } else {
                         StopReason::Drained
                     };
                     self.stop(o, reason);
                 } else if o.spec_version != version {
                     waiting_old = true;
+                } else if moving {
+                    waiting_move = true;
                 }
             }
             if keep_settled {
@@ -423,8 +457,13 @@ impl<'a> Round<'a> {
                 if waiting_old {
                     work.updates_in_flight += 1;
                 }
+                if waiting_move {
+                    work.moves_in_flight += 1;
+                }
             } else if self.status_of(keep) == Some(NodeStatus::Draining) {
                 work.drains.push(keep);
+            } else if self.misplaced.contains_key(keep.id.as_str()) {
+                work.moves.push(keep);
             } else {
                 work.updates.push(keep);
             }
@@ -441,7 +480,7 @@ impl<'a> Round<'a> {
             need -= 1;
             if let Some(at) = self.backing_off(l, version) {
                 // Crash loop: this slot waits; it still counts, so no other slot is filled instead.
-                self.plan.retry_at = Some(self.plan.retry_at.map_or(at, |r| r.min(at)));
+                self.retry_at(at);
                 continue;
             }
             work.refills.push((slot, Purpose::Replacement, Some(l)));
@@ -591,9 +630,10 @@ impl<'a> Round<'a> {
         }
         for w in works {
             for &old in &w.drains {
-                self.start_first(w.spec, old, Purpose::Drain, placer);
+                self.start_first(w.spec, old, Purpose::Drain, placer, None);
             }
         }
+        self.place_moves(works, placer);
         for w in works {
             let budget = w
                 .spec
@@ -603,19 +643,20 @@ impl<'a> Round<'a> {
                 .max(1)
                 .saturating_sub(w.updates_in_flight);
             for &old in w.updates.iter().take(budget as usize) {
-                self.start_first(w.spec, old, Purpose::Update, placer);
+                self.start_first(w.spec, old, Purpose::Update, placer, None);
             }
         }
     }
 
     /// Creates a replacement for `old` in its slot if a node can take it; `old` keeps running
-    /// until the replacement serves.
+    /// until the replacement serves. `moved_because` is recorded on the replacement.
     fn start_first(
         &mut self,
         vs: &VersionedSpec,
         old: &Task,
         purpose: Purpose,
         placer: &mut Placer<'_>,
+        moved_because: Option<String>,
     ) {
         let (spec, version) = (&vs.spec, vs.version);
         if self.creates_left == 0 {
@@ -625,8 +666,8 @@ impl<'a> Round<'a> {
         self.creates_left -= 1;
         let id = self.ids.make(&spec.name, old.slot, version, Some(&old.id));
         match placer.place(spec, &id, spec.resources.into()) {
-            Ok(node) => self.plan.actions.push(Action::Create {
-                task: new_task(
+            Ok(node) => {
+                let mut task = new_task(
                     spec,
                     version,
                     id,
@@ -634,10 +675,14 @@ impl<'a> Round<'a> {
                     Some(node),
                     None,
                     self.input.now,
-                ),
-                purpose,
-                replaces: Some(old.id.clone()),
-            }),
+                );
+                task.moved_because = moved_because;
+                self.plan.actions.push(Action::Create {
+                    task,
+                    purpose,
+                    replaces: Some(old.id.clone()),
+                });
+            }
             Err(rejections) => self.plan.unplaced.push(Unplaced {
                 service: spec.name.clone(),
                 slot: old.slot,

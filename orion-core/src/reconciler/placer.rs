@@ -163,6 +163,7 @@ pub(crate) fn new_task(
         health: TaskHealth::Unknown,
         restarts: 0,
         attempt: 0,
+        moved_because: None,
         created_at: now,
         updated_at: now,
     })

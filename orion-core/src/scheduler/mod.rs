@@ -100,6 +100,27 @@ pub trait Filter: Send + Sync + Debug {
     fn feasible(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> bool {
         self.check(req, node, view).is_ok()
     }
+
+    /// Should a task already running on `node` move off it? `Err` (why) when the node now
+    /// breaks this filter's rule by more than `tolerance`, a fraction of the rule's bound (`0.2`:
+    /// a `max_latency_ms: 5` rule moves tasks only past 6 ms, while new placements still need
+    /// 5 ms). The band between the two is the hysteresis that keeps a task from moving back and
+    /// forth around a bound.
+    ///
+    /// Contract: only for rules whose verdict can change while a task runs and that warrant a
+    /// move (measured network quality, for example); the default keeps every task. With any
+    /// `tolerance >= 0`, a node that [`Filter::check`] accepts is never rejected here. `view`
+    /// counts the task itself on `node`. Never rejects for lack of data (an unmeasured link is
+    /// not a degraded one).
+    fn recheck(
+        &self,
+        _req: &PlacementRequest<'_>,
+        _node: &NodeView,
+        _view: &ClusterView,
+        _tolerance: f64,
+    ) -> Result<(), Rejection> {
+        Ok(())
+    }
 }
 
 /// Which term of the score formula `score = cpu*S_cpu + memory*S_mem + network*S_net` a scorer

@@ -370,6 +370,24 @@ impl Scheduler {
         }
     }
 
+    /// Whether a task of `req` running on `node` should move: the first filter whose
+    /// [`Filter::recheck`] rejects the node past `tolerance`, or `Ok` to keep it there (also when
+    /// `node` is not in `view`: the reconciler handles tasks on unknown nodes).
+    pub fn recheck(
+        &self,
+        req: &PlacementRequest<'_>,
+        node: &str,
+        view: &ClusterView,
+        tolerance: f64,
+    ) -> Result<(), Rejection> {
+        let Some(nv) = view.node(node) else {
+            return Ok(());
+        };
+        self.filters
+            .iter()
+            .try_for_each(|f| f.recheck(req, nv, view, tolerance))
+    }
+
     /// Places one task on the best feasible node of `view`. Does not modify the view; call
     /// [`ClusterView::assign`] (or [`ClusterView::assign_request`]) with the result to account
     /// for it.

@@ -26,6 +26,8 @@ pub const NAME: &str = "network_rules";
 ///   [`reasons::UNMEASURED`], marked transient (a probe round may measure it). Neither is an
 ///   unmeasured bandwidth. The network scorer, by contrast, treats unmeasured pairs as neutral.
 /// - Every rejection here is transient: measurements change.
+/// - [`Filter::recheck`] (should a running task move?) applies the same rules with the bound
+///   widened by the tolerance, and never rejects for a pair that is not measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NetworkRulesFilter;
 
@@ -54,10 +56,11 @@ impl Metric {
         }
     }
 
-    fn ok(self, v: f64) -> bool {
+    /// Does `v` meet the rule, its bound widened by the factor `slack` (1.0: the bound itself)?
+    fn ok(self, v: f64, slack: f64) -> bool {
         match self {
-            Metric::Latency(max) | Metric::Loss(max) => v <= max,
-            Metric::Bandwidth(min) => v >= min,
+            Metric::Latency(max) | Metric::Loss(max) => v <= max * slack,
+            Metric::Bandwidth(min) => v >= min / slack,
         }
     }
 
@@ -105,12 +108,26 @@ impl Metric {
     }
 }
 
+/// How a rule is applied: to place a task (`slack` 1.0, an unmeasured pair fails), or to
+/// recheck a running one (the bound widened by `slack`, an unmeasured pair passes).
+#[derive(Clone, Copy)]
+struct Mode {
+    slack: f64,
+    unmeasured_passes: bool,
+}
+
+const PLACE: Mode = Mode {
+    slack: 1.0,
+    unmeasured_passes: false,
+};
+
 /// `Ok` when the node meets `metric` to one node running `target`, or `target` runs nowhere.
 fn check_target(
     metric: Metric,
     target: &str,
     node: &NodeView,
     view: &ClusterView,
+    mode: Mode,
 ) -> Result<(), Rejection> {
     let mut best: Option<f64> = None;
     let me = view.index_of(node);
@@ -121,15 +138,17 @@ fn check_target(
         let Some(v) = metric.of(link, same) else {
             continue;
         };
-        if metric.ok(v) {
+        if metric.ok(v, mode.slack) {
             return Ok(());
         }
         if best.is_none_or(|b| metric.better(v, b)) {
             best = Some(v);
         }
     }
-    if best.is_none() && view.service_nodes(target).next().is_none() {
-        return Ok(()); // Not running yet: see the contract.
+    if best.is_none()
+        && (mode.unmeasured_passes || view.service_nodes(target).next().is_none())
+    {
+        return Ok(()); // Not running yet, or not measured on a recheck: see the contract.
     }
     Err(metric.rejection(target, best))
 }
@@ -138,6 +157,7 @@ fn first_violation(
     req: &PlacementRequest<'_>,
     node: &NodeView,
     view: &ClusterView,
+    mode: Mode,
 ) -> Option<Rejection> {
     for rule in &req.spec.scheduling.affinity {
         let (metric, target) = match rule {
@@ -153,12 +173,12 @@ fn first_violation(
             AffinityRule::Zone { .. } => continue,
         };
         let result = match target {
-            Some(t) => check_target(metric, t, node, view),
+            Some(t) => check_target(metric, t, node, view, mode),
             None => req
                 .spec
                 .dependencies()
                 .into_iter()
-                .try_for_each(|d| check_target(metric, d, node, view)),
+                .try_for_each(|d| check_target(metric, d, node, view, mode)),
         };
         if let Err(r) = result {
             return Some(r);
@@ -178,7 +198,7 @@ impl Filter for NetworkRulesFilter {
         node: &NodeView,
         view: &ClusterView,
     ) -> Result<(), Rejection> {
-        match first_violation(req, node, view) {
+        match first_violation(req, node, view, PLACE) {
             None => Ok(()),
             Some(r) => Err(r),
         }
@@ -186,10 +206,37 @@ impl Filter for NetworkRulesFilter {
 
     fn feasible(&self, req: &PlacementRequest<'_>, node: &NodeView, view: &ClusterView) -> bool {
         // Fast path: most specs have no network rule.
-        let rules = &req.spec.scheduling.affinity;
-        rules.iter().all(|r| matches!(r, AffinityRule::Zone { .. }))
-            || first_violation(req, node, view).is_none()
+        !has_network_rule(req) || first_violation(req, node, view, PLACE).is_none()
     }
+
+    fn recheck(
+        &self,
+        req: &PlacementRequest<'_>,
+        node: &NodeView,
+        view: &ClusterView,
+        tolerance: f64,
+    ) -> Result<(), Rejection> {
+        if !has_network_rule(req) {
+            return Ok(());
+        }
+        let mode = Mode {
+            slack: 1.0 + tolerance.max(0.0),
+            unmeasured_passes: true,
+        };
+        match first_violation(req, node, view, mode) {
+            None => Ok(()),
+            Some(r) => Err(r),
+        }
+    }
+}
+
+/// Whether the spec has a rule this filter applies (most have none).
+fn has_network_rule(req: &PlacementRequest<'_>) -> bool {
+    req.spec
+        .scheduling
+        .affinity
+        .iter()
+        .any(|r| !matches!(r, AffinityRule::Zone { .. }))
 }
 
 impl NetworkRulesFilter {

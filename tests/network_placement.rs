@@ -1,0 +1,175 @@
+//! Network-aware placement end to end, on three real `orion` nodes on loopback with latency
+//! injected by `orion chaos` (the nodes' own fault layer): a hard latency rule keeps a service off
+//! a slow node while the latency lasts, a replica whose link degrades after placement moves once
+//! to a node within the bound, and nothing moves back once the latency is lifted.
+
+mod support;
+
+use std::time::Duration;
+
+use orion_core::model::Task;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use orion_runtime::testing::TEST_IMAGE;
+use support::{TestCluster, wait_for};
+
+/// Probes every 300 ms, measurements published at most every 500 ms per link, and a moved
+/// replica's cooldown of 2 s: the test sees the network change within seconds.
+const FAST_NETWORK: &str = "network:
+  monitoring: { scanInterval: 300ms, latencyProbes: 3, peersPerRound: 2, minPublishInterval: 500ms }
+scheduler:
+  replacement: { cooldown: 2s, tolerancePercent: 20, maxInFlight: 1 }
+";
+
+/// Bound on measurements, placements and moves following a change (each takes a few seconds).
+const FOLLOW: Duration = Duration::from_secs(60);
+
+/// `web`: one busybox replica kept off the nodes running `db`, within 5 ms RTT of one of them.
+fn web_spec() -> String {
+    json!({
+        "name": "web",
+        "image": TEST_IMAGE,
+        "replicas": 1,
+        "command": ["sh", "-c", "exec httpd -f -p 8080 -h /www"],
+        "ports": [{"container_port": 8080}],
+        "scheduling": {
+            "affinity": [{"type": "latency", "target": "db", "max_latency_ms": 5}],
+            "anti_affinity": [{"type": "service", "service": "db"}],
+        },
+    })
+    .to_string()
+}
+
+fn db_spec() -> String {
+    json!({
+        "name": "db",
+        "image": TEST_IMAGE,
+        "replicas": 1,
+        "command": ["sh", "-c", "exec httpd -f -p 8080 -h /www"],
+        "ports": [{"container_port": 8080}],
+    })
+    .to_string()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "orion failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The one running task of `service`, with its node.
+async fn one_running(c: &TestCluster, service: &str) -> Result<Task, String> {
+    let tasks = c.tasks(0, service).await?;
+    match &tasks[..] {
+        [t] if t.state == orion_core::model::TaskState::Running && t.node.is_some() => {
+            Ok(t.clone())
+        }
+        _ => Err(format!(
+            "{service}: {:?}",
+            tasks
+                .iter()
+                .map(|t| (&t.id, t.state, &t.node))
+                .collect::<Vec<_>>()
+        )),
+    }
+}
+
+/// The measured RTT from `from` to `to`, as `GET /v1/network` reports it.
+async fn measured_rtt(c: &TestCluster, from: &str, to: &str) -> Result<f64, String> {
+    let (status, body) = c.request(0, Method::GET, "/v1/network", None).await;
+    if status != StatusCode::OK {
+        return Err(format!("{status}: {body}"));
+    }
+    body["pairs"]
+        .as_array()
+        .and_then(|pairs| {
+            pairs.iter().find(|p| {
+                p["from"] == from && p["to"] == to && p["estimated"] != Value::Bool(true)
+            })
+        })
+        .and_then(|p| p["rtt_ms"].as_f64())
+        .ok_or_else(|| format!("{from} -> {to} not measured yet: {body}"))
+}
+
+/// `orion plan` for `web`: whether `node` is feasible, and the JSON of its entry.
+fn plan_for(c: &TestCluster, spec_file: &str, node: &str) -> (bool, Value) {
+    let out = ok(&c.cli(0, &["plan", "-f", spec_file, "-o", "json"]));
+    let plan: Value = serde_json::from_str(&out).expect("plan -o json is JSON");
+    let entry = plan["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["node"] == node))
+        .cloned()
+        .unwrap_or_else(|| panic!("{node} is not in the plan: {plan}"));
+    (entry["feasible"] == true, entry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_again_after() {
+    let c = TestCluster::three_configured("netplace", Some(FAST_NETWORK)).await;
+    c.deploy(0, &db_spec()).await;
+    let db = wait_for("db running", FOLLOW, || one_running(&c, "db")).await;
+    let db_node = db.node.clone().unwrap();
+    c.deploy(0, &web_spec()).await;
+    let first = wait_for("web running", FOLLOW, || one_running(&c, "web")).await;
+    let slow = first.node.clone().unwrap();
+    assert_ne!(slow, db_node, "anti-affinity keeps web off db's node");
+    let other = c
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != slow && *n != db_node)
+        .unwrap();
+    wait_for("both candidate links measured", FOLLOW, || async {
+        measured_rtt(&c, &other, &db_node).await?;
+        measured_rtt(&c, &slow, &db_node).await
+    })
+    .await;
+
+    // 50 ms more on every link of web's node: its link to db breaks the 5 ms rule.
+    ok(&c.cli(
+        0,
+        &[
+            "chaos", "latency", "--increase", "50ms", "--nodes", &slow, "--duration", "120s",
+        ],
+    ));
+    let moved = wait_for("web moved off the slow node", FOLLOW, || async {
+        let t = one_running(&c, "web").await?;
+        if t.node.as_deref() == Some(other.as_str()) {
+            Ok(t)
+        } else {
+            Err(format!("web still on {:?}", t.node))
+        }
+    })
+    .await;
+    let because = moved.moved_because.clone().unwrap_or_default();
+    assert!(
+        because.contains(&format!("moved off {slow}")) && because.contains("latency"),
+        "the move says why: {because:?}"
+    );
+    let spec_file = c.dir().join("web.json");
+    std::fs::write(&spec_file, web_spec()).unwrap();
+    let spec_file = spec_file.to_str().unwrap();
+    let (feasible, entry) = plan_for(&c, spec_file, &slow);
+    assert!(!feasible, "the slow node is not eligible: {entry}");
+    assert!(
+        entry.to_string().contains("latency"),
+        "the plan says why: {entry}"
+    );
+
+    // The latency is lifted: the node is eligible again, and web does not move back.
+    ok(&c.cli(0, &["chaos", "stop"]));
+    wait_for("the slow node eligible again", FOLLOW, || async {
+        match plan_for(&c, spec_file, &slow) {
+            (true, _) => Ok(()),
+            (false, entry) => Err(entry.to_string()),
+        }
+    })
+    .await;
+    // Longer than the cooldown and several reconcile rounds.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = one_running(&c, "web").await.unwrap();
+    assert_eq!(after.id, moved.id, "moved once, not back: {after:?}");
+}
