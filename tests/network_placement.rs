@@ -159,6 +159,23 @@ async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_ag
         "the plan says why: {entry}"
     );
 
+    // A rule no node meets: the task stays pending, and `orion status` says which rule.
+    let mut far: Value = serde_json::from_str(&web_spec()).unwrap();
+    far["name"] = "far".into();
+    far["scheduling"]["affinity"][0]["max_latency_ms"] = json!(0.001);
+    c.deploy(0, &far.to_string()).await;
+    let reason = wait_for("far pending with its reason", FOLLOW, || async {
+        let tasks = c.tasks(0, "far").await?;
+        match tasks.first().and_then(|t| t.error.clone()) {
+            Some(e) if e.contains("latency too high") => Ok(e),
+            _ => Err(format!("{tasks:?}")),
+        }
+    })
+    .await;
+    assert!(reason.contains("db"), "{reason}");
+    let status = ok(&c.cli(0, &["status", "far"]));
+    assert!(status.contains("latency too high"), "{status}");
+
     // The latency is lifted: the node is eligible again, and web does not move back.
     ok(&c.cli(0, &["chaos", "stop"]));
     wait_for("the slow node eligible again", FOLLOW, || async {
