@@ -172,7 +172,15 @@ fn a_replica_within_the_tolerance_band_stays() {
         ..policy
     };
     assert_eq!(
-        moves(&plan_at(&specs, &tasks, &nodes, &slightly_over, LATER, strict)).len(),
+        moves(&plan_at(
+            &specs,
+            &tasks,
+            &nodes,
+            &slightly_over,
+            LATER,
+            strict
+        ))
+        .len(),
         1
     );
 }
@@ -187,7 +195,14 @@ fn a_replica_in_its_cooldown_waits_and_the_plan_says_until_when() {
     let early = plan_at(&specs, &tasks, &nodes, &degraded, 6_000, policy);
     assert!(early.is_empty());
     assert_eq!(early.retry_at, Some(5_000 + policy.move_cooldown));
-    let after = plan_at(&specs, &tasks, &nodes, &degraded, 5_000 + policy.move_cooldown, policy);
+    let after = plan_at(
+        &specs,
+        &tasks,
+        &nodes,
+        &degraded,
+        5_000 + policy.move_cooldown,
+        policy,
+    );
     assert_eq!(moves(&after).len(), 1);
 }
 
@@ -202,7 +217,11 @@ fn moves_in_flight_stay_within_the_budget() {
     assert_eq!(moves(&p1).len(), 2);
     apply(&p1, &mut tasks, false); // created, not serving yet
     let p2 = plan_at(&specs, &tasks, &nodes, &degraded, LATER, policy);
-    assert!(moves(&p2).is_empty(), "two moves are in flight: {:?}", p2.actions);
+    assert!(
+        moves(&p2).is_empty(),
+        "two moves are in flight: {:?}",
+        p2.actions
+    );
     // Once they serve, the old ones stop and the next two start.
     for t in tasks.iter_mut().filter(|t| t.state == TaskState::Scheduled) {
         t.state = TaskState::Running;

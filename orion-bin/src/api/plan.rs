@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use orion_core::model::NodeId;
 use orion_core::reconciler::{Action, ReconcileInput, ReconcilePolicy, VersionedSpec, reconcile};
 use orion_core::scheduler::{
-    ClusterView, PlacementOutcome, PlacementRequest, Rejection, RejectionSummary, filters,
+    ClusterView, PlacementOutcome, PlacementRequest, Rejection, RejectionSummary,
 };
 use orion_core::store::keys;
 use serde::{Deserialize, Serialize};
@@ -192,13 +192,8 @@ pub(super) async fn plan(
                     rejection: None,
                 });
             }
-            let all_ranked = p.feasible == p.candidates.len() && p.visited == p.nodes;
-            // Nodes the placement kept no score for: the first filter that rejects them.
-            let filters: Vec<_> = scheduler
-                .filter_names()
-                .into_iter()
-                .filter_map(filters::by_name)
-                .collect();
+            // Nodes the placement kept no score for: the first filter that rejects them, or
+            // feasible ones the scheduler did not keep among its best (or did not visit).
             let mut others: Vec<_> = view
                 .nodes()
                 .iter()
@@ -206,23 +201,9 @@ pub(super) async fn plan(
                 .collect();
             others.sort_by(|a, b| a.node.id.cmp(&b.node.id));
             for nv in others {
-                match filters.iter().find_map(|f| f.check(&req, nv, &view).err()) {
-                    Some(r) => nodes.push(rejected(&nv.node.id, &r)),
-                    // Every feasible node visited was ranked, so a filter that has no
-                    // public constructor by name (a custom one) rejected this node.
-                    None if all_ranked => nodes.push(PlanNode {
-                        node: nv.node.id.clone(),
-                        feasible: false,
-                        rank: None,
-                        total: None,
-                        scores: Vec::new(),
-                        reason: Some(format!(
-                            "rejected by one of the filters {}",
-                            scheduler.filter_names().join(", ")
-                        )),
-                        rejection: None,
-                    }),
-                    None => nodes.push(PlanNode {
+                match scheduler.check(&req, &nv.node.id, &view) {
+                    Err(r) => nodes.push(rejected(&nv.node.id, &r)),
+                    Ok(()) => nodes.push(PlanNode {
                         node: nv.node.id.clone(),
                         feasible: true,
                         rank: None,

@@ -46,8 +46,7 @@ impl<'a> Round<'a> {
             let (Some(vs), Some(node)) = (
                 self.specs.get(t.service.as_str()).copied(),
                 t.node.as_deref(),
-            )
-            else {
+            ) else {
                 continue;
             };
             if !self.is_active(t)

@@ -370,6 +370,21 @@ impl Scheduler {
         }
     }
 
+    /// Why the pipeline's filters turn `node` down for `req` (the first filter that does), or
+    /// `Ok` when every filter accepts it; `Ok` also when `node` is not in `view`. For
+    /// explanations: [`Scheduler::place`] gives the same verdicts.
+    pub fn check(
+        &self,
+        req: &PlacementRequest<'_>,
+        node: &str,
+        view: &ClusterView,
+    ) -> Result<(), Rejection> {
+        let Some(nv) = view.node(node) else {
+            return Ok(());
+        };
+        self.filters.iter().try_for_each(|f| f.check(req, nv, view))
+    }
+
     /// Whether a task of `req` running on `node` should move: the first filter whose
     /// [`Filter::recheck`] rejects the node past `tolerance`, or `Ok` to keep it there (also when
     /// `node` is not in `view`: the reconciler handles tasks on unknown nodes).

@@ -145,9 +145,7 @@ fn check_target(
             best = Some(v);
         }
     }
-    if best.is_none()
-        && (mode.unmeasured_passes || view.service_nodes(target).next().is_none())
-    {
+    if best.is_none() && (mode.unmeasured_passes || view.service_nodes(target).next().is_none()) {
         return Ok(()); // Not running yet, or not measured on a recheck: see the contract.
     }
     Err(metric.rejection(target, best))
