@@ -10,7 +10,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use support::{NodeProc, Role, TestCluster, docker_kill, http_spec, http_spec_restart, wait_for};
+use support::{
+    FAST_NETWORK_YAML, NodeProc, Role, TestCluster, docker_kill, http_spec, http_spec_restart,
+    near_but_not_on_spec, wait_for,
+};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -200,6 +203,62 @@ async fn node_kill(rows: &mut Vec<Row>) {
     });
 }
 
+/// Latency injected on the node of a replica with a 5 ms rule to `db` (`orion chaos latency
+/// +15ms`) until a replacement serves on a node within the rule. The replica has run past its
+/// 1 s cooldown first, so this is detection, decision and start, not the cooldown.
+async fn link_degraded(rows: &mut Vec<Row>) {
+    let name = "link degraded until the replica serves elsewhere (3 nodes)";
+    if !cluster_mode_available().await {
+        rows.push(Row {
+            name: name.into(),
+            value: "n/a (no cluster mode)".into(),
+            goal: "reported",
+        });
+        return;
+    }
+    let c = TestCluster::three_configured("benchl", Some(FAST_NETWORK_YAML)).await;
+    c.deploy(0, &http_spec("db", 1)).await;
+    let db = c.wait_serving(0, "db", 1, LIMIT).await;
+    c.deploy(0, &near_but_not_on_spec("web", "db", 5.0)).await;
+    let web = c.wait_serving(0, "web", 1, LIMIT).await;
+    let (db_node, slow) = (db[0].node.clone(), web[0].node.clone().unwrap_or_default());
+    tokio::time::sleep(Duration::from_millis(1500)).await; // past the cooldown
+    let t = Instant::now();
+    let out = c.cli(
+        0,
+        &[
+            "chaos",
+            "latency",
+            "--increase",
+            "15ms",
+            "--nodes",
+            &slow,
+            "--duration",
+            "60s",
+        ],
+    );
+    assert!(out.status.success(), "chaos latency failed: {out:?}");
+    wait_for("web serving on another node", LIMIT, || async {
+        let tasks = c.tasks(0, "web").await?;
+        let moved = tasks.iter().find(|t| {
+            t.state == orion_core::model::TaskState::Running
+                && t.node.as_deref().is_some_and(|n| n != slow)
+                && t.node != db_node
+        });
+        match moved.and_then(support::host_port) {
+            Some(port) => support::http_get_ok(&c.http, port).await,
+            None => Err("not moved yet".to_owned()),
+        }
+    })
+    .await;
+    rows.push(Row {
+        name: name.into(),
+        value: ms(t.elapsed()),
+        goal: "reported (probe 300 ms, publish 500 ms)",
+    });
+    let _ = c.cli(0, &["chaos", "stop"]);
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--test")
         || std::env::var("ORION_BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -226,6 +285,7 @@ fn main() {
         deploy_and_scale(&sizes, &mut rows).await;
         idle_rss_and_ready(&sizes, &mut rows).await;
         node_kill(&mut rows).await;
+        link_degraded(&mut rows).await;
     });
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(10);
     println!(

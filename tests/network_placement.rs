@@ -8,48 +8,12 @@ mod support;
 use std::time::Duration;
 
 use orion_core::model::Task;
-use orion_runtime::testing::TEST_IMAGE;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{TestCluster, wait_for};
-
-/// Probes every 300 ms, measurements published at most every 500 ms per link, and a moved
-/// replica's cooldown of 2 s: the test sees the network change within seconds.
-const FAST_NETWORK: &str = "network:
-  monitoring: { scanInterval: 300ms, latencyProbes: 3, peersPerRound: 2, minPublishInterval: 500ms }
-scheduler:
-  replacement: { cooldown: 2s, tolerancePercent: 20, maxInFlight: 1 }
-";
+use support::{FAST_NETWORK_YAML, TestCluster, http_spec, near_but_not_on_spec, wait_for};
 
 /// Bound on measurements, placements and moves following a change (each takes a few seconds).
 const FOLLOW: Duration = Duration::from_secs(60);
-
-/// `web`: one busybox replica kept off the nodes running `db`, within 5 ms RTT of one of them.
-fn web_spec() -> String {
-    json!({
-        "name": "web",
-        "image": TEST_IMAGE,
-        "replicas": 1,
-        "command": ["sh", "-c", "exec httpd -f -p 8080 -h /www"],
-        "ports": [{"container_port": 8080}],
-        "scheduling": {
-            "affinity": [{"type": "latency", "target": "db", "max_latency_ms": 5}],
-            "anti_affinity": [{"type": "service", "service": "db"}],
-        },
-    })
-    .to_string()
-}
-
-fn db_spec() -> String {
-    json!({
-        "name": "db",
-        "image": TEST_IMAGE,
-        "replicas": 1,
-        "command": ["sh", "-c", "exec httpd -f -p 8080 -h /www"],
-        "ports": [{"container_port": 8080}],
-    })
-    .to_string()
-}
 
 fn ok(out: &std::process::Output) -> String {
     assert!(
@@ -109,11 +73,11 @@ fn plan_for(c: &TestCluster, spec_file: &str, node: &str) -> (bool, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_again_after() {
-    let c = TestCluster::three_configured("netplace", Some(FAST_NETWORK)).await;
-    c.deploy(0, &db_spec()).await;
+    let c = TestCluster::three_configured("netplace", Some(FAST_NETWORK_YAML)).await;
+    c.deploy(0, &http_spec("db", 1)).await;
     let db = wait_for("db running", FOLLOW, || one_running(&c, "db")).await;
     let db_node = db.node.clone().unwrap();
-    c.deploy(0, &web_spec()).await;
+    c.deploy(0, &near_but_not_on_spec("web", "db", 5.0)).await;
     let first = wait_for("web running", FOLLOW, || one_running(&c, "web")).await;
     let slow = first.node.clone().unwrap();
     assert_ne!(slow, db_node, "anti-affinity keeps web off db's node");
@@ -158,7 +122,7 @@ async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_ag
         "the move says why: {because:?}"
     );
     let spec_file = c.dir().join("web.json");
-    std::fs::write(&spec_file, web_spec()).unwrap();
+    std::fs::write(&spec_file, near_but_not_on_spec("web", "db", 5.0)).unwrap();
     let spec_file = spec_file.to_str().unwrap();
     let (feasible, entry) = plan_for(&c, spec_file, &slow);
     assert!(!feasible, "the slow node is not eligible: {entry}");
@@ -168,7 +132,7 @@ async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_ag
     );
 
     // A rule no node meets: the task stays pending, and `orion status` says which rule.
-    let mut far: Value = serde_json::from_str(&web_spec()).unwrap();
+    let mut far: Value = serde_json::from_str(&near_but_not_on_spec("web", "db", 5.0)).unwrap();
     far["name"] = "far".into();
     far["scheduling"]["affinity"][0]["max_latency_ms"] = json!(0.001);
     c.deploy(0, &far.to_string()).await;

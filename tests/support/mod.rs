@@ -118,6 +118,25 @@ pub fn http_spec(name: &str, replicas: u32) -> String {
     .to_string()
 }
 
+/// [`http_spec`] with one replica kept off the nodes running `target`, and within
+/// `max_latency_ms` RTT of one of them (a hard network rule).
+pub fn near_but_not_on_spec(name: &str, target: &str, max_latency_ms: f64) -> String {
+    let mut spec: Value = serde_json::from_str(&http_spec(name, 1)).expect("valid JSON");
+    spec["scheduling"] = serde_json::json!({
+        "affinity": [{"type": "latency", "target": target, "max_latency_ms": max_latency_ms}],
+        "anti_affinity": [{"type": "service", "service": target}],
+    });
+    spec.to_string()
+}
+
+/// Probes every 300 ms, measurements published at most every 500 ms per link, and a cooldown of
+/// 1 s before a replica may move: a cluster that follows network changes within seconds.
+pub const FAST_NETWORK_YAML: &str = "network:
+  monitoring: { scanInterval: 300ms, latencyProbes: 3, peersPerRound: 2, minPublishInterval: 500ms }
+scheduler:
+  replacement: { cooldown: 1s, tolerancePercent: 20, maxInFlight: 1 }
+";
+
 /// [`http_spec`] with `restart_policy` set (`no`, `always`, `on-failure`, `unless-stopped`).
 pub fn http_spec_restart(name: &str, replicas: u32, restart_policy: &str) -> String {
     let mut spec: Value = serde_json::from_str(&http_spec(name, replicas)).expect("valid JSON");
