@@ -20,7 +20,10 @@
 
 use std::collections::BTreeMap;
 
-use orion_core::model::{Node, NodeId, ZONE_LABEL};
+use std::sync::Mutex;
+
+use orion_core::model::{Millis, NetworkMatrix, Node, NodeId, ZONE_LABEL};
+use orion_core::scheduler::NodeAnnotator;
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -188,6 +191,100 @@ pub fn assign_zones(
     Ok(zones)
 }
 
+/// The pipeline stage that gives every node without a `zone` label the zone [`assign_zones`]
+/// finds from the measured RTT (either direction), so zone rules, `spread` and anti-affinity
+/// work on clusters nobody labelled. A node with a `zone` label keeps it.
+///
+/// Clustering is O(n²) in the unlabelled nodes, so the result is reused for `refresh` unless
+/// the set of nodes or their zone labels changed; a cluster of more than
+/// [`MAX_CLUSTER_NODES`] nodes gets no latency zones.
+#[derive(Debug)]
+pub struct LatencyZones {
+    threshold_ms: f64,
+    refresh_ms: Millis,
+    cache: Mutex<Option<CachedZones>>,
+}
+
+#[derive(Debug)]
+struct CachedZones {
+    key: u64,
+    at: Millis,
+    labels: Vec<(NodeId, String, String)>,
+}
+
+/// The annotator's name.
+pub const LATENCY_ZONES: &str = "latency_zones";
+
+impl Default for LatencyZones {
+    fn default() -> Self {
+        Self::new(DEFAULT_ZONE_THRESHOLD_MS, 30_000)
+    }
+}
+
+impl LatencyZones {
+    /// Zones of nodes within `threshold_ms` of a center (clamped to (0, [`MAX_ZONE_THRESHOLD_MS`]]),
+    /// recomputed at most every `refresh_ms` while the node set stays the same.
+    pub fn new(threshold_ms: f64, refresh_ms: Millis) -> Self {
+        let threshold_ms = if threshold_ms.is_finite() && threshold_ms > 0.0 {
+            threshold_ms.min(MAX_ZONE_THRESHOLD_MS)
+        } else {
+            DEFAULT_ZONE_THRESHOLD_MS
+        };
+        LatencyZones {
+            threshold_ms,
+            refresh_ms,
+            cache: Mutex::new(None),
+        }
+    }
+}
+
+impl NodeAnnotator for LatencyZones {
+    fn name(&self) -> &'static str {
+        LATENCY_ZONES
+    }
+
+    fn annotate(
+        &self,
+        nodes: &[Node],
+        network: &NetworkMatrix,
+        now: Millis,
+    ) -> Vec<(NodeId, String, String)> {
+        if nodes.iter().all(|n| n.zone().is_some()) || nodes.len() > MAX_CLUSTER_NODES {
+            return Vec::new();
+        }
+        let mut ids = orion_core::hash::StableHasher::default();
+        for n in nodes {
+            ids.write_field(n.id.as_bytes());
+            ids.write_field(n.zone().unwrap_or("").as_bytes());
+        }
+        let key = std::hash::Hasher::finish(&ids);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref()
+            && c.key == key
+            && now >= c.at
+            && now - c.at < self.refresh_ms
+        {
+            return c.labels.clone();
+        }
+        let rtt = |a: &str, b: &str| network.rtt_ms(a, b).or_else(|| network.rtt_ms(b, a));
+        let labels: Vec<(NodeId, String, String)> = assign_zones(nodes, rtt, self.threshold_ms)
+            .map(|zones| {
+                zones
+                    .into_iter()
+                    .filter(|(_, z)| z.source != ZoneSource::Label)
+                    .map(|(id, z)| (id, ZONE_LABEL.to_owned(), z.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        *cache = Some(CachedZones {
+            key,
+            at: now,
+            labels: labels.clone(),
+        });
+        labels
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +358,58 @@ mod tests {
         assert_eq!(zones["c"].name, zones["d"].name);
         assert!(zones["c"].name.starts_with(LATENCY_ZONE_PREFIX));
         assert_eq!(zones["c"].source, ZoneSource::Latency);
+    }
+
+    #[test]
+    fn latency_zones_label_only_unlabelled_nodes_and_reuse_the_result() {
+        use orion_core::model::NetworkMeasurement;
+        let nodes: Vec<Node> = ["a1", "a2", "b1", "b2"]
+            .iter()
+            .map(|id| Node::new(*id, Resources::new(1000, 1 << 30)))
+            .chain([Node::new("l1", Resources::new(1000, 1 << 30)).with_label(ZONE_LABEL, "eu")])
+            .collect();
+        let mut m = NetworkMatrix::new();
+        for (a, b) in [
+            ("a1", "a2"),
+            ("b1", "b2"),
+            ("a1", "b1"),
+            ("a2", "b2"),
+            ("l1", "a1"),
+        ] {
+            let rtt_ms = if a[..1] == b[..1] { 1.0 } else { 40.0 };
+            m.insert(NetworkMeasurement {
+                from: a.into(),
+                to: b.into(),
+                rtt_ms,
+                ..Default::default()
+            });
+        }
+        let z = LatencyZones::default();
+        let labels = z.annotate(&nodes, &m, 1_000);
+        let zone_of = |id: &str| {
+            labels
+                .iter()
+                .find(|(n, _, _)| n == id)
+                .map(|(_, _, v)| v.clone())
+        };
+        assert_eq!(zone_of("a1"), zone_of("a2"));
+        assert_eq!(zone_of("b1"), zone_of("b2"));
+        assert_ne!(zone_of("a1"), zone_of("b1"));
+        assert_eq!(zone_of("l1"), None, "a label is kept");
+        assert!(labels.iter().all(|(_, k, _)| k == ZONE_LABEL));
+        // Within the refresh time the result is reused, even if the network changed.
+        assert_eq!(z.annotate(&nodes, &NetworkMatrix::new(), 2_000), labels);
+        // The network-aware pipeline applies it before placing.
+        let sched = crate::scoring::network_aware_pipeline(Default::default());
+        let placed_on = sched.annotated_nodes(&nodes, &m, 1_000);
+        assert_eq!(placed_on[0].zone(), zone_of("a1").as_deref());
+        assert_eq!(placed_on[4].zone(), Some("eu"));
+        // Every node labelled: nothing to add.
+        let labelled: Vec<Node> = nodes
+            .iter()
+            .cloned()
+            .map(|n| n.with_label(ZONE_LABEL, "x"))
+            .collect();
+        assert!(z.annotate(&labelled, &m, 3_000).is_empty());
     }
 }

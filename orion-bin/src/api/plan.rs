@@ -167,11 +167,8 @@ pub(super) async fn plan(
         .first()
         .map_or_else(|| format!("{}-plan", spec.name), |p| p.task_id.clone());
     let req = PlacementRequest::new(&spec, &task_id);
-    let view = ClusterView::new(
-        cluster.nodes.clone(),
-        &cluster.tasks,
-        cluster.network.clone(),
-    );
+    let nodes = scheduler.annotated_nodes(&cluster.nodes, &cluster.network, crate::chaos::now_ms());
+    let view = ClusterView::new(nodes.into_owned(), &cluster.tasks, cluster.network.clone());
     let mut nodes = Vec::new();
     match scheduler.place(&req, &view) {
         PlacementOutcome::Placed(p) => {

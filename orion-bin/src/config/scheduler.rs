@@ -103,6 +103,12 @@ impl Config {
     /// the preset `network.scoring.scorer` (`default`: network-aware unless
     /// `scheduler.networkAware: false`). Mixed or half-given choices are refused.
     pub fn scheduler(&self) -> anyhow::Result<orion_core::scheduler::Scheduler> {
+        // Whatever the pipeline, nodes without a zone label get one from measured latency.
+        let zones = std::sync::Arc::new(orion_netscore::zones::LatencyZones::default());
+        Ok(self.pipeline()?.with_annotator(zones))
+    }
+
+    fn pipeline(&self) -> anyhow::Result<orion_core::scheduler::Scheduler> {
         use orion_core::scheduler::{Scheduler, SchedulerConfig};
         let scoring = &self.network.scoring;
         let sc = SchedulerConfig {

@@ -196,7 +196,8 @@ pub fn reconcile(input: &ReconcileInput<'_>, scheduler: &Scheduler) -> Plan {
     let mut r = Round::new(input);
     r.mark_lost();
     r.stop_orphans_and_retire();
-    let view = ClusterView::new(input.nodes.to_vec(), input.tasks, input.network.clone());
+    let nodes = scheduler.annotated_nodes(input.nodes, input.network, input.now);
+    let view = ClusterView::new(nodes.into_owned(), input.tasks, input.network.clone());
     r.find_misplaced(scheduler, &view);
     let mut works = Vec::new();
     for vs in r.specs.values().copied().collect::<Vec<_>>() {

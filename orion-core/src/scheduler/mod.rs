@@ -123,6 +123,26 @@ pub trait Filter: Send + Sync + Debug {
     }
 }
 
+/// Fills in labels a node's record lacks but the pipeline uses, before a placement pass: for
+/// example the `zone` of a node without a `zone` label, from measured latency (orion-netscore's
+/// `LatencyZones`). [`Scheduler::annotated_nodes`] applies a pipeline's annotators.
+///
+/// Contract: deterministic in `(nodes, network, now)`; only adds labels a node does not have
+/// (a label set by the operator always wins); cheap enough per reconcile round (cache inside
+/// when the work is large; `now` is the round's clock for that).
+pub trait NodeAnnotator: Send + Sync + Debug {
+    /// A stable name, used in explanations.
+    fn name(&self) -> &'static str;
+
+    /// `(node id, label key, value)` to add.
+    fn annotate(
+        &self,
+        nodes: &[Node],
+        network: &NetworkMatrix,
+        now: crate::model::Millis,
+    ) -> Vec<(NodeId, String, String)>;
+}
+
 /// Which term of the score formula `score = cpu*S_cpu + memory*S_mem + network*S_net` a scorer
 /// is. A service's `scheduling.weights` replaces the pipeline weight of every scorer of class
 /// `Cpu`, `Memory` or `Network` with its `cpu`, `memory` or `network` weight; `Fixed` scorers

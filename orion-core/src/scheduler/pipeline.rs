@@ -193,6 +193,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     /// Why each filter is there (same order; empty strings when built without reasons).
     filter_why: Vec<&'static str>,
+    /// Applied to the nodes before a placement pass ([`Scheduler::annotated_nodes`]).
+    annotators: Vec<std::sync::Arc<dyn super::NodeAnnotator>>,
 }
 
 fn sanitize(weight: f64) -> f64 {
@@ -231,7 +233,54 @@ impl Scheduler {
             filters,
             scorers,
             config,
+            annotators: Vec::new(),
         }
+    }
+
+    /// Adds a node annotator, unless one with the same name is there already.
+    pub fn with_annotator(mut self, annotator: std::sync::Arc<dyn super::NodeAnnotator>) -> Self {
+        if self.annotators.iter().all(|a| a.name() != annotator.name()) {
+            self.annotators.push(annotator);
+        }
+        self
+    }
+
+    /// The names of the node annotators.
+    pub fn annotator_names(&self) -> Vec<&'static str> {
+        self.annotators.iter().map(|a| a.name()).collect()
+    }
+
+    /// `nodes` with the labels the annotators add (borrowed as is when they add none): what a
+    /// placement pass should build its [`ClusterView`] from.
+    pub fn annotated_nodes<'n>(
+        &self,
+        nodes: &'n [crate::model::Node],
+        network: &crate::model::NetworkMatrix,
+        now: crate::model::Millis,
+    ) -> std::borrow::Cow<'n, [crate::model::Node]> {
+        let mut out = std::borrow::Cow::Borrowed(nodes);
+        for a in &self.annotators {
+            let labels = a.annotate(&out, network, now);
+            if labels.is_empty() {
+                continue;
+            }
+            let by_id: std::collections::HashMap<&str, usize> = out
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.id.as_str(), i))
+                .collect();
+            let mut updates: Vec<(usize, String, String)> = Vec::new();
+            for (id, k, v) in labels {
+                if let Some(&i) = by_id.get(id.as_str()) {
+                    updates.push((i, k, v));
+                }
+            }
+            let owned = out.to_mut();
+            for (i, k, v) in updates {
+                owned[i].labels.entry(k).or_insert(v);
+            }
+        }
+        out
     }
 
     /// Sets why each stage is there (see [`Scheduler::builder`]); lists shorter than the

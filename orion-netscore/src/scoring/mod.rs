@@ -63,7 +63,8 @@ pub fn catalog() -> Catalog {
 /// The network-aware pipeline: orion-core's standard filters then `network_rules`; the default
 /// scorers (`least_allocated_cpu` x `a`, `least_allocated_memory` x `b`, `spread`,
 /// `zone_affinity`) plus `network` x `c` = `config.weights.network` (0.4 by default), so
-/// `score = a*cpu + b*memory + c*network` (+ spread and preferred zones).
+/// `score = a*cpu + b*memory + c*network` (+ spread and preferred zones). Nodes without a `zone`
+/// label get one from measured latency ([`crate::zones::LatencyZones`]).
 pub fn network_aware_pipeline(config: SchedulerConfig) -> Scheduler {
     let builtin = Catalog::builtin();
     let mut b = Scheduler::builder(config.clone());
@@ -82,6 +83,7 @@ pub fn network_aware_pipeline(config: SchedulerConfig) -> Scheduler {
         WHY_NETWORK,
     )
     .build()
+    .with_annotator(std::sync::Arc::new(crate::zones::LatencyZones::default()))
 }
 
 #[cfg(test)]
