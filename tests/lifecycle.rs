@@ -77,7 +77,7 @@ async fn an_http_checked_replica_turns_healthy_then_unhealthy_and_is_restarted()
         }
     })
     .await;
-    let ps = c.cli(0, &["ps", "web"]);
+    let ps = c.cli(0, &["ps", "--service", "web"]);
     assert!(
         String::from_utf8_lossy(&ps.stdout).contains("healthy"),
         "{ps:?}"
