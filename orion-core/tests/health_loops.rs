@@ -314,3 +314,43 @@ async fn checks_run_with_bounded_concurrency() {
         "checks completed: {tasks:?}"
     );
 }
+
+#[tokio::test]
+async fn unless_stopped_keeps_a_container_stopped_from_outside_stopped() {
+    let mut h = ClusterHarness::new(1, 7, ControllerConfig::default());
+    let mut spec = ServiceSpec::new("svc", "busybox", 2);
+    spec.restart_policy = RestartPolicy::UnlessStopped;
+    h.store.put_service(&spec).await.unwrap();
+    assert!(
+        h.run_until(30, |t| live(t, "svc")
+            .filter(|t| t.state == TaskState::Running)
+            .count()
+            == 2)
+            .await
+    );
+    let tasks = h.store.list_tasks().await.unwrap();
+    let (stopped, crashed) = (&tasks[0], &tasks[1]);
+    // `docker stop` (SIGTERM: 143) on one, a crash on the other.
+    h.runtime(0)
+        .exit(stopped.container_id.as_deref().unwrap(), 143)
+        .unwrap();
+    h.runtime(0)
+        .exit(crashed.container_id.as_deref().unwrap(), 1)
+        .unwrap();
+    for _ in 0..50 {
+        h.step().await;
+    }
+    let tasks = h.store.list_tasks().await.unwrap();
+    let find = |id: &str| tasks.iter().find(|t| t.id == id).unwrap().clone();
+    assert_eq!(
+        (find(&stopped.id).state, find(&stopped.id).restarts),
+        (TaskState::Failed, 0)
+    );
+    assert_eq!(find(&crashed.id).restarts, 1);
+    assert_eq!(find(&crashed.id).state, TaskState::Running);
+    assert_eq!(
+        tasks.len(),
+        2,
+        "the stopped slot is not refilled: {tasks:?}"
+    );
+}
