@@ -223,3 +223,45 @@ async fn on_failure_restarts_non_zero_exits_only() {
     );
     assert_eq!(done.restarts, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_check_passes_and_status_lists_failed_attempts_with_their_reasons() {
+    let c = TestCluster::single("attempts").await;
+    let mut spec: Value = serde_json::from_str(&http_spec("tcp", 1)).expect("valid JSON");
+    spec["health_check"] = json!({"type": "tcp", "port": 8080, "interval": 1});
+    c.deploy(0, &spec.to_string()).await;
+    let mut crash: Value =
+        serde_json::from_str(&script_spec("crash", "sleep 1; exit 5", "always")).expect("JSON");
+    crash["reschedule_after"] = json!(1);
+    c.deploy(0, &crash.to_string()).await;
+    wait_for("the tcp check to pass", CONVERGE, || async {
+        match c.tasks(0, "tcp").await?.as_slice() {
+            [t] if t.health == TaskHealth::Healthy => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // After one restart in place the task gives up; its slot is refilled by a new task.
+    wait_for("a failed attempt", CONVERGE, || async {
+        let tasks = all_tasks(&c, "crash").await?;
+        if tasks.iter().any(|t| t.state == TaskState::Failed) {
+            Ok(())
+        } else {
+            Err(format!("{tasks:?}"))
+        }
+    })
+    .await;
+    let out = c.cli(0, &["status", "crash"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("Failed attempts"), "{text}");
+    assert!(
+        text.contains("exited with code 5; gave up after 1 restarts on node"),
+        "{text}"
+    );
+    let out = c.cli(0, &["status", "tcp"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("healthy"),
+        "{out:?}"
+    );
+}
