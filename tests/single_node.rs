@@ -47,7 +47,7 @@ async fn three_replicas_serve_http_and_scaling_converges() {
 }
 
 /// Under `restart_policy: always` a killed container's task is restarted in place or
-/// replaced (under the default `no` a failed slot counts as finished and is not refilled).
+/// replaced (under `no` a failed slot counts as finished and is not refilled).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_container_is_restarted_or_replaced_and_serves_again() {
     let c = TestCluster::single("kill").await;

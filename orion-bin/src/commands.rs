@@ -228,6 +228,17 @@ pub async fn status(client: &Client, service: Option<&str>, format: OutputFormat
                 let tasks: Vec<Task> = client.get(&format!("/v1/tasks?service={name}")).await?;
                 println!();
                 print_list(&tasks, format);
+                let all: Vec<Task> = client
+                    .get(&format!("/v1/tasks?service={name}&all=true"))
+                    .await?;
+                let failed: Vec<Task> = all
+                    .into_iter()
+                    .filter(|t| t.state == orion_core::model::TaskState::Failed)
+                    .collect();
+                if !failed.is_empty() {
+                    println!("\nFailed attempts (restarts in place, then reschedules):");
+                    println!("{}", crate::output::render_attempts(&failed));
+                }
             } else {
                 println!("{}", render_value(&status, format));
             }

@@ -87,12 +87,52 @@ impl Tabular for Task {
             self.service.clone(),
             self.node.clone().unwrap_or_else(|| "-".into()),
             self.state.to_string(),
-            format!("{:?}", self.health).to_lowercase(),
+            self.health.to_string(),
             ports,
             self.restarts.to_string(),
-            self.error.clone().unwrap_or_default(),
+            task_reason(self),
         ]
     }
+}
+
+/// Longest reason shown in a table cell (`get` and `-o json|yaml` show it whole).
+const MAX_CELL: usize = 100;
+
+/// The task's error, else the output of its last failed health check, cut for a table.
+fn task_reason(t: &Task) -> String {
+    let text = match (&t.error, &t.health_output) {
+        (Some(e), _) => e.clone(),
+        (None, Some(h)) => format!("health check: {h}"),
+        (None, None) => return String::new(),
+    };
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(MAX_CELL) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// The failed attempts of a service (restarts in place and reschedules), oldest first, for
+/// `status SERVICE`.
+pub fn render_attempts(failed: &[Task]) -> String {
+    let mut rows: Vec<&Task> = failed.iter().collect();
+    rows.sort_by_key(|t| (t.created_at, t.updated_at));
+    let mut table = Table::new();
+    table.load_preset(NOTHING).set_header(vec![
+        "TASK", "SLOT", "NODE", "ATTEMPT", "RESTARTS", "EXIT", "REASON",
+    ]);
+    for t in rows {
+        table.add_row(vec![
+            t.id.clone(),
+            t.slot.to_string(),
+            t.node.clone().unwrap_or_else(|| "-".into()),
+            t.attempt.to_string(),
+            t.restarts.to_string(),
+            t.exit_code.map_or("-".into(), |c| c.to_string()),
+            task_reason(t),
+        ]);
+    }
+    table.to_string()
 }
 
 impl Tabular for Node {

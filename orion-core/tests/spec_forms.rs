@@ -128,9 +128,11 @@ fn volume_serializes_as_its_string_form() {
 #[test]
 fn health_check_type_is_inferred_when_left_out() {
     let kind = |check: &str| {
-        yaml(&format!("name: w\nimage: i\nhealth_check: {check}\n"))
-            .health_check
-            .map(|h| h.kind)
+        yaml(&format!(
+            "name: w\nimage: i\nnetwork_mode: host\nhealth_check: {check}\n"
+        ))
+        .health_check
+        .map(|h| h.kind)
     };
     assert_eq!(
         kind("{command: [pg_isready]}"),

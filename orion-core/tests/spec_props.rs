@@ -231,17 +231,36 @@ fn health_check() -> impl Strategy<Value = HealthCheck> {
             c
         )),
     ];
-    (kind, 1u64..100_000, any::<u32>(), any::<u32>()).prop_map(
-        |((kind, http_path, port, command), interval, timeout, retries)| HealthCheck {
-            kind,
-            http_path,
-            port,
-            command,
-            interval,
-            timeout: u64::from(timeout),
-            retries,
-        },
+    (
+        kind,
+        1u64..=3600,
+        any::<u64>(),
+        0u32..=100,
+        0u64..=3600,
+        prop::option::of(100u16..=599),
     )
+        .prop_map(
+            |(
+                (kind, http_path, port, command),
+                interval,
+                timeout,
+                retries,
+                start_period,
+                status,
+            )| {
+                HealthCheck {
+                    expected_status: status.filter(|_| kind == HealthCheckType::Http),
+                    kind,
+                    http_path,
+                    port,
+                    command,
+                    interval,
+                    timeout: timeout % (interval + 1),
+                    retries,
+                    start_period,
+                }
+            },
+        )
 }
 
 fn scale_policy() -> impl Strategy<Value = ScalePolicy> {
@@ -406,13 +425,30 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
             Some(p) => p.min_replicas + replicas % (p.max_replicas - p.min_replicas + 1),
             None => replicas % 50,
         };
+        let ports = if bridged { ports } else { Vec::new() };
+        // A tcp/http check must reach a published tcp port (or the host's network).
+        let health_check = health_check.map(|mut h| {
+            let reachable = network_mode == NetworkMode::Host
+                || ports.iter().any(|p| {
+                    Some(p.container_port) == h.port
+                        && p.protocol == orion_core::model::spec::Protocol::Tcp
+                });
+            if h.port.is_some() && !reachable {
+                h.kind = HealthCheckType::Command;
+                h.http_path = None;
+                h.expected_status = None;
+                h.port = None;
+                h.command = vec!["true".into()];
+            }
+            h
+        });
         ServiceSpec {
             name,
             image,
             replicas,
             command,
             env,
-            ports: if bridged { ports } else { Vec::new() },
+            ports,
             volumes,
             network: if bridged { net } else { None },
             network_mode,
@@ -427,6 +463,7 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
                 RestartPolicy::OnFailure,
                 RestartPolicy::UnlessStopped,
             ][restart as usize],
+            reschedule_after: 1 + replicas % 100,
             resources: ResourceSpec {
                 cpu_millicores: cpu,
                 memory_bytes: memory,

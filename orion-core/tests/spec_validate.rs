@@ -41,15 +41,24 @@ fn port(container: u16, host: u16, protocol: Protocol) -> PortSpec {
     }
 }
 
+/// [`base`] publishing container port 80 (tcp), which [`http_check`] checks.
+fn published_80() -> ServiceSpec {
+    let mut s = base();
+    s.ports = vec![port(80, 0, Protocol::Tcp)];
+    s
+}
+
 fn http_check() -> HealthCheck {
     HealthCheck {
         kind: HealthCheckType::Http,
         http_path: Some("/health".into()),
+        expected_status: None,
         port: Some(80),
         command: Vec::new(),
         interval: 10,
         timeout: 0,
         retries: 0,
+        start_period: 0,
     }
 }
 
@@ -271,7 +280,7 @@ fn label_keys_are_non_empty() {
 
 #[test]
 fn http_check_needs_a_path_and_a_port() {
-    let mut s = base();
+    let mut s = published_80();
     let mut h = http_check();
     h.http_path = Some("health".into());
     s.health_check = Some(h);
@@ -289,7 +298,7 @@ fn http_check_needs_a_path_and_a_port() {
 
 #[test]
 fn tcp_check_needs_a_port() {
-    let mut s = base();
+    let mut s = published_80();
     s.health_check = Some(HealthCheck {
         kind: HealthCheckType::Tcp,
         http_path: None,
@@ -301,7 +310,7 @@ fn tcp_check_needs_a_port() {
 
 #[test]
 fn command_check_needs_a_command() {
-    let mut s = base();
+    let mut s = published_80();
     s.health_check = Some(HealthCheck {
         kind: HealthCheckType::Command,
         http_path: None,
@@ -313,12 +322,87 @@ fn command_check_needs_a_command() {
 
 #[test]
 fn check_interval_at_least_one_second() {
-    let mut s = base();
+    let mut s = published_80();
     s.health_check = Some(HealthCheck {
         interval: 0,
         ..http_check()
     });
     assert_rule(&s, "health_check.interval", "0", "at least 1 second");
+}
+
+#[test]
+fn a_checked_port_must_be_published_over_tcp() {
+    let mut s = base();
+    s.health_check = Some(http_check());
+    assert_rule(
+        &s,
+        "health_check.port",
+        "80",
+        "published by `ports` over tcp",
+    );
+    s.ports = vec![port(80, 0, Protocol::Udp)];
+    assert_rule(
+        &s,
+        "health_check.port",
+        "80",
+        "published by `ports` over tcp",
+    );
+    s.ports = vec![port(80, 8080, Protocol::Tcp)];
+    assert_eq!(s.validate(), Ok(()));
+    // On the host's network the port is reachable as is.
+    s.ports.clear();
+    s.network_mode = NetworkMode::Host;
+    assert_eq!(s.validate(), Ok(()));
+}
+
+#[test]
+fn check_durations_and_counts_are_bounded() {
+    let mut s = published_80();
+    let with = |f: &dyn Fn(&mut HealthCheck)| {
+        let mut h = http_check();
+        f(&mut h);
+        Some(h)
+    };
+    s.health_check = with(&|h| h.interval = 3601);
+    assert_rule(&s, "health_check.interval", "3601", "at most 3600 seconds");
+    s.health_check = with(&|h| h.timeout = 11);
+    assert_rule(
+        &s,
+        "health_check.timeout",
+        "11",
+        "at most the interval (10 s)",
+    );
+    s.health_check = with(&|h| h.retries = 101);
+    assert_rule(&s, "health_check.retries", "101", "0 to 100");
+    s.health_check = with(&|h| h.start_period = 3601);
+    assert_rule(&s, "health_check.start_period", "3601", "0 to 3600 seconds");
+    s.health_check = with(&|h| h.expected_status = Some(99));
+    assert_rule(&s, "health_check.expected_status", "99", "100-599");
+    s.health_check = with(&|h| {
+        h.kind = HealthCheckType::Tcp;
+        h.http_path = None;
+        h.expected_status = Some(200);
+    });
+    assert_rule(
+        &s,
+        "health_check.expected_status",
+        "200",
+        "only used by type http",
+    );
+}
+
+#[test]
+fn reschedule_after_is_bounded() {
+    let mut s = base();
+    for bad in [0, 101] {
+        s.reschedule_after = bad;
+        assert_rule(
+            &s,
+            "reschedule_after",
+            &bad.to_string(),
+            "1 to 100 restarts",
+        );
+    }
 }
 
 #[test]

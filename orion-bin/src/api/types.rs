@@ -18,7 +18,7 @@ pub struct ServiceStatus {
     #[serde(default)]
     pub revision: u64,
     pub desired: u32,
-    /// Tasks running (and healthy, when a health check is set).
+    /// Tasks serving ([`Task::is_serving`]): running, and healthy when a health check is set.
     pub running: u32,
     /// Active tasks by state.
     pub by_state: BTreeMap<TaskState, u32>,
@@ -33,7 +33,10 @@ impl ServiceStatus {
         }
         ServiceStatus {
             desired: spec.replicas,
-            running: by_state.get(&TaskState::Running).copied().unwrap_or(0),
+            running: tasks
+                .iter()
+                .filter(|t| t.is_active() && t.is_serving())
+                .count() as u32,
             spec,
             version,
             revision: 0,

@@ -13,7 +13,7 @@ pub use network::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement};
 pub use node::{Node, NodeAddresses, NodeStatus, ZONE_LABEL};
 pub use resources::Resources;
 pub use spec::ServiceSpec;
-pub use task::{DesiredState, PublishedPort, Task, TaskHealth, TaskState};
+pub use task::{DesiredState, MAX_HEALTH_OUTPUT, PublishedPort, Task, TaskHealth, TaskState};
 
 /// A node's identifier: stable across restarts, unique in a cluster (a DNS label).
 pub type NodeId = String;

@@ -118,16 +118,42 @@ pub enum DesiredState {
     Shutdown,
 }
 
-/// Result of the latest health checks of a running task.
+/// Result of the latest health checks of a running task, written by its agent when it changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskHealth {
-    /// No check configured, or none completed yet.
+    /// No check configured (or the task has not run yet).
     #[default]
     Unknown,
+    /// A check is configured and none has passed since the container started: not serving.
+    Starting,
+    /// The latest check passed.
     Healthy,
+    /// `retries + 1` checks in a row failed after the start period; the agent stops the
+    /// container and restarts it under the restart policy.
     Unhealthy,
 }
+
+impl TaskHealth {
+    /// Lower-case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskHealth::Unknown => "unknown",
+            TaskHealth::Starting => "starting",
+            TaskHealth::Healthy => "healthy",
+            TaskHealth::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl fmt::Display for TaskHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest [`Task::health_output`] kept, in bytes (longer output is cut at a char boundary).
+pub const MAX_HEALTH_OUTPUT: usize = 1024;
 
 /// A container port as actually published on the node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -178,6 +204,10 @@ pub struct Task {
     /// Health from the agent's checks.
     #[serde(default)]
     pub health: TaskHealth,
+    /// What the latest failed health check said (at most [`MAX_HEALTH_OUTPUT`] bytes); cleared
+    /// by a passing check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_output: Option<String>,
     /// Restarts done in place under the restart policy.
     #[serde(default)]
     pub restarts: u32,
@@ -214,6 +244,7 @@ impl Task {
             exit_code: None,
             error: None,
             health: TaskHealth::Unknown,
+            health_output: None,
             restarts: 0,
             attempt: 0,
             moved_because: None,
@@ -248,6 +279,16 @@ impl Task {
         !self.state.is_terminal()
             && self.state != TaskState::Stopping
             && self.desired == DesiredState::Running
+    }
+}
+
+impl Task {
+    /// Whether this replica should receive traffic: running, and not failing its health
+    /// check (a task of a service without a check counts once running; one with a check
+    /// once its check passed).
+    pub fn is_serving(&self) -> bool {
+        self.state == TaskState::Running
+            && matches!(self.health, TaskHealth::Unknown | TaskHealth::Healthy)
     }
 }
 

@@ -3,9 +3,11 @@
 //! It converges containers to the tasks the controllers assigned here, and never the other way:
 //! - a `scheduled` task with desired `running` is started (`starting` -> `running`, with its
 //!   container id and real ports; `failed` with the error when it cannot start);
-//! - a running task whose container exited is restarted in place under its restart policy, with
-//!   an exponential backoff, up to [`MAX_RESTARTS_IN_PLACE`] times; after that, or when the policy
-//!   says no, it is reported `completed`/`failed` and the reconciler decides;
+//! - a running task whose container exited, or whose health check turned it unhealthy
+//!   ([`super::health`]), is restarted in place under its restart policy, with an exponential
+//!   backoff, up to the service's `reschedule_after` times; after that, or when the policy says
+//!   no, it is reported `completed`/`failed` and the reconciler decides (it reschedules a failed
+//!   task onto another node when one can take it);
 //! - a task with desired `shutdown` (or `stopping`) has its container stopped and removed, and
 //!   ends `stopped`;
 //! - a `lost` task (its node was declared down while this agent was away or unreachable) whose
@@ -22,23 +24,26 @@
 //! After a restart the agent adopts what is still running: a task whose container is listed under
 //! its labels keeps that container (same id); nothing is started twice and nothing is killed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::Clock;
 use super::container::container_spec;
-use crate::model::spec::RestartPolicy;
-use crate::model::{DesiredState, Millis, NodeId, Task, TaskState};
-use crate::runtime::{ContainerInfo, ContainerStatus, DEFAULT_STOP_GRACE, Runtime, labels};
+use super::health::{DEFAULT_MAX_CONCURRENT_CHECKS, HealthMonitor};
+use super::restart::Ended;
+use crate::model::spec::ServiceSpec;
+use crate::model::{DesiredState, Millis, NodeId, Task, TaskHealth, TaskState};
+use crate::runtime::{ContainerInfo, DEFAULT_STOP_GRACE, Runtime, labels};
 use crate::store::{ClusterStore, Store};
 
-/// Restarts in place before a crash-looping task is handed back to the reconciler.
-pub const MAX_RESTARTS_IN_PLACE: u32 = 5;
+/// Restarts in place before a crash-looping task is handed back to the reconciler, when its spec
+/// does not say (`reschedule_after`'s default).
+pub const MAX_RESTARTS_IN_PLACE: u32 = crate::model::spec::DEFAULT_RESCHEDULE_AFTER;
 
 /// Tasks converged at once (container starts and stops run in parallel up to this).
 const MAX_PARALLEL: usize = 8;
@@ -48,16 +53,18 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs the tasks of one node: `S` is the cluster state, `R` the container runtime.
 pub struct Agent<S, R: ?Sized> {
-    node_id: NodeId,
-    store: ClusterStore<S>,
+    pub(super) node_id: NodeId,
+    pub(super) store: ClusterStore<S>,
     runtime: Arc<R>,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     /// Host address that published ports bind to.
     publish_ip: String,
     /// Grace period before a stopping container is killed.
     stop_grace: Duration,
     /// Tasks waiting out a restart backoff: task id -> when to start again.
-    backoff: Mutex<HashMap<String, Millis>>,
+    pub(super) backoff: Mutex<HashMap<String, Millis>>,
+    /// The health checks of this node's running tasks.
+    health: HealthMonitor<R>,
     /// What the last pass that reached the store saw, for `stop_after_disconnect`.
     last_contact: Mutex<Contact>,
 }
@@ -91,6 +98,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         Agent {
             node_id: node_id.into(),
             store,
+            health: HealthMonitor::new(runtime.clone(), DEFAULT_MAX_CONCURRENT_CHECKS),
             runtime,
             clock,
             publish_ip: publish_ip.into(),
@@ -98,6 +106,13 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             backoff: Mutex::new(HashMap::new()),
             last_contact: Mutex::new(Contact::default()),
         }
+    }
+
+    /// Runs at most `n` (at least 1) health checks at once (default
+    /// [`DEFAULT_MAX_CONCURRENT_CHECKS`]); the others wait for a slot.
+    pub fn max_concurrent_checks(mut self, n: usize) -> Self {
+        self.health = HealthMonitor::new(self.runtime.clone(), n);
+        self
     }
 
     /// The node this agent runs.
@@ -123,6 +138,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                     if *shutdown.borrow() { break; }
                 }
                 _ = tick.tick() => {}
+                _ = self.health.check_finished() => {}
                 ev = async {
                     match events.as_mut() {
                         Some(s) => s.next().await,
@@ -149,8 +165,8 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
     /// read, nothing is started or stopped (except under `stop_after_disconnect`), and the error
     /// is returned.
     pub async fn sync(&self) -> crate::Result<()> {
-        let tasks = match self.read_tasks().await {
-            Ok(tasks) => tasks,
+        let (tasks, specs) = match self.read_tasks().await {
+            Ok(read) => read,
             Err(e) => {
                 self.stop_after_disconnect().await;
                 return Err(e);
@@ -169,13 +185,21 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .iter()
             .map(|task| (task, containers.remove(&task.id)))
             .collect();
+        let specs = &specs;
         futures::stream::iter(work)
             .for_each_concurrent(MAX_PARALLEL, |(task, container)| async move {
-                if let Err(e) = self.converge(task, container).await {
+                let spec = specs.get(&task.service);
+                if let Err(e) = self.converge(task, container, spec).await {
                     warn!(task = %task.id, error = %e, "could not converge task");
                 }
             })
             .await;
+        let checked: HashSet<&str> = tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Running)
+            .map(|t| t.id.as_str())
+            .collect();
+        self.health.retain(&checked);
         // Whatever is left has no task on this node any more: stale.
         for (task_id, c) in containers {
             info!(task = %task_id, container = %c.id, "removing stale container");
@@ -184,7 +208,12 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         Ok(())
     }
 
-    async fn converge(&self, task: &Task, container: Option<ContainerInfo>) -> crate::Result<()> {
+    async fn converge(
+        &self,
+        task: &Task,
+        container: Option<ContainerInfo>,
+        spec: Option<&ServiceSpec>,
+    ) -> crate::Result<()> {
         let stop_wanted =
             task.desired == DesiredState::Shutdown || task.state == TaskState::Stopping;
         match task.state {
@@ -220,12 +249,18 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             TaskState::Running => match container {
                 Some(c) if c.status.is_running() => {
                     if task.container_id.as_deref() != Some(c.id.as_str()) {
-                        self.adopt(task, c).await?;
+                        self.adopt(task, c.clone()).await?;
                     }
-                    Ok(())
+                    match spec.and_then(|s| s.health_check.as_ref()) {
+                        Some(check) => self.judge_health(task, &c, check).await,
+                        None => Ok(()),
+                    }
                 }
-                Some(c) => self.exited(task, Some(&c)).await,
-                None => self.exited(task, None).await,
+                Some(c) => {
+                    self.exited(task, Some(&c), Ended::from_status(&c.status))
+                        .await
+                }
+                None => self.exited(task, None, Ended::Vanished).await,
             },
             TaskState::Stopping => Ok(()),
         }
@@ -235,6 +270,11 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
     /// finished while the store write was lost).
     async fn adopt(&self, task: &Task, c: ContainerInfo) -> crate::Result<()> {
         info!(task = %task.id, container = %c.id, "adopting running container");
+        let checked = self
+            .store
+            .get_service(&task.service)
+            .await?
+            .is_some_and(|s| s.spec.health_check.is_some());
         self.store
             .update_task(&task.id, |t| {
                 if t.state == TaskState::Scheduled {
@@ -242,6 +282,9 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 }
                 if t.state == TaskState::Starting {
                     t.transition(TaskState::Running)?;
+                }
+                if t.container_id.as_deref() != Some(c.id.as_str()) {
+                    t.health = initial_health(checked);
                 }
                 t.container_id = Some(c.id.clone());
                 t.ports = c.ports.clone();
@@ -274,6 +317,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 })
                 .await?;
         }
+        let checked = service.spec.health_check.is_some();
         let spec = container_spec(&service.spec, task, &self.node_id, &self.publish_ip);
         let result = match self.runtime.ensure_image(&spec.image).await {
             Ok(()) => self.runtime.create_and_start(&spec).await,
@@ -290,6 +334,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                         t.container_id = Some(c.id.clone());
                         t.ports = c.ports.clone();
                         t.error = None;
+                        t.health = initial_health(checked);
                         Ok(())
                     })
                     .await?;
@@ -311,69 +356,11 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         Ok(())
     }
 
-    /// The task's container exited (or vanished): restart in place or report it.
-    async fn exited(&self, task: &Task, c: Option<&ContainerInfo>) -> crate::Result<()> {
-        let (code, why) = match c.map(|c| &c.status) {
-            Some(ContainerStatus::Exited { code, oom_killed }) => (
-                Some(*code),
-                if *oom_killed {
-                    format!("killed by the OOM killer (exit code {code})")
-                } else {
-                    format!("exited with code {code}")
-                },
-            ),
-            Some(other) => (None, format!("container is {other:?}")),
-            None => (None, "container disappeared".to_owned()),
-        };
-        let service = self.store.get_service(&task.service).await?;
-        let policy = service
-            .as_ref()
-            .map(|s| s.spec.restart_policy)
-            .unwrap_or_default();
-        let restart = task.restarts < MAX_RESTARTS_IN_PLACE
-            && match policy {
-                RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
-                RestartPolicy::OnFailure => code != Some(0),
-                RestartPolicy::No => false,
-            };
-        if let (Some(c), true) = (c, restart) {
-            self.discard(c).await;
+    /// Stops a container (with the grace period) and keeps it, for its logs.
+    pub(super) async fn halt(&self, c: &ContainerInfo) {
+        if let Err(e) = self.runtime.stop(&c.id, self.stop_grace).await {
+            warn!(container = %c.id, error = %e, "stop failed");
         }
-        let ended = if code == Some(0) {
-            TaskState::Completed
-        } else {
-            TaskState::Failed
-        };
-        let updated = self
-            .store
-            .update_task(&task.id, |t| {
-                if t.state != TaskState::Running {
-                    return Ok(());
-                }
-                t.transition(ended)?;
-                t.exit_code = code;
-                t.error = (ended == TaskState::Failed).then(|| why.clone());
-                if restart {
-                    t.transition(TaskState::Starting)?;
-                    t.error = Some(format!("restarting: {why}"));
-                }
-                Ok(())
-            })
-            .await?;
-        if restart {
-            let delay = backoff_delay(updated.restarts);
-            debug!(task = %task.id, ?delay, "restarting in place after backoff");
-            self.backoff
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    task.id.clone(),
-                    self.clock.now() + delay.as_millis() as Millis,
-                );
-        } else {
-            info!(task = %task.id, state = %ended, "{why}; not restarted in place");
-        }
-        Ok(())
     }
 
     async fn stop(&self, task: &Task, container: Option<ContainerInfo>) -> crate::Result<()> {
@@ -402,9 +389,37 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         Ok(())
     }
 
+    /// Writes a changed health verdict of a running task; an unhealthy one is ended and restarted
+    /// under its restart policy.
+    async fn judge_health(
+        &self,
+        task: &Task,
+        c: &ContainerInfo,
+        check: &crate::model::spec::HealthCheck,
+    ) -> crate::Result<()> {
+        let verdict = self.health.observe(task, c, check, self.clock.now());
+        if verdict.health != task.health {
+            info!(task = %task.id, health = %verdict.health, output = ?verdict.output, "health changed");
+            self.store
+                .update_task(&task.id, |t| {
+                    if t.state == TaskState::Running && t.container_id.as_deref() == Some(&c.id) {
+                        t.health = verdict.health;
+                        t.health_output = verdict.output.clone();
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        if verdict.health == TaskHealth::Unhealthy {
+            let output = verdict.output.unwrap_or_default();
+            return self.exited(task, Some(c), Ended::Unhealthy(output)).await;
+        }
+        Ok(())
+    }
+
     /// Stops (with the grace period) and removes a container; failures are logged, and the next
     /// pass tries again.
-    async fn discard(&self, c: &ContainerInfo) {
+    pub(super) async fn discard(&self, c: &ContainerInfo) {
         if c.status.is_running()
             && let Err(e) = self.runtime.stop(&c.id, self.stop_grace).await
         {
@@ -419,17 +434,19 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
 
     /// Reads this node's tasks; on success records the contact and the services'
     /// `stop_after_disconnect`.
-    async fn read_tasks(&self) -> crate::Result<Vec<Task>> {
+    async fn read_tasks(&self) -> crate::Result<(Vec<Task>, HashMap<String, ServiceSpec>)> {
         let tasks = self.store.tasks_on_node(&self.node_id).await?;
         let mut stop_after = HashMap::new();
+        let mut specs = HashMap::new();
         let mut seen: Vec<&str> = tasks.iter().map(|t| t.service.as_str()).collect();
         seen.sort_unstable();
         seen.dedup();
         for name in seen {
-            if let Some(s) = self.store.get_service(name).await?
-                && s.spec.stop_after_disconnect > 0
-            {
-                stop_after.insert(name.to_owned(), s.spec.stop_after_disconnect * 1000);
+            if let Some(s) = self.store.get_service(name).await? {
+                if s.spec.stop_after_disconnect > 0 {
+                    stop_after.insert(name.to_owned(), s.spec.stop_after_disconnect * 1000);
+                }
+                specs.insert(name.to_owned(), s.spec);
             }
         }
         let mut contact = self
@@ -438,7 +455,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .unwrap_or_else(PoisonError::into_inner);
         contact.at = Some(self.clock.now());
         contact.stop_after = stop_after;
-        Ok(tasks)
+        Ok((tasks, specs))
     }
 
     /// Stops the containers of services with `stop_after_disconnect` once the store has been
@@ -513,20 +530,12 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
     }
 }
 
-/// 200 ms, doubling per restart, at most 10 s.
-fn backoff_delay(restarts: u32) -> Duration {
-    let ms = 200u64.saturating_mul(1u64 << restarts.min(6));
-    Duration::from_millis(ms.min(10_000))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff_delay(0), Duration::from_millis(200));
-        assert_eq!(backoff_delay(1), Duration::from_millis(400));
-        assert_eq!(backoff_delay(30), Duration::from_secs(10));
+/// The health of a task whose container just started: [`TaskHealth::Starting`] when its service
+/// has a check (so it does not serve before a pass), else [`TaskHealth::Unknown`].
+fn initial_health(checked: bool) -> TaskHealth {
+    if checked {
+        TaskHealth::Starting
+    } else {
+        TaskHealth::Unknown
     }
 }

@@ -50,7 +50,9 @@ mod container;
 mod controllers;
 mod fence;
 mod gc;
+pub mod health;
 mod liveness;
+mod restart;
 
 pub use agent::{Agent, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
 pub use container::container_spec;

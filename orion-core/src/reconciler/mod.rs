@@ -98,7 +98,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::spec::{RestartPolicy, SpecLimits};
 use crate::model::{
-    DesiredState, Millis, NetworkMatrix, Node, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState,
+    DesiredState, Millis, NetworkMatrix, Node, NodeStatus, ServiceSpec, Task, TaskState,
 };
 use crate::scheduler::{ClusterView, Scheduler};
 use crate::store::ClusterState;
@@ -567,7 +567,14 @@ impl<'a> Round<'a> {
             return false;
         }
         match l.state {
-            TaskState::Failed => policy == RestartPolicy::No,
+            TaskState::Failed => {
+                policy == RestartPolicy::No
+                    || (policy == RestartPolicy::UnlessStopped
+                        && crate::model::spec::stopped_from_outside(
+                            l.exit_code,
+                            l.error.as_deref().is_some_and(|e| e.contains("OOM killer")),
+                        ))
+            }
             TaskState::Completed => matches!(policy, RestartPolicy::No | RestartPolicy::OnFailure),
             _ => false,
         }
@@ -606,20 +613,26 @@ impl<'a> Round<'a> {
                     .filter(|t| t.state == TaskState::Failed && t.spec_version == version)
                     .map_or(0, |t| t.attempt.saturating_add(1));
                 let id = self.ids.make(&spec.name, slot, version, replaced);
-                let (node, error) = match placer.place(spec, &id, spec.resources.into()) {
-                    Ok(node) => (Some(node), None),
-                    Err(rejections) => {
-                        let error = action::summarize(&rejections);
-                        self.plan.unplaced.push(Unplaced {
-                            service: spec.name.clone(),
-                            slot,
-                            purpose,
-                            task_id: Some(id.clone()),
-                            rejections,
-                        });
-                        (None, Some(error))
-                    }
-                };
+                // Reschedule: a task that failed on its node (after its restarts in place there)
+                // goes to another node when one can take it.
+                let avoid = replaces
+                    .filter(|t| t.state == TaskState::Failed)
+                    .and_then(|t| t.node.as_deref());
+                let (node, error) =
+                    match placer.place_avoiding(spec, &id, spec.resources.into(), avoid) {
+                        Ok(node) => (Some(node), None),
+                        Err(rejections) => {
+                            let error = action::summarize(&rejections);
+                            self.plan.unplaced.push(Unplaced {
+                                service: spec.name.clone(),
+                                slot,
+                                purpose,
+                                task_id: Some(id.clone()),
+                                rejections,
+                            });
+                            (None, Some(error))
+                        }
+                    };
                 let mut task = new_task(spec, version, id, slot, node, error, now);
                 task.attempt = attempt;
                 self.plan.actions.push(Action::Create {
@@ -702,9 +715,9 @@ struct SlotTasks<'a> {
     latest: Option<&'a Task>,
 }
 
-/// True when the task is running and not known to be unhealthy.
+/// True when the task is running and its health check (if any) passed: [`Task::is_serving`].
 fn serves(t: &Task) -> bool {
-    t.state == TaskState::Running && t.health != TaskHealth::Unhealthy
+    t.is_serving()
 }
 
 /// Orders terminal tasks of a slot by recency.
@@ -717,7 +730,7 @@ fn latest_key(t: &Task) -> (Millis, Millis, &str) {
 /// the one stopped (as Nomad does for reconnecting clients).
 fn keep_key(t: &Task, settled: bool) -> (bool, u8, Reverse<Millis>, Reverse<&str>) {
     let state = match t.state {
-        TaskState::Running if t.health != TaskHealth::Unhealthy => 4,
+        TaskState::Running if t.is_serving() => 4,
         TaskState::Running => 3,
         TaskState::Starting => 2,
         TaskState::Scheduled => 1,

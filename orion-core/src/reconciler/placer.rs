@@ -46,6 +46,18 @@ impl<'a> Placer<'a> {
         task_id: &str,
         resources: Resources,
     ) -> Result<NodeId, Vec<(NodeId, Rejection)>> {
+        self.place_avoiding(spec, task_id, resources, None)
+    }
+
+    /// [`Placer::place`], trying `avoid` (the node a task just failed on) only when no other
+    /// candidate passes the guard.
+    pub(crate) fn place_avoiding(
+        &mut self,
+        spec: &ServiceSpec,
+        task_id: &str,
+        resources: Resources,
+        avoid: Option<&str>,
+    ) -> Result<NodeId, Vec<(NodeId, Rejection)>> {
         let req = PlacementRequest {
             spec,
             task_id,
@@ -63,6 +75,9 @@ impl<'a> Placer<'a> {
                 .map(|c| c.node.as_str())
                 .filter(|n| *n != placement.node),
         );
+        let (avoided, preferred): (Vec<&str>, Vec<&str>) =
+            order.partition(|n| avoid.is_some_and(|a| a == *n));
+        let order = preferred.into_iter().chain(avoided);
         let mut rejections = Vec::new();
         for node in order {
             match self.guard(node, &req) {
@@ -161,6 +176,7 @@ pub(crate) fn new_task(
         exit_code: None,
         error,
         health: TaskHealth::Unknown,
+        health_output: None,
         restarts: 0,
         attempt: 0,
         moved_because: None,

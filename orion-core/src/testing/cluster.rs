@@ -247,6 +247,10 @@ impl ClusterHarness {
                 let _ = s.node.agent().sync().await;
             }
         }
+        // Let the health checks the agents spawned run (their results count at the next step).
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Steps until `done` holds on the tasks, at most `max_steps`; returns whether it held.

@@ -98,6 +98,8 @@ impl ProcessRuntime {
             .envs(record.spec.env.iter().filter_map(|e| e.split_once('=')))
             .current_dir(&record.workdir)
             .stdin(Stdio::null())
+            // A caller that gives up (a health check's timeout) must not leave it running.
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| RuntimeError::io(format!("exec {program:?} for {id}"), e))?;

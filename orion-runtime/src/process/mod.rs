@@ -22,7 +22,8 @@
 //!   ([`LimitSupport`], [`cgroup`]); otherwise the process runs without them and a warning naming
 //!   the reason is logged once per task (or, with [`ProcessRuntime::require_resource_limits`],
 //!   the spec is `Unsupported`).
-//! - `exec` runs the command on the host, in the process's working directory, with its env.
+//! - `exec` runs the command on the host, in the process's working directory, with its env; it
+//!   is killed when the caller stops waiting (a health check's timeout).
 
 pub mod cgroup;
 mod control;

@@ -207,6 +207,8 @@ pub(super) struct RawHealthCheck {
     kind: Option<HealthCheckType>,
     #[serde(default, alias = "httpPath")]
     http_path: Option<String>,
+    #[serde(default, alias = "expectedStatus")]
+    expected_status: Option<u16>,
     #[serde(default)]
     port: Option<u16>,
     #[serde(default, deserialize_with = "forms::string_list")]
@@ -217,6 +219,8 @@ pub(super) struct RawHealthCheck {
     timeout: u64,
     #[serde(default)]
     retries: u32,
+    #[serde(default, with = "forms::seconds", alias = "startPeriod")]
+    start_period: u64,
 }
 
 impl From<MapOnly<RawHealthCheck>> for HealthCheck {
@@ -235,11 +239,13 @@ impl From<MapOnly<RawHealthCheck>> for HealthCheck {
         HealthCheck {
             kind,
             http_path: raw.http_path,
+            expected_status: raw.expected_status,
             port: raw.port,
             command: raw.command,
             interval: raw.interval,
             timeout: raw.timeout,
             retries: raw.retries,
+            start_period: raw.start_period,
         }
     }
 }

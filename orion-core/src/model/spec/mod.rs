@@ -94,9 +94,13 @@ pub struct ServiceSpec {
     /// Extra `/etc/hosts` entries, `name:ip`.
     #[serde(default, skip_serializing_if = "Vec::is_empty", alias = "extraHosts")]
     pub extra_hosts: Vec<String>,
-    /// What to do when a task exits.
+    /// What to do when a task exits or turns unhealthy (default `always`).
     #[serde(default, alias = "restartPolicy")]
     pub restart_policy: RestartPolicy,
+    /// Restarts in place on one node before the task is failed and rescheduled, preferably onto
+    /// another node (1 to [`MAX_RESCHEDULE_AFTER`]; default [`DEFAULT_RESCHEDULE_AFTER`]).
+    #[serde(default = "default_reschedule_after", alias = "rescheduleAfter")]
+    pub reschedule_after: u32,
     /// The per-task request (and limit).
     #[serde(default, deserialize_with = "forms::mapping")]
     pub resources: ResourceSpec,
@@ -153,6 +157,15 @@ pub struct ServiceSpec {
 
 fn one() -> u32 {
     1
+}
+
+/// Default of [`ServiceSpec::reschedule_after`].
+pub const DEFAULT_RESCHEDULE_AFTER: u32 = 5;
+/// Largest accepted [`ServiceSpec::reschedule_after`].
+pub const MAX_RESCHEDULE_AFTER: u32 = 100;
+
+fn default_reschedule_after() -> u32 {
+    DEFAULT_RESCHEDULE_AFTER
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -220,16 +233,40 @@ pub enum NetworkMode {
     None,
 }
 
-/// When an exited task is restarted in place.
+/// When an exited (or unhealthy) task is restarted in place by its agent, and whether the
+/// reconciler refills its slot once the agent gives up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
-    /// Never (the seed's default).
-    #[default]
+    /// Never: an exited or unhealthy task stays ended (the seed's choice; not the default).
     No,
+    /// Whatever the exit (the default, as in Swarm and Kubernetes).
+    #[default]
     Always,
+    /// Only after a non-zero exit or a failed health check.
     OnFailure,
+    /// As `always`, except after a container stopped from outside Orion (`docker stop`, `kill`:
+    /// exit by SIGTERM or SIGKILL without the OOM killer), which stays stopped.
     UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Whether a task that ended with `exit_code` (None: unhealthy, or the container vanished)
+    /// is restarted under this policy.
+    pub fn restarts(self, exit_code: Option<i64>, oom_killed: bool) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::UnlessStopped => !stopped_from_outside(exit_code, oom_killed),
+            RestartPolicy::OnFailure => exit_code != Some(0),
+            RestartPolicy::No => false,
+        }
+    }
+}
+
+/// True for an exit by SIGTERM (143) or SIGKILL (137) that the OOM killer did not cause: the
+/// container was stopped from outside Orion.
+pub fn stopped_from_outside(exit_code: Option<i64>, oom_killed: bool) -> bool {
+    !oom_killed && matches!(exit_code, Some(137 | 143))
 }
 
 /// Per-task resources. The scheduler reserves them; the runtime enforces them as limits.
@@ -301,21 +338,49 @@ pub enum HealthCheckType {
 pub struct HealthCheck {
     #[serde(rename = "type")]
     pub kind: HealthCheckType,
-    /// For `http`: the path to GET; 2xx/3xx is healthy. Only for `http`.
+    /// For `http`: the path to GET; healthy on [`HealthCheck::expected_status`], else on any
+    /// 2xx/3xx. Only for `http`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_path: Option<String>,
-    /// For `http`/`tcp`: the container port to check.
+    /// For `http`: the one status code that counts as healthy (100-599). Only for `http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<u16>,
+    /// For `http`/`tcp`: the container port to check. It must be published by `ports` (the agent
+    /// reaches it through its host port), or the service must use network mode `host`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// For `command`: run inside the container; exit 0 is healthy. Only for `command`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// Seconds between checks, at least 1 (`30` or `"30s"`; default 10).
+    /// Seconds between checks, 1 to [`MAX_HEALTH_SECONDS`] (`30` or `"30s"`; default 10).
     pub interval: u64,
-    /// Seconds before one check counts as failed (0, the default, means the interval).
+    /// Seconds before one check counts as failed, at most the interval (0, the default, means
+    /// the interval).
     pub timeout: u64,
-    /// Consecutive failures before the task is unhealthy (default 0).
+    /// Failed checks in a row tolerated: the task turns unhealthy at failure `retries + 1`
+    /// (0 to [`MAX_HEALTH_RETRIES`]; default 0).
     pub retries: u32,
+    /// Seconds after a start during which failed checks do not count (a passing check ends it
+    /// early); 0 to [`MAX_HEALTH_SECONDS`], default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: u64,
+}
+
+/// Longest accepted health check interval and start period, in seconds (one hour).
+pub const MAX_HEALTH_SECONDS: u64 = 3600;
+/// Most accepted health check `retries`.
+pub const MAX_HEALTH_RETRIES: u32 = 100;
+
+impl HealthCheck {
+    /// The timeout of one check (the interval when `timeout` is 0).
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        let secs = if self.timeout == 0 {
+            self.interval
+        } else {
+            self.timeout
+        };
+        std::time::Duration::from_secs(secs.max(1))
+    }
 }
 
 fn default_interval() -> u64 {
@@ -575,6 +640,7 @@ impl ServiceSpec {
             dns: Vec::new(),
             extra_hosts: Vec::new(),
             restart_policy: RestartPolicy::default(),
+            reschedule_after: DEFAULT_RESCHEDULE_AFTER,
             resources: ResourceSpec::default(),
             health_check: None,
             scale_policy: None,

@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::{
-    AffinityRule, AntiAffinityRule, HealthCheckType, NetworkMode, ScoringWeights, ServiceSpec,
+    AffinityRule, AntiAffinityRule, HealthCheckType, MAX_HEALTH_RETRIES, MAX_HEALTH_SECONDS,
+    MAX_RESCHEDULE_AFTER, NetworkMode, Protocol, ScoringWeights, ServiceSpec,
 };
 use crate::error::ValidationErrors;
 
@@ -122,6 +123,13 @@ impl ServiceSpec {
     }
 
     fn check_disconnect(&self, errs: &mut ValidationErrors) {
+        if !(1..=MAX_RESCHEDULE_AFTER).contains(&self.reschedule_after) {
+            errs.push(
+                "reschedule_after",
+                self.reschedule_after,
+                format!("1 to {MAX_RESCHEDULE_AFTER} restarts in place before a reschedule"),
+            );
+        }
         if self.stop_after_disconnect > MAX_STOP_AFTER_DISCONNECT_SECS {
             errs.push(
                 "stop_after_disconnect",
@@ -372,8 +380,67 @@ impl ServiceSpec {
                 "a command for a command check, e.g. [\"pg_isready\", \"-U\", \"postgres\"]",
             );
         }
-        if h.interval < 1 {
-            errs.push("health_check.interval", h.interval, "at least 1 second");
+        if !(1..=MAX_HEALTH_SECONDS).contains(&h.interval) {
+            errs.push(
+                "health_check.interval",
+                h.interval,
+                format!("at least 1 second and at most {MAX_HEALTH_SECONDS} seconds"),
+            );
+        }
+        if h.timeout > h.interval.max(1) {
+            errs.push(
+                "health_check.timeout",
+                h.timeout,
+                format!(
+                    "at most the interval ({} s), or 0 for the interval",
+                    h.interval
+                ),
+            );
+        }
+        if h.retries > MAX_HEALTH_RETRIES {
+            errs.push(
+                "health_check.retries",
+                h.retries,
+                format!("0 to {MAX_HEALTH_RETRIES} failed checks tolerated in a row"),
+            );
+        }
+        if h.start_period > MAX_HEALTH_SECONDS {
+            errs.push(
+                "health_check.start_period",
+                h.start_period,
+                format!("0 to {MAX_HEALTH_SECONDS} seconds"),
+            );
+        }
+        match (h.kind, h.expected_status) {
+            (HealthCheckType::Http, Some(code)) if !(100..=599).contains(&code) => errs.push(
+                "health_check.expected_status",
+                code,
+                "an HTTP status code 100-599",
+            ),
+            (HealthCheckType::Http, _) | (_, None) => {}
+            (_, Some(code)) => errs.push(
+                "health_check.expected_status",
+                code,
+                format!("no expected_status for {kind} check (it is only used by type http)"),
+            ),
+        }
+        // The agent reaches a tcp/http check through the port's host binding.
+        if let Some(port) = h.port.filter(|p| *p != 0)
+            && matches!(h.kind, HealthCheckType::Http | HealthCheckType::Tcp)
+            && self.network_mode != NetworkMode::Host
+            && !self
+                .ports
+                .iter()
+                .any(|p| p.container_port == port && p.protocol == Protocol::Tcp)
+        {
+            errs.push(
+                "health_check.port",
+                port,
+                format!(
+                    "a container port published by `ports` over tcp (e.g. `ports: [\"0:{port}\"]`), \
+                     so the agent can reach it, or network_mode host"
+                ),
+            );
         }
     }
 

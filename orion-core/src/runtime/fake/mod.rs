@@ -45,6 +45,7 @@ pub struct FaultPlan {
     crash_images: BTreeMap<String, Crash>,
     start_delay: Option<Duration>,
     exec_exit_codes: BTreeMap<String, i64>,
+    exec_delay: Option<Duration>,
 }
 
 impl FaultPlan {
@@ -96,6 +97,12 @@ impl FaultPlan {
         self
     }
 
+    /// Every `exec` takes `delay` before it returns (a slow or hanging health check).
+    pub fn slow_exec(mut self, delay: Duration) -> Self {
+        self.exec_delay = Some(delay);
+        self
+    }
+
     /// `exec` of a command whose program (first word) is `program` exits with `exit_code`
     /// (others exit 0).
     pub fn exec_exit_code(mut self, program: impl Into<String>, exit_code: i64) -> Self {
@@ -117,6 +124,32 @@ impl FaultPlan {
 #[derive(Debug, Clone, Default)]
 pub struct FakeRuntime {
     shared: Arc<Mutex<State>>,
+    exec_load: Arc<ExecLoad>,
+}
+
+/// `exec` calls in progress now, and the most at once so far.
+#[derive(Debug, Default)]
+struct ExecLoad {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one `exec` in progress while alive.
+struct ExecGuard<'a>(&'a ExecLoad);
+
+impl<'a> ExecGuard<'a> {
+    fn enter(load: &'a ExecLoad) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = load.now.fetch_add(1, SeqCst) + 1;
+        load.peak.fetch_max(now, SeqCst);
+        ExecGuard(load)
+    }
+}
+
+impl Drop for ExecGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -203,6 +236,13 @@ impl FakeRuntime {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every update is completed under the lock before anything can panic.
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most `exec` calls that were in progress at once so far.
+    pub fn exec_peak(&self) -> usize {
+        self.exec_load
+            .peak
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Replaces the fault plan (for containers started from now on).
@@ -447,6 +487,11 @@ impl Runtime for FakeRuntime {
     /// "echo ...; exit N"`) gives its outputs and code; otherwise 0, and `echo` prints its
     /// arguments.
     async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput> {
+        let _load = ExecGuard::enter(&self.exec_load);
+        let delay = self.lock().faults.exec_delay;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let st = self.lock();
         let c = st.get(id)?;
         let Some(program) = command.first() else {
