@@ -28,12 +28,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::Clock;
 use super::container::container_spec;
 use crate::model::spec::RestartPolicy;
 use crate::model::{DesiredState, Millis, NodeId, Task, TaskState};
+use crate::observe::{SharedObserver, no_observer};
 use crate::runtime::{ContainerInfo, ContainerStatus, DEFAULT_STOP_GRACE, Runtime, labels};
 use crate::store::{ClusterStore, Store};
 
@@ -60,6 +61,8 @@ pub struct Agent<S, R: ?Sized> {
     backoff: Mutex<HashMap<String, Millis>>,
     /// What the last pass that reached the store saw, for `stop_after_disconnect`.
     last_contact: Mutex<Contact>,
+    /// Told about container starts and restarts (metrics).
+    observer: SharedObserver,
 }
 
 /// The last successful read of this node's tasks.
@@ -97,7 +100,14 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             stop_grace: DEFAULT_STOP_GRACE,
             backoff: Mutex::new(HashMap::new()),
             last_contact: Mutex::new(Contact::default()),
+            observer: no_observer(),
         }
+    }
+
+    /// This agent, reporting container starts and restarts to `observer`.
+    pub fn with_observer(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The node this agent runs.
@@ -170,16 +180,27 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .map(|task| (task, containers.remove(&task.id)))
             .collect();
         futures::stream::iter(work)
-            .for_each_concurrent(MAX_PARALLEL, |(task, container)| async move {
-                if let Err(e) = self.converge(task, container).await {
-                    warn!(task = %task.id, error = %e, "could not converge task");
+            .for_each_concurrent(MAX_PARALLEL, |(task, container)| {
+                // Every line logged while converging a task carries its task, service and node.
+                let span = info_span!("task", task = %task.id, service = %task.service, node = %self.node_id);
+                async move {
+                    if let Err(e) = self.converge(task, container).await {
+                        warn!(task = %task.id, error = %e, "could not converge task");
+                    }
                 }
+                .instrument(span)
             })
             .await;
         // Whatever is left has no task on this node any more: stale.
         for (task_id, c) in containers {
-            info!(task = %task_id, container = %c.id, "removing stale container");
-            self.discard(&c).await;
+            let service = c.labels.get(labels::SERVICE).map_or("", String::as_str);
+            let span = info_span!("task", task = %task_id, service, node = %self.node_id);
+            async {
+                info!(task = %task_id, container = %c.id, "removing stale container");
+                self.discard(&c).await;
+            }
+            .instrument(span)
+            .await;
         }
         Ok(())
     }
@@ -275,12 +296,14 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 .await?;
         }
         let spec = container_spec(&service.spec, task, &self.node_id, &self.publish_ip);
+        let attempt = std::time::Instant::now();
         let result = match self.runtime.ensure_image(&spec.image).await {
             Ok(()) => self.runtime.create_and_start(&spec).await,
             Err(e) => Err(e),
         };
         match result {
             Ok(c) => {
+                self.observer.container_started(attempt.elapsed());
                 info!(task = %task.id, container = %c.id, "task running");
                 self.store
                     .update_task(&task.id, |t| {
@@ -295,6 +318,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                     .await?;
             }
             Err(e) => {
+                self.observer.container_start_failed();
                 warn!(task = %task.id, error = %e, "task failed to start");
                 let message = e.to_string();
                 self.store
@@ -362,6 +386,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .await?;
         if restart {
             let delay = backoff_delay(updated.restarts);
+            self.observer.container_restarted();
             debug!(task = %task.id, ?delay, "restarting in place after backoff");
             self.backoff
                 .lock()
@@ -469,8 +494,15 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 .get(labels::SERVICE)
                 .is_some_and(|s| due.contains(s))
             {
-                warn!(container = %c.id, "stopping: the store has been unreachable longer than the service's stop_after_disconnect");
-                self.discard(c).await;
+                let task = c.labels.get(labels::TASK).map_or("", String::as_str);
+                let service = c.labels.get(labels::SERVICE).map_or("", String::as_str);
+                let span = info_span!("task", task, service, node = %self.node_id);
+                async {
+                    warn!(container = %c.id, "stopping: the store has been unreachable longer than the service's stop_after_disconnect");
+                    self.discard(c).await;
+                }
+                .instrument(span)
+                .await;
             }
         }
     }
