@@ -133,18 +133,28 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// `GET /metrics`: every metric of the node in the OpenMetrics text format. Raft, membership and
-/// pending-task gauges are read now; a store that does not answer leaves the pending counts as
-/// they were.
-async fn metrics_text(State(state): State<ApiState>) -> Response {
+/// `GET /metrics`: every metric of the node, in the OpenMetrics text format when the `Accept`
+/// header asks for `application/openmetrics-text` (as Prometheus does), in Prometheus' 0.0.4
+/// text format otherwise. Raft, membership and pending-task gauges are read now; a store that
+/// does not answer leaves the pending counts as they were.
+async fn metrics_text(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let status = state.cluster.status().await;
     let tasks = state.store.list_tasks().await.ok();
     state.metrics.refresh(&status, tasks.as_deref());
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.metrics.encode(),
-    )
-        .into_response()
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (crate::metrics::CONTENT_TYPE, state.metrics.encode())
+    } else {
+        (
+            crate::metrics::CONTENT_TYPE_TEXT,
+            state.metrics.encode_prometheus_text(),
+        )
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn healthz() -> &'static str {

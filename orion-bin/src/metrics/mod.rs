@@ -39,6 +39,8 @@ pub use store::TimedStore;
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The `Content-Type` of [`Metrics::encode_prometheus_text`]'s output.
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Reason label of a pending task whose error names none of [`PENDING_REASONS`].
 const OTHER: &str = "other";
@@ -313,6 +315,13 @@ impl Metrics {
         out
     }
 
+    /// The registry in Prometheus' older text format (0.0.4, [`CONTENT_TYPE_TEXT`]), for
+    /// clients that do not ask for OpenMetrics: the same series, with a counter's `HELP` and
+    /// `TYPE` named after its `_total` sample, and without `# EOF`.
+    pub fn encode_prometheus_text(&self) -> String {
+        openmetrics_to_text(&self.encode())
+    }
+
     /// Records a write to the store that took `elapsed` to commit.
     pub fn commit(&self, elapsed: Duration) {
         self.raft_commit_latency.observe(elapsed.as_secs_f64());
@@ -354,6 +363,38 @@ impl Metrics {
                 .set(i64::try_from(*memory).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// Rewrites prometheus-client's OpenMetrics output into the 0.0.4 text format.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 const MEMBERSHIP_EVENTS: [&str; 6] = ["joined", "suspect", "dead", "left", "recovered", "updated"];

@@ -126,3 +126,19 @@ fn container_gauges_forget_services_no_longer_running() {
     assert!(!text.contains(r#"service="web""#), "{text}");
     assert!(text.contains(r#"service="db""#), "{text}");
 }
+
+#[test]
+fn the_text_format_names_counters_after_their_total_sample() {
+    let m = Metrics::new();
+    m.container_restarted();
+    let text = m.encode_prometheus_text();
+    assert!(
+        text.contains("# HELP orion_container_restarts_total ")
+            && text.contains(
+                "# TYPE orion_container_restarts_total counter\norion_container_restarts_total 1\n"
+            ),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE orion_raft_term gauge\n"), "{text}");
+    assert!(!text.contains("# EOF"), "{text}");
+}
