@@ -184,7 +184,8 @@ impl Metrics {
         );
         r.register(
             "raft_leader_changes",
-            "Times this node saw the Raft leader change (0 on a single node)",
+            "Times this node saw a new Raft leader, the first it learned included (0 on a \
+             single node)",
             m.raft_leader_changes.clone(),
         );
         r.register(

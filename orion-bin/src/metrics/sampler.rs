@@ -21,8 +21,9 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(4);
 /// Containers asked for their stats at once.
 const STATS_PARALLEL: usize = 4;
 
-/// Counts every change of `leader` (the Raft leader's id, `None` while there is none) after its
-/// current value, and every event of `membership`, until `shutdown` turns true.
+/// Counts every leader `leader` names (the Raft leader's id, `None` while there is none) that
+/// differs from the one before, the first one this node learns included, and every event of
+/// `membership`, until `shutdown` turns true.
 pub async fn watch_cluster_events(
     metrics: Arc<Metrics>,
     leader: Option<watch::Receiver<Option<u64>>>,
@@ -32,6 +33,9 @@ pub async fn watch_cluster_events(
     let mut events = membership.subscribe();
     let mut leader = leader;
     let mut last = leader.as_mut().and_then(|l| *l.borrow_and_update());
+    if last.is_some() {
+        metrics.leader_changed();
+    }
     loop {
         let changed = async {
             match leader.as_mut() {
