@@ -119,8 +119,8 @@ const MAX_TEXT_ERROR: usize = 64 * 1024;
 
 /// Rewrites every error response (4xx, 5xx) that is not JSON into an [`ApiError`] with the same
 /// status and headers: axum's extractor rejections (bad query strings and JSON bodies, with the
-/// field they name), 405 for a method a route does not serve, 413 from the body limit, 408 from the request timeout. JSON errors and
-/// successes pass untouched.
+/// field they name), 405 for a method a route does not serve, 413 from the body limit, 408 from
+/// the request timeout. JSON errors and successes pass untouched.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let uri = request.uri().clone();
@@ -134,10 +134,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let bytes = axum::body::to_bytes(body, MAX_TEXT_ERROR)
         .await
         .unwrap_or_default();
-    let mut error = match serde_json::from_slice::<ApiError>(&bytes) {
-        Ok(body) => HttpError { status, body },
-        Err(_) => from_text(status, String::from_utf8_lossy(&bytes).trim(), query),
-    };
+    let mut error = from_text(status, String::from_utf8_lossy(&bytes).trim(), query);
     if status == StatusCode::METHOD_NOT_ALLOWED {
         // axum adds the `Allow` header after this middleware, on the way out.
         error.body.error = format!(
@@ -163,10 +160,14 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// Prefixes of axum's rejection texts that go on with `<field path>: <reason>`.
-const DESERIALIZE_PREFIXES: &[&str] = &[
-    "Failed to deserialize query string: ",
-    "Failed to deserialize the JSON body into the target type: ",
+/// Prefixes of axum's rejection texts that go on with `<field path>: <reason>`, and whether the
+/// field is a query parameter.
+const DESERIALIZE_PREFIXES: &[(&str, bool)] = &[
+    ("Failed to deserialize query string: ", true),
+    (
+        "Failed to deserialize the JSON body into the target type: ",
+        false,
+    ),
 ];
 
 /// The error for a plain-text error `text` (empty: the status's reason): a rejection that names
@@ -178,7 +179,7 @@ fn from_text(status: StatusCode, text: &str, query: Option<&str>) -> HttpError {
         text.to_owned()
     };
     let mut error = HttpError::new(status, message);
-    for prefix in DESERIALIZE_PREFIXES {
+    for &(prefix, in_query) in DESERIALIZE_PREFIXES {
         let Some(rest) = text.strip_prefix(prefix) else {
             continue;
         };
@@ -186,7 +187,10 @@ fn from_text(status: StatusCode, text: &str, query: Option<&str>) -> HttpError {
             && !path.is_empty()
             && !path.contains(char::is_whitespace)
         {
-            let value = query.and_then(|q| query_value(q, path)).unwrap_or_default();
+            let value = query
+                .filter(|_| in_query)
+                .and_then(|q| query_value(q, path))
+                .unwrap_or_default();
             error.body.fields.push(FieldError {
                 path: path.to_owned(),
                 value,
