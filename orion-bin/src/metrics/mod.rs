@@ -11,8 +11,8 @@
 //! Every label set is bounded: reasons, states, outcomes and methods come from fixed lists
 //! (anything else is `other`), API routes are the matched route templates (never the raw path;
 //! `unmatched` for the rest), and the per-service container gauges have one series per service
-//! running on this node. Recording an event is an atomic update (plus, for an API request, one
-//! label lookup); nothing waits.
+//! running on this node. Recording an event is an atomic update; an API request adds one label
+//! lookup under a read lock and one small allocation (the route label); nothing waits.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
