@@ -31,12 +31,13 @@ pub struct Cli {
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
-    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    /// Log level (off, error, warn, info, debug, trace) or a tracing filter such as
+    /// `info,orion_core=debug`; anything else is refused.
     #[arg(long, global = true, env = "ORION_LOG", default_value = "info")]
     pub log_level: String,
 
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format on stderr: text (coloured only on a terminal) or json (one object per line).
+    #[arg(long, global = true, env = "ORION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     #[command(subcommand)]

@@ -13,6 +13,8 @@ use crate::api::types::ApiError;
 pub mod exit {
     /// Anything else went wrong.
     pub const FAILURE: u8 = 1;
+    /// A bad command line (clap's code; also a `--log-level` that is not a level or filter).
+    pub const USAGE: u8 = 2;
     /// The named object does not exist.
     pub const NOT_FOUND: u8 = 3;
     /// The input (spec, flags) was refused; nothing was changed.
@@ -134,6 +136,7 @@ impl Client {
         }
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
+            code: String::new(),
             error: if text.is_empty() {
                 status.canonical_reason().unwrap_or("error").to_owned()
             } else {

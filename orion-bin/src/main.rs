@@ -1,6 +1,7 @@
 //! `orion`: one binary per machine. `orion server` runs a node; every other command is a client
 //! of a node's HTTP API.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,6 +14,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod metrics;
 mod network_cli;
 mod node;
 mod output;
@@ -26,14 +28,31 @@ use client::Client;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_tracing(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+/// Levels `--log-level` takes as a single word.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The filter of `--log-level` (or `ORION_LOG`): a level, or a tracing filter with directives
+/// (`info,orion_core=debug`). A single word that is not a level is refused rather than read as
+/// a target name, so a typo does not silence the logs.
+fn log_filter(level: &str) -> Result<EnvFilter, String> {
+    let level = level.trim();
+    let hint = "expected off, error, warn, info, debug, trace, or a tracing filter such as \
+                info,orion_core=debug";
+    if !level.contains(['=', ',']) && !LOG_LEVELS.contains(&level.to_lowercase().as_str()) {
+        return Err(format!("--log-level {level:?}: {hint}"));
+    }
+    EnvFilter::try_new(level).map_err(|e| format!("--log-level {level:?}: {e}; {hint}"))
+}
+
+/// Logs to stderr as text or as one JSON object per line. Text has ANSI colours only when
+/// stderr is a terminal; JSON never has them.
+fn init_tracing(filter: EnvFilter, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
 
@@ -92,7 +111,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level, cli.log_format);
+    match log_filter(&cli.log_level) {
+        Ok(filter) => init_tracing(filter, cli.log_format),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(client::exit::USAGE);
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -11,6 +11,7 @@
 //! - [`runtime::Runtime`]: containers on one node.
 //! - [`scheduler`]: [`scheduler::Filter`] and [`scheduler::Scorer`] plugins in one pipeline.
 //! - [`reconciler`]: specs + tasks + nodes in, actions out.
+//! - [`observe`]: hooks the node's loops call on events, for metrics.
 //! - `testing` (feature `testing`): conformance suites and `FakeRuntime`.
 
 pub mod error;
@@ -18,6 +19,7 @@ pub mod hash;
 pub mod membership;
 pub mod model;
 pub mod node;
+pub mod observe;
 pub mod reconciler;
 pub mod runtime;
 pub mod scheduler;

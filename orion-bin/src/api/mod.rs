@@ -4,6 +4,8 @@ mod chaos;
 #[cfg(test)]
 mod chaos_tests;
 mod errors;
+#[cfg(test)]
+mod errors_tests;
 mod logs;
 pub mod network;
 pub mod plan;

@@ -186,6 +186,7 @@ mod tests {
             scheduler: Arc::new(orion_core::scheduler::Scheduler::default_pipeline(
                 Default::default(),
             )),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         };
         let Ok(Json(view)) = network(State(state)).await else {
             panic!("GET /v1/network failed");

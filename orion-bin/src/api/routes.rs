@@ -17,7 +17,7 @@ use orion_core::store::{ClusterStore, Revision, VersionedService};
 use serde::Deserialize;
 
 use super::SharedStore;
-use super::errors::{ApiResult, HttpError};
+use super::errors::{self, ApiResult, HttpError};
 use super::logs;
 use super::types::{ClusterStatus, ScaleRequest, ServiceStatus, SimpleTaskRequest};
 use crate::config::Config;
@@ -52,6 +52,8 @@ pub struct ApiState {
     pub settings: ApiSettings,
     /// The pipeline the leader places with, for `POST /v1/plan` (built from the same config).
     pub scheduler: Arc<orion_core::scheduler::Scheduler>,
+    /// The node's metrics, served at `/metrics`; the API's own requests are recorded in them.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The API's bounds, from orion.yaml.
@@ -92,10 +94,13 @@ pub fn proxy_client(settings: &ApiSettings) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// The API's routes, with the request timeout of `state.settings`.
+/// The API's routes, with the request timeout of `state.settings`, JSON errors for everything
+/// (unknown routes and methods included) and request metrics by matched route.
 pub fn router(state: ApiState) -> Router {
     let timeout = super::server::request_timeout_layer(state.settings.request_timeout);
+    let metrics = state.metrics.clone();
     Router::new()
+        .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/v1/healthz", get(healthz))
         .route("/v1/services", get(list_services).post(create_service))
@@ -117,9 +122,39 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/cluster/members/{node}", delete(remove_member))
         .route("/v1/plan", post(super::plan::plan))
         .merge(super::chaos::routes())
+        .fallback(errors::unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(timeout)
+        .layer(axum::middleware::from_fn(errors::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track_requests,
+        ))
         .with_state(state)
+}
+
+/// `GET /metrics`: every metric of the node, in the OpenMetrics text format when the `Accept`
+/// header asks for `application/openmetrics-text` (as Prometheus does), in Prometheus' 0.0.4
+/// text format otherwise. Raft, membership and pending-task gauges are read now; a store that
+/// does not answer leaves the pending counts as they were.
+async fn metrics_text(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let status = state.cluster.status().await;
+    let tasks = state.store.list_tasks().await.ok();
+    state.metrics.refresh(&status, tasks.as_deref());
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (crate::metrics::CONTENT_TYPE, state.metrics.encode())
+    } else {
+        (
+            crate::metrics::CONTENT_TYPE_TEXT,
+            state.metrics.encode_prometheus_text(),
+        )
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn healthz() -> &'static str {

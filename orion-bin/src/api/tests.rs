@@ -84,6 +84,7 @@ pub(super) fn state_on(store: Arc<dyn Store>, settings: ApiSettings) -> ApiState
         scheduler: Arc::new(orion_core::scheduler::Scheduler::default_pipeline(
             Default::default(),
         )),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     }
 }
 

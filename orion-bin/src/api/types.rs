@@ -98,9 +98,14 @@ pub struct SimpleTaskRequest {
     pub command: Vec<String>,
 }
 
-/// Every error body: what went wrong, and for bad input, which fields and why.
+/// Every error body: a machine-readable code, what went wrong, and for bad input, which fields
+/// and why.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ApiError {
+    /// The kind of error, one per status (`bad_request`, `not_found`, `method_not_allowed`,
+    /// `payload_too_large`, `invalid`, `conflict`, `unavailable`, ...); see docs/api.md.
+    #[serde(default)]
+    pub code: String,
     pub error: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,

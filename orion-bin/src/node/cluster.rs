@@ -30,6 +30,7 @@ use orion_consensus::transport::FaultInjector;
 use orion_core::membership::{Member, Membership};
 use orion_core::store::MemoryStore;
 use tokio::net::lookup_host;
+use tokio::sync::watch;
 use tracing::{error, info};
 
 use super::{Parts, Settings};
@@ -215,6 +216,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         store: Arc::new(raft.store()),
         membership: membership.clone(),
         leader,
+        raft_leader: Some(leader_ids(&raft)),
         cluster: Arc::new(ClusterNodeInfo {
             cluster_id: settings.cluster_id.clone(),
             node_id: settings.node_id.clone(),
@@ -223,6 +225,23 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
             _prober: prober,
         }),
     })
+}
+
+/// The Raft leader's id as this node sees it (`None` while there is none), for
+/// `orion_raft_leader_changes_total`.
+fn leader_ids(raft: &RaftNode<MemoryStore>) -> watch::Receiver<Option<u64>> {
+    let mut metrics = raft.raft().metrics();
+    let (tx, rx) = watch::channel(metrics.borrow().current_leader);
+    tokio::spawn(async move {
+        while metrics.changed().await.is_ok() {
+            let leader = metrics.borrow().current_leader;
+            tx.send_if_modified(|v| std::mem::replace(v, leader) != leader);
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Exit code of a node refused because another live member uses its node id (as for any

@@ -24,6 +24,7 @@ use crate::cli::{
     DEFAULT_API_ADDR, DEFAULT_GOSSIP_ADDR, DEFAULT_RAFT_ADDR, RuntimeKind, ServerArgs,
 };
 use crate::config::Config;
+use crate::metrics::{self, Metrics, TimedStore};
 
 mod cluster;
 mod network_probe;
@@ -230,6 +231,8 @@ pub struct Parts {
     pub membership: Arc<dyn Membership>,
     /// Whether (and in which term) this node should run the controllers.
     pub leader: watch::Receiver<Leadership>,
+    /// The Raft leader's id as this node sees it (`None` on a single node: no Raft).
+    pub raft_leader: Option<watch::Receiver<Option<u64>>>,
     pub cluster: Arc<dyn ClusterInfo>,
 }
 
@@ -263,8 +266,23 @@ async fn run(
     parts: Parts,
     signals: ShutdownSignals,
 ) -> Result<()> {
-    let store = ClusterStore::new(parts.store.clone());
+    let metrics = Arc::new(Metrics::new());
+    let timed: SharedStore = Arc::new(TimedStore::new(parts.store.clone(), metrics.clone()));
+    let store = ClusterStore::new(timed);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(metrics::watch_cluster_events(
+        metrics.clone(),
+        parts.raft_leader.clone(),
+        parts.membership.clone(),
+        shutdown_rx.clone(),
+    ));
+    tokio::spawn(metrics::sample_containers(
+        metrics.clone(),
+        store.clone(),
+        runtime.clone(),
+        settings.node_id.clone(),
+        shutdown_rx.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(settings.api_addr)
         .await
@@ -278,6 +296,7 @@ async fn run(
         http: api::proxy_client(&api_settings)?,
         settings: api_settings,
         scheduler: Arc::new(build_scheduler(&settings.config)?),
+        metrics: metrics.clone(),
     });
     let mut api_shutdown = shutdown_rx.clone();
     let api_config = settings.config.api.clone();
@@ -314,6 +333,7 @@ async fn run(
     .config(settings.config.controllers(max_tasks)?)
     .publish_ip(settings.publish_ip())
     .leadership(parts.leader.clone())
+    .observer(metrics)
     .build();
     let node_task = tokio::spawn(node.run(shutdown_rx.clone()));
 

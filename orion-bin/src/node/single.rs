@@ -86,6 +86,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         store: store.clone(),
         membership: membership.clone(),
         leader,
+        raft_leader: None,
         cluster: Arc::new(SingleInfo {
             cluster_id: settings.cluster_id.clone(),
             cluster_uuid,

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::Clock;
 use super::container::container_spec;
@@ -38,6 +38,7 @@ use super::health::{DEFAULT_MAX_CONCURRENT_CHECKS, HealthMonitor};
 use super::restart::Ended;
 use crate::model::spec::ServiceSpec;
 use crate::model::{DesiredState, Millis, NodeId, Task, TaskHealth, TaskState};
+use crate::observe::{SharedObserver, no_observer};
 use crate::runtime::{ContainerInfo, DEFAULT_STOP_GRACE, Runtime, labels};
 use crate::store::{ClusterStore, Store};
 
@@ -67,6 +68,8 @@ pub struct Agent<S, R: ?Sized> {
     health: HealthMonitor<R>,
     /// What the last pass that reached the store saw, for `stop_after_disconnect`.
     last_contact: Mutex<Contact>,
+    /// Told about container starts and restarts (metrics).
+    pub(super) observer: SharedObserver,
 }
 
 /// The last successful read of this node's tasks.
@@ -105,6 +108,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             stop_grace: DEFAULT_STOP_GRACE,
             backoff: Mutex::new(HashMap::new()),
             last_contact: Mutex::new(Contact::default()),
+            observer: no_observer(),
         }
     }
 
@@ -112,6 +116,12 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
     /// [`DEFAULT_MAX_CONCURRENT_CHECKS`]); the others wait for a slot.
     pub fn max_concurrent_checks(mut self, n: usize) -> Self {
         self.health = HealthMonitor::new(self.runtime.clone(), n);
+        self
+    }
+
+    /// This agent, reporting container starts and restarts to `observer`.
+    pub fn with_observer(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
         self
     }
 
@@ -187,11 +197,16 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .collect();
         let specs = &specs;
         futures::stream::iter(work)
-            .for_each_concurrent(MAX_PARALLEL, |(task, container)| async move {
-                let spec = specs.get(&task.service);
-                if let Err(e) = self.converge(task, container, spec).await {
-                    warn!(task = %task.id, error = %e, "could not converge task");
+            .for_each_concurrent(MAX_PARALLEL, |(task, container)| {
+                // Every line logged while converging a task carries its task, service and node.
+                let span = info_span!("task", task = %task.id, service = %task.service, node = %self.node_id);
+                async move {
+                    let spec = specs.get(&task.service);
+                    if let Err(e) = self.converge(task, container, spec).await {
+                        warn!(task = %task.id, error = %e, "could not converge task");
+                    }
                 }
+                .instrument(span)
             })
             .await;
         let checked: HashSet<&str> = tasks
@@ -202,8 +217,14 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         self.health.retain(&checked);
         // Whatever is left has no task on this node any more: stale.
         for (task_id, c) in containers {
-            info!(task = %task_id, container = %c.id, "removing stale container");
-            self.discard(&c).await;
+            let service = c.labels.get(labels::SERVICE).map_or("", String::as_str);
+            let span = info_span!("task", task = %task_id, service, node = %self.node_id);
+            async {
+                info!(task = %task_id, container = %c.id, "removing stale container");
+                self.discard(&c).await;
+            }
+            .instrument(span)
+            .await;
         }
         Ok(())
     }
@@ -319,12 +340,14 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         }
         let checked = service.spec.health_check.is_some();
         let spec = container_spec(&service.spec, task, &self.node_id, &self.publish_ip);
+        let attempt = std::time::Instant::now();
         let result = match self.runtime.ensure_image(&spec.image).await {
             Ok(()) => self.runtime.create_and_start(&spec).await,
             Err(e) => Err(e),
         };
         match result {
             Ok(c) => {
+                self.observer.container_started(attempt.elapsed());
                 info!(task = %task.id, container = %c.id, "task running");
                 self.store
                     .update_task(&task.id, |t| {
@@ -340,6 +363,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                     .await?;
             }
             Err(e) => {
+                self.observer.container_start_failed();
                 warn!(task = %task.id, error = %e, "task failed to start");
                 let message = e.to_string();
                 self.store
@@ -486,8 +510,15 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 .get(labels::SERVICE)
                 .is_some_and(|s| due.contains(s))
             {
-                warn!(container = %c.id, "stopping: the store has been unreachable longer than the service's stop_after_disconnect");
-                self.discard(c).await;
+                let task = c.labels.get(labels::TASK).map_or("", String::as_str);
+                let service = c.labels.get(labels::SERVICE).map_or("", String::as_str);
+                let span = info_span!("task", task, service, node = %self.node_id);
+                async {
+                    warn!(container = %c.id, "stopping: the store has been unreachable longer than the service's stop_after_disconnect");
+                    self.discard(c).await;
+                }
+                .instrument(span)
+                .await;
             }
         }
     }

@@ -18,6 +18,7 @@ use super::gc::{GarbageCollector, GcConfig};
 use super::liveness::{LivenessConfig, LivenessController};
 use super::{Clock, Fence, Leadership};
 use crate::membership::Membership;
+use crate::observe::{SharedObserver, no_observer};
 use crate::reconciler::{Action, Purpose, ReconcilePolicy, apply_plan, reconcile_state};
 use crate::scheduler::Scheduler;
 use crate::store::{ClusterStore, Store, keys};
@@ -48,6 +49,8 @@ pub struct ReconcileController<S> {
     scheduler: Arc<Scheduler>,
     clock: Arc<dyn Clock>,
     policy: ReconcilePolicy,
+    /// Told how long each round's planning took and what it placed (metrics).
+    observer: SharedObserver,
 }
 
 impl<S> std::fmt::Debug for ReconcileController<S> {
@@ -70,16 +73,43 @@ impl<S: Store> ReconcileController<S> {
             scheduler,
             clock,
             policy,
+            observer: no_observer(),
         }
+    }
+
+    /// This controller, reporting each round's planning time and placements to `observer`.
+    pub fn with_observer(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Reads the state, plans, and applies the plan under `fence`.
     pub async fn round(&self, fence: &Fence) -> crate::Result<RoundReport> {
         let state = self.store.load_state().await?;
+        let planning = std::time::Instant::now();
         let plan = reconcile_state(&state, self.clock.now(), self.policy, &self.scheduler);
+        let placed = plan
+            .actions
+            .iter()
+            .filter(|a| match a {
+                Action::Create { task, .. } => task.node.is_some(),
+                Action::Assign { .. } => true,
+                _ => false,
+            })
+            .count();
+        self.observer
+            .reconcile_planned(planning.elapsed(), placed, plan.unplaced.len());
         let applied = apply_plan(&self.store, &plan, &state, Some(&fence.compare())).await;
         for (task, e) in &applied.failed {
-            warn!(%task, error = %e, "action failed; the next round retries");
+            let known = state.tasks.iter().find(|t| &t.id == task).or_else(|| {
+                plan.actions.iter().find_map(|a| match a {
+                    Action::Create { task: t, .. } if &t.id == task => Some(&**t),
+                    _ => None,
+                })
+            });
+            let service = known.map_or("", |t| t.service.as_str());
+            let node = known.and_then(|t| t.node.as_deref()).unwrap_or("");
+            warn!(%task, service, node, error = %e, "action failed; the next round retries");
         }
         let fenced_out = applied.skipped > 0 && !fence.held(&self.store).await?;
         for action in &plan.actions {
@@ -186,6 +216,12 @@ impl<S: Store + Clone, M: Membership + ?Sized> Controllers<S, M> {
             clock,
             config,
         }
+    }
+
+    /// These controllers, reporting reconcile rounds to `observer`.
+    pub fn with_observer(mut self, observer: SharedObserver) -> Self {
+        self.reconciler = self.reconciler.with_observer(observer);
+        self
     }
 
     /// Claims the fence for `term`.

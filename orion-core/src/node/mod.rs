@@ -41,6 +41,7 @@ use tokio::sync::watch;
 
 use crate::membership::Membership;
 use crate::model::Millis;
+use crate::observe::SharedObserver;
 use crate::runtime::Runtime;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::{ClusterStore, Store};
@@ -130,6 +131,7 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> Node<S, M, R
             clock: Arc::new(SystemClock),
             publish_ip: "127.0.0.1".into(),
             leadership: None,
+            observer: None,
         }
     }
 
@@ -170,6 +172,7 @@ pub struct NodeBuilder<S, M: ?Sized, R: ?Sized> {
     clock: Arc<dyn Clock>,
     publish_ip: String,
     leadership: Option<watch::Receiver<Leadership>>,
+    observer: Option<SharedObserver>,
 }
 
 impl<S, M: ?Sized, R: ?Sized> std::fmt::Debug for NodeBuilder<S, M, R> {
@@ -211,6 +214,12 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
         self
     }
 
+    /// Where the agent and the controllers report events worth counting (default: nowhere).
+    pub fn observer(mut self, observer: SharedObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     pub fn build(self) -> Node<S, M, R> {
         let scheduler = self
             .scheduler
@@ -222,22 +231,28 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
                 (Some(tx), rx)
             }
         };
+        let mut agent = Agent::new(
+            self.node_id.clone(),
+            self.store.clone(),
+            self.runtime,
+            self.clock.clone(),
+            self.publish_ip,
+        );
+        let mut controllers = Controllers::new(
+            self.node_id,
+            self.store,
+            self.membership,
+            Arc::new(scheduler),
+            self.clock,
+            self.config,
+        );
+        if let Some(observer) = self.observer {
+            agent = agent.with_observer(observer.clone());
+            controllers = controllers.with_observer(observer);
+        }
         Node {
-            agent: Agent::new(
-                self.node_id.clone(),
-                self.store.clone(),
-                self.runtime,
-                self.clock.clone(),
-                self.publish_ip,
-            ),
-            controllers: Controllers::new(
-                self.node_id,
-                self.store,
-                self.membership,
-                Arc::new(scheduler),
-                self.clock,
-                self.config,
-            ),
+            agent,
+            controllers,
             leadership,
             _fixed: fixed,
         }

@@ -126,6 +126,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .await?;
         if restart {
             let delay = backoff_delay(updated.restarts);
+            self.observer.container_restarted();
             debug!(task = %task.id, ?delay, "restarting in place after backoff");
             self.backoff
                 .lock()
