@@ -246,6 +246,16 @@ impl Task {
     }
 }
 
+impl Task {
+    /// Whether this replica should receive traffic: running, and not failing its health
+    /// check (a task of a service without a check counts once running; one with a check
+    /// once its check passed).
+    pub fn is_serving(&self) -> bool {
+        self.state == TaskState::Running
+            && matches!(self.health, TaskHealth::Unknown | TaskHealth::Healthy)
+    }
+}
+
 fn is_zero(v: &u32) -> bool {
     *v == 0
 }
