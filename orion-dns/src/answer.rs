@@ -90,9 +90,14 @@ pub fn answer(
         },
         [service] => match zone.services.get(service) {
             Some(entry) => {
+                // One record per address: nodes sharing one (a local cluster) answer it once.
                 let nodes = order(zone, entry.nodes.clone(), turn, |n| n.as_str());
+                let mut seen = Vec::new();
                 for node in nodes {
-                    if let Some(ip) = zone.node_addrs.get(&node).filter(|ip| wants(qtype, **ip)) {
+                    if let Some(ip) = zone.node_addrs.get(&node).filter(|ip| wants(qtype, **ip))
+                        && !seen.contains(ip)
+                    {
+                        seen.push(*ip);
                         out.answers.push(rec(ip_rdata(*ip)));
                     }
                 }
