@@ -57,7 +57,8 @@ pub fn answer(
         return Answer::code(ResponseCode::Refused);
     }
     // Labels below the zone, lower case, innermost last: `web.orion.` -> ["web"].
-    let depth = usize::from(name.num_labels() - origin.num_labels());
+    // Counted with `iter` (which, unlike `num_labels`, counts a leading `*`).
+    let depth = name.iter().count().saturating_sub(origin.iter().count());
     let labels: Vec<String> = name
         .iter()
         .take(depth)

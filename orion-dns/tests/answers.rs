@@ -235,3 +235,37 @@ async fn answers_follow_proximity_once_measured() {
     assert!(srv[0].contains("SRV 0 "), "{srv:?}");
     assert!(srv[2].contains("SRV 2 "), "{srv:?}");
 }
+
+#[tokio::test]
+async fn vivaldi_estimates_order_answers_without_measurements() {
+    let (store, _server, addr) = start("n1").await;
+    let r = resolver(addr);
+    for (id, a, x) in [
+        ("n1", "127.0.0.11", 0.0),
+        ("n2", "127.0.0.12", 50.0),
+        ("n3", "127.0.0.13", 10.0),
+    ] {
+        add_node(&store, id, a).await;
+        let c = orion_core::model::NetworkCoordinate {
+            node: id.into(),
+            position: vec![x, 0.0],
+            height_ms: 0.1,
+            error: 0.2,
+            updated_at: 0,
+        };
+        store.put_coordinate(&c).await.unwrap();
+    }
+    add_service(&store, "web").await;
+    for (slot, node) in ["n2", "n3", "n1"].into_iter().enumerate() {
+        run_task(&store, "web", slot as u32, node, 35000 + 10 * slot as u16).await;
+    }
+    let expected = vec![ip("127.0.0.11"), ip("127.0.0.13"), ip("127.0.0.12")];
+    assert!(
+        eventually(WAIT, || async {
+            resolve_a(&r, "web.orion.").await == expected
+        })
+        .await
+    );
+    // A wildcard-looking name is just an unknown name.
+    assert_eq!(dig(addr, "*.orion.", "SOA").await.0, "NXDOMAIN");
+}
