@@ -13,6 +13,10 @@ use crate::index::ZoneData;
 /// label and never starts with '_', so this cannot clash with one.
 pub const NODES_LABEL: &str = "_nodes";
 
+/// Most records in one answer section: a service with more replicas answers with the first ones
+/// in order (nearest first, or the round-robin window), so an answer always fits a TCP message.
+pub const MAX_ANSWERS: usize = 64;
+
 /// SOA timers, seconds: refresh, retry, expire (secondaries are not used; these are sane values).
 const SOA_REFRESH: i32 = 60;
 const SOA_RETRY: i32 = 10;
@@ -140,6 +144,8 @@ pub fn answer(
         }
         _ => out.code = ResponseCode::NXDomain,
     }
+    out.answers.truncate(MAX_ANSWERS);
+    out.additionals.truncate(MAX_ANSWERS);
     if out.answers.is_empty() {
         out.soa.push(soa_record(config, zone));
     }

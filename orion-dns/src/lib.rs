@@ -32,6 +32,7 @@ mod error;
 mod index;
 mod server;
 
+pub use answer::MAX_ANSWERS;
 pub use config::{DEFAULT_PORT, DEFAULT_TTL_SECS, DEFAULT_ZONE, DnsConfig, MAX_TTL_SECS};
 pub use error::{Error, Result};
 pub use index::{DnsIndex, IndexWatcher, ZoneData};

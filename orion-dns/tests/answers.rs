@@ -269,3 +269,20 @@ async fn vivaldi_estimates_order_answers_without_measurements() {
     // A wildcard-looking name is just an unknown name.
     assert_eq!(dig(addr, "*.orion.", "SOA").await.0, "NXDOMAIN");
 }
+
+#[tokio::test]
+async fn answers_are_bounded() {
+    let (store, _server, addr) = start("n1").await;
+    add_node(&store, "n1", "127.0.0.11").await;
+    add_service(&store, "big").await;
+    for slot in 0..70u32 {
+        run_task(&store, "big", slot, "n1", 36000 + 2 * slot as u16).await;
+    }
+    let max = orion_dns::MAX_ANSWERS;
+    assert!(
+        eventually(WAIT, || async {
+            dig(addr, "_http._tcp.big.orion.", "SRV").await.1.len() == max
+        })
+        .await
+    );
+}
