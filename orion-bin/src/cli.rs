@@ -235,8 +235,12 @@ pub struct ServerArgs {
     /// gateway, port 53), `off`, or an IP of this host.
     #[arg(long, value_name = "auto|off|IP")]
     pub dns_containers: Option<String>,
+    /// Forward names outside the zone to this upstream, `IP` or `IP:PORT` (repeatable, at most
+    /// 4; replaces `dns.forward`). Without it, such names are refused.
+    #[arg(long = "dns-forward", value_name = "IP[:PORT]")]
+    pub dns_forward: Vec<String>,
     /// Serve no DNS on this node (overrides `dns.enabled`).
-    #[arg(long, conflicts_with_all = ["dns_addr", "dns_zone", "dns_containers"])]
+    #[arg(long, conflicts_with_all = ["dns_addr", "dns_zone", "dns_containers", "dns_forward"])]
     pub no_dns: bool,
 }
 

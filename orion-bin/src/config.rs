@@ -22,7 +22,7 @@
 //!   requestTimeout: 30s               # a request without a response by then gets a 408
 //!   maxConnections: 0                 # 0: derived from the open-file limit (see api::server)
 //!   proxyTimeout: 10s                 # connecting to / first answer of another node's API
-//! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto }   # see config/dns.rs
+//! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto, forward: [] }   # config/dns.rs
 //! ```
 
 use std::path::Path;

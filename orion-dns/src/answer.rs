@@ -26,8 +26,10 @@ const SOA_EXPIRE: i32 = 3600;
 #[derive(Debug, Default)]
 pub struct Answer {
     pub code: ResponseCode,
-    /// Whether this server is authoritative for the name (false for REFUSED).
+    /// Whether this server is authoritative for the name (false for REFUSED and forwarded).
     pub authoritative: bool,
+    /// Set on forwarded answers.
+    pub recursion_available: bool,
     pub answers: Vec<Record>,
     /// The SOA, for negative answers.
     pub soa: Vec<Record>,

@@ -12,6 +12,8 @@ pub const DEFAULT_PORT: u16 = 5353;
 pub const DEFAULT_TTL_SECS: u32 = 5;
 /// The largest TTL accepted, seconds.
 pub const MAX_TTL_SECS: u32 = 3600;
+/// The most upstream servers names outside the zone can be forwarded to.
+pub const MAX_FORWARD: usize = 4;
 
 /// The zone, TTL and identity of the answering node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,9 @@ pub struct DnsConfig {
     pub zone: Name,
     /// TTL of every record, seconds (1 to [`MAX_TTL_SECS`]).
     pub ttl: u32,
+    /// Upstream servers that names outside the zone are forwarded to (UDP, then TCP). Empty
+    /// (the default): such names are REFUSED, so the server is never an open resolver.
+    pub forward: Vec<std::net::SocketAddr>,
 }
 
 impl DnsConfig {
@@ -32,6 +37,7 @@ impl DnsConfig {
             node_id: node_id.to_owned(),
             zone: parse_zone(zone)?,
             ttl: DEFAULT_TTL_SECS,
+            forward: Vec::new(),
         })
     }
 
@@ -45,6 +51,22 @@ impl DnsConfig {
             });
         }
         self.ttl = ttl;
+        Ok(self)
+    }
+}
+
+impl DnsConfig {
+    /// Forwards names outside the zone to `upstreams` (at most [`MAX_FORWARD`]); empty turns
+    /// forwarding off.
+    pub fn with_forward(mut self, upstreams: Vec<std::net::SocketAddr>) -> Result<DnsConfig> {
+        if upstreams.len() > MAX_FORWARD {
+            return Err(Error::Config {
+                field: "forward",
+                value: format!("{} servers", upstreams.len()),
+                expected: format!("at most {MAX_FORWARD} IP:PORT upstream servers"),
+            });
+        }
+        self.forward = upstreams;
         Ok(self)
     }
 }

@@ -11,7 +11,8 @@
 //! | `_<port>._<tcp\|udp>.<service>.<zone>` | SRV | one per serving replica: its node's name and host port; `<port>` is the port's `name`, or its container port number |
 //! | `<node>._nodes.<zone>` | A, AAAA | the node's advertised address (the SRV targets) |
 //!
-//! Unknown names get NXDOMAIN, names outside the zone REFUSED (the server never recurses).
+//! Unknown names get NXDOMAIN, names outside the zone REFUSED (the server never recurses), or,
+//! only when [`DnsConfig::forward`] names upstreams, the upstreams' answer.
 //! Answers are ordered by proximity to the answering node once network measurements or Vivaldi
 //! coordinates exist (lowest RTT first; SRV priorities follow the rank), round-robin otherwise.
 //!
@@ -33,7 +34,9 @@ mod index;
 mod server;
 
 pub use answer::MAX_ANSWERS;
-pub use config::{DEFAULT_PORT, DEFAULT_TTL_SECS, DEFAULT_ZONE, DnsConfig, MAX_TTL_SECS};
+pub use config::{
+    DEFAULT_PORT, DEFAULT_TTL_SECS, DEFAULT_ZONE, DnsConfig, MAX_FORWARD, MAX_TTL_SECS,
+};
 pub use error::{Error, Result};
 pub use index::{DnsIndex, IndexWatcher, ZoneData};
 pub use server::{DnsHandler, DnsServer};

@@ -13,7 +13,12 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use orion_core::store::{ClusterStore, Store};
 use tracing::{info, warn};
 
-use crate::answer::answer;
+use hickory_proto::rr::{Name, RecordType};
+use hickory_resolver::Resolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
+use crate::answer::{Answer, MAX_ANSWERS, answer};
 use crate::config::DnsConfig;
 use crate::error::{Error, Result};
 use crate::index::{DnsIndex, IndexWatcher};
@@ -23,22 +28,86 @@ const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses buffered per TCP connection.
 const TCP_RESPONSE_BUFFER: usize = 64;
 
-/// Answers queries from a [`DnsIndex`]; never reads the store.
-#[derive(Debug, Clone)]
+/// Answers queries from a [`DnsIndex`]; never reads the store. Names outside the zone are
+/// REFUSED, or asked of the configured upstreams when `forward` is set.
+#[derive(Clone)]
 pub struct DnsHandler {
     config: Arc<DnsConfig>,
     index: DnsIndex,
     turn: Arc<AtomicUsize>,
+    forwarder: Option<Arc<Resolver<TokioRuntimeProvider>>>,
+}
+
+impl std::fmt::Debug for DnsHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsHandler")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resolver asking only `upstreams`, in order, 2 s per attempt, 2 attempts.
+fn forwarder(upstreams: &[SocketAddr]) -> Result<Resolver<TokioRuntimeProvider>> {
+    let servers = upstreams
+        .iter()
+        .map(|u| {
+            let mut ns = NameServerConfig::udp_and_tcp(u.ip());
+            for c in &mut ns.connections {
+                c.port = u.port();
+            }
+            ns
+        })
+        .collect();
+    let mut builder = Resolver::builder_with_config(
+        ResolverConfig::from_parts(None, vec![], servers),
+        TokioRuntimeProvider::default(),
+    );
+    let opts = builder.options_mut();
+    opts.timeout = Duration::from_secs(2);
+    opts.attempts = 2;
+    builder.build().map_err(|e| Error::Config {
+        field: "forward",
+        value: format!("{upstreams:?}"),
+        expected: format!("upstream servers a resolver can use ({e})"),
+    })
+}
+
+/// Asks the upstreams; NXDOMAIN and empty answers are passed on, other failures are SERVFAIL.
+async fn forward(
+    resolver: &Resolver<TokioRuntimeProvider>,
+    name: &Name,
+    qtype: RecordType,
+) -> Answer {
+    let mut out = Answer::default();
+    match resolver.lookup(name.clone(), qtype).await {
+        Ok(lookup) => {
+            out.answers = lookup.answers().iter().take(MAX_ANSWERS).cloned().collect();
+        }
+        Err(e) if e.is_nx_domain() => out.code = ResponseCode::NXDomain,
+        Err(e) if e.is_no_records_found() => {}
+        Err(e) => {
+            warn!(%name, error = %e, "dns: forwarding failed");
+            out.code = ResponseCode::ServFail;
+        }
+    }
+    out
 }
 
 impl DnsHandler {
     /// A handler answering for `config.zone` from `index`.
-    pub fn new(config: DnsConfig, index: DnsIndex) -> Self {
-        DnsHandler {
+    /// Fails only when a forwarding resolver cannot be built from `config.forward`.
+    pub fn new(config: DnsConfig, index: DnsIndex) -> Result<Self> {
+        let forwarder = if config.forward.is_empty() {
+            None
+        } else {
+            Some(Arc::new(forwarder(&config.forward)?))
+        };
+        Ok(DnsHandler {
             config: Arc::new(config),
             index,
             turn: Arc::default(),
-        }
+            forwarder,
+        })
     }
 }
 
@@ -70,6 +139,14 @@ impl RequestHandler for DnsHandler {
             request.metadata.op_code,
             query,
         ) {
+            (MessageType::Query, OpCode::Query, Some(q))
+                if self.forwarder.is_some() && !self.config.zone.zone_of(q.original().name()) =>
+            {
+                let resolver = self.forwarder.as_ref().expect("checked");
+                let mut a = forward(resolver, q.original().name(), q.query_type()).await;
+                a.recursion_available = true;
+                Ok(a)
+            }
             (MessageType::Query, OpCode::Query, Some(q)) => {
                 let zone = self.index.snapshot();
                 let turn = self.turn.fetch_add(1, Ordering::Relaxed);
@@ -90,7 +167,7 @@ impl RequestHandler for DnsHandler {
             Ok(a) => {
                 metadata.response_code = a.code;
                 metadata.authoritative = a.authoritative;
-                metadata.recursion_available = false;
+                metadata.recursion_available = a.recursion_available;
                 let response = builder.build(
                     metadata,
                     a.answers.iter(),
@@ -163,7 +240,7 @@ impl DnsServer {
             });
         }
         let zone = config.zone.to_ascii();
-        let mut server = Server::new(DnsHandler::new(config, index.clone()));
+        let mut server = Server::new(DnsHandler::new(config, index.clone())?);
         let mut addrs = Vec::new();
         for &addr in listen {
             let bind_err = |protocol, source| Error::Bind {

@@ -286,3 +286,59 @@ async fn answers_are_bounded() {
         .await
     );
 }
+
+#[tokio::test]
+async fn names_outside_the_zone_are_forwarded_only_when_configured() {
+    // The upstream: another server, for `upstream.`.
+    let up_store = orion_core::store::ClusterStore::new(orion_core::store::MemoryStore::new());
+    let up_addr = orion_core::testing::ports::reserve_loopback_port();
+    let _upstream = orion_dns::DnsServer::start(
+        up_store.clone(),
+        orion_dns::DnsConfig::new("u1", "upstream.").unwrap(),
+        &[up_addr],
+    )
+    .await
+    .unwrap();
+    add_node(&up_store, "u1", "127.0.0.21").await;
+    add_service(&up_store, "db").await;
+    run_task(&up_store, "db", 0, "u1", 37000).await;
+    assert!(
+        eventually(WAIT, || async {
+            dig(up_addr, "db.upstream.", "A").await.1.len() == 1
+        })
+        .await
+    );
+
+    // Without forwarding: REFUSED (already covered), with it: the upstream's answer.
+    let store = orion_core::store::ClusterStore::new(orion_core::store::MemoryStore::new());
+    let addr = orion_core::testing::ports::reserve_loopback_port();
+    let config = orion_dns::DnsConfig::new("n1", "orion.")
+        .unwrap()
+        .with_forward(vec![up_addr])
+        .unwrap();
+    let _server = orion_dns::DnsServer::start(store.clone(), config, &[addr])
+        .await
+        .unwrap();
+    let r = resolver(addr);
+    assert!(
+        eventually(WAIT, || async {
+            resolve_a(&r, "db.upstream.").await == vec![ip("127.0.0.21")]
+        })
+        .await
+    );
+    let (status, answers) = dig(addr, "db.upstream.", "A").await;
+    assert_eq!(status, "NOERROR");
+    assert!(answers[0].ends_with("A 127.0.0.21"), "{answers:?}");
+    assert_eq!(dig(addr, "nope.upstream.", "A").await.0, "NXDOMAIN");
+    // An upstream that refuses (outside its zone) fails the lookup: SERVFAIL, never a hang.
+    assert_eq!(dig(addr, "example.com.", "A").await.0, "SERVFAIL");
+    // Its own zone is still answered locally.
+    assert_eq!(dig(addr, "nope.orion.", "A").await.0, "NXDOMAIN");
+
+    let too_many = vec![up_addr; orion_dns::MAX_FORWARD + 1];
+    let e = orion_dns::DnsConfig::new("n1", "orion.")
+        .unwrap()
+        .with_forward(too_many)
+        .unwrap_err();
+    assert!(e.to_string().contains("at most 4"), "{e}");
+}

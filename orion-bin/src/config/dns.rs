@@ -7,6 +7,7 @@
 //!   listen: ""             # IP:PORT; empty = the API address's IP, port 5353
 //!   ttl: 5                 # seconds, 1 to 3600
 //!   containers: auto       # auto | off | IP: the resolver given to containers (port 53)
+//!   forward: []            # upstreams (IP or IP:PORT, at most 4) for names outside the zone
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +32,9 @@ pub struct DnsSection {
     /// nameserver, with the zone as search domain), `off`, or an IP of this host to listen on
     /// (port 53) and give containers instead of the detected gateway.
     pub containers: String,
+    /// Upstream servers (`IP` for port 53, or `IP:PORT`; at most 4) that names outside the zone
+    /// are forwarded to. Empty (default): those names are REFUSED, never resolved.
+    pub forward: Vec<String>,
 }
 
 impl Default for DnsSection {
@@ -41,6 +45,7 @@ impl Default for DnsSection {
             listen: String::new(),
             ttl: orion_dns::DEFAULT_TTL_SECS,
             containers: "auto".into(),
+            forward: Vec::new(),
         }
     }
 }
@@ -81,9 +86,21 @@ impl DnsSection {
         })
     }
 
-    /// The server's config for node `node_id`; checks zone and TTL.
+    /// The server's config for node `node_id`; checks zone, TTL and upstreams.
     pub fn server_config(&self, node_id: &str) -> anyhow::Result<orion_dns::DnsConfig> {
-        Ok(orion_dns::DnsConfig::new(node_id, &self.zone)?.with_ttl(self.ttl)?)
+        let mut upstreams = Vec::new();
+        for (i, u) in self.forward.iter().enumerate() {
+            let addr = u
+                .parse::<SocketAddr>()
+                .or_else(|_| u.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .with_context(|| {
+                    format!("dns.forward[{i}] {u:?}: expected IP or IP:PORT, e.g. 192.0.2.53")
+                })?;
+            upstreams.push(addr);
+        }
+        Ok(orion_dns::DnsConfig::new(node_id, &self.zone)?
+            .with_ttl(self.ttl)?
+            .with_forward(upstreams)?)
     }
 
     /// Checks every value (used when the file is loaded).
@@ -115,6 +132,14 @@ mod tests {
         assert!(bad(|s| s.zone = "a..b".into()).contains("dns.zone"));
         assert!(bad(|s| s.listen = "nope".into()).contains("dns.listen"));
         assert!(bad(|s| s.containers = "sometimes".into()).contains("dns.containers"));
+        assert!(bad(|s| s.forward = vec!["x".into()]).contains("dns.forward[0]"));
+        assert!(bad(|s| s.forward = vec!["192.0.2.1".into(); 5]).contains("at most 4"));
+        let s = DnsSection {
+            forward: vec!["192.0.2.1".into(), "192.0.2.2:5300".into()],
+            ..DnsSection::default()
+        };
+        let c = s.server_config("n").unwrap();
+        assert_eq!(c.forward[0].to_string(), "192.0.2.1:53");
         assert!(DnsSection::default().check().is_ok());
         let api: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(

@@ -127,6 +127,9 @@ impl Settings {
             if let Some(c) = &args.dns_containers {
                 section.containers = c.clone();
             }
+            if !args.dns_forward.is_empty() {
+                section.forward = args.dns_forward.clone();
+            }
             container_dns = section.container_dns().context("--dns-containers")?;
             let addr = match args.dns_addr {
                 Some(a) => a.parse().with_context(|| {
@@ -136,7 +139,7 @@ impl Settings {
             };
             let server = section
                 .server_config(&node_id)
-                .context("--dns-zone / dns section of the config")?;
+                .context("--dns-zone / --dns-forward / dns section of the config")?;
             Some((addr, server))
         };
         Ok(Settings {
