@@ -5,16 +5,18 @@
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := protobuf-compiler busybox-static strace prometheus
+APT_PACKAGES := protobuf-compiler busybox-static strace prometheus dnsutils
 
 .PHONY: up test setup build lint check-fmt check-features unit examples bench-smoke bench
 
 ## Installs what the build and the tests need (protoc for containerd-client, a static busybox
-## for the test images built without a registry, promtool from prometheus to check /metrics).
+## for the test images built without a registry, promtool from prometheus to check /metrics,
+## dig for the DNS tests).
 setup:
 	@missing=""; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v dig >/dev/null 2>&1 || missing="$$missing dnsutils"; \
 	[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || missing="$$missing busybox-static"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

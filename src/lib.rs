@@ -10,6 +10,7 @@
 //! | `sled`      | yes     | enables `core::store::SledStore` (`core` alone does not build sled)|
 //! | `runtime`   | yes     | [`runtime`]: Docker and process runtimes                           |
 //! | `containerd`| no      | adds `runtime::containerd` (needs `protoc` to build)                |
+//! | `dns`       | no      | [`dns`]: the DNS service discovery server (hickory-server)          |
 //! | `consensus` | no      | [`consensus`]: openraft-replicated `RaftStore`, gossip membership   |
 //! | `netscore`  | no      | [`netscore`]: network probes and network-aware scorers             |
 //! | `testing`   | no      | `core::testing`: conformance suites and fakes                      |
@@ -26,6 +27,9 @@ pub use orion_netscore as netscore;
 
 #[cfg(feature = "runtime")]
 pub use orion_runtime as runtime;
+
+#[cfg(feature = "dns")]
+pub use orion_dns as dns;
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -146,6 +146,43 @@ pub enum Command {
     },
     /// Dry run: how the scheduler would place a spec file's service, node by node.
     Plan(FileArg),
+    /// Service discovery: ask the node's DNS server.
+    Dns {
+        #[command(subcommand)]
+        action: DnsAction,
+    },
+}
+
+/// `orion dns ...`.
+#[derive(Debug, Subcommand)]
+pub enum DnsAction {
+    /// Query the node's own DNS server (UDP, then TCP if truncated) and print the answer.
+    /// A NAME without a dot is taken in the zone: `web` asks `web.orion.`.
+    Lookup {
+        name: String,
+        /// Record type.
+        #[arg(long = "type", value_enum, default_value_t = DnsType::A)]
+        qtype: DnsType,
+        /// The DNS server; default: the `--addr` node's IP, port 5353.
+        #[arg(long, value_name = "IP:PORT")]
+        server: Option<String>,
+        /// The zone a NAME without a dot is completed with.
+        #[arg(long, default_value = "orion.")]
+        zone: String,
+        /// How long to wait for the answer (1 ms to 60 s).
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+/// Record types `orion dns lookup` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DnsType {
+    A,
+    Aaaa,
+    Srv,
+    Soa,
+    Ns,
 }
 
 /// `orion cluster ...`.
@@ -189,6 +226,23 @@ pub struct ServerArgs {
     /// Node labels, `key=value` (repeatable); `zone=` names the zone.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// DNS server address, UDP and TCP (overrides `dns.listen`; default: the API's IP, port 5353).
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_addr: Option<String>,
+    /// DNS zone served (overrides `dns.zone`; default `orion.`).
+    #[arg(long, value_name = "ZONE")]
+    pub dns_zone: Option<String>,
+    /// The resolver containers get (overrides `dns.containers`): `auto` (the Docker bridge
+    /// gateway, port 53), `off`, or an IP of this host.
+    #[arg(long, value_name = "auto|off|IP")]
+    pub dns_containers: Option<String>,
+    /// Forward names outside the zone to this upstream, `IP` or `IP:PORT` (repeatable, at most
+    /// 4; replaces `dns.forward`). Without it, such names are refused.
+    #[arg(long = "dns-forward", value_name = "IP[:PORT]")]
+    pub dns_forward: Vec<String>,
+    /// Serve no DNS on this node (overrides `dns.enabled`).
+    #[arg(long, conflicts_with_all = ["dns_addr", "dns_zone", "dns_containers", "dns_forward"])]
+    pub no_dns: bool,
 }
 
 #[derive(Debug, Clone, Args)]

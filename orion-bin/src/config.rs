@@ -23,6 +23,7 @@
 //!   requestTimeout: 30s               # a request without a response by then gets a 408
 //!   maxConnections: 0                 # 0: derived from the open-file limit (see api::server)
 //!   proxyTimeout: 10s                 # connecting to / first answer of another node's API
+//! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto, forward: [] }   # config/dns.rs
 //! ```
 
 use std::path::Path;
@@ -35,7 +36,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::RuntimeKind;
 
+mod dns;
 mod scheduler;
+pub use dns::{ContainerDns, DnsSection};
 pub use scheduler::SchedulerSection;
 
 /// The whole file.
@@ -47,6 +50,7 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub api: ApiConfig,
     pub scheduler: SchedulerSection,
+    pub dns: DnsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -416,6 +420,7 @@ impl Config {
         self.scheduler()?;
         self.controllers(None)?;
         self.runtime.check()?;
+        self.dns.check()?;
         let max = self.cluster.limits.max_replicas;
         if !(1..=MAX_REPLICAS_CEILING).contains(&max) {
             anyhow::bail!(

@@ -14,6 +14,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod dns_cli;
 mod metrics;
 mod network_cli;
 mod node;
@@ -106,6 +107,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::cluster_remove(&client, &node, format).await,
         Command::Chaos { action } => chaos_cli::chaos(&client, action, format).await,
         Command::Plan(f) => chaos_cli::plan(&client, &f.file, format).await,
+        Command::Dns { action } => dns_cli::dns(&cli.addr, action, format).await,
     }
 }
 

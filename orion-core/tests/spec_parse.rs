@@ -368,3 +368,11 @@ fn depends_on_is_read_bounded_and_listed_with_rule_targets() {
     };
     assert!(errs.to_string().contains("at most 64"), "{errs}");
 }
+
+#[test]
+fn ports_take_an_optional_name() {
+    let s =
+        yaml("name: web\nimage: nginx\nports:\n  - {container_port: 80, name: http}\n  - 8080\n");
+    assert_eq!(s.ports[0].name.as_deref(), Some("http"));
+    assert_eq!(s.ports[1].name, None);
+}

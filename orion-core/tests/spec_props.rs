@@ -184,6 +184,7 @@ fn ports() -> impl Strategy<Value = Vec<PortSpec>> {
                     container_port,
                     host_port,
                     protocol,
+                    name: None,
                 }
             })
             .collect()

@@ -38,6 +38,7 @@ fn port(container: u16, host: u16, protocol: Protocol) -> PortSpec {
         container_port: container,
         host_port: host,
         protocol,
+        name: None,
     }
 }
 
@@ -146,6 +147,29 @@ fn no_duplicate_host_ports_per_protocol() {
         port(82, 0, Protocol::Tcp),
     ];
     assert_eq!(s.validate(), Ok(()));
+}
+
+#[test]
+fn port_names_are_dns_labels_unique_per_protocol() {
+    let named = |container, name: &str, protocol| PortSpec {
+        name: Some(name.to_owned()),
+        ..port(container, 0, protocol)
+    };
+    let mut s = base();
+    s.ports = vec![
+        named(80, "http", Protocol::Tcp),
+        named(81, "http", Protocol::Udp),
+    ];
+    assert!(s.validate().is_ok());
+    s.ports = vec![named(80, "Bad_Name", Protocol::Tcp)];
+    assert_rule(&s, "ports[0].name", "\"Bad_Name\"", "a DNS label");
+    s.ports = vec![named(80, "8080", Protocol::Tcp)];
+    assert_rule(&s, "ports[0].name", "\"8080\"", "not all digits");
+    s.ports = vec![
+        named(80, "http", Protocol::Tcp),
+        named(81, "http", Protocol::Tcp),
+    ];
+    assert_rule(&s, "ports[1].name", "\"http\"", "(ports[0])");
 }
 
 #[test]

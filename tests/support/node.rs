@@ -46,6 +46,10 @@ pub struct NodeProc {
     pub api: SocketAddr,
     pub raft: SocketAddr,
     pub gossip: SocketAddr,
+    /// The DNS server (UDP and TCP).
+    pub dns: SocketAddr,
+    /// `--dns-containers`: `off` by default, so test nodes never contend for port 53.
+    pub dns_containers: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     pub role: Role,
@@ -67,6 +71,8 @@ impl NodeProc {
             api: reserve_loopback_port(),
             raft: reserve_loopback_port(),
             gossip: reserve_loopback_port(),
+            dns: reserve_loopback_port(),
+            dns_containers: "off".into(),
             data_dir: dir.join(&id),
             log: dir.join(format!("{id}.log")),
             id,
@@ -93,6 +99,8 @@ impl NodeProc {
             ("--raft-addr", self.raft.to_string()),
             ("--gossip-addr", self.gossip.to_string()),
             ("--runtime", self.runtime.flag().into()),
+            ("--dns-addr", self.dns.to_string()),
+            ("--dns-containers", self.dns_containers.clone()),
         ] {
             args.push(flag.into());
             args.push(value);

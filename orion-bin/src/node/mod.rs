@@ -23,10 +23,11 @@ use crate::api::{self, ApiState, ClusterInfo};
 use crate::cli::{
     DEFAULT_API_ADDR, DEFAULT_GOSSIP_ADDR, DEFAULT_RAFT_ADDR, RuntimeKind, ServerArgs,
 };
-use crate::config::Config;
+use crate::config::{Config, ContainerDns};
 use crate::metrics::{self, Metrics, TimedStore};
 
 mod cluster;
+mod container_dns;
 mod network_probe;
 mod single;
 
@@ -55,6 +56,10 @@ pub struct Settings {
     pub labels: BTreeMap<String, String>,
     pub capacity: Resources,
     pub config: Config,
+    /// The DNS server's address and what it serves; `None` when turned off.
+    pub dns: Option<(SocketAddr, orion_dns::DnsConfig)>,
+    /// Where containers are given the DNS server (`dns.containers`).
+    pub container_dns: ContainerDns,
 }
 
 fn parse_addr(flag: &str, value: Option<String>, default: &str) -> Result<SocketAddr> {
@@ -111,11 +116,38 @@ impl Settings {
             Mode::Single => PathBuf::from("orion-data"),
             Mode::Cluster => PathBuf::from("orion-data").join(&node_id),
         });
+        let api_addr = parse_addr("api-addr", args.api_addr, DEFAULT_API_ADDR)?;
+        let mut container_dns = ContainerDns::Off;
+        let dns = if args.no_dns || !config.dns.enabled {
+            None
+        } else {
+            let mut section = config.dns.clone();
+            if let Some(zone) = args.dns_zone {
+                section.zone = zone;
+            }
+            if let Some(c) = &args.dns_containers {
+                section.containers = c.clone();
+            }
+            if !args.dns_forward.is_empty() {
+                section.forward = args.dns_forward.clone();
+            }
+            container_dns = section.container_dns().context("--dns-containers")?;
+            let addr = match args.dns_addr {
+                Some(a) => a.parse().with_context(|| {
+                    format!("--dns-addr {a:?}: expected IP:PORT, e.g. 127.0.0.1:5353")
+                })?,
+                None => section.listen_addr(api_addr.ip())?,
+            };
+            let server = section
+                .server_config(&node_id)
+                .context("--dns-zone / --dns-forward / dns section of the config")?;
+            Some((addr, server))
+        };
         Ok(Settings {
             cluster_id: cluster_id.unwrap_or_else(|| config.cluster.id.clone()),
             node_id,
             data_dir,
-            api_addr: parse_addr("api-addr", args.api_addr, DEFAULT_API_ADDR)?,
+            api_addr,
             raft_addr: parse_addr("raft-addr", args.raft_addr, DEFAULT_RAFT_ADDR)?,
             gossip_addr: parse_addr("gossip-addr", args.gossip_addr, DEFAULT_GOSSIP_ADDR)?,
             bootstrap: args.bootstrap || mode == Mode::Single,
@@ -124,6 +156,8 @@ impl Settings {
             labels,
             capacity: machine_capacity(),
             config,
+            dns,
+            container_dns,
         })
     }
 
@@ -298,6 +332,7 @@ async fn run(
         scheduler: Arc::new(build_scheduler(&settings.config)?),
         metrics: metrics.clone(),
     });
+    let (_dns, runtime) = start_dns(&settings, &store, runtime).await?;
     let mut api_shutdown = shutdown_rx.clone();
     let api_config = settings.config.api.clone();
     let api_task = tokio::spawn(async move {
@@ -346,6 +381,48 @@ async fn run(
     })
     .await;
     Ok(())
+}
+
+/// Starts the node's DNS server when it is on, with a second listener on port 53 for containers
+/// when `dns.containers` gives one (then the returned runtime gives containers that resolver).
+/// The server stops when the returned value is dropped. With `auto`, a container listener that
+/// cannot be bound (port 53 taken, no privilege) is warned about and containers keep the
+/// runtime's resolver; an explicit IP that cannot be bound fails the start.
+async fn start_dns(
+    settings: &Settings,
+    store: &ClusterStore<SharedStore>,
+    runtime: Arc<dyn Runtime>,
+) -> Result<(Option<orion_dns::DnsServer>, Arc<dyn Runtime>)> {
+    let Some((addr, config)) = &settings.dns else {
+        info!("dns: turned off");
+        return Ok((None, runtime));
+    };
+    let start = |listen: Vec<SocketAddr>| async move {
+        orion_dns::DnsServer::start(store.clone(), config.clone(), &listen).await
+    };
+    let context =
+        "cannot start the DNS server (set dns.listen or --dns-addr, or turn it off with --no-dns)";
+    let for_containers =
+        container_dns::container_dns_ip(settings.container_dns, settings.runtime).await?;
+    let Some(ip) = for_containers else {
+        return Ok((Some(start(vec![*addr]).await.context(context)?), runtime));
+    };
+    let extra = container_dns::container_listen(ip);
+    match start(vec![*addr, extra]).await {
+        Ok(server) => {
+            let zone = config.zone.to_ascii();
+            info!(%extra, "dns: containers get this resolver and search domain {zone}");
+            let runtime = container_dns::ResolverDefaults::wrap(runtime, ip, &zone);
+            Ok((Some(server), runtime))
+        }
+        Err(e @ orion_dns::Error::Bind { addr: failed, .. })
+            if failed == extra && settings.container_dns == ContainerDns::Auto =>
+        {
+            tracing::warn!(error = %e, "dns: containers keep the runtime's resolver (dns.containers auto)");
+            Ok((Some(start(vec![*addr]).await.context(context)?), runtime))
+        }
+        Err(e) => Err(e).context(context),
+    }
 }
 
 fn build_scheduler(config: &Config) -> Result<Scheduler> {

@@ -46,6 +46,7 @@ pub fn container_spec(
         network_mode: spec.network_mode,
         network: spec.network.clone(),
         dns: spec.dns.clone(),
+        dns_search: Vec::new(),
         extra_hosts: spec.extra_hosts.clone(),
         labels: container_labels,
     }

@@ -82,6 +82,9 @@ pub struct ContainerSpec {
     /// A named network to join (Docker).
     pub network: Option<String>,
     pub dns: Vec<String>,
+    /// DNS search domains for the container (`orion`, so `web` resolves as `web.orion.`).
+    #[serde(default)]
+    pub dns_search: Vec<String>,
     /// `name:ip` entries for `/etc/hosts`.
     pub extra_hosts: Vec<String>,
     /// Labels; [`labels`] keys are set by the agent.

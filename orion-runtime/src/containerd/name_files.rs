@@ -46,6 +46,9 @@ impl NameFiles {
                     errors.push(format!("dns[{i}]"), format!("{server:?}"), "an IP address");
                 }
             }
+            if !spec.dns_search.is_empty() {
+                out.push_str(&format!("search {}\n", spec.dns_search.join(" ")));
+            }
             out
         };
         errors.into_result()?;

@@ -67,6 +67,7 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         memory_swap: positive(spec.memory_bytes),
         network_mode: Some(network_mode),
         dns: Some(spec.dns.clone()).filter(|d| !d.is_empty()),
+        dns_search: Some(spec.dns_search.clone()).filter(|d| !d.is_empty()),
         extra_hosts: Some(spec.extra_hosts.clone()).filter(|h| !h.is_empty()),
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),

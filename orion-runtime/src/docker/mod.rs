@@ -98,6 +98,33 @@ fn container_error(id: &str, context: &str, e: BollardError) -> RuntimeError {
 }
 
 impl DockerRuntime {
+    /// The host's IPv4 address on the engine's default `bridge` network (docker0, usually
+    /// 172.17.0.1): the address a bridge-network container reaches this host at. It is the
+    /// network's IPAM gateway, or, when the engine does not report one, the first address of
+    /// its subnet (the engine's own choice). `None` when the engine has no IPv4 bridge network.
+    pub async fn bridge_gateway(&self) -> Result<Option<std::net::Ipv4Addr>> {
+        let network = match self.docker.inspect_network("bridge", None).await {
+            Ok(n) => n,
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(container_error("bridge", "inspecting network", e)),
+        };
+        let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+        for c in configs {
+            if let Some(gw) = c.gateway.as_deref().and_then(|g| g.parse().ok()) {
+                return Ok(Some(gw));
+            }
+            let net = c
+                .subnet
+                .as_deref()
+                .and_then(|s| s.split_once('/'))
+                .and_then(|(ip, _)| ip.parse::<std::net::Ipv4Addr>().ok());
+            if let Some(net) = net {
+                return Ok(Some(std::net::Ipv4Addr::from(u32::from(net) + 1)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Connects to the local engine (see [`connect`]); pulls absent images.
     pub async fn connect() -> Result<Self> {
         Ok(Self::from_client(connect().await?))

@@ -196,9 +196,9 @@ impl ProcessRuntime {
                 "processes share the host network; use bridge or host mode",
             ));
         }
-        if !spec.dns.is_empty() || !spec.extra_hosts.is_empty() {
+        if !spec.dns.is_empty() || !spec.dns_search.is_empty() || !spec.extra_hosts.is_empty() {
             return Err(unsupported(
-                "dns and extra_hosts",
+                "dns, dns search domains and extra_hosts",
                 "processes use the host's resolver and /etc/hosts",
             ));
         }

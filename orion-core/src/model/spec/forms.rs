@@ -292,6 +292,8 @@ struct PortObject {
     host_port: u16,
     #[serde(default)]
     protocol: Protocol,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// Parses `"80"`, `"8080:80"`, `"8080:80/udp"`: `[host:]container[/protocol]`.
@@ -327,6 +329,7 @@ pub fn parse_port(text: &str) -> Result<PortSpec, String> {
         container_port,
         host_port,
         protocol,
+        name: None,
     })
 }
 
@@ -339,7 +342,7 @@ impl<'de> Deserialize<'de> for PortSpec {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
                     "a container port number, a string `[host_port:]container_port[/tcp|udp]`, \
-                     or an object with container_port, host_port, protocol",
+                     or an object with container_port, host_port, protocol, name",
                 )
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortSpec, E> {
@@ -350,6 +353,7 @@ impl<'de> Deserialize<'de> for PortSpec {
                     container_port,
                     host_port: 0,
                     protocol: Protocol::Tcp,
+                    name: None,
                 })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortSpec, E> {
@@ -366,6 +370,7 @@ impl<'de> Deserialize<'de> for PortSpec {
                     container_port: o.container_port,
                     host_port: o.host_port,
                     protocol: o.protocol,
+                    name: o.name,
                 })
             }
         }

@@ -183,6 +183,11 @@ pub struct PortSpec {
     pub host_port: u16,
     /// `tcp` (default) or `udp`.
     pub protocol: Protocol,
+    /// Optional name, a DNS label that is not all digits (`http`): DNS serves the port's SRV
+    /// records as `_<name>._<protocol>.<service>.<zone>`; an unnamed port answers under its
+    /// container port number (`_8080._tcp.web.orion.`). Unique per protocol within a service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Transport protocol of a port.

@@ -204,7 +204,26 @@ impl ServiceSpec {
     fn check_ports(&self, errs: &mut ValidationErrors) {
         let mut host = HashMap::new();
         let mut container = HashMap::new();
+        let mut names = HashMap::new();
         for (i, p) in self.ports.iter().enumerate() {
+            if let Some(name) = &p.name {
+                if !is_dns_label(name) || name.bytes().all(|b| b.is_ascii_digit()) {
+                    errs.push(
+                        format!("ports[{i}].name"),
+                        format!("{name:?}"),
+                        "a DNS label (a-z, 0-9 and '-', at most 63, not all digits), e.g. http",
+                    );
+                } else if let Some(first) = names.insert((name.as_str(), p.protocol), i) {
+                    errs.push(
+                        format!("ports[{i}].name"),
+                        format!("{name:?}"),
+                        format!(
+                            "a name not already given to a {} port (ports[{first}])",
+                            p.protocol.as_str()
+                        ),
+                    );
+                }
+            }
             if p.container_port == 0 {
                 errs.push(format!("ports[{i}].container_port"), 0, "a port 1-65535");
             } else if let Some(first) = container.insert((p.container_port, p.protocol), i) {

@@ -69,6 +69,7 @@ mod tests {
             container_port: 80,
             host_port,
             protocol: Protocol::Tcp,
+            name: None,
         });
         s
     }
