@@ -132,8 +132,17 @@ pub enum Command {
     Rm { service: String },
     /// Stop a task (it is replaced if its service still wants it) or remove a service.
     Stop { id: String },
-    /// Move every task off a node and stop scheduling onto it.
-    Drain { node: String },
+    /// Move every task off a node and stop scheduling onto it (undo with `undrain`).
+    Drain {
+        /// The node's id.
+        node: String,
+    },
+    /// Make a drained node schedulable again; tasks already moved off it stay where they are.
+    #[command(alias = "uncordon")]
+    Undrain {
+        /// The node's id.
+        node: String,
+    },
     /// Leader, members and Raft state; `cluster remove NODE` removes a member from Raft.
     Cluster {
         #[command(subcommand)]

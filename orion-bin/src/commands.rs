@@ -369,6 +369,36 @@ pub async fn drain(client: &Client, node: &str) -> Result<()> {
         )
         .await?;
     println!("node {node} draining: its tasks move elsewhere and nothing new is placed on it");
+    let nodes: Vec<Node> = client.get("/v1/nodes").await?;
+    if !nodes
+        .iter()
+        .any(|n| n.id != node && n.status == orion_core::model::NodeStatus::Ready)
+    {
+        eprintln!(
+            "warning: {node} was the last schedulable node: its tasks keep running there until \
+             another node is ready, and new tasks stay pending (undo with `orion undrain {node}`)"
+        );
+    }
+    Ok(())
+}
+
+/// `undrain NODE` (alias `uncordon`).
+pub async fn undrain(client: &Client, node: &str) -> Result<()> {
+    let n: Node = client
+        .call(
+            Method::POST,
+            &format!("/v1/nodes/{node}/undrain"),
+            None::<&()>,
+        )
+        .await?;
+    if n.status == orion_core::model::NodeStatus::Ready {
+        println!("node {node} is schedulable again");
+    } else {
+        println!(
+            "node {node} is {:?}, not draining: nothing to undo",
+            n.status
+        );
+    }
     Ok(())
 }
 

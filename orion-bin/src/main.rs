@@ -101,6 +101,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Rm { service } => commands::rm(&client, &service).await,
         Command::Stop { id } => commands::stop(&client, &id).await,
         Command::Drain { node } => commands::drain(&client, &node).await,
+        Command::Undrain { node } => commands::undrain(&client, &node).await,
         Command::Cluster { action: None } => commands::cluster(&client, format).await,
         Command::Cluster {
             action: Some(cli::ClusterAction::Remove { node }),

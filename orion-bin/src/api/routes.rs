@@ -117,6 +117,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}", get(get_node))
         .route("/v1/nodes/{id}/drain", post(drain_node))
+        .route("/v1/nodes/{id}/undrain", post(undrain_node))
         .route("/v1/cluster", get(cluster_status))
         .route("/v1/network", get(super::network::network))
         .route("/v1/cluster/members/{node}", delete(remove_member))
@@ -467,7 +468,7 @@ pub(super) async fn get_node(
     Ok(Json(node))
 }
 
-async fn drain_node(
+pub(super) async fn drain_node(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Node>> {
@@ -479,6 +480,27 @@ async fn drain_node(
         .update_node(&id, |n| {
             if n.status == NodeStatus::Ready {
                 n.status = NodeStatus::Draining;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Json(node))
+}
+
+/// `POST /v1/nodes/{id}/undrain`: a draining node is `Ready` again (schedulable); a node in any
+/// other state is answered as it is. Tasks already moved off it stay where they are.
+pub(super) async fn undrain_node(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Node>> {
+    if state.store.get_node(&id).await?.is_none() {
+        return Err(HttpError::not_found("node", &id));
+    }
+    let node = state
+        .store
+        .update_node(&id, |n| {
+            if n.status == NodeStatus::Draining {
+                n.status = NodeStatus::Ready;
             }
             Ok(())
         })

@@ -10,14 +10,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use orion_core::model::spec::SpecLimits;
-use orion_core::model::{Node, Resources, ServiceSpec, Task, TaskState};
+use orion_core::model::{Node, NodeStatus, Resources, ServiceSpec, Task, TaskState};
 use orion_core::runtime::FakeRuntime;
 use orion_core::store::{
     ClusterStore, KeyValue, MemoryStore, RangeResult, Revision, Store, StoreSnapshot, Txn,
     TxnResult, WatchStream, keys,
 };
 
-use super::routes::{ApiSettings, ApiState, ClusterInfo, get_node, scale_service};
+use super::routes::{
+    ApiSettings, ApiState, ClusterInfo, drain_node, get_node, scale_service, undrain_node,
+};
 use super::types::{ClusterStatus, ScaleRequest, ServiceStatus};
 
 struct NoCluster;
@@ -248,4 +250,40 @@ fn network_aware_true_is_refused_by_a_pipeline_without_the_network_scorer() {
     let opt_out = body.replace("true", "false");
     let spec = super::routes::spec_from_body(&plain, &HeaderMap::new(), &opt_out).unwrap();
     assert_eq!(spec.scheduling.network_aware, Some(false));
+}
+
+#[tokio::test]
+async fn drain_is_undone_by_undrain_and_unknown_nodes_are_404() {
+    let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
+    state
+        .store
+        .put_node(&Node::new("n1", Resources::new(4000, 8 << 30)))
+        .await
+        .unwrap();
+    let Json(n) = drain_node(State(state.clone()), Path("n1".into()))
+        .await
+        .unwrap();
+    assert_eq!(n.status, NodeStatus::Draining);
+    let Json(n) = undrain_node(State(state.clone()), Path("n1".into()))
+        .await
+        .unwrap();
+    assert_eq!(n.status, NodeStatus::Ready);
+    assert_eq!(
+        state.store.get_node("n1").await.unwrap().unwrap().status,
+        NodeStatus::Ready
+    );
+    // A down node stays down: undrain is not a way to mark a dead node ready.
+    state
+        .store
+        .update_node("n1", |n| {
+            n.status = NodeStatus::Down;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let Json(n) = undrain_node(State(state.clone()), Path("n1".into()))
+        .await
+        .unwrap();
+    assert_eq!(n.status, NodeStatus::Down);
+    assert!(undrain_node(State(state), Path("nope".into())).await.is_err());
 }
