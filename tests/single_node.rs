@@ -221,6 +221,18 @@ async fn cli_exit_codes_and_logs() {
     let out = c.cli(0, &["status", "no-such-service"]);
     assert_eq!(out.status.code(), Some(3), "unknown service: {out:?}");
 
+    // drain warns on the last schedulable node; undrain (and its alias) undoes it.
+    let node = c.nodes[0].id.clone();
+    let out = c.cli(0, &["drain", &node]);
+    assert_eq!(out.status.code(), Some(0), "drain: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("last schedulable node"), "{err}");
+    let out = c.cli(0, &["uncordon", &node]);
+    assert_eq!(out.status.code(), Some(0), "uncordon: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schedulable again"));
+    let out = c.cli(0, &["undrain", "no-such-node"]);
+    assert_eq!(out.status.code(), Some(3), "unknown node: {out:?}");
+
     let good = dir.path().join("chatty.json");
     std::fs::write(&good, http_spec("chatty", 1)).expect("write");
     let out = c.cli(0, &["apply", "-f", good.to_str().expect("utf-8")]);
