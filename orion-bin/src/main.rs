@@ -42,8 +42,18 @@ fn log_filter(level: &str) -> Result<EnvFilter, String> {
     if !level.contains(['=', ',']) && !LOG_LEVELS.contains(&level.to_lowercase().as_str()) {
         return Err(format!("--log-level {level:?}: {hint}"));
     }
-    EnvFilter::try_new(level).map_err(|e| format!("--log-level {level:?}: {e}; {hint}"))
+    let filter =
+        EnvFilter::try_new(level).map_err(|e| format!("--log-level {level:?}: {e}; {hint}"))?;
+    // hickory-server logs every DNS query at info: one line per query would flood the log.
+    if level.contains("hickory_server") {
+        Ok(filter)
+    } else {
+        Ok(filter.add_directive(QUIET_DNS_QUERIES.parse().expect("a valid directive")))
+    }
 }
+
+/// Added to every log filter that does not name `hickory_server` itself.
+const QUIET_DNS_QUERIES: &str = "hickory_server=warn";
 
 /// Logs to stderr as text or as one JSON object per line. Text has ANSI colours only when
 /// stderr is a terminal; JSON never has them.
@@ -134,5 +144,19 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(commands::exit_code(&err))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_queries_are_not_logged_one_line_each_unless_asked() {
+        let quiet = log_filter("info").unwrap().to_string();
+        assert!(quiet.contains(QUIET_DNS_QUERIES), "{quiet}");
+        let asked = log_filter("info,hickory_server=info").unwrap().to_string();
+        assert!(!asked.contains(QUIET_DNS_QUERIES), "{asked}");
+        assert!(log_filter("inf").is_err(), "a typo is refused");
     }
 }

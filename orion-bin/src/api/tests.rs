@@ -285,5 +285,9 @@ async fn drain_is_undone_by_undrain_and_unknown_nodes_are_404() {
         .await
         .unwrap();
     assert_eq!(n.status, NodeStatus::Down);
-    assert!(undrain_node(State(state), Path("nope".into())).await.is_err());
+    assert!(
+        undrain_node(State(state), Path("nope".into()))
+            .await
+            .is_err()
+    );
 }
