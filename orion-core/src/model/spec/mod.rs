@@ -43,6 +43,7 @@ mod locate;
 pub mod parse;
 pub mod units;
 pub mod validate;
+mod validate_lifecycle;
 mod wrapper;
 
 pub use forms::{parse_port, parse_volume};
