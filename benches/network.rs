@@ -124,6 +124,7 @@ fn services() -> Vec<ServiceSpec> {
                 s.scheduling.affinity = vec![AffinityRule::Latency {
                     target: "db".into(),
                     max_latency_ms: 50.0,
+                    required: true,
                 }];
             }
             s

@@ -252,11 +252,13 @@ fn seed_000_deployment_wrapper() {
         vec![
             AffinityRule::Latency {
                 target: "database-cluster".into(),
-                max_latency_ms: 5.0
+                max_latency_ms: 5.0,
+                required: true,
             },
             AffinityRule::Bandwidth {
                 target: None,
-                min_bandwidth_mbps: 100.0
+                min_bandwidth_mbps: 100.0,
+                required: true,
             },
         ]
     );
@@ -375,4 +377,27 @@ fn ports_take_an_optional_name() {
         yaml("name: web\nimage: nginx\nports:\n  - {container_port: 80, name: http}\n  - 8080\n");
     assert_eq!(s.ports[0].name.as_deref(), Some("http"));
     assert_eq!(s.ports[1].name, None);
+}
+
+#[test]
+fn network_rules_are_hard_unless_required_false() {
+    let spec = yaml(
+        "name: api\nimage: x\nscheduling:\n  affinity:\n    - {type: latency, target: db, maxLatency: 5ms}\n    - {type: loss, maxLoss: 0.01, required: false}\n",
+    );
+    assert!(matches!(
+        spec.scheduling.affinity[0],
+        AffinityRule::Latency { required: true, .. }
+    ));
+    assert!(matches!(
+        spec.scheduling.affinity[1],
+        AffinityRule::Loss {
+            required: false,
+            ..
+        }
+    ));
+    // The default is not written out; a soft rule says so; both read back the same.
+    let json = serde_json::to_string(&spec.scheduling.affinity).unwrap();
+    assert_eq!(json.matches("required").count(), 1, "{json}");
+    let back: Vec<AffinityRule> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, spec.scheduling.affinity);
 }

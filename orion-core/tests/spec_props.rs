@@ -288,16 +288,21 @@ fn affinity_rule() -> impl Strategy<Value = AffinityRule> {
     prop_oneof![
         (DNS, positive.clone()).prop_map(|(target, max_latency_ms)| AffinityRule::Latency {
             target,
-            max_latency_ms
+            max_latency_ms,
+            required: true,
         }),
         (prop::option::of(DNS), positive).prop_map(|(target, min_bandwidth_mbps)| {
             AffinityRule::Bandwidth {
                 target,
                 min_bandwidth_mbps,
+                required: true,
             }
         }),
-        (prop::option::of(DNS), 0.0f64..=1.0)
-            .prop_map(|(target, max_loss)| AffinityRule::Loss { target, max_loss }),
+        (prop::option::of(DNS), 0.0f64..=1.0).prop_map(|(target, max_loss)| AffinityRule::Loss {
+            target,
+            max_loss,
+            required: true
+        }),
         (prop::collection::vec(non_blank(), 1..3), any::<bool>())
             .prop_map(|(zones, required)| AffinityRule::Zone { zones, required }),
     ]

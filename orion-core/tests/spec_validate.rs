@@ -546,11 +546,13 @@ fn latency_rule_needs_a_positive_limit_and_a_service_target() {
     s.scheduling.affinity = vec![AffinityRule::Latency {
         target: "db".into(),
         max_latency_ms: 0.0,
+        required: true,
     }];
     assert_rule(&s, "scheduling.affinity[0].max_latency_ms", "0", "above 0");
     s.scheduling.affinity = vec![AffinityRule::Latency {
         target: "Db_1".into(),
         max_latency_ms: 5.0,
+        required: true,
     }];
     assert_rule(
         &s,
@@ -566,6 +568,7 @@ fn bandwidth_rule_needs_a_positive_finite_limit() {
     s.scheduling.affinity = vec![AffinityRule::Bandwidth {
         target: None,
         min_bandwidth_mbps: f64::NAN,
+        required: true,
     }];
     assert_rule(
         &s,
@@ -581,6 +584,7 @@ fn loss_rule_is_a_fraction() {
     s.scheduling.affinity = vec![AffinityRule::Loss {
         target: None,
         max_loss: 1.5,
+        required: true,
     }];
     assert_rule(
         &s,
@@ -591,6 +595,7 @@ fn loss_rule_is_a_fraction() {
     s.scheduling.affinity = vec![AffinityRule::Loss {
         target: None,
         max_loss: 0.0,
+        required: true,
     }];
     assert_eq!(s.validate(), Ok(()));
 }

@@ -26,6 +26,7 @@ fn specs(replicas: u32, parallelism: u32) -> Vec<VersionedSpec> {
     web.scheduling.affinity = vec![AffinityRule::Latency {
         target: "db".into(),
         max_latency_ms: 5.0,
+        required: true,
     }];
     web.update_strategy.parallelism = parallelism;
     vec![

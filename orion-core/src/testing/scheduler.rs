@@ -183,14 +183,17 @@ pub fn specs() -> Vec<ServiceSpec> {
         AffinityRule::Latency {
             target: "db".into(),
             max_latency_ms: 5.0,
+            required: true,
         },
         AffinityRule::Bandwidth {
             target: None,
             min_bandwidth_mbps: 500.0,
+            required: true,
         },
         AffinityRule::Loss {
             target: Some("db".into()),
             max_loss: 0.01,
+            required: true,
         },
         AffinityRule::Zone {
             zones: vec!["a".into()],

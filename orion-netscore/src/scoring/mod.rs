@@ -175,6 +175,7 @@ mod tests {
         api.scheduling.affinity = vec![AffinityRule::Latency {
             target: "db".into(),
             max_latency_ms: 5.0,
+            required: true,
         }];
         api.resources.cpu_millicores = 3950; // too big for x, which runs db
         let out = network_aware_pipeline(SchedulerConfig::default())

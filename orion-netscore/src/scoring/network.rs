@@ -31,6 +31,10 @@ pub const LOSS_ZERO: f64 = 0.1;
 /// those dependencies, and [`NEUTRAL`] when there are none (a spec with no dependency, or
 /// dependencies not running yet): so the term never ranks nodes it knows nothing about.
 ///
+/// Soft network rules (`required: false` on a latency, bandwidth or loss rule) add one term
+/// each per running target to that mean: 1 when the node meets the rule, 0.5 when the pair is
+/// not measured, 0 when it breaks it.
+///
 /// Class [`ScorerWeightClass::Network`]: weighted by `weights.network` (the `c` of
 /// `score = a*cpu + b*memory + c*network`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,10 +82,12 @@ impl Scorer for NetworkScorer {
                 counted += 1;
             }
         }
-        if counted == 0 {
+        let (soft, soft_terms) = super::rules::soft_rule_terms(req, node, view);
+        let terms = counted + soft_terms;
+        if terms == 0 {
             NEUTRAL
         } else {
-            sum / f64::from(counted)
+            (sum + soft) / f64::from(terms)
         }
     }
 
@@ -123,6 +129,10 @@ impl Scorer for NetworkScorer {
         let Some(DependencyNodes(lists)) = prepared.downcast_ref::<DependencyNodes>() else {
             return self.score(req, node, view);
         };
+        if super::rules::has_soft_rule(req.spec) {
+            // Soft rules are rare: the plain path scores them with the dependencies.
+            return self.score(req, node, view);
+        }
         let Some(me) = view.index_of(node) else {
             return NEUTRAL;
         };
@@ -278,5 +288,35 @@ mod tests {
         ] {
             assert!((0.0..=1.0).contains(&s), "{s}");
         }
+    }
+
+    #[test]
+    fn a_soft_rule_is_scored_not_filtered() {
+        use orion_core::model::spec::AffinityRule;
+        let v = three_zone_view(&[("db", "a1")]);
+        let mut spec = orion_core::model::ServiceSpec::new("api", "img", 1);
+        spec.scheduling.affinity = vec![AffinityRule::Latency {
+            target: "db".into(),
+            max_latency_ms: 5.0,
+            required: false,
+        }];
+        let score = |node: &str| {
+            NetworkScorer.score(
+                &PlacementRequest::new(&spec, "t"),
+                v.node(node).unwrap(),
+                &v,
+            )
+        };
+        assert!(
+            score("a2") > score("b1"),
+            "meeting the preference scores higher"
+        );
+        // Not a filter: every node stays feasible.
+        let passing = orion_core::testing::scheduler::passing_nodes(
+            &crate::scoring::NetworkRulesFilter,
+            &spec,
+            &v,
+        );
+        assert_eq!(passing.len(), 10, "{passing:?}");
     }
 }

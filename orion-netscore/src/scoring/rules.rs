@@ -26,6 +26,7 @@ pub const NAME: &str = "network_rules";
 ///   [`reasons::UNMEASURED`], marked transient (a probe round may measure it). Neither is an
 ///   unmeasured bandwidth. The network scorer, by contrast, treats unmeasured pairs as neutral.
 /// - Every rejection here is transient: measurements change.
+/// - Rules with `required: false` are not filtered here: the `network` scorer scores them.
 /// - [`Filter::recheck`] (should a running task move?) applies the same rules with the bound
 ///   widened by the tolerance, and never rejects for a pair that is not measured.
 #[derive(Debug, Clone, Copy, Default)]
@@ -151,6 +152,32 @@ fn check_target(
     Err(metric.rejection(target, best))
 }
 
+/// A latency, bandwidth or loss rule as `(metric, target, required)`; `None` for zone rules.
+fn network_rule(rule: &AffinityRule) -> Option<(Metric, Option<&String>, bool)> {
+    match rule {
+        AffinityRule::Latency {
+            target,
+            max_latency_ms,
+            required,
+        } => Some((Metric::Latency(*max_latency_ms), Some(target), *required)),
+        AffinityRule::Bandwidth {
+            target,
+            min_bandwidth_mbps,
+            required,
+        } => Some((
+            Metric::Bandwidth(*min_bandwidth_mbps),
+            target.as_ref(),
+            *required,
+        )),
+        AffinityRule::Loss {
+            target,
+            max_loss,
+            required,
+        } => Some((Metric::Loss(*max_loss), target.as_ref(), *required)),
+        AffinityRule::Zone { .. } => None,
+    }
+}
+
 fn first_violation(
     req: &PlacementRequest<'_>,
     node: &NodeView,
@@ -158,17 +185,8 @@ fn first_violation(
     mode: Mode,
 ) -> Option<Rejection> {
     for rule in &req.spec.scheduling.affinity {
-        let (metric, target) = match rule {
-            AffinityRule::Latency {
-                target,
-                max_latency_ms,
-            } => (Metric::Latency(*max_latency_ms), Some(target)),
-            AffinityRule::Bandwidth {
-                target,
-                min_bandwidth_mbps,
-            } => (Metric::Bandwidth(*min_bandwidth_mbps), target.as_ref()),
-            AffinityRule::Loss { target, max_loss } => (Metric::Loss(*max_loss), target.as_ref()),
-            AffinityRule::Zone { .. } => continue,
+        let Some((metric, target, true)) = network_rule(rule) else {
+            continue;
         };
         let result = match target {
             Some(t) => check_target(metric, t, node, view, mode),
@@ -183,6 +201,47 @@ fn first_violation(
         }
     }
     None
+}
+
+/// The soft rules (`required: false`) of the spec, scored on `node` as `(sum, terms)`: one term
+/// per rule and running target (a rule without a target: per running dependency), 1.0 when the
+/// node meets it, 0.5 when the pair is not measured, 0.0 when it breaks it. Targets that run
+/// nowhere give no term. The network scorer averages these with its dependency terms.
+pub(crate) fn soft_rule_terms(
+    req: &PlacementRequest<'_>,
+    node: &NodeView,
+    view: &ClusterView,
+) -> (f64, u32) {
+    let (mut sum, mut terms) = (0.0, 0u32);
+    for rule in &req.spec.scheduling.affinity {
+        let Some((metric, target, false)) = network_rule(rule) else {
+            continue;
+        };
+        let targets: Vec<&str> = match target {
+            Some(t) => vec![t.as_str()],
+            None => req.spec.dependencies(),
+        };
+        for t in targets {
+            if view.service_nodes(t).next().is_none() {
+                continue;
+            }
+            sum += match check_target(metric, t, node, view, PLACE) {
+                Ok(()) => 1.0,
+                Err(r) if r.kind == reasons::UNMEASURED => 0.5,
+                Err(_) => 0.0,
+            };
+            terms += 1;
+        }
+    }
+    (sum, terms)
+}
+
+/// Whether the spec has a soft network rule.
+pub(crate) fn has_soft_rule(spec: &orion_core::model::ServiceSpec) -> bool {
+    spec.scheduling
+        .affinity
+        .iter()
+        .any(|r| matches!(network_rule(r), Some((_, _, false))))
 }
 
 impl Filter for NetworkRulesFilter {
@@ -234,7 +293,7 @@ fn has_network_rule(req: &PlacementRequest<'_>) -> bool {
         .scheduling
         .affinity
         .iter()
-        .any(|r| !matches!(r, AffinityRule::Zone { .. }))
+        .any(|r| matches!(network_rule(r), Some((_, _, true))))
 }
 
 impl NetworkRulesFilter {
@@ -255,6 +314,7 @@ mod tests {
         s.scheduling.affinity = vec![AffinityRule::Latency {
             target: "db".into(),
             max_latency_ms: max,
+            required: true,
         }];
         s
     }
@@ -307,12 +367,14 @@ mod tests {
         s.scheduling.affinity = vec![AffinityRule::Loss {
             target: None,
             max_loss: 0.01,
+            required: true,
         }];
         // Loss is 0 in zone, 0.02 across zones: no node is in both a and b.
         assert_eq!(passing(&s, &v), Vec::<String>::new());
         s.scheduling.affinity = vec![AffinityRule::Bandwidth {
             target: Some("db".into()),
             min_bandwidth_mbps: 500.0,
+            required: true,
         }];
         // 1000 Mbit/s in zone, 100 across.
         assert_eq!(passing(&s, &v), ["a1", "a2", "a3"]);

@@ -80,7 +80,7 @@ impl TryFrom<MapOnly<RawAffinityRule>> for AffinityRule {
         } = raw;
         match kind {
             AffinityKind::Latency => {
-                let f = "`target` (a service) and `max_latency_ms` (e.g. `5ms`)";
+                let f = "`target` (a service), `max_latency_ms` (e.g. `5ms`) and an optional `required` (default true)";
                 reject_foreign(
                     "latency",
                     f,
@@ -88,16 +88,16 @@ impl TryFrom<MapOnly<RawAffinityRule>> for AffinityRule {
                         ("min_bandwidth_mbps", min_bandwidth_mbps.is_some()),
                         ("max_loss", max_loss.is_some()),
                         ("zones", zones.is_some()),
-                        ("required", required.is_some()),
                     ],
                 )?;
                 Ok(AffinityRule::Latency {
+                    required: required.unwrap_or(true),
                     target: need(target, "latency", "target", f)?,
                     max_latency_ms: need(max_latency_ms, "latency", "max_latency_ms", f)?,
                 })
             }
             AffinityKind::Bandwidth => {
-                let f = "`min_bandwidth_mbps` (e.g. `100Mbps`) and an optional `target`";
+                let f = "`min_bandwidth_mbps` (e.g. `100Mbps`), an optional `target` and an optional `required` (default true)";
                 reject_foreign(
                     "bandwidth",
                     f,
@@ -105,10 +105,10 @@ impl TryFrom<MapOnly<RawAffinityRule>> for AffinityRule {
                         ("max_latency_ms", max_latency_ms.is_some()),
                         ("max_loss", max_loss.is_some()),
                         ("zones", zones.is_some()),
-                        ("required", required.is_some()),
                     ],
                 )?;
                 Ok(AffinityRule::Bandwidth {
+                    required: required.unwrap_or(true),
                     target,
                     min_bandwidth_mbps: need(
                         min_bandwidth_mbps,
@@ -119,7 +119,7 @@ impl TryFrom<MapOnly<RawAffinityRule>> for AffinityRule {
                 })
             }
             AffinityKind::Loss => {
-                let f = "`max_loss` (0.0-1.0) and an optional `target`";
+                let f = "`max_loss` (0.0-1.0), an optional `target` and an optional `required` (default true)";
                 reject_foreign(
                     "loss",
                     f,
@@ -127,10 +127,10 @@ impl TryFrom<MapOnly<RawAffinityRule>> for AffinityRule {
                         ("max_latency_ms", max_latency_ms.is_some()),
                         ("min_bandwidth_mbps", min_bandwidth_mbps.is_some()),
                         ("zones", zones.is_some()),
-                        ("required", required.is_some()),
                     ],
                 )?;
                 Ok(AffinityRule::Loss {
+                    required: required.unwrap_or(true),
                     target,
                     max_loss: need(max_loss, "loss", "max_loss", f)?,
                 })

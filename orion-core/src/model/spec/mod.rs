@@ -169,6 +169,11 @@ fn default_reschedule_after() -> u32 {
     DEFAULT_RESCHEDULE_AFTER
 }
 
+/// `required: true` is the default of a network rule, so it is not written out.
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
@@ -571,14 +576,22 @@ impl Default for ScoringWeights {
 pub enum AffinityRule {
     /// Within `max_latency_ms` RTT of at least one running task of service `target`. A target
     /// that runs nowhere yet does not constrain; an unmeasured pair does not meet the rule
-    /// (orion-netscore's `network_rules` filter enforces it).
-    Latency { target: String, max_latency_ms: f64 },
+    /// (orion-netscore's `network_rules` filter enforces it). With `required: false` it is a
+    /// preference instead, scored by `network_preferences`.
+    Latency {
+        target: String,
+        max_latency_ms: f64,
+        #[serde(skip_serializing_if = "is_true")]
+        required: bool,
+    },
     /// At least `min_bandwidth_mbps` measured to a node running the target (without one: to
     /// a node of each running dependency, see [`ServiceSpec::dependencies`]).
     Bandwidth {
         #[serde(skip_serializing_if = "Option::is_none")]
         target: Option<String>,
         min_bandwidth_mbps: f64,
+        #[serde(skip_serializing_if = "is_true")]
+        required: bool,
     },
     /// Packet loss at most `max_loss` (0.0-1.0) to a node running the target (without one: to
     /// a node of each running dependency).
@@ -586,6 +599,8 @@ pub enum AffinityRule {
         #[serde(skip_serializing_if = "Option::is_none")]
         target: Option<String>,
         max_loss: f64,
+        #[serde(skip_serializing_if = "is_true")]
+        required: bool,
     },
     /// Prefer (or require, with `required`) one of these zones.
     Zone { zones: Vec<String>, required: bool },

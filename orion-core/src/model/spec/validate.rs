@@ -497,6 +497,7 @@ fn check_affinity(path: &str, rule: &AffinityRule, errs: &mut ValidationErrors) 
         AffinityRule::Latency {
             target,
             max_latency_ms,
+            ..
         } => {
             check_target(path, Some(target), errs);
             positive(
@@ -509,6 +510,7 @@ fn check_affinity(path: &str, rule: &AffinityRule, errs: &mut ValidationErrors) 
         AffinityRule::Bandwidth {
             target,
             min_bandwidth_mbps,
+            ..
         } => {
             check_target(path, target.as_ref(), errs);
             positive(
@@ -518,7 +520,9 @@ fn check_affinity(path: &str, rule: &AffinityRule, errs: &mut ValidationErrors) 
                 "Mbit/s, e.g. `100Mbps`",
             );
         }
-        AffinityRule::Loss { target, max_loss } => {
+        AffinityRule::Loss {
+            target, max_loss, ..
+        } => {
             check_target(path, target.as_ref(), errs);
             if !(0.0..=1.0).contains(max_loss) {
                 errs.push(
