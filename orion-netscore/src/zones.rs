@@ -197,7 +197,8 @@ pub fn assign_zones(
 ///
 /// Clustering is O(n²) in the unlabelled nodes, so the result is reused for `refresh` unless
 /// the set of nodes or their zone labels changed; a cluster of more than
-/// [`MAX_CLUSTER_NODES`] nodes gets no latency zones.
+/// [`MAX_CLUSTER_NODES`] nodes, or with no measurement yet, gets no latency zones, and a latency
+/// zone of a single node is not added (it would only make the node its own zone).
 #[derive(Debug)]
 pub struct LatencyZones {
     threshold_ms: f64,
@@ -249,7 +250,10 @@ impl NodeAnnotator for LatencyZones {
         network: &NetworkMatrix,
         now: Millis,
     ) -> Vec<(NodeId, String, String)> {
-        if nodes.iter().all(|n| n.zone().is_some()) || nodes.len() > MAX_CLUSTER_NODES {
+        if network.is_empty()
+            || nodes.iter().all(|n| n.zone().is_some())
+            || nodes.len() > MAX_CLUSTER_NODES
+        {
             return Vec::new();
         }
         let mut ids = orion_core::hash::StableHasher::default();
@@ -267,15 +271,21 @@ impl NodeAnnotator for LatencyZones {
             return c.labels.clone();
         }
         let rtt = |a: &str, b: &str| network.rtt_ms(a, b).or_else(|| network.rtt_ms(b, a));
-        let labels: Vec<(NodeId, String, String)> = assign_zones(nodes, rtt, self.threshold_ms)
-            .map(|zones| {
-                zones
-                    .into_iter()
-                    .filter(|(_, z)| z.source != ZoneSource::Label)
-                    .map(|(id, z)| (id, ZONE_LABEL.to_owned(), z.name))
-                    .collect()
+        let zones = assign_zones(nodes, rtt, self.threshold_ms).unwrap_or_default();
+        // A latency zone of one node says nothing the node's id does not: only zones that group
+        // nodes (or join a labelled zone) are added.
+        let mut members: BTreeMap<&str, usize> = BTreeMap::new();
+        for z in zones.values() {
+            *members.entry(z.name.as_str()).or_default() += 1;
+        }
+        let labels: Vec<(NodeId, String, String)> = zones
+            .iter()
+            .filter(|(_, z)| {
+                z.source == ZoneSource::NearestLabel
+                    || (z.source == ZoneSource::Latency && members[z.name.as_str()] > 1)
             })
-            .unwrap_or_default();
+            .map(|(id, z)| (id.clone(), ZONE_LABEL.to_owned(), z.name.clone()))
+            .collect();
         *cache = Some(CachedZones {
             key,
             at: now,
@@ -396,9 +406,21 @@ mod tests {
         assert_eq!(zone_of("b1"), zone_of("b2"));
         assert_ne!(zone_of("a1"), zone_of("b1"));
         assert_eq!(zone_of("l1"), None, "a label is kept");
+        assert!(
+            z.annotate(&nodes, &NetworkMatrix::new(), 100_000)
+                .is_empty(),
+            "nothing measured: no zones"
+        );
         assert!(labels.iter().all(|(_, k, _)| k == ZONE_LABEL));
         // Within the refresh time the result is reused, even if the network changed.
-        assert_eq!(z.annotate(&nodes, &NetworkMatrix::new(), 2_000), labels);
+        let mut changed = NetworkMatrix::new();
+        changed.insert(NetworkMeasurement {
+            from: "a1".into(),
+            to: "a2".into(),
+            rtt_ms: 40.0,
+            ..Default::default()
+        });
+        assert_eq!(z.annotate(&nodes, &changed, 2_000), labels);
         // The network-aware pipeline applies it before placing.
         let sched = crate::scoring::network_aware_pipeline(Default::default());
         let placed_on = sched.annotated_nodes(&nodes, &m, 1_000);
