@@ -244,7 +244,48 @@ pub(super) fn spec_from_body(
             ),
         ));
     }
+    refuse_not_acted_on(&spec)?;
     Ok(spec)
+}
+
+/// Refuses spec fields the spec format accepts but this cluster does not act on yet, naming
+/// each: an option works, or it is refused; it is never accepted and ignored. (The library's
+/// parser keeps accepting them, for embedders that implement them.)
+fn refuse_not_acted_on(spec: &ServiceSpec) -> ApiResult<()> {
+    let defaults = orion_core::model::spec::UpdateStrategy::default();
+    let rollout = &spec.update_strategy;
+    let mut refused = Vec::new();
+    if spec.scale_policy.is_some() {
+        refused.push(
+            "scale_policy (autoscaling is not implemented yet: set `replicas`, or change it \
+             with `orion scale`)",
+        );
+    }
+    if rollout.delay_seconds != defaults.delay_seconds {
+        refused.push("update_strategy.delay_seconds (rollouts do not wait between batches yet)");
+    }
+    if rollout.health_wait_seconds != defaults.health_wait_seconds {
+        refused.push(
+            "update_strategy.health_wait_seconds (a rollout's next batch waits for the new \
+             replicas to serve, with no extra wait yet)",
+        );
+    }
+    if rollout.failure_action != defaults.failure_action {
+        refused.push(
+            "update_strategy.failure_action (a failed rollout is neither rolled back nor \
+             paused yet: the old replicas keep serving until the new ones do)",
+        );
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(HttpError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "not acted on by this version of Orion, so refused rather than ignored; remove: {}",
+            refused.join("; ")
+        ),
+    ))
 }
 
 /// `POST /v1/services`: create-if-missing, atomically (409 when the name is taken).
