@@ -77,11 +77,25 @@ pub(crate) fn read_exit_code(dir: &Path) -> Option<i64> {
 }
 
 /// Records `code` unless a code is already there (the supervisor's own is the better one).
+/// Safe against a concurrent writer (the exit waiter and a stop can race): the first code linked
+/// into place stays, and a directory removed meanwhile is not an error.
 pub(crate) fn record_exit_code_once(dir: &Path, code: i64) -> Result<()> {
     if read_exit_code(dir).is_some() || !dir.exists() {
         return Ok(());
     }
-    write_atomically(&dir.join(EXIT_FILE), format!("{code}\n").as_bytes())
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(EXIT_FILE);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+    let written =
+        std::fs::write(&tmp, format!("{code}\n")).and_then(|()| std::fs::hard_link(&tmp, &path));
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(()),
+        // Another writer was first, or the task was removed meanwhile: nothing to record.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || !dir.exists() => Ok(()),
+        Err(e) => Err(RuntimeError::io(format!("writing {}", path.display()), e)),
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -125,5 +139,26 @@ mod tests {
         std::fs::write(dir.path().join(RECORD_FILE), b"{not json").unwrap();
         let err = ProcessRecord::load(dir.path()).unwrap_err();
         assert!(err.to_string().contains(RECORD_FILE), "{err}");
+    }
+
+    #[test]
+    fn concurrent_exit_code_writers_all_succeed_and_the_first_code_stays() {
+        for _ in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            let writers: Vec<_> = (0..4)
+                .map(|code| {
+                    let path = path.clone();
+                    std::thread::spawn(move || record_exit_code_once(&path, code))
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap().unwrap();
+            }
+            assert!(read_exit_code(&path).is_some_and(|c| (0..4).contains(&c)));
+        }
+        // A directory removed meanwhile is not an error.
+        let gone = tempfile::tempdir().unwrap().path().to_path_buf();
+        record_exit_code_once(&gone, 1).unwrap();
     }
 }
