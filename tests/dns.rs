@@ -4,12 +4,16 @@
 
 mod support;
 
+/// The DNS clients of orion-dns's own tests: `dig` and a cache-less hickory-resolver.
+#[path = "../orion-dns/tests/support.rs"]
+mod dns_clients;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dns_clients::{dig, resolver};
 use hickory_resolver::Resolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use support::*;
 use tokio::process::Command;
@@ -24,39 +28,6 @@ fn named_port_spec(name: &str, replicas: u32) -> String {
     spec.to_string()
 }
 
-/// `dig @server NAME TYPE`: the status and the answer lines (whitespace collapsed).
-async fn dig(server: SocketAddr, name: &str, qtype: &str) -> (String, Vec<String>) {
-    let out = Command::new("dig")
-        .args([
-            &format!("@{}", server.ip()),
-            "-p",
-            &server.port().to_string(),
-            name,
-            qtype,
-            "+tries=1",
-            "+time=2",
-            "+noall",
-            "+comments",
-            "+answer",
-        ])
-        .output()
-        .await
-        .expect("dig (Debian's dnsutils; `make setup` installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let status = text
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("no answer")
-        .to_owned();
-    let answers = text
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
-    (status, answers)
-}
-
 /// The `(port, target)` pairs of an SRV answer from dig.
 async fn srv_set(server: SocketAddr, name: &str) -> BTreeSet<(u16, String)> {
     dig(server, name, "SRV")
@@ -68,20 +39,6 @@ async fn srv_set(server: SocketAddr, name: &str) -> BTreeSet<(u16, String)> {
             (f.len() == 8 && f[3] == "SRV").then(|| (f[6].parse().unwrap_or(0), f[7].to_owned()))
         })
         .collect()
-}
-
-/// hickory-resolver pointed at `server` only, cache off.
-fn resolver(server: SocketAddr) -> Resolver<TokioRuntimeProvider> {
-    let mut ns = NameServerConfig::udp_and_tcp(server.ip());
-    for c in &mut ns.connections {
-        c.port = server.port();
-    }
-    let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
-    let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
-    builder.options_mut().cache_size = 0;
-    builder.options_mut().attempts = 1;
-    builder.options_mut().timeout = Duration::from_secs(2);
-    builder.build().unwrap()
 }
 
 /// The SRV `(port, target)` set hickory-resolver gets; empty on any error.

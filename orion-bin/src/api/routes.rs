@@ -509,23 +509,13 @@ pub(super) async fn get_node(
     Ok(Json(node))
 }
 
+/// `POST /v1/nodes/{id}/drain`: a ready node is `Draining` (nothing new is placed on it, and its
+/// tasks move elsewhere); a node in any other state is answered as it is.
 pub(super) async fn drain_node(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Node>> {
-    if state.store.get_node(&id).await?.is_none() {
-        return Err(HttpError::not_found("node", &id));
-    }
-    let node = state
-        .store
-        .update_node(&id, |n| {
-            if n.status == NodeStatus::Ready {
-                n.status = NodeStatus::Draining;
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(Json(node))
+    change_status(&state, &id, NodeStatus::Ready, NodeStatus::Draining).await
 }
 
 /// `POST /v1/nodes/{id}/undrain`: a draining node is `Ready` again (schedulable); a node in any
@@ -534,14 +524,25 @@ pub(super) async fn undrain_node(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Node>> {
-    if state.store.get_node(&id).await?.is_none() {
-        return Err(HttpError::not_found("node", &id));
+    change_status(&state, &id, NodeStatus::Draining, NodeStatus::Ready).await
+}
+
+/// Sets node `id`'s status to `to` if it is `from` (a compare-and-swap on the node record);
+/// 404 for an unknown node.
+async fn change_status(
+    state: &ApiState,
+    id: &str,
+    from: NodeStatus,
+    to: NodeStatus,
+) -> ApiResult<Json<Node>> {
+    if state.store.get_node(id).await?.is_none() {
+        return Err(HttpError::not_found("node", id));
     }
     let node = state
         .store
-        .update_node(&id, |n| {
-            if n.status == NodeStatus::Draining {
-                n.status = NodeStatus::Ready;
+        .update_node(id, |n| {
+            if n.status == from {
+                n.status = to;
             }
             Ok(())
         })
