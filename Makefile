@@ -4,6 +4,8 @@
 #   make test   format and lint checks, every test (real Docker engine), examples and benches once
 
 CARGO ?= cargo
+## A fresh clone gains nothing from incremental caches; they doubled target/'s size.
+export CARGO_INCREMENTAL ?= 0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := protobuf-compiler busybox-static strace prometheus dnsutils
 
