@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod compose;
 mod forms;
 mod kinds;
 mod locate;
@@ -70,6 +71,16 @@ pub struct ServiceSpec {
         deserialize_with = "forms::string_list"
     )]
     pub command: Vec<String>,
+    /// Replaces the image's entrypoint (Docker's `--entrypoint`, Compose's `entrypoint`); the
+    /// image's default command is then not used either, only [`ServiceSpec::command`]. Unset
+    /// keeps the image's. At least one element when set. Not available on the process runtime,
+    /// whose `image` is already the program.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "forms::optional_string_list"
+    )]
+    pub entrypoint: Option<Vec<String>>,
     /// Environment as `KEY=value` strings (a YAML/JSON map is accepted too).
     #[serde(
         default,
@@ -653,6 +664,7 @@ impl ServiceSpec {
             image: image.into(),
             replicas,
             command: Vec::new(),
+            entrypoint: None,
             env: Vec::new(),
             ports: Vec::new(),
             volumes: Vec::new(),
