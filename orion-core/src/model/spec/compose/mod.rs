@@ -17,6 +17,8 @@
 //! variables. `x-` extension keys are skipped, as Compose skips them.
 
 mod deploy;
+mod health;
+mod ports_volumes;
 mod service;
 mod values;
 

@@ -4,13 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::values::{
-    check_host_ip, pair_ports, port_range, protocol_named, scalar_text, short_ports,
-};
+use super::values::scalar_text;
 use super::{Importer, MAX_ENV_FILES, describe};
-use crate::model::spec::{
-    HealthCheck, HealthCheckType, NetworkMode, PortSpec, RestartPolicy, ServiceSpec, VolumeSpec,
-};
+use crate::model::spec::{NetworkMode, RestartPolicy, ServiceSpec};
 
 /// Service keys Compose has and Orion cannot import, with what to do instead.
 const UNSUPPORTED: &[(&str, &str)] = &[
@@ -377,76 +373,6 @@ impl Importer<'_> {
         files
     }
 
-    fn ports(&mut self, path: &str, value: &Value) -> Vec<PortSpec> {
-        let Value::Array(items) = value else {
-            self.refuse(path, describe(value), "a list of ports");
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = format!("{path}[{i}]");
-            let ports = match item {
-                Value::Object(map) => self.long_port(&at, map),
-                other => match scalar_text(other).map(|t| short_ports(&t)) {
-                    Some(Ok(ports)) => Ok(ports),
-                    Some(Err(e)) => Err(e),
-                    None => Err("`[published:]target[/protocol]`".into()),
-                },
-            };
-            match ports {
-                Ok(ports) => out.extend(ports),
-                Err(e) => self.refuse(&at, describe(item), e),
-            }
-        }
-        out
-    }
-
-    fn long_port(&mut self, path: &str, map: &Map<String, Value>) -> Result<Vec<PortSpec>, String> {
-        let mut targets = Vec::new();
-        let mut published = Vec::new();
-        let mut protocol = crate::model::spec::Protocol::Tcp;
-        let mut name = None;
-        for (key, value) in map {
-            let text = scalar_text(value).unwrap_or_default();
-            match key.as_str() {
-                "target" => targets = port_range(&text)?,
-                "published" => published = port_range(&text)?,
-                "protocol" => protocol = protocol_named(&text)?,
-                "host_ip" => check_host_ip(&text)?,
-                "name" => name = Some(text),
-                "mode" if text == "host" || text == "ingress" => self.notes.push(format!(
-                    "{path}.mode: Orion publishes the port on the node that runs each replica"
-                )),
-                k if k.starts_with("x-") => {}
-                other => {
-                    return Err(format!(
-                        "target, published, protocol, host_ip, name and mode only (`{other}` is not imported)"
-                    ));
-                }
-            }
-        }
-        if targets.is_empty() {
-            return Err("a port mapping with a `target`".into());
-        }
-        pair_ports(path, &targets, &published, protocol, name)
-    }
-
-    fn volumes(&mut self, path: &str, value: &Value) -> Vec<VolumeSpec> {
-        let Value::Array(items) = value else {
-            self.refuse(path, describe(value), "a list of volumes");
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = format!("{path}[{i}]");
-            match volume(item) {
-                Ok(v) => out.push(v),
-                Err(e) => self.refuse(&at, describe(item), e),
-            }
-        }
-        out
-    }
-
     fn restart(&mut self, path: &str, value: &Value) -> Option<RestartPolicy> {
         let policy = match value.as_str() {
             Some("no") => RestartPolicy::No,
@@ -459,98 +385,6 @@ impl Importer<'_> {
             }
         };
         Some(policy)
-    }
-
-    fn healthcheck(&mut self, path: &str, value: &Value) -> Option<HealthCheck> {
-        let Value::Object(map) = value else {
-            self.refuse(
-                path,
-                describe(value),
-                "a mapping with test, interval, timeout, retries, start_period",
-            );
-            return None;
-        };
-        if map.get("disable").and_then(Value::as_bool) == Some(true) {
-            return None;
-        }
-        let mut check = HealthCheck {
-            kind: HealthCheckType::Command,
-            http_path: None,
-            expected_status: None,
-            port: None,
-            command: Vec::new(),
-            // Docker's defaults.
-            interval: 30,
-            timeout: 30,
-            retries: 2,
-            start_period: 0,
-        };
-        for (key, v) in map {
-            let at = format!("{path}.{key}");
-            let secs = |imp: &mut Self| -> Option<u64> {
-                match v.as_str().map(super::values::go_duration_secs) {
-                    Some(Ok(s)) => Some(s),
-                    Some(Err(e)) => {
-                        imp.refuse(&at, describe(v), e);
-                        None
-                    }
-                    None => {
-                        imp.refuse(&at, describe(v), "a duration such as `30s`");
-                        None
-                    }
-                }
-            };
-            match key.as_str() {
-                "test" => match self.health_test(&at, v) {
-                    Some(command) if command.is_empty() => return None,
-                    Some(command) => check.command = command,
-                    None => {}
-                },
-                "interval" => check.interval = secs(self).unwrap_or(check.interval),
-                "timeout" => check.timeout = secs(self).unwrap_or(check.timeout),
-                "start_period" => check.start_period = secs(self).unwrap_or(0),
-                // Docker turns unhealthy after `retries` failures; Orion after `retries + 1`.
-                "retries" => match v.as_u64().and_then(|r| u32::try_from(r).ok()) {
-                    Some(r) => check.retries = r.saturating_sub(1),
-                    None => self.refuse(&at, describe(v), "a whole number"),
-                },
-                "disable" => {}
-                k if k.starts_with("x-") => {}
-                _ => self.refuse(
-                    &at,
-                    format!("`{key}`"),
-                    "test, interval, timeout, retries, start_period or disable",
-                ),
-            }
-        }
-        if check.command.is_empty() {
-            self.refuse(path, "a health check without `test`", "a `test` command");
-            return None;
-        }
-        Some(check)
-    }
-
-    /// `test`: `["CMD", ...]`, `["CMD-SHELL", "..."]`, a shell string, or `["NONE"]` (an empty
-    /// command: no check).
-    fn health_test(&mut self, path: &str, value: &Value) -> Option<Vec<String>> {
-        let shell = |s: &str| vec!["/bin/sh".to_owned(), "-c".to_owned(), s.to_owned()];
-        if let Value::String(s) = value {
-            return Some(shell(s));
-        }
-        let words = self.strings(path, value, "a string");
-        match words.split_first() {
-            Some((first, rest)) if first == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
-            Some((first, rest)) if first == "CMD-SHELL" && rest.len() == 1 => Some(shell(&rest[0])),
-            Some((first, [])) if first == "NONE" => Some(Vec::new()),
-            _ => {
-                self.refuse(
-                    path,
-                    describe(value),
-                    "[CMD, program, args...], [CMD-SHELL, \"command\"], [NONE] or a shell string",
-                );
-                None
-            }
-        }
     }
 
     fn depends_on(
@@ -628,73 +462,4 @@ impl Importer<'_> {
             }
         }
     }
-}
-
-/// A volume in the short form `source:target[:ro|rw]` or the long form `{type, source, target,
-/// read_only}`. Relative host paths, anonymous volumes and tmpfs are refused.
-fn volume(value: &Value) -> Result<VolumeSpec, String> {
-    let (source, target, read_only) = match value {
-        Value::String(text) => {
-            let parts: Vec<&str> = text.split(':').collect();
-            let read_only = match parts.get(2).copied() {
-                None | Some("rw") => false,
-                Some("ro") => true,
-                Some(mode) => return Err(format!("ro or rw as the mode, not `{mode}`")),
-            };
-            match parts.as_slice() {
-                [_] => {
-                    return Err(
-                        "a named volume (`data:/path`): anonymous volumes are not imported".into(),
-                    );
-                }
-                [source, target, ..] if parts.len() <= 3 => {
-                    (source.to_string(), target.to_string(), read_only)
-                }
-                _ => return Err("`source:target[:ro]`".into()),
-            }
-        }
-        Value::Object(map) => {
-            let get = |k: &str| {
-                map.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            for key in map.keys() {
-                if !matches!(key.as_str(), "type" | "source" | "target" | "read_only")
-                    && !key.starts_with("x-")
-                {
-                    return Err(format!(
-                        "type, source, target and read_only only (`{key}` is not imported)"
-                    ));
-                }
-            }
-            match get("type").as_str() {
-                "volume" | "bind" => {}
-                other => return Err(format!("type volume or bind, not `{other}`")),
-            }
-            if get("source").is_empty() {
-                return Err("a `source` name: anonymous volumes are not imported".into());
-            }
-            (
-                get("source"),
-                get("target"),
-                map.get("read_only")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            )
-        }
-        _ => return Err("`source:target[:ro]` or a mapping".into()),
-    };
-    if source.starts_with('.') || source.starts_with('~') {
-        return Err(format!(
-            "an absolute host path that exists on every node, or a named volume (the relative \
-             path `{source}` would be read on whichever node runs the replica)"
-        ));
-    }
-    Ok(VolumeSpec {
-        source,
-        target,
-        read_only,
-    })
 }
