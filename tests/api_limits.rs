@@ -52,7 +52,7 @@ async fn racing_creates_give_one_created_and_conflicts() {
     }
 }
 
-/// Seed 001's `POST /tasks` and `orion run` never replace an existing service.
+/// The `POST /tasks` form and `orion run` never replace an existing service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_tasks_and_run_never_overwrite_a_service() {
     let c = TestCluster::single("nooverwrite").await;

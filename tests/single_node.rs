@@ -1,5 +1,5 @@
 //! End-to-end tests of one `orion up` node against the real Docker engine: deploy, scale,
-//! container replacement, restart adoption, bad input, seed 001's `POST /tasks`, CLI exit codes
+//! container replacement, restart adoption, bad input, the `POST /tasks` form, CLI exit codes
 //! and logs.
 
 mod support;
@@ -180,7 +180,7 @@ async fn bad_input_is_refused_with_field_and_reason_and_nothing_is_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_001_post_tasks_is_accepted() {
+async fn the_post_tasks_form_is_accepted() {
     let c = TestCluster::single("seed").await;
     let seed = r#"{"image":"orion-test/busybox:1","name":"seedtask","memory":100000000,
                    "portBindings":{"8080/tcp":"0"}}"#;

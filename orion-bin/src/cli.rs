@@ -1,7 +1,7 @@
 //! The command line: `orion <command>`. Server commands run a node; every other command is a
 //! client of the HTTP API at `--addr` / `ORION_ADDR`.
 //!
-//! Aliases keep the seed projects' muscle memory working: `start` (a node, or a spec file when
+//! Aliases keep the muscle memory of similar tools working: `start` (a node, or a spec file when
 //! given one), `run`, `stop`, `get`, `list` and `list-nodes`.
 
 use std::path::PathBuf;
@@ -263,7 +263,7 @@ pub struct StartArgs {
     /// Cluster id (recorded in the data dir; a node refuses another cluster's data).
     #[arg(long)]
     pub cluster_id: Option<String>,
-    /// Shorthand for `--raft-addr` (seed 000's `--bind`).
+    /// Shorthand for `--raft-addr` (`--bind` in similar tools).
     #[arg(long)]
     pub bind: Option<String>,
     #[command(flatten)]
@@ -290,7 +290,7 @@ pub struct DeployArgs {
     /// Memory in bytes.
     #[arg(long)]
     pub memory: Option<u64>,
-    /// Prefer this zone (seed 000's `--network-affinity`).
+    /// Prefer this zone (`--network-affinity` in similar tools).
     #[arg(long)]
     pub network_affinity: Option<String>,
     /// Return at once instead of waiting for the replicas to run.

@@ -1,4 +1,4 @@
-//! `orion.yaml`: cluster, network and runtime settings (the shape of seed 000's config), plus the
+//! `orion.yaml`: cluster, network and runtime settings (the shape of the Deployment form's config), plus the
 //! node's own settings. Every field has a default; command-line flags override the file.
 //!
 //! ```yaml
@@ -332,10 +332,10 @@ impl Default for ScoringConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
-    /// `docker`, `containerd` or `process` (seed 000's `native` means `process`).
+    /// `docker`, `containerd` or `process` (`native` means `process`).
     #[serde(alias = "containerBackend")]
     pub container_backend: String,
-    /// Accepted for compatibility with seed 000; every backend here runs OCI images.
+    /// Accepted for compatibility with the Deployment form's config; every backend here runs OCI images.
     #[serde(alias = "ociCompliant")]
     pub oci_compliant: bool,
     #[serde(alias = "resourceLimits")]

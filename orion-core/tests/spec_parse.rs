@@ -21,7 +21,7 @@ fn parse_error(text: &str, format: SpecFormat) -> ParseError {
     }
 }
 
-const SEED_002_WEB: &str = r#"
+const CONFIG_FORM_WEB: &str = r#"
 service_name: "web-frontend"
 image: "nginx:alpine"
 replicas: 3
@@ -41,7 +41,7 @@ health_check:
   interval: 30
 "#;
 
-const SEED_002_DB: &str = r#"
+const CONFIG_FORM_DB: &str = r#"
 service_name: "postgres-db"
 image: "postgres:15-alpine"
 replicas: 1
@@ -61,7 +61,7 @@ health_check:
   interval: 30
 "#;
 
-const SEED_002_API: &str = r#"
+const CONFIG_FORM_API: &str = r#"
 service_name: "api-service"
 image: "myapp/api:latest"
 replicas: 2
@@ -79,7 +79,7 @@ health_check:
   interval: 15
 "#;
 
-const SEED_002_CONFIG: &str = r#"
+const CONFIG_DOCUMENT: &str = r#"
 # config.yaml
 env: "production"
 listen_addr: ":8080"
@@ -144,7 +144,7 @@ services:
       retries: 2
 "#;
 
-const SEED_000_DEPLOYMENT: &str = r#"
+const DEPLOYMENT_FORM: &str = r#"
 # deployment.yaml
 apiVersion: orion.io/v1
 kind: Deployment
@@ -169,8 +169,8 @@ spec:
         avoid: edge-zones
 "#;
 #[test]
-fn seed_002_web_server() {
-    let s = yaml(SEED_002_WEB);
+fn config_form_web_server() {
+    let s = yaml(CONFIG_FORM_WEB);
     assert_eq!(s.name, "web-frontend");
     assert_eq!(s.image, "nginx:alpine");
     assert_eq!(s.replicas, 3);
@@ -187,8 +187,8 @@ fn seed_002_web_server() {
 }
 
 #[test]
-fn seed_002_database() {
-    let s = yaml(SEED_002_DB);
+fn config_form_database() {
+    let s = yaml(CONFIG_FORM_DB);
     assert_eq!(s.name, "postgres-db");
     assert_eq!(
         s.volumes,
@@ -210,8 +210,8 @@ fn seed_002_database() {
 }
 
 #[test]
-fn seed_002_autoscaled_api() {
-    let s = yaml(SEED_002_API);
+fn config_form_autoscaled_api() {
+    let s = yaml(CONFIG_FORM_API);
     let p = s.scale_policy.expect("scale policy");
     assert_eq!((p.min_replicas, p.max_replicas), (2, 10));
     assert_eq!(p.target_cpu, Some(80.0));
@@ -221,8 +221,8 @@ fn seed_002_autoscaled_api() {
 }
 
 #[test]
-fn seed_002_complete_config_document() {
-    let specs = parse_specs(SEED_002_CONFIG, SpecFormat::Yaml).expect("config parses");
+fn config_form_complete_document() {
+    let specs = parse_specs(CONFIG_DOCUMENT, SpecFormat::Yaml).expect("config parses");
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["load-balancer", "application"]);
     let lb = &specs[0];
@@ -239,8 +239,8 @@ fn seed_002_complete_config_document() {
 }
 
 #[test]
-fn seed_000_deployment_wrapper() {
-    let s = yaml(SEED_000_DEPLOYMENT);
+fn deployment_form_wrapper() {
+    let s = yaml(DEPLOYMENT_FORM);
     assert_eq!(s.name, "api-gateway");
     assert_eq!(s.image, "api-gateway:v1.0");
     assert_eq!(s.replicas, 3);
@@ -272,7 +272,7 @@ fn seed_000_deployment_wrapper() {
 
 #[test]
 fn json_and_yaml_give_the_same_spec() {
-    let from_yaml = yaml(SEED_002_WEB);
+    let from_yaml = yaml(CONFIG_FORM_WEB);
     let json = from_yaml.to_json().expect("json");
     assert_eq!(
         parse_spec(&json, SpecFormat::Json).expect("json parses"),

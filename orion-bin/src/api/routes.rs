@@ -432,7 +432,7 @@ async fn stop_task(State(state): State<ApiState>, Path(id): Path<String>) -> Api
     Ok(Json(task))
 }
 
-/// Seed 001's `POST /tasks`: a one-replica service from an image, memory and port bindings.
+/// The `POST /tasks` form: a one-replica service from an image, memory and port bindings.
 /// Create-if-missing like `POST /v1/services`: an existing service is never replaced (409).
 async fn simple_task(
     State(state): State<ApiState>,

@@ -79,7 +79,7 @@ pub struct ScaleRequest {
     pub replicas: u32,
 }
 
-/// Seed 001's `POST /tasks`: `{"image": "nginx", "memory": 100000000, "portBindings": {"80/tcp": "8080"}}`.
+/// The `POST /tasks` form: `{"image": "nginx", "memory": 100000000, "portBindings": {"80/tcp": "8080"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SimpleTaskRequest {

@@ -1,4 +1,4 @@
-//! openraft's network over the [`Transport`]: each RPC is one JSON POST to the peer's Raft
+//! openraft's network over the [`Transport`]: each RPC is one [`codec`](crate::codec) frame POSTed to the peer's Raft
 //! port (see `server.rs` for the paths).
 
 use std::time::Duration;

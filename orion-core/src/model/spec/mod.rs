@@ -1,6 +1,6 @@
 //! The service spec: what a user asks Orion to run.
 //!
-//! Field names follow the seed configs (`service_name`, `cpu_millicores`, `memory_bytes`, ...),
+//! Field names follow the snake_case config forms (`service_name`, `cpu_millicores`, `memory_bytes`, ...),
 //! and parsing is strict: an unknown field is an error with a "did you mean" hint, and
 //! [`ServiceSpec::validate`] reports every problem with its field path, value and what is
 //! accepted. See `docs/spec.md` for the reference.
@@ -260,7 +260,7 @@ pub enum NetworkMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
-    /// Never: an exited or unhealthy task stays ended (the seed's choice; not the default).
+    /// Never: an exited or unhealthy task stays ended (available, not the default).
     No,
     /// Whatever the exit (the default, as in Swarm and Kubernetes).
     #[default]
@@ -503,7 +503,7 @@ pub struct Scheduling {
         deserialize_with = "forms::optional_mapping"
     )]
     pub weights: Option<ScoringWeights>,
-    /// Seed 000's `networkAware`. Unset: the cluster's pipeline decides (the `orion` binary's
+    /// The Deployment form's `networkAware`. Unset: the cluster's pipeline decides (the `orion` binary's
     /// default pipeline, `scheduler.networkAware` in `orion.yaml`, scores the network for every
     /// service with dependencies or network rules). `false`: this service opts out of network
     /// *scoring* (its hard network rules still filter). `true`: the service needs network
@@ -534,14 +534,14 @@ pub struct Scheduling {
     /// At most this many of this service's tasks on one node.
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "maxPerNode")]
     pub max_per_node: Option<u32>,
-    /// Network rules (seed 000's `affinityRules`).
+    /// Network rules (the Deployment form's `affinityRules`).
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
         alias = "affinityRules"
     )]
     pub affinity: Vec<AffinityRule>,
-    /// Anti-affinity rules (seed 000's `antiAffinityRules`).
+    /// Anti-affinity rules (the Deployment form's `antiAffinityRules`).
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
@@ -563,7 +563,7 @@ pub struct ScoringWeights {
 }
 
 impl Default for ScoringWeights {
-    /// The seed's defaults: 0.3 / 0.3 / 0.4.
+    /// Defaults: 0.3 / 0.3 / 0.4.
     fn default() -> Self {
         ScoringWeights {
             cpu: 0.3,
@@ -576,7 +576,7 @@ impl Default for ScoringWeights {
 /// A network affinity rule: where a task wants to be relative to the network.
 ///
 /// Written as an object with a `type` (`latency`, `bandwidth`, `loss`, `zone`) and that type's
-/// fields; seed 000's camelCase names (`maxLatency: 5ms`, `minBandwidth: 100Mbps`) are accepted.
+/// fields; the Deployment form's camelCase names (`maxLatency: 5ms`, `minBandwidth: 100Mbps`) are accepted.
 /// A field that does not belong to the rule's type is an error naming the type's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
@@ -625,7 +625,7 @@ pub enum AffinityRule {
     try_from = "forms::MapOnly<kinds::RawAntiAffinityRule>"
 )]
 pub enum AntiAffinityRule {
-    /// Avoid nodes whose zone is or starts with `avoid` (seed 000: `network-zone`, `edge-zones`).
+    /// Avoid nodes whose zone is or starts with `avoid` (`network-zone`, `edge-zones`).
     NetworkZone { avoid: String },
     /// Avoid nodes that already run a task of `service`.
     Service { service: String },

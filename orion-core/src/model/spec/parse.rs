@@ -8,9 +8,9 @@
 //! `restart_policy: no` works) and numbers with leading zeros stay strings.
 //!
 //! Accepted documents:
-//! - [`parse_spec`]: one service spec, or seed 000's `kind: Deployment` wrapper.
+//! - [`parse_spec`]: one service spec, or the `kind: Deployment` form.
 //! - [`parse_specs`]: any number of those, as a list, as several YAML documents (`---`), or as
-//!   seed 002's config document (`services:` plus root fields `env`, `listen_addr`, `data_dir`,
+//!   the config document form (`services:` plus root fields `env`, `listen_addr`, `data_dir`,
 //!   `cluster_name`, which are checked and otherwise ignored here).
 
 use std::path::Path;

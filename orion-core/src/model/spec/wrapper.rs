@@ -1,5 +1,5 @@
-//! The document shapes around a spec: seed 000's Kubernetes-like `kind: Deployment` wrapper and
-//! seed 002's config document with a `services:` list.
+//! The document shapes around a spec: the Kubernetes-like `kind: Deployment` form and the
+//! config document form, with root settings and a `services:` list.
 //!
 //! A Deployment is flattened into a plain spec (`metadata.name` -> `name`, `spec.*` and
 //! `spec.container.*` -> the spec's fields), and a [`PathMap`] remembers where each field came
@@ -162,7 +162,7 @@ fn flatten_deployment(value: Value) -> Result<(Map<String, Value>, PathMap), Par
     Ok((flat, PathMap(origin.into_iter().collect())))
 }
 
-/// Seed 002's config document: root settings plus the `services` list.
+/// The config document form: root settings plus the `services` list.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigDocument {

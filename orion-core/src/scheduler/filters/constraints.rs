@@ -56,7 +56,7 @@ fn zone_text(zone: Option<&str>) -> String {
 }
 
 /// True when anti-affinity `avoid` covers `zone`: the zone is `avoid` or starts with it; an
-/// `avoid` ending in `-zones` or `-zone` (seed 000's `edge-zones`) covers the zones that start
+/// `avoid` ending in `-zones` or `-zone` (`edge-zones`) covers the zones that start
 /// with its stem (`edge`, so `edge`, `edge-1`, `edge-paris`).
 pub fn avoid_matches(avoid: &str, zone: &str) -> bool {
     let stem = avoid
@@ -236,11 +236,7 @@ mod tests {
         s.scheduling.anti_affinity = vec![AntiAffinityRule::NetworkZone {
             avoid: "edge-zones".into(),
         }];
-        assert_eq!(
-            passing(&s, &v),
-            ["a", "c"],
-            "seed 000's edge-zones avoids edge-2"
-        );
+        assert_eq!(passing(&s, &v), ["a", "c"], "`edge-zones` avoids edge-2");
         s.scheduling.anti_affinity = vec![AntiAffinityRule::Service {
             service: "db".into(),
         }];

@@ -1,4 +1,4 @@
-//! `epvm`: Enhanced Parallel Virtual Machine (seed 004, after Amir et al.'s E-PVM and Cube).
+//! `epvm`: Enhanced Parallel Virtual Machine (after Amir et al.'s E-PVM).
 
 use super::amounts;
 use crate::scheduler::{ClusterView, NodeView, PlacementRequest, Scorer};

@@ -10,7 +10,7 @@ pub const NAME_CPU: &str = "least_allocated_cpu";
 /// Name of the memory-only term.
 pub const NAME_MEMORY: &str = "least_allocated_memory";
 
-/// Kubernetes' `NodeResourcesLeastAllocated` (seed 001's "least loaded"): per resource,
+/// Kubernetes' `NodeResourcesLeastAllocated` ("least loaded"): per resource,
 /// `(capacity - allocated - request) / capacity`, averaged over the selected resources.
 /// An empty node scores near 1, a node the task would fill scores 0.
 ///

@@ -1,4 +1,4 @@
-//! `round_robin`: alternate between nodes (seed 004).
+//! `round_robin`: alternate between nodes.
 
 use crate::scheduler::{ClusterView, NodeView, PlacementRequest, Scorer};
 
