@@ -30,8 +30,11 @@ use crate::error::{Error, Result, ValidationErrors};
 use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
 mod event;
+mod history;
 pub mod keys;
 mod service_cas;
+
+pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
 pub use event::{TypedEvent, TypedWatch};
 
@@ -60,9 +63,12 @@ pub struct ClusterState {
     /// Nodes in id order.
     pub nodes: Vec<Node>,
     pub network: NetworkMatrix,
-    /// The `mod_revision` of every task key and replica-slot key ([`keys::slot`]) at
-    /// `revision`: what a controller compares against when it acts on this state.
+    /// The `mod_revision` of every task key, replica-slot key ([`keys::slot`]) and rollout key
+    /// ([`keys::rollout`]) at `revision`: what a controller compares against when it acts on
+    /// this state.
     pub revisions: HashMap<String, Revision>,
+    /// Each service's latest rollout record, by service name.
+    pub rollouts: HashMap<String, crate::reconciler::Rollout>,
 }
 
 /// Typed access to the cluster state on a store `S`.
@@ -84,12 +90,39 @@ pub struct ClusterState {
 #[derive(Debug, Clone)]
 pub struct ClusterStore<S> {
     store: S,
+    /// Spec versions kept per service in the history ([`keys::SPEC_HISTORY`]).
+    history_limit: usize,
 }
 
 impl<S> ClusterStore<S> {
-    /// Wraps `store`.
+    /// Wraps `store`, keeping the newest [`DEFAULT_SPEC_HISTORY`] spec versions per service.
     pub fn new(store: S) -> Self {
-        ClusterStore { store }
+        ClusterStore {
+            store,
+            history_limit: DEFAULT_SPEC_HISTORY,
+        }
+    }
+
+    /// This store, keeping the newest `limit` spec versions of each service for `rollout
+    /// history` and `undo` (older ones are deleted as new versions are stored).
+    /// [`Error::Invalid`] unless `1 <= limit <=` [`MAX_SPEC_HISTORY`].
+    pub fn with_spec_history(mut self, limit: usize) -> Result<Self> {
+        if !(1..=MAX_SPEC_HISTORY).contains(&limit) {
+            let mut errors = ValidationErrors::default();
+            errors.push(
+                "spec_history",
+                limit,
+                format!("from 1 to {MAX_SPEC_HISTORY} spec versions kept per service"),
+            );
+            return Err(errors.into());
+        }
+        self.history_limit = limit;
+        Ok(self)
+    }
+
+    /// Spec versions kept per service.
+    pub fn spec_history_limit(&self) -> usize {
+        self.history_limit
     }
     /// The underlying store.
     pub fn inner(&self) -> &S {
@@ -246,9 +279,24 @@ impl<S: Store> ClusterStore<S> {
         current: Option<KeyValue>,
         version_kv: Option<KeyValue>,
     ) -> Result<Option<VersionedService>> {
+        self.write_service_with(spec, stored, current, version_kv, false)
+            .await
+    }
+
+    /// [`ClusterStore::write_service`]; `force_new_version` gives even an identical spec the
+    /// next version (a restart: every task is replaced).
+    async fn write_service_with(
+        &self,
+        spec: ServiceSpec,
+        stored: Option<ServiceSpec>,
+        current: Option<KeyValue>,
+        version_kv: Option<KeyValue>,
+        force_new_version: bool,
+    ) -> Result<Option<VersionedService>> {
         let version: u64 = version_kv.as_ref().map(decode).transpose()?.unwrap_or(0);
         if let (Some(stored), Some(current)) = (&stored, &current)
             && *stored == spec
+            && !force_new_version
         {
             return Ok(Some(VersionedService {
                 spec,
@@ -256,14 +304,24 @@ impl<S: Store> ClusterStore<S> {
                 mod_revision: current.mod_revision,
             }));
         }
+        let history = self.history_versions(&spec.name).await?;
         let next = match &stored {
-            Some(stored) if same_task_template(stored, &spec) && version > 0 => version,
-            _ => version + 1,
+            Some(stored)
+                if same_task_template(stored, &spec) && version > 0 && !force_new_version =>
+            {
+                version
+            }
+            // After a rollback the counter is below versions in the history: never reuse one.
+            _ => version.max(history.last().copied().unwrap_or(0)) + 1,
         };
         let (spec_key, version_key) =
             (keys::service(&spec.name), keys::service_version(&spec.name));
+        let mut history_ops = Vec::new();
+        if next != version {
+            history_ops = self.history_ops(&spec, next, &history)?;
+        }
         // Both keys are written every time, so equal mod revisions mark a consistent pair.
-        let txn = Txn::new()
+        let mut txn = Txn::new()
             .when(Compare::ModRevision(
                 spec_key.clone(),
                 current.map_or(0, |kv| kv.mod_revision),
@@ -274,6 +332,9 @@ impl<S: Store> ClusterStore<S> {
             ))
             .and_then(Op::Put(spec_key.clone(), encode(&spec_key, &spec)?))
             .and_then(Op::Put(version_key.clone(), encode(&version_key, &next)?));
+        for op in history_ops {
+            txn = txn.and_then(op);
+        }
         let result = self.store.txn(txn).await?;
         Ok(result.succeeded.then_some(VersionedService {
             spec,
@@ -590,6 +651,9 @@ impl<S: Store> ClusterStore<S> {
                 state.tasks.push(decode(kv)?);
                 state.revisions.insert(kv.key.clone(), kv.mod_revision);
             } else if kv.key.starts_with(keys::SLOTS) {
+                state.revisions.insert(kv.key.clone(), kv.mod_revision);
+            } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
+                state.rollouts.insert(name.to_owned(), decode(kv)?);
                 state.revisions.insert(kv.key.clone(), kv.mod_revision);
             } else if kv.key.starts_with(keys::NODES) {
                 state.nodes.push(decode(kv)?);
