@@ -51,8 +51,10 @@
 //! Restarts in place are the agent's (restart policy). Once a task is reported terminal the
 //! reconciler retires it, Swarm-like: under `always` and `unless-stopped` the slot is refilled by a
 //! new task; under `on-failure` only after a failure; under `no` not until the spec changes. Lost
-//! tasks are always replaced (while `replicas` still wants their slot). Health waits and update delays are the controller's: it decides when to call
-//! [`reconcile`] again.
+//! tasks are always replaced (while `replicas` still wants their slot). Rollout pacing (batches,
+//! delays, health waits, canaries, pause, automatic rollback) is decided by [`rollout::step`]
+//! over the stored [`Rollout`] records; [`reconcile_state`] turns it into each spec's
+//! [`RolloutGate`], and [`Plan::retry_at`] says when a wait ends.
 //!
 //! When two specs share a name, the one with the highest version is used.
 //!
