@@ -7,7 +7,7 @@ use orion_core::model::{DesiredState, ServiceSpec, Task};
 use orion_core::node::{Clock, ControllerConfig};
 use orion_core::reconciler::{Rollout, RolloutPhase};
 use orion_core::runtime::FaultPlan;
-use orion_core::store::{ClusterStore, MemoryStore};
+use orion_core::store::{ClusterStore, MemoryStore, Store, keys};
 use orion_core::testing::cluster::{ClusterHarness, STEP_MS};
 
 const STEPS: usize = 400;
@@ -307,4 +307,33 @@ async fn a_paused_rollout_stays_paused_across_a_leader_change() {
         .await
         .unwrap();
     assert!(h.run_until(STEPS, |t| serving(t, 2) == 3 && serving_any(t) == 3).await);
+}
+
+#[tokio::test]
+async fn a_failed_update_whose_previous_version_left_the_history_pauses() {
+    let mut h = deployed(2, &web(2, 1)).await;
+    h.store
+        .inner()
+        .delete(&keys::spec_history("web", 1))
+        .await
+        .unwrap();
+    bad_image_everywhere(&h, 2);
+    set_image(&h, "web:bad").await;
+    assert!(
+        h.run_until(STEPS, |_| true).await,
+        "one round to start the first batch"
+    );
+    let mut paused = None;
+    for _ in 0..STEPS {
+        h.step().await;
+        let r = rollout(&h).await;
+        if r.phase == RolloutPhase::Paused {
+            paused = Some(r);
+            break;
+        }
+    }
+    let r = paused.expect("paused, since it cannot roll back");
+    assert!(r.reason.as_deref().unwrap().contains("cannot roll back"), "{r:?}");
+    let tasks = h.store.list_tasks().await.unwrap();
+    assert_eq!(serving(&tasks, 1), 2, "the old replicas keep serving");
 }

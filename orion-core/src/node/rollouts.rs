@@ -43,6 +43,20 @@ pub async fn advance_rollouts<S: Store>(
                     warn!(service = name, from = service.spec_version, to, %reason, "rolled back");
                     report.rolled_back.push(name.to_owned());
                 }
+                Err(e @ (crate::Error::Invalid(_) | crate::Error::NotFound { .. })) => {
+                    // The previous version is no longer in the history: pause instead.
+                    let mut record = step.record.clone();
+                    record.phase = crate::reconciler::RolloutPhase::Paused;
+                    record.reason = Some(format!("{reason}; cannot roll back ({e}): paused"));
+                    record.updated_at = now;
+                    let key = keys::rollout(name);
+                    let expected = state.revisions.get(&key).copied().unwrap_or(0);
+                    if store.put_rollout_if(&record, expected, fence).await? {
+                        warn!(service = name, error = %e, "cannot roll back: rollout paused");
+                        report.written += 1;
+                        written.push(record);
+                    }
+                }
                 Err(e) => warn!(service = name, error = %e, "cannot roll back yet; retrying"),
             }
             continue;
