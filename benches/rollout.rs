@@ -131,7 +131,9 @@ fn main() {
         if quick { "quick" } else { "full" },
         POLL.as_millis()
     );
-    println!("| sample | apply -> all new and healthy | reference (batch starts + delays) | ratio |");
+    println!(
+        "| sample | apply -> all new and healthy | reference (batch starts + delays) | ratio |"
+    );
     println!("|---|---|---|---|");
     for (i, r) in results.iter().enumerate() {
         println!(

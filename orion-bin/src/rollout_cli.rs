@@ -46,10 +46,16 @@ pub async fn rollout(client: &Client, action: RolloutAction, format: OutputForma
         } => {
             let body = json!({ "to_version": to_version });
             client
-                .call(Method::POST, &format!("{}/undo", base(service)), Some(&body))
+                .call(
+                    Method::POST,
+                    &format!("{}/undo", base(service)),
+                    Some(&body),
+                )
                 .await?
         }
-        RolloutAction::Pause { service } => post(client, &format!("{}/pause", base(service))).await?,
+        RolloutAction::Pause { service } => {
+            post(client, &format!("{}/pause", base(service))).await?
+        }
         RolloutAction::Resume { service } => {
             post(client, &format!("{}/resume", base(service))).await?
         }
@@ -70,8 +76,7 @@ pub async fn rollout(client: &Client, action: RolloutAction, format: OutputForma
 
 /// Runs `orion restart SERVICE`.
 pub async fn restart(client: &Client, service: &str, format: OutputFormat) -> Result<()> {
-    let status: RolloutStatus =
-        post(client, &format!("/v1/services/{service}/restart")).await?;
+    let status: RolloutStatus = post(client, &format!("/v1/services/{service}/restart")).await?;
     if format != OutputFormat::Table {
         println!("{}", render_value(&status, format));
         return Ok(());

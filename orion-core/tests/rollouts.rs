@@ -46,7 +46,12 @@ async fn deployed(nodes: usize, spec: &ServiceSpec) -> ClusterHarness {
 }
 
 async fn rollout(h: &ClusterHarness) -> Rollout {
-    h.store.get_rollout("web").await.unwrap().expect("a rollout record").0
+    h.store
+        .get_rollout("web")
+        .await
+        .unwrap()
+        .expect("a rollout record")
+        .0
 }
 
 fn bad_image_everywhere(h: &ClusterHarness, nodes: usize) {
@@ -87,16 +92,25 @@ async fn a_bad_image_rolls_back_by_itself_and_replicas_minus_parallelism_keep_se
         }
     }
     assert!(back, "rolled back to version 1 with 4 replicas serving");
-    assert!(least >= 2, "at most parallelism replicas down: {least} serving at worst");
+    assert!(
+        least >= 2,
+        "at most parallelism replicas down: {least} serving at worst"
+    );
     let service = h.store.get_service("web").await.unwrap().unwrap();
     assert_eq!(service.spec.image, "web:1");
     let r = rollout(&h).await;
     assert_eq!((r.version, r.rolled_back_from), (1, Some(2)));
-    assert!(r.reason.as_deref().unwrap().contains("version 2 failed"), "{r:?}");
+    assert!(
+        r.reason.as_deref().unwrap().contains("version 2 failed"),
+        "{r:?}"
+    );
     // The replicas that kept serving were never replaced: at most 2 version-1 tasks ever ended.
     let tasks = h.store.list_tasks().await.unwrap();
     assert_eq!(
-        tasks.iter().filter(|t| t.spec_version == 2 && t.is_active()).count(),
+        tasks
+            .iter()
+            .filter(|t| t.spec_version == 2 && t.is_active())
+            .count(),
         0
     );
     // The next change takes a version above the failed one: versions are never reused.
@@ -120,7 +134,13 @@ async fn failure_action_pause_pauses_and_undo_goes_back() {
     }
     assert!(paused, "the failed rollout pauses");
     let r = rollout(&h).await;
-    assert!(r.reason.as_deref().unwrap().contains("failure_action is pause"), "{r:?}");
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("failure_action is pause"),
+        "{r:?}"
+    );
     // Paused: no further batch starts, however long it waits.
     let created = h.store.list_tasks().await.unwrap().len();
     for _ in 0..50 {
@@ -144,7 +164,13 @@ async fn failure_action_pause_pauses_and_undo_goes_back() {
             .await
     );
     assert_eq!(
-        h.store.get_service("web").await.unwrap().unwrap().spec.image,
+        h.store
+            .get_service("web")
+            .await
+            .unwrap()
+            .unwrap()
+            .spec
+            .image,
         "web:1"
     );
 }
@@ -169,7 +195,10 @@ async fn a_canary_waits_for_promotion_then_replaces_every_replica() {
         .update_rollout("web", |r| r.promote(now))
         .await
         .unwrap();
-    assert!(h.run_until(STEPS, |t| serving(t, 2) == 4 && serving_any(t) == 4).await);
+    assert!(
+        h.run_until(STEPS, |t| serving(t, 2) == 4 && serving_any(t) == 4)
+            .await
+    );
     assert!(h.run_until(STEPS, |_| true).await);
     assert_eq!(rollout(&h).await.phase, RolloutPhase::Completed);
     // Promoting again is refused: nothing waits.
@@ -207,7 +236,10 @@ async fn batches_wait_for_the_previous_one_to_serve_plus_the_delay() {
     spec.update_strategy.delay_seconds = 3;
     let mut h = deployed(2, &spec).await;
     set_image(&h, "web:2").await;
-    assert!(h.run_until(STEPS, |t| serving(t, 2) == 4 && serving_any(t) == 4).await);
+    assert!(
+        h.run_until(STEPS, |t| serving(t, 2) == 4 && serving_any(t) == 4)
+            .await
+    );
     let mut created: Vec<u64> = h
         .store
         .list_tasks()
@@ -224,7 +256,10 @@ async fn batches_wait_for_the_previous_one_to_serve_plus_the_delay() {
         created[2] >= created[1] + 3_000,
         "the second batch waits for the delay: {created:?}"
     );
-    assert!(created[2] < created[1] + 3_000 + 50 * STEP_MS, "{created:?}");
+    assert!(
+        created[2] < created[1] + 3_000 + 50 * STEP_MS,
+        "{created:?}"
+    );
 }
 
 #[tokio::test]
@@ -276,10 +311,7 @@ async fn the_history_keeps_the_configured_number_of_versions() {
         .unwrap();
     assert_eq!((back.spec_version, back.spec.image.as_str()), (3, "web:3"));
     assert_eq!(back.spec.replicas, 2, "the current replicas are kept");
-    assert_eq!(
-        store.restart_service("web").await.unwrap().spec_version,
-        6
-    );
+    assert_eq!(store.restart_service("web").await.unwrap().spec_version, 6);
     assert!(
         ClusterStore::new(MemoryStore::new())
             .with_spec_history(0)
@@ -293,20 +325,29 @@ async fn a_paused_rollout_stays_paused_across_a_leader_change() {
     set_image(&h, "web:2").await;
     assert!(h.run_until(STEPS, |t| serving(t, 2) == 1).await);
     let now = h.clock.now();
-    h.store.update_rollout("web", |r| r.pause(now)).await.unwrap();
+    h.store
+        .update_rollout("web", |r| r.pause(now))
+        .await
+        .unwrap();
     h.elect(1);
     for _ in 0..100 {
         h.step().await;
     }
     let tasks = h.store.list_tasks().await.unwrap();
-    assert!(serving(&tasks, 2) <= 2, "at most the batch in flight finished");
+    assert!(
+        serving(&tasks, 2) <= 2,
+        "at most the batch in flight finished"
+    );
     assert_eq!(rollout(&h).await.phase, RolloutPhase::Paused);
     let now = h.clock.now();
     h.store
         .update_rollout("web", |r| r.resume(now))
         .await
         .unwrap();
-    assert!(h.run_until(STEPS, |t| serving(t, 2) == 3 && serving_any(t) == 3).await);
+    assert!(
+        h.run_until(STEPS, |t| serving(t, 2) == 3 && serving_any(t) == 3)
+            .await
+    );
 }
 
 #[tokio::test]
@@ -333,7 +374,10 @@ async fn a_failed_update_whose_previous_version_left_the_history_pauses() {
         }
     }
     let r = paused.expect("paused, since it cannot roll back");
-    assert!(r.reason.as_deref().unwrap().contains("cannot roll back"), "{r:?}");
+    assert!(
+        r.reason.as_deref().unwrap().contains("cannot roll back"),
+        "{r:?}"
+    );
     let tasks = h.store.list_tasks().await.unwrap();
     assert_eq!(serving(&tasks, 1), 2, "the old replicas keep serving");
 }

@@ -87,9 +87,13 @@ impl<S: Store> ReconcileController<S> {
     /// Reads the state, plans, and applies the plan under `fence`.
     pub async fn round(&self, fence: &Fence) -> crate::Result<RoundReport> {
         let mut state = self.store.load_state().await?;
-        let rollouts =
-            advance_rollouts(&self.store, &mut state, self.clock.now(), Some(&fence.compare()))
-                .await?;
+        let rollouts = advance_rollouts(
+            &self.store,
+            &mut state,
+            self.clock.now(),
+            Some(&fence.compare()),
+        )
+        .await?;
         if !rollouts.rolled_back.is_empty() {
             // The specs changed under the state read: plan from a fresh read, at once.
             return Ok(RoundReport {

@@ -132,7 +132,10 @@ impl ServiceSpec {
         let rollout = &self.update_strategy;
         for (path, secs) in [
             ("update_strategy.delay_seconds", rollout.delay_seconds),
-            ("update_strategy.health_wait_seconds", rollout.health_wait_seconds),
+            (
+                "update_strategy.health_wait_seconds",
+                rollout.health_wait_seconds,
+            ),
         ] {
             if secs > super::MAX_UPDATE_SECONDS {
                 errs.push(

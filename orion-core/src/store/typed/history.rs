@@ -139,7 +139,13 @@ impl<S: Store> ClusterStore<S> {
             let current = current.ok_or_else(|| Error::not_found("service", name))?;
             let stored: ServiceSpec = decode(&current)?;
             if let Some(done) = self
-                .write_service_with(stored.clone(), Some(stored), Some(current), version_kv, true)
+                .write_service_with(
+                    stored.clone(),
+                    Some(stored),
+                    Some(current),
+                    version_kv,
+                    true,
+                )
                 .await?
             {
                 return Ok(done);
@@ -227,7 +233,10 @@ impl<S: Store> ClusterStore<S> {
             ))
             .and_then(Op::Put(spec_key.clone(), encode(&spec_key, &spec)?))
             .and_then(Op::Put(version_key.clone(), encode(&version_key, &to)?))
-            .and_then(Op::Put(rollout_key.clone(), encode(&rollout_key, &rollout)?));
+            .and_then(Op::Put(
+                rollout_key.clone(),
+                encode(&rollout_key, &rollout)?,
+            ));
         if let Some(f) = fence {
             txn = txn.when(f.clone());
         }
