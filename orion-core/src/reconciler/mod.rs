@@ -236,19 +236,7 @@ pub fn reconcile_state(
     policy: ReconcilePolicy,
     scheduler: &Scheduler,
 ) -> Plan {
-    let mut wake_at: Option<Millis> = None;
-    let specs: Vec<VersionedSpec> = state
-        .services
-        .iter()
-        .map(|s| {
-            let vs = VersionedSpec::new(s.spec.clone(), s.spec_version);
-            let step = rollout::step(&vs, &state.tasks, state.rollouts.get(&s.spec.name), now);
-            if let Some(at) = step.wake_at {
-                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
-            }
-            vs.with_gate(step.gate)
-        })
-        .collect();
+    let (specs, wake_at) = rollout::gated_specs(state, now);
     let input = ReconcileInput {
         specs: &specs,
         tasks: &state.tasks,

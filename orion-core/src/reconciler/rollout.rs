@@ -318,6 +318,28 @@ pub fn step(vs: &VersionedSpec, tasks: &[Task], record: Option<&Rollout>, now: M
     out
 }
 
+/// The services of `state` at their versions, each gated by [`step`] over its stored record at
+/// `now`, and the earliest time a wait ends, if any.
+pub(super) fn gated_specs(
+    state: &crate::store::ClusterState,
+    now: Millis,
+) -> (Vec<VersionedSpec>, Option<Millis>) {
+    let mut wake_at: Option<Millis> = None;
+    let specs = state
+        .services
+        .iter()
+        .map(|s| {
+            let vs = VersionedSpec::new(s.spec.clone(), s.spec_version);
+            let step = step(&vs, &state.tasks, state.rollouts.get(&s.spec.name), now);
+            if let Some(at) = step.wake_at {
+                wake_at = min_time(wake_at, at);
+            }
+            vs.with_gate(step.gate)
+        })
+        .collect();
+    (specs, wake_at)
+}
+
 /// An active task from another spec version than `version`.
 fn is_old(t: &Task, version: u64) -> bool {
     t.is_active() && t.spec_version != version

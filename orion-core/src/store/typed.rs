@@ -95,34 +95,13 @@ pub struct ClusterStore<S> {
 }
 
 impl<S> ClusterStore<S> {
-    /// Wraps `store`, keeping the newest [`DEFAULT_SPEC_HISTORY`] spec versions per service.
+    /// Wraps `store`, keeping the newest [`DEFAULT_SPEC_HISTORY`] spec versions per service
+    /// (see [`ClusterStore::with_spec_history`]).
     pub fn new(store: S) -> Self {
         ClusterStore {
             store,
             history_limit: DEFAULT_SPEC_HISTORY,
         }
-    }
-
-    /// This store, keeping the newest `limit` spec versions of each service for `rollout
-    /// history` and `undo` (older ones are deleted as new versions are stored).
-    /// [`Error::Invalid`] unless `1 <= limit <=` [`MAX_SPEC_HISTORY`].
-    pub fn with_spec_history(mut self, limit: usize) -> Result<Self> {
-        if !(1..=MAX_SPEC_HISTORY).contains(&limit) {
-            let mut errors = ValidationErrors::default();
-            errors.push(
-                "spec_history",
-                limit,
-                format!("from 1 to {MAX_SPEC_HISTORY} spec versions kept per service"),
-            );
-            return Err(errors.into());
-        }
-        self.history_limit = limit;
-        Ok(self)
-    }
-
-    /// Spec versions kept per service.
-    pub fn spec_history_limit(&self) -> usize {
-        self.history_limit
     }
     /// The underlying store.
     pub fn inner(&self) -> &S {
@@ -263,84 +242,6 @@ impl<S: Store> ClusterStore<S> {
             }
         }
         Err(gave_up(&keys::service(name)))
-    }
-
-    async fn read_service_keys(&self, name: &str) -> Result<(Option<KeyValue>, Option<KeyValue>)> {
-        let current = self.store.get(&keys::service(name)).await?;
-        let version_kv = self.store.get(&keys::service_version(name)).await?;
-        Ok((current, version_kv))
-    }
-
-    /// One CAS attempt at storing `spec` over what was read; `None` when another write won.
-    async fn write_service(
-        &self,
-        spec: ServiceSpec,
-        stored: Option<ServiceSpec>,
-        current: Option<KeyValue>,
-        version_kv: Option<KeyValue>,
-    ) -> Result<Option<VersionedService>> {
-        self.write_service_with(spec, stored, current, version_kv, false)
-            .await
-    }
-
-    /// [`ClusterStore::write_service`]; `force_new_version` gives even an identical spec the
-    /// next version (a restart: every task is replaced).
-    async fn write_service_with(
-        &self,
-        spec: ServiceSpec,
-        stored: Option<ServiceSpec>,
-        current: Option<KeyValue>,
-        version_kv: Option<KeyValue>,
-        force_new_version: bool,
-    ) -> Result<Option<VersionedService>> {
-        let version: u64 = version_kv.as_ref().map(decode).transpose()?.unwrap_or(0);
-        if let (Some(stored), Some(current)) = (&stored, &current)
-            && *stored == spec
-            && !force_new_version
-        {
-            return Ok(Some(VersionedService {
-                spec,
-                spec_version: version,
-                mod_revision: current.mod_revision,
-            }));
-        }
-        let history = self.history_versions(&spec.name).await?;
-        let next = match &stored {
-            Some(stored)
-                if same_task_template(stored, &spec) && version > 0 && !force_new_version =>
-            {
-                version
-            }
-            // After a rollback the counter is below versions in the history: never reuse one.
-            _ => version.max(history.last().copied().unwrap_or(0)) + 1,
-        };
-        let (spec_key, version_key) =
-            (keys::service(&spec.name), keys::service_version(&spec.name));
-        let mut history_ops = Vec::new();
-        if next != version {
-            history_ops = self.history_ops(&spec, next, &history)?;
-        }
-        // Both keys are written every time, so equal mod revisions mark a consistent pair.
-        let mut txn = Txn::new()
-            .when(Compare::ModRevision(
-                spec_key.clone(),
-                current.map_or(0, |kv| kv.mod_revision),
-            ))
-            .when(Compare::ModRevision(
-                version_key.clone(),
-                version_kv.map_or(0, |kv| kv.mod_revision),
-            ))
-            .and_then(Op::Put(spec_key.clone(), encode(&spec_key, &spec)?))
-            .and_then(Op::Put(version_key.clone(), encode(&version_key, &next)?));
-        for op in history_ops {
-            txn = txn.and_then(op);
-        }
-        let result = self.store.txn(txn).await?;
-        Ok(result.succeeded.then_some(VersionedService {
-            spec,
-            spec_version: next,
-            mod_revision: result.revision,
-        }))
     }
 
     /// The service `name` with its spec version, if it exists.

@@ -31,6 +31,30 @@ pub struct SpecRevision {
     pub spec: ServiceSpec,
 }
 
+impl<S> ClusterStore<S> {
+    /// This store, keeping the newest `limit` spec versions of each service for `rollout
+    /// history` and `undo` (older ones are deleted as new versions are stored).
+    /// [`Error::Invalid`] unless `1 <= limit <=` [`MAX_SPEC_HISTORY`].
+    pub fn with_spec_history(mut self, limit: usize) -> Result<Self> {
+        if !(1..=MAX_SPEC_HISTORY).contains(&limit) {
+            let mut errors = ValidationErrors::default();
+            errors.push(
+                "spec_history",
+                limit,
+                format!("from 1 to {MAX_SPEC_HISTORY} spec versions kept per service"),
+            );
+            return Err(errors.into());
+        }
+        self.history_limit = limit;
+        Ok(self)
+    }
+
+    /// Spec versions kept per service.
+    pub fn spec_history_limit(&self) -> usize {
+        self.history_limit
+    }
+}
+
 impl<S: Store> ClusterStore<S> {
     /// The versions in service `name`'s history, oldest first.
     pub(super) async fn history_versions(&self, name: &str) -> Result<Vec<u64>> {
