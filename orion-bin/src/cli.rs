@@ -160,6 +160,13 @@ pub enum Command {
         #[command(subcommand)]
         action: DnsAction,
     },
+    /// A service's rollout: status, history, undo, pause, resume, promote (a canary).
+    Rollout {
+        #[command(subcommand)]
+        action: crate::rollout_cli::RolloutAction,
+    },
+    /// Replace every replica of a service under its update strategy, without a spec change.
+    Restart { service: String },
 }
 
 /// `orion dns ...`.

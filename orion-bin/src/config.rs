@@ -75,6 +75,10 @@ pub struct ClusterConfig {
     /// Finished task records kept per service at most (default 50; 1 to 10,000).
     #[serde(alias = "taskHistoryPerService")]
     pub task_history_per_service: usize,
+    /// Spec versions kept per service for `orion rollout history` and `undo` (default 10; 1 to
+    /// 100).
+    #[serde(alias = "specHistoryPerService")]
+    pub spec_history_per_service: usize,
     /// Bounds on what a spec may ask for.
     pub limits: ClusterLimits,
 }
@@ -91,6 +95,7 @@ impl Default for ClusterConfig {
             max_nodes_down_per_minute: liveness.max_down_per_minute,
             task_retention: gc.retention,
             task_history_per_service: gc.history_per_service,
+            spec_history_per_service: orion_core::store::DEFAULT_SPEC_HISTORY,
             limits: ClusterLimits::default(),
         }
     }
@@ -188,6 +193,11 @@ impl ClusterConfig {
             (1..=10_000).contains(&self.task_history_per_service),
             "taskHistoryPerService",
             "1 to 10000",
+        )?;
+        check(
+            (1..=orion_core::store::MAX_SPEC_HISTORY).contains(&self.spec_history_per_service),
+            "specHistoryPerService",
+            "1 to 100",
         )?;
         check(
             (Duration::from_millis(100)..=Duration::from_secs(3600))

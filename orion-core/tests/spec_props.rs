@@ -363,16 +363,17 @@ fn scheduling() -> impl Strategy<Value = Scheduling> {
 }
 
 fn update_strategy() -> impl Strategy<Value = UpdateStrategy> {
-    (1u32.., any::<u32>(), any::<u32>(), 0..3).prop_map(|(parallelism, delay, wait, action)| {
+    (1u32.., 0u64..=3600, 0u64..=3600, 0..3).prop_map(|(parallelism, delay, wait, action)| {
         UpdateStrategy {
             parallelism,
-            delay_seconds: u64::from(delay),
-            health_wait_seconds: u64::from(wait),
+            delay_seconds: delay,
+            health_wait_seconds: wait,
             failure_action: [
                 FailureAction::Rollback,
                 FailureAction::Pause,
                 FailureAction::Continue,
             ][action as usize],
+            canary: 0,
         }
     })
 }

@@ -9,6 +9,7 @@ mod errors_tests;
 mod logs;
 pub mod network;
 pub mod plan;
+pub mod rollout;
 mod routes;
 pub mod server;
 #[cfg(test)]

@@ -123,6 +123,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/cluster/members/{node}", delete(remove_member))
         .route("/v1/plan", post(super::plan::plan))
         .merge(super::chaos::routes())
+        .merge(super::rollout::routes())
         .fallback(errors::unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(timeout)
@@ -252,39 +253,14 @@ pub(super) fn spec_from_body(
 /// each: an option works, or it is refused; it is never accepted and ignored. (The library's
 /// parser keeps accepting them, for embedders that implement them.)
 fn refuse_not_acted_on(spec: &ServiceSpec) -> ApiResult<()> {
-    let defaults = orion_core::model::spec::UpdateStrategy::default();
-    let rollout = &spec.update_strategy;
-    let mut refused = Vec::new();
-    if spec.scale_policy.is_some() {
-        refused.push(
-            "scale_policy (autoscaling is not implemented yet: set `replicas`, or change it \
-             with `orion scale`)",
-        );
-    }
-    if rollout.delay_seconds != defaults.delay_seconds {
-        refused.push("update_strategy.delay_seconds (rollouts do not wait between batches yet)");
-    }
-    if rollout.health_wait_seconds != defaults.health_wait_seconds {
-        refused.push(
-            "update_strategy.health_wait_seconds (a rollout's next batch waits for the new \
-             replicas to serve, with no extra wait yet)",
-        );
-    }
-    if rollout.failure_action != defaults.failure_action {
-        refused.push(
-            "update_strategy.failure_action (a failed rollout is neither rolled back nor \
-             paused yet: the old replicas keep serving until the new ones do)",
-        );
-    }
-    if refused.is_empty() {
+    if spec.scale_policy.is_none() {
         return Ok(());
     }
     Err(HttpError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        format!(
-            "not acted on by this version of Orion, so refused rather than ignored; remove: {}",
-            refused.join("; ")
-        ),
+        "not acted on by this version of Orion, so refused rather than ignored; remove: \
+         scale_policy (autoscaling is not implemented yet: set `replicas`, or change it with \
+         `orion scale`)",
     ))
 }
 

@@ -293,29 +293,31 @@ async fn drain_is_undone_by_undrain_and_unknown_nodes_are_404() {
 }
 
 #[test]
-fn options_nothing_acts_on_are_refused_naming_each() {
+fn scale_policy_is_refused_and_every_update_strategy_field_is_accepted() {
     let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
-    let body = "name: api\nimage: img:1\nscale_policy: {min_replicas: 1, max_replicas: 3, target_cpu: 70}\nupdate_strategy: {delay_seconds: 10, failure_action: pause}\n";
+    let body = "name: api\nimage: img:1\nscale_policy: {min_replicas: 1, max_replicas: 3, target_cpu: 70}\n";
     let err = super::routes::spec_from_body(&state, &HeaderMap::new(), body).unwrap_err();
     assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for field in [
-        "scale_policy",
-        "update_strategy.delay_seconds",
-        "update_strategy.failure_action",
-    ] {
+    assert!(
+        err.body.error.contains("scale_policy"),
+        "{}",
+        err.body.error
+    );
+    // Rollouts act on every field, so they are accepted.
+    let ok = "name: api\nimage: img:1\nreplicas: 3\nupdate_strategy: {parallelism: 2, delay_seconds: 10, health_wait_seconds: 20, failure_action: pause, canary: 1}\n";
+    let spec = super::routes::spec_from_body(&state, &HeaderMap::new(), ok).unwrap();
+    assert_eq!(spec.update_strategy.parallelism, 2);
+    assert_eq!(spec.update_strategy.canary, 1);
+    // ...within their bounds, named when broken.
+    let bad =
+        "name: api\nimage: img:1\nreplicas: 1\nupdate_strategy: {delay_seconds: 7200, canary: 2}\n";
+    let err = super::routes::spec_from_body(&state, &HeaderMap::new(), bad).unwrap_err();
+    assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["update_strategy.delay_seconds", "update_strategy.canary"] {
         assert!(
             err.body.error.contains(field),
             "{field}: {}",
             err.body.error
         );
     }
-    assert!(
-        !err.body.error.contains("health_wait_seconds"),
-        "{}",
-        err.body.error
-    );
-    // Parallelism works, so it is accepted.
-    let ok = "name: api\nimage: img:1\nupdate_strategy: {parallelism: 2}\n";
-    let spec = super::routes::spec_from_body(&state, &HeaderMap::new(), ok).unwrap();
-    assert_eq!(spec.update_strategy.parallelism, 2);
 }

@@ -302,7 +302,9 @@ async fn run(
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let timed: SharedStore = Arc::new(TimedStore::new(parts.store.clone(), metrics.clone()));
-    let store = ClusterStore::new(timed);
+    let store = ClusterStore::new(timed)
+        .with_spec_history(settings.config.cluster.spec_history_per_service)
+        .context("cluster.specHistoryPerService")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(metrics::watch_cluster_events(
         metrics.clone(),

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::gc::{GarbageCollector, GcConfig};
 use super::liveness::{LivenessConfig, LivenessController};
+use super::rollouts::advance_rollouts;
 use super::{Clock, Fence, Leadership};
 use crate::membership::Membership;
 use crate::observe::{SharedObserver, no_observer};
@@ -85,7 +86,22 @@ impl<S: Store> ReconcileController<S> {
 
     /// Reads the state, plans, and applies the plan under `fence`.
     pub async fn round(&self, fence: &Fence) -> crate::Result<RoundReport> {
-        let state = self.store.load_state().await?;
+        let mut state = self.store.load_state().await?;
+        let rollouts = advance_rollouts(
+            &self.store,
+            &mut state,
+            self.clock.now(),
+            Some(&fence.compare()),
+        )
+        .await?;
+        if !rollouts.rolled_back.is_empty() {
+            // The specs changed under the state read: plan from a fresh read, at once.
+            return Ok(RoundReport {
+                revision: state.revision,
+                more: true,
+                ..RoundReport::default()
+            });
+        }
         let planning = std::time::Instant::now();
         let plan = reconcile_state(&state, self.clock.now(), self.policy, &self.scheduler);
         let placed = plan

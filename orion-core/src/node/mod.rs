@@ -54,6 +54,7 @@ mod gc;
 pub mod health;
 mod liveness;
 mod restart;
+mod rollouts;
 
 pub use agent::{Agent, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
 pub use container::container_spec;
@@ -61,6 +62,7 @@ pub use controllers::{ControllerConfig, Controllers, ReconcileController, RoundR
 pub use fence::{Fence, LeaderRecord};
 pub use gc::{GarbageCollector, GcConfig, collectable};
 pub use liveness::{LivenessConfig, LivenessController, LivenessReport};
+pub use rollouts::{RolloutPassReport, advance_rollouts};
 
 /// Where the loops read the time (milliseconds since the Unix epoch). The harness uses a manual
 /// clock to step through grace periods and back-offs without waiting.

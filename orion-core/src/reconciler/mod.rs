@@ -38,7 +38,7 @@
 //! | fewer occupied (plus finished) slots than `replicas` | `Create` in the vacated slots of lost, failed or completed tasks first (`replacement`), then in the lowest free slots (`new_replica`); unplaceable ones are created `Pending` with the reasons in `error` and reported in `unplaced`. A slot whose latest task failed is refilled only after a crash-loop back-off (exponential in [`Task::attempt`], capped; [`Plan::retry_at`] says when) |
 //! | kept task on a `Draining` node | `Create(drain)` a replacement in the same slot elsewhere; the old one is stopped in a later round once the new one serves. If no node can take it, the old one keeps running and the slot is reported |
 //! | kept task whose `Ready` node now breaks a scheduler rule past its tolerance (a degraded link; module `moves`) | `Create(move)` a replacement in the same slot elsewhere, within the disruption budget and after a cooldown; the old one is stopped (`moved`) once the new one serves. Unplaceable: reported, old one keeps running |
-//! | kept task from an older spec version | `Create(update)` in the same slot, at most `update_strategy.parallelism` slots in flight; the old one is stopped once the new one serves. Unplaceable: reported, old one keeps running |
+//! | kept task from an older spec version | `Create(update)` in the same slot, at most `update_strategy.parallelism` slots in flight; the old one is stopped once the new one serves. Unplaceable: reported, old one keeps running. None while the service's [`RolloutGate`] holds (paused, a batch starting, a delay); with a canary, only while fewer slots than `max_new_slots` hold the current version |
 //!
 //! Placement runs in that order over all services (pending tasks, then refills, then drains, then
 //! moves, then updates, services by name), through the [`Scheduler`] over one [`ClusterView`] of the input in
@@ -51,8 +51,10 @@
 //! Restarts in place are the agent's (restart policy). Once a task is reported terminal the
 //! reconciler retires it, Swarm-like: under `always` and `unless-stopped` the slot is refilled by a
 //! new task; under `on-failure` only after a failure; under `no` not until the spec changes. Lost
-//! tasks are always replaced (while `replicas` still wants their slot). Health waits and update delays are the controller's: it decides when to call
-//! [`reconcile`] again.
+//! tasks are always replaced (while `replicas` still wants their slot). Rollout pacing (batches,
+//! delays, health waits, canaries, pause, automatic rollback) is decided by [`rollout::step`]
+//! over the stored [`Rollout`] records; [`reconcile_state`] turns it into each spec's
+//! [`RolloutGate`], and [`Plan::retry_at`] says when a wait ends.
 //!
 //! When two specs share a name, the one with the highest version is used.
 //!
@@ -108,10 +110,12 @@ mod apply;
 mod moves;
 mod place;
 mod placer;
+pub mod rollout;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
 pub use apply::{ApplyReport, apply_plan};
 pub use placer::{GUARD, GUARD_FILTERS};
+pub use rollout::{Rollout, RolloutGate, RolloutPhase};
 
 use placer::{IdMaker, Placer};
 
@@ -121,12 +125,25 @@ use placer::{IdMaker, Placer};
 pub struct VersionedSpec {
     pub spec: ServiceSpec,
     pub version: u64,
+    /// How far its rollout may go this round (module [`rollout`]); open by default.
+    #[serde(default)]
+    pub gate: RolloutGate,
 }
 
 impl VersionedSpec {
-    /// Pairs a spec with its version.
+    /// Pairs a spec with its version, its rollout ungated.
     pub fn new(spec: ServiceSpec, version: u64) -> Self {
-        VersionedSpec { spec, version }
+        VersionedSpec {
+            spec,
+            version,
+            gate: RolloutGate::default(),
+        }
+    }
+
+    /// This spec with its rollout gated by `gate`.
+    pub fn with_gate(mut self, gate: RolloutGate) -> Self {
+        self.gate = gate;
+        self
     }
 }
 
@@ -210,18 +227,16 @@ pub fn reconcile(input: &ReconcileInput<'_>, scheduler: &Scheduler) -> Plan {
 }
 
 /// [`reconcile`] over a state read from the store (`ClusterStore::load_state`): its services at
-/// their versions, tasks, nodes and measurements, at time `now` under `policy`.
+/// their versions, tasks, nodes and measurements, at time `now` under `policy`. Each service's
+/// rollout is gated by [`rollout::step`] over its stored [`Rollout`] record, and the plan's
+/// `retry_at` includes the end of any health wait or batch delay.
 pub fn reconcile_state(
     state: &ClusterState,
     now: Millis,
     policy: ReconcilePolicy,
     scheduler: &Scheduler,
 ) -> Plan {
-    let specs: Vec<VersionedSpec> = state
-        .services
-        .iter()
-        .map(|s| VersionedSpec::new(s.spec.clone(), s.spec_version))
-        .collect();
+    let (specs, wake_at) = rollout::gated_specs(state, now);
     let input = ReconcileInput {
         specs: &specs,
         tasks: &state.tasks,
@@ -230,7 +245,11 @@ pub fn reconcile_state(
         now,
         policy,
     };
-    reconcile(&input, scheduler)
+    let mut plan = reconcile(&input, scheduler);
+    if let Some(at) = wake_at {
+        plan.retry_at = Some(plan.retry_at.map_or(at, |r| r.min(at)));
+    }
+    plan
 }
 
 /// What one service still needs placed, found by [`Round::analyze`].
@@ -250,6 +269,8 @@ struct ServiceWork<'a> {
     updates: Vec<&'a Task>,
     /// Slots whose update is in flight (new task not serving yet).
     updates_in_flight: u32,
+    /// Slots whose kept task is from the current version (a canary's count).
+    current_slots: u32,
 }
 
 struct Round<'a> {
@@ -414,6 +435,7 @@ impl<'a> Round<'a> {
             moves_in_flight: 0,
             updates: Vec::new(),
             updates_in_flight: 0,
+            current_slots: 0,
         };
         let mut occupied = 0u32;
         let mut finished_below = 0u32;
@@ -453,6 +475,7 @@ impl<'a> Round<'a> {
                 }
             }
             if keep_settled {
+                work.current_slots += 1;
                 if keep.state == TaskState::Pending {
                     work.pending.push(keep);
                 }

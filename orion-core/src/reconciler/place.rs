@@ -75,13 +75,20 @@ impl<'a> Round<'a> {
         }
         self.place_moves(works, placer);
         for w in works {
-            let budget = w
-                .spec
-                .spec
-                .update_strategy
-                .parallelism
-                .max(1)
-                .saturating_sub(w.updates_in_flight);
+            let gate = w.spec.gate;
+            let mut budget = if gate.hold {
+                0
+            } else {
+                w.spec
+                    .spec
+                    .update_strategy
+                    .parallelism
+                    .max(1)
+                    .saturating_sub(w.updates_in_flight)
+            };
+            if let Some(max) = gate.max_new_slots {
+                budget = budget.min(max.saturating_sub(w.current_slots));
+            }
             for &old in w.updates.iter().take(budget as usize) {
                 self.start_first(w.spec, old, Purpose::Update, placer, None);
             }

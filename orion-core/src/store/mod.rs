@@ -30,7 +30,8 @@ pub use memory::MemoryStore;
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
 pub use typed::{
-    ClusterState, ClusterStore, MAX_CAS_ATTEMPTS, TypedEvent, TypedWatch, VersionedService, keys,
+    ClusterState, ClusterStore, DEFAULT_SPEC_HISTORY, MAX_CAS_ATTEMPTS, MAX_SPEC_HISTORY,
+    SpecRevision, TypedEvent, TypedWatch, VersionedService, keys,
 };
 
 /// A store revision. 0 means "before the first write"; the first write makes revision 1.

@@ -30,8 +30,11 @@ use crate::error::{Error, Result, ValidationErrors};
 use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
 mod event;
+mod history;
 pub mod keys;
 mod service_cas;
+
+pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
 pub use event::{TypedEvent, TypedWatch};
 
@@ -60,9 +63,12 @@ pub struct ClusterState {
     /// Nodes in id order.
     pub nodes: Vec<Node>,
     pub network: NetworkMatrix,
-    /// The `mod_revision` of every task key and replica-slot key ([`keys::slot`]) at
-    /// `revision`: what a controller compares against when it acts on this state.
+    /// The `mod_revision` of every task key, replica-slot key ([`keys::slot`]) and rollout key
+    /// ([`keys::rollout`]) at `revision`: what a controller compares against when it acts on
+    /// this state.
     pub revisions: HashMap<String, Revision>,
+    /// Each service's latest rollout record, by service name.
+    pub rollouts: HashMap<String, crate::reconciler::Rollout>,
 }
 
 /// Typed access to the cluster state on a store `S`.
@@ -84,12 +90,18 @@ pub struct ClusterState {
 #[derive(Debug, Clone)]
 pub struct ClusterStore<S> {
     store: S,
+    /// Spec versions kept per service in the history ([`keys::SPEC_HISTORY`]).
+    history_limit: usize,
 }
 
 impl<S> ClusterStore<S> {
-    /// Wraps `store`.
+    /// Wraps `store`, keeping the newest [`DEFAULT_SPEC_HISTORY`] spec versions per service
+    /// (see [`ClusterStore::with_spec_history`]).
     pub fn new(store: S) -> Self {
-        ClusterStore { store }
+        ClusterStore {
+            store,
+            history_limit: DEFAULT_SPEC_HISTORY,
+        }
     }
     /// The underlying store.
     pub fn inner(&self) -> &S {
@@ -230,56 +242,6 @@ impl<S: Store> ClusterStore<S> {
             }
         }
         Err(gave_up(&keys::service(name)))
-    }
-
-    async fn read_service_keys(&self, name: &str) -> Result<(Option<KeyValue>, Option<KeyValue>)> {
-        let current = self.store.get(&keys::service(name)).await?;
-        let version_kv = self.store.get(&keys::service_version(name)).await?;
-        Ok((current, version_kv))
-    }
-
-    /// One CAS attempt at storing `spec` over what was read; `None` when another write won.
-    async fn write_service(
-        &self,
-        spec: ServiceSpec,
-        stored: Option<ServiceSpec>,
-        current: Option<KeyValue>,
-        version_kv: Option<KeyValue>,
-    ) -> Result<Option<VersionedService>> {
-        let version: u64 = version_kv.as_ref().map(decode).transpose()?.unwrap_or(0);
-        if let (Some(stored), Some(current)) = (&stored, &current)
-            && *stored == spec
-        {
-            return Ok(Some(VersionedService {
-                spec,
-                spec_version: version,
-                mod_revision: current.mod_revision,
-            }));
-        }
-        let next = match &stored {
-            Some(stored) if same_task_template(stored, &spec) && version > 0 => version,
-            _ => version + 1,
-        };
-        let (spec_key, version_key) =
-            (keys::service(&spec.name), keys::service_version(&spec.name));
-        // Both keys are written every time, so equal mod revisions mark a consistent pair.
-        let txn = Txn::new()
-            .when(Compare::ModRevision(
-                spec_key.clone(),
-                current.map_or(0, |kv| kv.mod_revision),
-            ))
-            .when(Compare::ModRevision(
-                version_key.clone(),
-                version_kv.map_or(0, |kv| kv.mod_revision),
-            ))
-            .and_then(Op::Put(spec_key.clone(), encode(&spec_key, &spec)?))
-            .and_then(Op::Put(version_key.clone(), encode(&version_key, &next)?));
-        let result = self.store.txn(txn).await?;
-        Ok(result.succeeded.then_some(VersionedService {
-            spec,
-            spec_version: next,
-            mod_revision: result.revision,
-        }))
     }
 
     /// The service `name` with its spec version, if it exists.
@@ -590,6 +552,9 @@ impl<S: Store> ClusterStore<S> {
                 state.tasks.push(decode(kv)?);
                 state.revisions.insert(kv.key.clone(), kv.mod_revision);
             } else if kv.key.starts_with(keys::SLOTS) {
+                state.revisions.insert(kv.key.clone(), kv.mod_revision);
+            } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
+                state.rollouts.insert(name.to_owned(), decode(kv)?);
                 state.revisions.insert(kv.key.clone(), kv.mod_revision);
             } else if kv.key.starts_with(keys::NODES) {
                 state.nodes.push(decode(kv)?);

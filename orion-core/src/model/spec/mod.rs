@@ -442,43 +442,56 @@ fn default_cooldown() -> u64 {
     60
 }
 
-/// What a rollout does when new tasks fail.
+/// What a rollout does when a new replica fails (see `orion_core::reconciler::rollout`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureAction {
-    /// Go back to the previous spec.
+    /// Go back to the previous spec version, by itself.
     #[default]
     Rollback,
-    /// Stop the rollout where it is.
+    /// Stop the rollout where it is, until `orion rollout resume` (or `undo`).
     Pause,
     /// Ignore and carry on.
     Continue,
 }
 
-/// Rolling update settings.
+/// Rolling update settings: how a new spec version replaces the running replicas (the rules are
+/// in `orion_core::reconciler::rollout`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStrategy {
-    /// Tasks replaced at once, at least 1.
+    /// Replicas replaced at once (a batch), at least 1. A batch starts only when every new
+    /// replica of the previous one serves.
     #[serde(default = "one")]
     pub parallelism: u32,
-    /// Seconds between batches.
+    /// Seconds between the end of one batch (all its replicas serve) and the next, at most
+    /// [`MAX_UPDATE_SECONDS`].
     #[serde(default, with = "forms::seconds", alias = "delaySeconds")]
     pub delay_seconds: u64,
-    /// Seconds a new task must stay healthy before the next batch.
+    /// Seconds a new replica has to serve, counted from its first health check (one
+    /// `health_check.interval` after its creation; from its creation without a check), at most
+    /// [`MAX_UPDATE_SECONDS`]. Past it, the replica has failed the update.
     #[serde(
         default = "default_health_wait",
         with = "forms::seconds",
         alias = "healthWaitSeconds"
     )]
     pub health_wait_seconds: u64,
-    /// What to do when new tasks fail (seed wording: "rollback on failure").
+    /// What to do when a new replica fails: fails, restarts, turns unhealthy or does not serve
+    /// within the health wait.
     #[serde(default, alias = "failureAction")]
     pub failure_action: FailureAction,
+    /// Replicas of a new version started first (0: none); the rest wait for `orion rollout
+    /// promote`. At most `replicas`.
+    #[serde(default)]
+    pub canary: u32,
 }
 
+/// Longest accepted `delay_seconds` and `health_wait_seconds` (one hour).
+pub const MAX_UPDATE_SECONDS: u64 = 3600;
+
 fn default_health_wait() -> u64 {
-    5
+    30
 }
 
 impl Default for UpdateStrategy {
@@ -488,6 +501,7 @@ impl Default for UpdateStrategy {
             delay_seconds: 0,
             health_wait_seconds: default_health_wait(),
             failure_action: FailureAction::Rollback,
+            canary: 0,
         }
     }
 }

@@ -129,6 +129,32 @@ impl ServiceSpec {
                 "at least 1 task per batch",
             );
         }
+        let rollout = &self.update_strategy;
+        for (path, secs) in [
+            ("update_strategy.delay_seconds", rollout.delay_seconds),
+            (
+                "update_strategy.health_wait_seconds",
+                rollout.health_wait_seconds,
+            ),
+        ] {
+            if secs > super::MAX_UPDATE_SECONDS {
+                errs.push(
+                    path,
+                    secs,
+                    format!("at most {} seconds", super::MAX_UPDATE_SECONDS),
+                );
+            }
+        }
+        if rollout.canary > self.replicas {
+            errs.push(
+                "update_strategy.canary",
+                rollout.canary,
+                format!(
+                    "at most replicas ({}): the replicas started first by an update, 0 for none",
+                    self.replicas
+                ),
+            );
+        }
         let Some(s) = &self.scale_policy else { return };
         if s.min_replicas < 1 {
             errs.push("scale_policy.min_replicas", s.min_replicas, "at least 1");

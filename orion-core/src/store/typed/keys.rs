@@ -21,6 +21,13 @@ pub const COORDINATES: &str = "/orion/coords/";
 /// (JSON string). Creating a task compares this key's revision with the one the plan saw, so two
 /// controllers can never both fill one slot.
 pub const SLOTS: &str = "/orion/slots/";
+/// `/orion/rollouts/<service>` -> the service's latest `Rollout` record (JSON): phase, canary,
+/// batch pacing, rollback reason. Kept in the store so a new leader resumes it.
+pub const ROLLOUTS: &str = "/orion/rollouts/";
+/// `/orion/spec-history/<service>/<version, 20 digits>` -> the `ServiceSpec` first stored at that
+/// version, the newest `ClusterStore::with_spec_history` of them per service (for `rollout
+/// history` and `undo`). Kept when the service is deleted, like its version counter.
+pub const SPEC_HISTORY: &str = "/orion/spec-history/";
 /// `/orion/leader` -> the controllers' leadership record (`orion_core::node::LeaderRecord`).
 /// Every controller write compares its revision, so a deposed leader's writes fail.
 pub const LEADER: &str = "/orion/leader";
@@ -56,4 +63,16 @@ pub fn slots_of(service: &str) -> String {
 /// The key of the measurement from `from` to `to`.
 pub fn measurement(from: &str, to: &str) -> String {
     format!("{NETWORK}{from}/{to}")
+}
+/// The key of service `service`'s rollout record.
+pub fn rollout(service: &str) -> String {
+    format!("{ROLLOUTS}{service}")
+}
+/// The key of service `service`'s spec at `version` in its history.
+pub fn spec_history(service: &str, version: u64) -> String {
+    format!("{SPEC_HISTORY}{service}/{version:020}")
+}
+/// The prefix of every history key of service `service`.
+pub fn spec_history_of(service: &str) -> String {
+    format!("{SPEC_HISTORY}{service}/")
 }

@@ -1,13 +1,15 @@
-//! Conditional writes of service specs, for callers that must not overwrite what someone else
-//! stored: create-if-missing and replace-if-unchanged (optimistic concurrency on the spec's
+//! Writes of service specs: the one CAS attempt every spec write makes (spec, version counter and
+//! history in one transaction), and, for callers that must not overwrite what someone else
+//! stored, create-if-missing and replace-if-unchanged (optimistic concurrency on the spec's
 //! `mod_revision`). Read-modify-write is [`ClusterStore::update_service`].
 
 use super::{
-    ClusterStore, MAX_CAS_ATTEMPTS, VersionedService, check_segment, decode, gave_up, keys,
+    ClusterStore, MAX_CAS_ATTEMPTS, VersionedService, check_segment, decode, encode, gave_up, keys,
+    same_task_template,
 };
 use crate::error::{Error, Result};
 use crate::model::ServiceSpec;
-use crate::store::{Revision, Store};
+use crate::store::{Compare, KeyValue, Op, Revision, Store, Txn};
 
 impl<S: Store> ClusterStore<S> {
     /// Stores `spec` only if no service has its name, with the next spec version (a service
@@ -64,6 +66,89 @@ impl<S: Store> ClusterStore<S> {
                 Err(changed(&spec.name, expected, now))
             }
         }
+    }
+}
+
+impl<S: Store> ClusterStore<S> {
+    pub(super) async fn read_service_keys(
+        &self,
+        name: &str,
+    ) -> Result<(Option<KeyValue>, Option<KeyValue>)> {
+        let current = self.store.get(&keys::service(name)).await?;
+        let version_kv = self.store.get(&keys::service_version(name)).await?;
+        Ok((current, version_kv))
+    }
+
+    /// One CAS attempt at storing `spec` over what was read; `None` when another write won.
+    pub(super) async fn write_service(
+        &self,
+        spec: ServiceSpec,
+        stored: Option<ServiceSpec>,
+        current: Option<KeyValue>,
+        version_kv: Option<KeyValue>,
+    ) -> Result<Option<VersionedService>> {
+        self.write_service_with(spec, stored, current, version_kv, false)
+            .await
+    }
+
+    /// [`ClusterStore::write_service`]; `force_new_version` gives even an identical spec the
+    /// next version (a restart: every task is replaced).
+    pub(super) async fn write_service_with(
+        &self,
+        spec: ServiceSpec,
+        stored: Option<ServiceSpec>,
+        current: Option<KeyValue>,
+        version_kv: Option<KeyValue>,
+        force_new_version: bool,
+    ) -> Result<Option<VersionedService>> {
+        let version: u64 = version_kv.as_ref().map(decode).transpose()?.unwrap_or(0);
+        if let (Some(stored), Some(current)) = (&stored, &current)
+            && *stored == spec
+            && !force_new_version
+        {
+            return Ok(Some(VersionedService {
+                spec,
+                spec_version: version,
+                mod_revision: current.mod_revision,
+            }));
+        }
+        let history = self.history_versions(&spec.name).await?;
+        let next = match &stored {
+            Some(stored)
+                if same_task_template(stored, &spec) && version > 0 && !force_new_version =>
+            {
+                version
+            }
+            // After a rollback the counter is below versions in the history: never reuse one.
+            _ => version.max(history.last().copied().unwrap_or(0)) + 1,
+        };
+        let (spec_key, version_key) =
+            (keys::service(&spec.name), keys::service_version(&spec.name));
+        let mut history_ops = Vec::new();
+        if next != version {
+            history_ops = self.history_ops(&spec, next, &history)?;
+        }
+        // Both keys are written every time, so equal mod revisions mark a consistent pair.
+        let mut txn = Txn::new()
+            .when(Compare::ModRevision(
+                spec_key.clone(),
+                current.map_or(0, |kv| kv.mod_revision),
+            ))
+            .when(Compare::ModRevision(
+                version_key.clone(),
+                version_kv.map_or(0, |kv| kv.mod_revision),
+            ))
+            .and_then(Op::Put(spec_key.clone(), encode(&spec_key, &spec)?))
+            .and_then(Op::Put(version_key.clone(), encode(&version_key, &next)?));
+        for op in history_ops {
+            txn = txn.and_then(op);
+        }
+        let result = self.store.txn(txn).await?;
+        Ok(result.succeeded.then_some(VersionedService {
+            spec,
+            spec_version: next,
+            mod_revision: result.revision,
+        }))
     }
 }
 
