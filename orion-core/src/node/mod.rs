@@ -54,6 +54,7 @@ mod gc;
 pub mod health;
 mod liveness;
 mod restart;
+mod secrets;
 
 pub use agent::{Agent, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
 pub use container::container_spec;
@@ -132,6 +133,7 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> Node<S, M, R
             publish_ip: "127.0.0.1".into(),
             leadership: None,
             observer: None,
+            secrets: None,
         }
     }
 
@@ -173,6 +175,7 @@ pub struct NodeBuilder<S, M: ?Sized, R: ?Sized> {
     publish_ip: String,
     leadership: Option<watch::Receiver<Leadership>>,
     observer: Option<SharedObserver>,
+    secrets: Option<Arc<crate::secrets::SecretSealer>>,
 }
 
 impl<S, M: ?Sized, R: ?Sized> std::fmt::Debug for NodeBuilder<S, M, R> {
@@ -220,6 +223,13 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
         self
     }
 
+    /// The key the agent opens secrets with (default: none, and a task whose service references
+    /// a secret fails to start with an error saying this node holds no key).
+    pub fn secrets(mut self, sealer: Arc<crate::secrets::SecretSealer>) -> Self {
+        self.secrets = Some(sealer);
+        self
+    }
+
     pub fn build(self) -> Node<S, M, R> {
         let scheduler = self
             .scheduler
@@ -246,6 +256,9 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
             self.clock,
             self.config,
         );
+        if let Some(sealer) = self.secrets {
+            agent = agent.with_secrets(sealer);
+        }
         if let Some(observer) = self.observer {
             agent = agent.with_observer(observer.clone());
             controllers = controllers.with_observer(observer);

@@ -31,6 +31,7 @@ use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, S
 
 mod event;
 pub mod keys;
+mod secrets;
 mod service_cas;
 
 pub use event::{TypedEvent, TypedWatch};

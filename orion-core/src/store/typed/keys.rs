@@ -21,6 +21,8 @@ pub const COORDINATES: &str = "/orion/coords/";
 /// (JSON string). Creating a task compares this key's revision with the one the plan saw, so two
 /// controllers can never both fill one slot.
 pub const SLOTS: &str = "/orion/slots/";
+/// `/orion/secrets/<name>` -> `SealedSecret` (JSON): the value sealed, never the plaintext.
+pub const SECRETS: &str = "/orion/secrets/";
 /// `/orion/leader` -> the controllers' leadership record (`orion_core::node::LeaderRecord`).
 /// Every controller write compares its revision, so a deposed leader's writes fail.
 pub const LEADER: &str = "/orion/leader";
@@ -32,6 +34,10 @@ pub fn service(name: &str) -> String {
 /// The key of service `name`'s spec version.
 pub fn service_version(name: &str) -> String {
     format!("{SERVICE_VERSIONS}{name}")
+}
+/// The key of secret `name`.
+pub fn secret(name: &str) -> String {
+    format!("{SECRETS}{name}")
 }
 /// The key of task `id`.
 pub fn task(id: &str) -> String {
