@@ -454,6 +454,7 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
             replicas,
             command,
             env,
+            secrets: Vec::new(),
             ports,
             volumes,
             network: if bridged { net } else { None },

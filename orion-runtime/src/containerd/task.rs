@@ -145,7 +145,8 @@ impl ContainerdRuntime {
             return Err(Error::Invalid(errors));
         }
         let image = self.resolve_image(&spec.image).await?;
-        let process = oci::process_input(&image.config, &spec.command, &spec.env, &spec.workdir)?;
+        let env = super::with_secret_env(spec)?;
+        let process = oci::process_input(&image.config, &spec.command, &env, &spec.workdir)?;
         let dir = self.container_dir(id);
         let mut mounts = self.resolve_mounts(spec)?;
         let name_files = NameFiles::for_spec(spec, &dir)?;
