@@ -19,6 +19,7 @@ mod metrics;
 mod network_cli;
 mod node;
 mod output;
+mod secret_cli;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -119,6 +120,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Chaos { action } => chaos_cli::chaos(&client, action, format).await,
         Command::Plan(f) => chaos_cli::plan(&client, &f.file, format).await,
         Command::Dns { action } => dns_cli::dns(&cli.addr, action, format).await,
+        Command::Secret { action } => secret_cli::secret(&client, action, format).await,
     }
 }
 

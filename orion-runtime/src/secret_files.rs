@@ -61,10 +61,13 @@ pub fn filesystem_type(path: &Path) -> Option<String> {
                 .then(|| (point.len(), kind.to_owned()))
         })
         // The last, longest match is the mount in effect.
-        .fold(None, |best: Option<(usize, String)>, (len, kind)| match best {
-            Some((l, _)) if l > len => best,
-            _ => Some((len, kind)),
-        })
+        .fold(
+            None,
+            |best: Option<(usize, String)>, (len, kind)| match best {
+                Some((l, _)) if l > len => best,
+                _ => Some((len, kind)),
+            },
+        )
         .map(|(_, kind)| kind)
 }
 

@@ -10,6 +10,7 @@ mod logs;
 pub mod network;
 pub mod plan;
 mod routes;
+pub mod secrets;
 pub mod server;
 #[cfg(test)]
 mod tests;

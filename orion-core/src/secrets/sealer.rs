@@ -221,7 +221,10 @@ mod tests {
         let sealed = sealer.seal("db", &value("secret"), 0).unwrap();
         let other = SecretSealer::new([2; 32]);
         let err = other.open(&sealed).unwrap_err().to_string();
-        assert!(err.contains(sealer.key_id()) && err.contains(other.key_id()), "{err}");
+        assert!(
+            err.contains(sealer.key_id()) && err.contains(other.key_id()),
+            "{err}"
+        );
 
         let mut moved = sealed.clone();
         moved.name = "web".into();
@@ -238,7 +241,10 @@ mod tests {
         let sealed = old.seal("db", &value("secret"), 0).unwrap();
         let rotated = SecretSealer::new([9; 32]).with_previous_key([1; 32]);
         assert_eq!(rotated.open(&sealed).unwrap().expose(), b"secret");
-        assert_ne!(rotated.seal("db", &value("x"), 0).unwrap().key_id, old.key_id());
+        assert_ne!(
+            rotated.seal("db", &value("x"), 0).unwrap().key_id,
+            old.key_id()
+        );
         assert!(!format!("{rotated:?}").contains("[9"));
     }
 

@@ -41,10 +41,9 @@ pub(super) fn check(spec: &ContainerSpec) -> Result<()> {
 /// The env entries of `spec`'s env secrets.
 pub(super) fn env(spec: &ContainerSpec) -> impl Iterator<Item = (String, OsString)> + '_ {
     spec.secrets.iter().filter_map(|s| match &s.target {
-        SecretTarget::Env(var) => Some((
-            var.clone(),
-            OsString::from_vec(s.value.expose().to_vec()),
-        )),
+        SecretTarget::Env(var) => {
+            Some((var.clone(), OsString::from_vec(s.value.expose().to_vec())))
+        }
         SecretTarget::File(_) => None,
     })
 }

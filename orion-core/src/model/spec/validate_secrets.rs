@@ -24,12 +24,17 @@ impl ServiceSpec {
             .iter()
             .filter_map(|e| e.split_once('=').map(|(k, _)| k))
             .collect();
-        let volume_targets: HashSet<&str> = self.volumes.iter().map(|v| v.target.as_str()).collect();
+        let volume_targets: HashSet<&str> =
+            self.volumes.iter().map(|v| v.target.as_str()).collect();
         let mut vars = HashSet::new();
         let mut files = HashSet::new();
         for (i, r) in self.secrets.iter().enumerate() {
             if let Err(expected) = check_secret_name(&r.name) {
-                errs.push(format!("secrets[{i}].name"), format!("{:?}", r.name), expected);
+                errs.push(
+                    format!("secrets[{i}].name"),
+                    format!("{:?}", r.name),
+                    expected,
+                );
             }
             if r.env.is_some() && r.file.is_some() {
                 errs.push(
