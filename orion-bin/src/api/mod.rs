@@ -11,6 +11,8 @@ pub mod network;
 pub mod plan;
 mod routes;
 pub mod secrets;
+#[cfg(test)]
+mod secrets_tests;
 pub mod server;
 #[cfg(test)]
 mod tests;

@@ -47,3 +47,33 @@ pub(super) fn env(spec: &ContainerSpec) -> impl Iterator<Item = (String, OsStrin
         SecretTarget::File(_) => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use orion_core::secrets::{SecretDelivery, SecretValue};
+
+    use super::*;
+
+    fn spec(target: SecretTarget, value: &[u8]) -> ContainerSpec {
+        ContainerSpec {
+            secrets: vec![SecretDelivery {
+                name: "db".into(),
+                target,
+                value: SecretValue::new(value.to_vec()).unwrap(),
+            }],
+            ..ContainerSpec::default()
+        }
+    }
+
+    #[test]
+    fn env_is_delivered_and_files_are_refused_naming_the_secret() {
+        let ok = spec(SecretTarget::Env("DB".into()), b"pw");
+        check(&ok).unwrap();
+        assert_eq!(env(&ok).collect::<Vec<_>>(), [("DB".into(), "pw".into())]);
+        let err = check(&spec(SecretTarget::File("/run/secrets/db".into()), b"pw"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"db\"") && err.contains("as env"), "{err}");
+        assert!(check(&spec(SecretTarget::Env("DB".into()), b"a\0b")).is_err());
+    }
+}

@@ -89,3 +89,50 @@ impl ServiceSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::spec::{SpecFormat, parse_spec};
+
+    fn paths(yaml: &str) -> Vec<String> {
+        match parse_spec(yaml, SpecFormat::Yaml) {
+            Err(crate::Error::Invalid(errs)) => errs.0.into_iter().map(|e| e.path).collect(),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn references_parse_as_env_or_file_and_round_trip() {
+        let yaml = "name: api\nimage: x\nsecrets:\n  - {name: db, env: DB}\n  - {name: db}\n  - {name: tls, file: /etc/tls.key}\n";
+        let spec = parse_spec(yaml, SpecFormat::Yaml).unwrap();
+        assert_eq!(spec.secrets.len(), 3);
+        assert_eq!(
+            parse_spec(&spec.to_yaml().unwrap(), SpecFormat::Yaml).unwrap(),
+            spec
+        );
+    }
+
+    #[test]
+    fn bad_references_are_refused_with_their_paths() {
+        let yaml = "name: api\nimage: x\nenv: [DB=1]\nvolumes: [/d:/data]\nsecrets:\n  - {name: Bad_Name}\n  - {name: db, env: DB}\n  - {name: db, env: DB2, file: /x}\n  - {name: db, file: relative}\n  - {name: db, file: /a/../b}\n  - {name: db, file: /data}\n  - {name: db, env: 1X}\n";
+        assert_eq!(
+            paths(yaml),
+            [
+                "secrets[0].name",
+                "secrets[1].env",
+                "secrets[2]",
+                "secrets[3].file",
+                "secrets[4].file",
+                "secrets[5].file",
+                "secrets[6].env",
+            ]
+        );
+        assert!(
+            parse_spec(
+                "name: a\nimage: x\nsecrets: [{name: db, mode: 1}]\n",
+                SpecFormat::Yaml
+            )
+            .is_err()
+        );
+    }
+}
