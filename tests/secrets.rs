@@ -4,6 +4,9 @@
 //! the node's log, and is not in the node's data files (sealed at rest). References to unknown
 //! secrets, duplicates, oversized values and removing a secret in use are refused.
 //!
+//! With `--runtime process` an env secret reaches the host process, and a file secret is refused:
+//! the task fails with a reason that says to use env.
+//!
 //! Multi-node delivery is not tested: until joining nodes receive the cluster key, a secret
 //! opens only on the node whose API sealed it (see docs/security.md).
 
@@ -14,10 +17,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use orion_core::model::TaskState;
-use orion_runtime::testing::TEST_IMAGE;
+use orion_core::model::{Task, TaskState};
+use orion_runtime::testing::{TEST_IMAGE, find_busybox};
 use reqwest::{Method, StatusCode};
-use support::{ORION_BIN, TestCluster, wait_for};
+use support::{NodeRuntime, ORION_BIN, Role, TestCluster, wait_for};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -252,4 +255,63 @@ async fn secrets_reach_a_docker_container_as_env_and_files_and_are_never_shown()
     assert!(out.status.success(), "{}", text(&out));
     let out = c.cli(0, &["secret", "rm", "db-password"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_runtime_delivers_env_secrets_and_refuses_file_secrets() {
+    let mut c =
+        TestCluster::with_runtime("secrets-proc", &[Role::Single], NodeRuntime::Process).await;
+    c.start(0).await;
+    let addr = c.nodes[0].api.to_string();
+    let password = format!("proc-pw-{}-plaintext", std::process::id());
+    let out = cli_with_stdin(
+        &addr,
+        &["secret", "create", "db-password"],
+        password.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let busybox = find_busybox().expect("the static busybox (busybox-static)");
+    let out_file = c.dir().join("seen-by-the-process");
+    let env_spec = serde_json::json!({
+        "name": "env-app", "image": busybox.display().to_string(),
+        "command": ["sh", "-c", format!(
+            "printf %s \"$DB_PASSWORD\" > {}; exec {} sleep 600",
+            out_file.display(), busybox.display()
+        )],
+        "secrets": [{"name": "db-password", "env": "DB_PASSWORD"}],
+    });
+    c.deploy(0, &env_spec.to_string()).await;
+    let seen = wait_for("the process wrote its env secret", CONVERGE, || async {
+        std::fs::read_to_string(&out_file).map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(seen, password);
+
+    let file_spec = serde_json::json!({
+        "name": "file-app", "image": busybox.display().to_string(),
+        "command": ["sleep", "600"], "restart_policy": "no",
+        "secrets": [{"name": "db-password"}],
+    });
+    c.deploy(0, &file_spec.to_string()).await;
+    let error = wait_for("the file secret refused", CONVERGE, || async {
+        let (_, body) = c
+            .request(0, Method::GET, "/v1/tasks?service=file-app&all=true", None)
+            .await;
+        let tasks: Vec<Task> = serde_json::from_value(body).map_err(|e| e.to_string())?;
+        tasks
+            .into_iter()
+            .find(|t| t.state == TaskState::Failed)
+            .and_then(|t| t.error)
+            .ok_or_else(|| "not failed yet".to_owned())
+    })
+    .await;
+    assert!(
+        error.contains("db-password") && error.contains("as env"),
+        "{error}"
+    );
+    assert!(!error.contains(&password));
+    let found = files_containing(&c.nodes[0].data_dir, password.as_bytes());
+    assert!(found.is_empty(), "plaintext found in {found:?}");
+    assert!(!c.nodes[0].read_log().contains(&password));
 }
