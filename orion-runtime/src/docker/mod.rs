@@ -257,8 +257,11 @@ impl DockerRuntime {
             .remove_container(id, Some(options))
             .await
             .map_err(|e| container_error(id, "removing container", e))?;
-        if let Some(dir) = staged {
-            crate::secret_files::remove_staged(std::path::Path::new(&dir));
+        // Only a directory of this runtime's secrets dir, whatever the label says.
+        if let Some(dir) = staged.map(std::path::PathBuf::from)
+            && dir.parent() == Some(self.secrets_dir.as_path())
+        {
+            crate::secret_files::remove_staged(&dir);
         }
         Ok(())
     }
