@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use orion_core::model::spec::{
-    self, AffinityRule, PortSpec, ResourceSpec, SpecFormat, parse_specs,
+    self, AffinityRule, PortSpec, ResourceSpec, SpecFormat, compose, parse_specs,
 };
 use orion_core::model::{Node, ServiceSpec, Task};
 use reqwest::Method;
@@ -54,10 +54,48 @@ fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Reads and validates a spec file locally (nothing is sent).
+/// Reads and validates a spec file locally (nothing is sent). A Compose file is imported
+/// ([`compose::parse_compose`]), its notes printed on stderr.
 pub fn load_specs(path: &Path) -> Result<Vec<ServiceSpec>> {
     let text = read_file(path)?;
+    if compose::is_compose(&text) {
+        let import = compose::parse_compose(&text, &compose_options(path)?)
+            .with_context(|| format!("{}", path.display()))?;
+        for note in &import.notes {
+            eprintln!("note: {}: {note}", path.display());
+        }
+        return Ok(import.specs);
+    }
     parse_specs(&text, SpecFormat::from_path(path)).with_context(|| format!("{}", path.display()))
+}
+
+/// What a Compose file may read: `env_file`s next to it, and for `${VAR}` this process's
+/// environment over the project's `.env` file (Compose's order).
+fn compose_options(path: &Path) -> Result<compose::ComposeOptions> {
+    let project_dir = (path != Path::new("-")).then(|| {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    });
+    let mut variables = std::collections::BTreeMap::new();
+    if let Some(dot_env) = project_dir.as_ref().map(|d| d.join(".env"))
+        && dot_env.is_file()
+    {
+        for entry in dotenvy::from_path_iter(&dot_env)
+            .with_context(|| format!("cannot read {}", dot_env.display()))?
+        {
+            let (key, value) =
+                entry.with_context(|| format!("cannot read {}", dot_env.display()))?;
+            variables.insert(key, value);
+        }
+    }
+    variables.extend(std::env::vars());
+    Ok(compose::ComposeOptions {
+        source: path.display().to_string(),
+        project_dir,
+        variables,
+    })
 }
 
 /// `validate -f FILE`.

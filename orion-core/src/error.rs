@@ -15,11 +15,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Input failed validation. Each entry names the field path, the value and what is accepted.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ValidationErrors),
 
     /// A spec could not be parsed at all (syntax, wrong type, unknown field).
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] ParseError),
 
     /// The named object does not exist.

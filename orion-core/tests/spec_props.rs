@@ -453,6 +453,7 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
             image,
             replicas,
             command,
+            entrypoint: (replicas % 3 == 0).then(|| vec!["/bin/sh".into(), "-c".into()]),
             env,
             secrets: Vec::new(),
             ports,

@@ -20,6 +20,7 @@ pub fn container_spec(
         name: format!("orion-{}", task.id),
         image: spec.image.clone(),
         command: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
         env: spec.env.clone(),
         workdir: String::new(),
         ports: spec

@@ -68,6 +68,10 @@ pub struct ContainerSpec {
     pub image: String,
     /// Command and arguments; empty keeps the image's default.
     pub command: Vec<String>,
+    /// Replaces the image's entrypoint, and then its default command too (Docker's rule); `None`
+    /// keeps both. Runtimes that cannot replace it refuse the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
     /// Environment, `KEY=value`.
     pub env: Vec<String>,
     /// Working directory; empty keeps the image's default.

@@ -96,19 +96,24 @@ pub(crate) struct ProcessInput {
 }
 
 /// Combines the image's defaults with the spec's overrides, Docker's way: the command replaces
-/// `Cmd` and keeps `Entrypoint`; env entries override the image's by key.
+/// `Cmd` and keeps `Entrypoint`; an entrypoint replaces `Entrypoint` and drops `Cmd`; env entries
+/// override the image's by key.
 pub(crate) fn process_input(
     image: &ImageConfigFile,
+    entrypoint: Option<&[String]>,
     command: &[String],
     env: &[String],
     workdir: &str,
 ) -> Result<ProcessInput> {
     let defaults = image.config.clone().unwrap_or_default();
-    let mut args = defaults.entrypoint.clone().unwrap_or_default();
-    if command.is_empty() {
-        args.extend(defaults.cmd.clone().unwrap_or_default());
-    } else {
+    let mut args = match entrypoint {
+        Some(entrypoint) => entrypoint.to_vec(),
+        None => defaults.entrypoint.clone().unwrap_or_default(),
+    };
+    if !command.is_empty() {
         args.extend(command.iter().cloned());
+    } else if entrypoint.is_none() {
+        args.extend(defaults.cmd.clone().unwrap_or_default());
     }
     let mut errors = ValidationErrors::default();
     if args.is_empty() {
@@ -300,19 +305,30 @@ mod tests {
     #[test]
     fn command_replaces_cmd_and_keeps_entrypoint() {
         let img = image(&["/init"], &["serve"]);
-        let p = process_input(&img, &[], &[], "").unwrap();
+        let p = process_input(&img, None, &[], &[], "").unwrap();
         assert_eq!(p.args, ["/init", "serve"]);
         assert_eq!(p.cwd, "/srv");
-        let p = process_input(&img, &["run".into()], &["A=2".into()], "/tmp").unwrap();
+        let p = process_input(&img, None, &["run".into()], &["A=2".into()], "/tmp").unwrap();
         assert_eq!(p.args, ["/init", "run"]);
         assert_eq!(p.env, ["PATH=/bin", "A=2"]);
         assert_eq!(p.cwd, "/tmp");
     }
 
     #[test]
+    fn an_entrypoint_replaces_the_images_and_drops_its_cmd() {
+        let img = image(&["/init"], &["serve"]);
+        let shell = ["sh".to_string(), "-c".to_string()];
+        let p = process_input(&img, Some(&shell), &[], &[], "").unwrap();
+        assert_eq!(p.args, ["sh", "-c"]);
+        let p = process_input(&img, Some(&shell), &["echo hi".into()], &[], "").unwrap();
+        assert_eq!(p.args, ["sh", "-c", "echo hi"]);
+    }
+
+    #[test]
     fn bad_process_inputs_name_their_fields() {
         let img = image(&[], &[]);
-        let Err(Error::Invalid(errors)) = process_input(&img, &[], &["novalue".into()], "relative")
+        let Err(Error::Invalid(errors)) =
+            process_input(&img, None, &[], &["novalue".into()], "relative")
         else {
             panic!("expected Invalid");
         };
@@ -334,7 +350,7 @@ mod tests {
         let input = SpecInput {
             id: "c1".into(),
             cgroup_parent: "orion".into(),
-            process: process_input(&image(&[], &["sh"]), &[], &[], "").unwrap(),
+            process: process_input(&image(&[], &["sh"]), None, &[], &[], "").unwrap(),
             network_mode: NetworkMode::Host,
             memory_bytes: 64 << 20,
             cpu_millicores: 250,

@@ -146,7 +146,13 @@ impl ContainerdRuntime {
         }
         let image = self.resolve_image(&spec.image).await?;
         let env = super::with_secret_env(spec)?;
-        let process = oci::process_input(&image.config, &spec.command, &env, &spec.workdir)?;
+        let process = oci::process_input(
+            &image.config,
+            spec.entrypoint.as_deref(),
+            &spec.command,
+            &env,
+            &spec.workdir,
+        )?;
         let dir = self.container_dir(id);
         let mut mounts = self.resolve_mounts(spec)?;
         let name_files = NameFiles::for_spec(spec, &dir)?;

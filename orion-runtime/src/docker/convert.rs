@@ -78,6 +78,7 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: Some(spec.command.clone()).filter(|c| !c.is_empty()),
+        entrypoint: spec.entrypoint.clone(),
         env: Some(spec.env.clone()).filter(|e| !e.is_empty()),
         working_dir: Some(spec.workdir.clone()).filter(|w| !w.is_empty()),
         exposed_ports: Some(exposed_ports).filter(|p| !p.is_empty()),

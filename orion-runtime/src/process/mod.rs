@@ -186,6 +186,12 @@ impl ProcessRuntime {
             }
         }
         secrets::check(spec)?;
+        if spec.entrypoint.is_some() {
+            return Err(unsupported(
+                "entrypoint",
+                "the image is the program to run; put the program in `image` and its arguments in `command`",
+            ));
+        }
         if !spec.mounts.is_empty() {
             return Err(unsupported(
                 "mounts",

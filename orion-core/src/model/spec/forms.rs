@@ -79,6 +79,15 @@ pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
     d.deserialize_any(ListVisitor)
 }
 
+/// [`string_list`] for an optional field (`null` is unset).
+pub fn optional_string_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    struct List(#[serde(deserialize_with = "string_list")] Vec<String>);
+    Ok(Option::<List>::deserialize(d)?.map(|l| l.0))
+}
+
 /// A map of strings whose values may be written as numbers or booleans (labels, selectors):
 /// `gpu: true` is the label `gpu=true`.
 pub fn string_map<'de, D: Deserializer<'de>>(

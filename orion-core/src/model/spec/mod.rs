@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::secrets::SecretRef;
 
+pub mod compose;
 mod forms;
 mod kinds;
 mod locate;
@@ -73,6 +74,16 @@ pub struct ServiceSpec {
         deserialize_with = "forms::string_list"
     )]
     pub command: Vec<String>,
+    /// Replaces the image's entrypoint (Docker's `--entrypoint`, Compose's `entrypoint`); the
+    /// image's default command is then not used either, only [`ServiceSpec::command`]. Unset
+    /// keeps the image's. At least one element when set. Not available on the process runtime,
+    /// whose `image` is already the program.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "forms::optional_string_list"
+    )]
+    pub entrypoint: Option<Vec<String>>,
     /// Environment as `KEY=value` strings (a YAML/JSON map is accepted too).
     #[serde(
         default,
@@ -660,6 +671,7 @@ impl ServiceSpec {
             image: image.into(),
             replicas,
             command: Vec::new(),
+            entrypoint: None,
             env: Vec::new(),
             secrets: Vec::new(),
             ports: Vec::new(),

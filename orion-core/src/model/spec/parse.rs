@@ -213,7 +213,10 @@ fn prefix_parse_error(mut e: ParseError, prefix: &str) -> ParseError {
 /// Parses the text into generic values, one per document (JSON always has one), and says which
 /// format it was read as. `Auto` text that looks like JSON but is not is read as YAML (a
 /// superset of JSON: `[{name: web, image: nginx}]`); when both fail, the JSON error is reported.
-fn parse_documents(text: &str, format: SpecFormat) -> Result<(Vec<Value>, SpecFormat), ParseError> {
+pub(super) fn parse_documents(
+    text: &str,
+    format: SpecFormat,
+) -> Result<(Vec<Value>, SpecFormat), ParseError> {
     match (format, format.resolve(text)) {
         (SpecFormat::Auto, SpecFormat::Json) => match parse_json(text) {
             Ok(docs) => Ok((docs, SpecFormat::Json)),

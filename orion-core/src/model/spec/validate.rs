@@ -170,6 +170,13 @@ impl ServiceSpec {
                 "a non-empty image reference without whitespace, e.g. `nginx:alpine`",
             );
         }
+        if self.entrypoint.as_ref().is_some_and(Vec::is_empty) {
+            errs.push(
+                "entrypoint",
+                "[]",
+                "at least one element (leave `entrypoint` out to keep the image's)",
+            );
+        }
         for key in self.labels.keys() {
             if key.trim().is_empty() {
                 errs.push(
@@ -255,6 +262,20 @@ impl ServiceSpec {
                     format!("volumes[{i}].source"),
                     format!("{:?}", v.source),
                     "a host path (`/data`) or a volume name, without ':'",
+                );
+            } else if !v.is_bind() && !is_volume_name(&v.source) {
+                errs.push(
+                    format!("volumes[{i}].source"),
+                    format!("{:?}", v.source),
+                    "an absolute host path (`/srv/data`; relative paths depend on where a node \
+                     runs, so they are refused) or a volume name of letters, digits, '_', '.' \
+                     and '-', starting with a letter or digit",
+                );
+            } else if v.is_bind() && v.source.split('/').any(|part| part == "..") {
+                errs.push(
+                    format!("volumes[{i}].source"),
+                    format!("{:?}", v.source),
+                    "an absolute host path without `..` components",
                 );
             }
             if !v.target.starts_with('/') || v.target.contains(':') {
@@ -543,4 +564,11 @@ fn check_affinity(path: &str, rule: &AffinityRule, errs: &mut ValidationErrors) 
             }
         }
     }
+}
+
+/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn is_volume_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }

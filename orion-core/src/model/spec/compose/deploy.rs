@@ -1,0 +1,226 @@
+//! A Compose service's `deploy` section: replicas, resources, update_config, restart_policy,
+//! placement constraints on node labels, and labels.
+
+use serde_json::{Map, Value};
+
+use super::values::{compose_bytes, compose_millicores, go_duration_secs};
+use super::{Importer, describe};
+use crate::model::spec::{FailureAction, RestartPolicy, ServiceSpec};
+
+impl Importer<'_> {
+    /// Applies `deploy` to `spec`; returns which spec fields came from which paths.
+    pub(super) fn deploy(
+        &mut self,
+        path: &str,
+        value: &Value,
+        spec: &mut ServiceSpec,
+    ) -> Vec<(&'static str, String)> {
+        let Value::Object(map) = value else {
+            self.refuse(path, describe(value), "a mapping");
+            return Vec::new();
+        };
+        let mut origins = Vec::new();
+        for (key, v) in map {
+            let at = format!("{path}.{key}");
+            let field = match key.as_str() {
+                "replicas" => {
+                    match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                        Some(n) => spec.replicas = n,
+                        None => self.refuse(&at, describe(v), "a whole number of replicas"),
+                    }
+                    "replicas"
+                }
+                "mode" => {
+                    if v.as_str() != Some("replicated") {
+                        self.refuse(
+                            &at,
+                            describe(v),
+                            "replicated (global and job modes are not imported)",
+                        );
+                    }
+                    continue;
+                }
+                "resources" => {
+                    self.resources(&at, v, spec);
+                    "resources"
+                }
+                "update_config" => {
+                    self.update_config(&at, v, spec);
+                    "update_strategy"
+                }
+                "restart_policy" => {
+                    self.restart_policy(&at, v, spec);
+                    "restart_policy"
+                }
+                "placement" => {
+                    self.placement(&at, v, spec);
+                    "scheduling"
+                }
+                "labels" => {
+                    self.labels(&at, v, &mut spec.labels);
+                    "labels"
+                }
+                k if k.starts_with("x-") => continue,
+                _ => {
+                    self.refuse(&at, format!("`{key}`"), "replicas, mode, resources, update_config, restart_policy, placement or labels (rollback_config and endpoint_mode are not imported)");
+                    continue;
+                }
+            };
+            origins.push((field, at));
+        }
+        origins
+    }
+
+    /// `limits` (enforced) or, without them, `reservations`: Orion reserves and limits the same
+    /// amount, so when both are given the limits are used.
+    fn resources(&mut self, path: &str, value: &Value, spec: &mut ServiceSpec) {
+        let Some(map) = self.mapping(path, value) else {
+            return;
+        };
+        let mut reservations = None;
+        let mut limits = None;
+        for (key, v) in map {
+            match key.as_str() {
+                "limits" => limits = Some(v),
+                "reservations" => reservations = Some(v),
+                _ => self.refuse(
+                    &format!("{path}.{key}"),
+                    format!("`{key}`"),
+                    "limits or reservations",
+                ),
+            }
+        }
+        if limits.is_some() && reservations.is_some() {
+            self.notes.push(format!(
+                "{path}: Orion reserves what it limits, so the limits were used for both"
+            ));
+        }
+        let (which, chosen) = match (limits, reservations) {
+            (Some(l), _) => ("limits", l),
+            (None, Some(r)) => ("reservations", r),
+            (None, None) => return,
+        };
+        let at = format!("{path}.{which}");
+        let Some(amounts) = self.mapping(&at, chosen) else {
+            return;
+        };
+        for (key, v) in amounts {
+            let here = format!("{at}.{key}");
+            match key.as_str() {
+                "cpus" => match compose_millicores(v) {
+                    Ok(m) => spec.resources.cpu_millicores = m,
+                    Err(e) => self.refuse(&here, describe(v), e),
+                },
+                "memory" => match compose_bytes(v) {
+                    Ok(b) => spec.resources.memory_bytes = b,
+                    Err(e) => self.refuse(&here, describe(v), e),
+                },
+                _ => self.refuse(
+                    &here,
+                    format!("`{key}`"),
+                    "cpus or memory (pids, devices and generic resources are not imported)",
+                ),
+            }
+        }
+    }
+
+    fn update_config(&mut self, path: &str, value: &Value, spec: &mut ServiceSpec) {
+        let Some(map) = self.mapping(path, value) else {
+            return;
+        };
+        let rollout = &mut spec.update_strategy;
+        for (key, v) in map {
+            let at = format!("{path}.{key}");
+            match key.as_str() {
+                // Swarm's 0 means all at once.
+                "parallelism" => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                    Some(0) => rollout.parallelism = spec.replicas.max(1),
+                    Some(n) => rollout.parallelism = n,
+                    None => self.refuse(&at, describe(v), "a whole number"),
+                },
+                "delay" => match v.as_str().map(go_duration_secs) {
+                    Some(Ok(s)) => rollout.delay_seconds = s,
+                    _ => self.refuse(&at, describe(v), "a duration such as `10s`"),
+                },
+                "monitor" => match v.as_str().map(go_duration_secs) {
+                    Some(Ok(s)) => rollout.health_wait_seconds = s,
+                    _ => self.refuse(&at, describe(v), "a duration such as `30s`"),
+                },
+                "failure_action" => match v.as_str() {
+                    Some("rollback") => rollout.failure_action = FailureAction::Rollback,
+                    Some("pause") => rollout.failure_action = FailureAction::Pause,
+                    Some("continue") => rollout.failure_action = FailureAction::Continue,
+                    _ => self.refuse(&at, describe(v), "rollback, pause or continue"),
+                },
+                "order" => {
+                    if v.as_str() != Some("start-first") {
+                        self.refuse(&at, describe(v), "start-first: Orion always starts a new replica before it stops the old one");
+                    }
+                }
+                "max_failure_ratio" if v.as_f64() == Some(0.0) => {}
+                _ => self.refuse(&at, format!("`{key}`"), "parallelism, delay, monitor, failure_action or order: start-first (max_failure_ratio is not imported)"),
+            }
+        }
+    }
+
+    fn restart_policy(&mut self, path: &str, value: &Value, spec: &mut ServiceSpec) {
+        let Some(map) = self.mapping(path, value) else {
+            return;
+        };
+        for (key, v) in map {
+            let at = format!("{path}.{key}");
+            match (key.as_str(), v.as_str()) {
+                ("condition", Some("none")) => spec.restart_policy = RestartPolicy::No,
+                ("condition", Some("on-failure")) => spec.restart_policy = RestartPolicy::OnFailure,
+                ("condition", Some("any")) => spec.restart_policy = RestartPolicy::Always,
+                ("condition", _) => self.refuse(&at, describe(v), "none, on-failure or any"),
+                _ => self.refuse(&at, format!("`{key}`"), "condition (delay, max_attempts and window are not imported: Orion restarts in place `reschedule_after` times, then reschedules)"),
+            }
+        }
+    }
+
+    /// `constraints` of the form `node.labels.KEY == VALUE`, as the node selector.
+    fn placement(&mut self, path: &str, value: &Value, spec: &mut ServiceSpec) {
+        let Some(map) = self.mapping(path, value) else {
+            return;
+        };
+        for (key, v) in map {
+            let at = format!("{path}.{key}");
+            if key != "constraints" {
+                self.refuse(
+                    &at,
+                    format!("`{key}`"),
+                    "constraints (preferences and max_replicas_per_node are not imported)",
+                );
+                continue;
+            }
+            for (i, c) in self.strings(&at, v, "a constraint").into_iter().enumerate() {
+                let parsed = c.split_once("==").and_then(|(lhs, rhs)| {
+                    let key = lhs.trim().strip_prefix("node.labels.")?;
+                    Some((key.to_owned(), rhs.trim().to_owned()))
+                });
+                match parsed {
+                    Some((k, v)) if !k.is_empty() && !v.is_empty() => {
+                        spec.scheduling.node_selector.insert(k, v);
+                    }
+                    _ => self.refuse(
+                        &format!("{at}[{i}]"),
+                        format!("{c:?}"),
+                        "`node.labels.KEY == VALUE` (other constraints and `!=` are not imported)",
+                    ),
+                }
+            }
+        }
+    }
+
+    fn mapping<'v>(&mut self, path: &str, value: &'v Value) -> Option<&'v Map<String, Value>> {
+        match value {
+            Value::Object(map) => Some(map),
+            Value::Null => None,
+            other => {
+                self.refuse(path, describe(other), "a mapping");
+                None
+            }
+        }
+    }
+}
