@@ -74,7 +74,7 @@ fn read_value(from_file: Option<&PathBuf>) -> Result<Vec<u8>> {
                 if value.is_empty() {
                     "nothing".to_owned()
                 } else {
-                    "more".to_owned()
+                    format!("more than {MAX_SECRET_BYTES} bytes")
                 }
             ),
         });

@@ -497,4 +497,27 @@ mod tests {
         };
         assert!(check_supported(&spec).is_ok());
     }
+
+    #[test]
+    fn env_secrets_are_added_and_file_secrets_refused_naming_them() {
+        use orion_core::secrets::{SecretDelivery, SecretTarget, SecretValue};
+        let with = |target| ContainerSpec {
+            env: vec!["A=1".into()],
+            secrets: vec![SecretDelivery {
+                name: "db".into(),
+                target,
+                value: SecretValue::new(b"pw".to_vec()).unwrap(),
+            }],
+            ..ContainerSpec::default()
+        };
+        let env = with_secret_env(&with(SecretTarget::Env("DB".into()))).unwrap();
+        assert_eq!(env, ["A=1", "DB=pw"]);
+        let err = with_secret_env(&with(SecretTarget::File("/run/secrets/db".into())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"db\"") && err.contains("/run/secrets/db"),
+            "{err}"
+        );
+    }
 }
