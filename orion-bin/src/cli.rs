@@ -155,6 +155,11 @@ pub enum Command {
     },
     /// Dry run: how the scheduler would place a spec file's service, node by node.
     Plan(FileArg),
+    /// Secrets: create (value from stdin or a file), list names, remove.
+    Secret {
+        #[command(subcommand)]
+        action: crate::secret_cli::SecretAction,
+    },
     /// Service discovery: ask the node's DNS server.
     Dns {
         #[command(subcommand)]

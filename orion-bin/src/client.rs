@@ -107,6 +107,20 @@ impl Client {
         self.decode(req).await
     }
 
+    /// `POST path` with raw bytes as the body (a secret's value), decoded.
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let req = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.decode(req).await
+    }
+
     /// `GET path`, as a response to stream (logs).
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
         let resp = self

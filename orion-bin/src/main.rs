@@ -20,6 +20,7 @@ mod network_cli;
 mod node;
 mod output;
 mod rollout_cli;
+mod secret_cli;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -122,6 +123,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Dns { action } => dns_cli::dns(&cli.addr, action, format).await,
         Command::Rollout { action } => rollout_cli::rollout(&client, action, format).await,
         Command::Restart { service } => rollout_cli::restart(&client, &service, format).await,
+        Command::Secret { action } => secret_cli::secret(&client, action, format).await,
     }
 }
 

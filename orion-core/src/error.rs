@@ -64,6 +64,10 @@ pub enum Error {
     #[error("corrupt data at {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
 
+    /// A secret could not be sealed or opened (wrong key, altered bytes). Never carries the value.
+    #[error("secret {name:?}: {reason}")]
+    Secret { name: String, reason: String },
+
     /// An I/O error from the local machine.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -11,6 +11,7 @@
 //! - [`runtime::Runtime`]: containers on one node.
 //! - [`scheduler`]: [`scheduler::Filter`] and [`scheduler::Scorer`] plugins in one pipeline.
 //! - [`reconciler`]: specs + tasks + nodes in, actions out.
+//! - [`secrets`]: secret values, sealed at rest ([`secrets::SecretSealer`]).
 //! - [`observe`]: hooks the node's loops call on events, for metrics.
 //! - `testing` (feature `testing`): conformance suites and `FakeRuntime`.
 
@@ -23,6 +24,7 @@ pub mod observe;
 pub mod reconciler;
 pub mod runtime;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

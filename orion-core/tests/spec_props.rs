@@ -456,6 +456,7 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
             command,
             entrypoint: (replicas % 3 == 0).then(|| vec!["/bin/sh".into(), "-c".into()]),
             env,
+            secrets: Vec::new(),
             ports,
             volumes,
             network: if bridged { net } else { None },

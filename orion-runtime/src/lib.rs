@@ -43,6 +43,7 @@ pub mod containerd;
 pub mod docker;
 #[cfg(feature = "process")]
 pub mod process;
+pub mod secret_files;
 #[cfg(feature = "testing")]
 pub mod testing;
 

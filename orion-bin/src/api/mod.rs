@@ -11,6 +11,9 @@ pub mod network;
 pub mod plan;
 pub mod rollout;
 mod routes;
+pub mod secrets;
+#[cfg(test)]
+mod secrets_tests;
 pub mod server;
 #[cfg(test)]
 mod tests;

@@ -187,6 +187,7 @@ mod tests {
                 Default::default(),
             )),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            secrets: None,
         };
         let Ok(Json(view)) = network(State(state)).await else {
             panic!("GET /v1/network failed");

@@ -54,6 +54,8 @@ pub struct ApiState {
     pub scheduler: Arc<orion_core::scheduler::Scheduler>,
     /// The node's metrics, served at `/metrics`; the API's own requests are recorded in them.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Seals the secrets this node is given (`POST /v1/secrets/{name}`); `None`: refused (501).
+    pub secrets: Option<Arc<orion_core::secrets::SecretSealer>>,
 }
 
 /// The API's bounds, from orion.yaml.
@@ -124,6 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/plan", post(super::plan::plan))
         .merge(super::chaos::routes())
         .merge(super::rollout::routes())
+        .merge(super::secrets::routes())
         .fallback(errors::unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(timeout)
@@ -271,6 +274,7 @@ async fn create_service(
     body: String,
 ) -> ApiResult<Response> {
     let spec = spec_from_body(&state, &headers, &body)?;
+    super::secrets::check_references(&state, &spec).await?;
     let stored = state.store.create_service(&spec).await?;
     Ok(tagged(
         StatusCode::CREATED,
@@ -297,6 +301,7 @@ async fn put_service(
             ),
         ));
     }
+    super::secrets::check_references(&state, &spec).await?;
     let stored = match expected {
         Some(revision) => state.store.put_service_if(&spec, revision).await?,
         None => state.store.put_service(&spec).await?,

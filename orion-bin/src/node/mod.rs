@@ -27,6 +27,7 @@ use crate::config::{Config, ContainerDns};
 use crate::metrics::{self, Metrics, TimedStore};
 
 mod cluster;
+pub mod cluster_key;
 mod container_dns;
 mod network_probe;
 mod single;
@@ -324,6 +325,10 @@ async fn run(
         .await
         .with_context(|| format!("cannot listen on --api-addr {}", settings.api_addr))?;
     let api_settings = api::ApiSettings::from_config(&settings.config);
+    let sealer = Arc::new(orion_core::secrets::SecretSealer::new(
+        cluster_key::load_or_create_cluster_key(&settings.data_dir)?,
+    ));
+    info!(key_id = sealer.key_id(), "secrets: cluster key loaded");
     let app = api::router(ApiState {
         store: store.clone(),
         node_id: settings.node_id.clone(),
@@ -333,6 +338,7 @@ async fn run(
         settings: api_settings,
         scheduler: Arc::new(build_scheduler(&settings.config)?),
         metrics: metrics.clone(),
+        secrets: Some(sealer.clone()),
     });
     let (_dns, runtime) = start_dns(&settings, &store, runtime).await?;
     let mut api_shutdown = shutdown_rx.clone();
@@ -371,6 +377,7 @@ async fn run(
     .publish_ip(settings.publish_ip())
     .leadership(parts.leader.clone())
     .observer(metrics)
+    .secrets(sealer)
     .build();
     let node_task = tokio::spawn(node.run(shutdown_rx.clone()));
 

@@ -70,6 +70,8 @@ pub struct Agent<S, R: ?Sized> {
     last_contact: Mutex<Contact>,
     /// Told about container starts and restarts (metrics).
     pub(super) observer: SharedObserver,
+    /// Opens the secrets a task's service references ([`super::secrets`]).
+    pub(super) secrets: Option<Arc<crate::secrets::SecretSealer>>,
 }
 
 /// The last successful read of this node's tasks.
@@ -109,6 +111,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             backoff: Mutex::new(HashMap::new()),
             last_contact: Mutex::new(Contact::default()),
             observer: no_observer(),
+            secrets: None,
         }
     }
 
@@ -339,10 +342,16 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 .await?;
         }
         let checked = service.spec.health_check.is_some();
-        let spec = container_spec(&service.spec, task, &self.node_id, &self.publish_ip);
+        let mut spec = container_spec(&service.spec, task, &self.node_id, &self.publish_ip);
         let attempt = std::time::Instant::now();
-        let result = match self.runtime.ensure_image(&spec.image).await {
-            Ok(()) => self.runtime.create_and_start(&spec).await,
+        let result = match self.open_secrets(&service.spec).await {
+            Ok(secrets) => {
+                spec.secrets = secrets;
+                match self.runtime.ensure_image(&spec.image).await {
+                    Ok(()) => self.runtime.create_and_start(&spec).await,
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
         match result {

@@ -50,5 +50,6 @@ pub fn container_spec(
         dns_search: Vec::new(),
         extra_hosts: spec.extra_hosts.clone(),
         labels: container_labels,
+        secrets: Vec::new(),
     }
 }

@@ -55,6 +55,7 @@ pub mod health;
 mod liveness;
 mod restart;
 mod rollouts;
+mod secrets;
 
 pub use agent::{Agent, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
 pub use container::container_spec;
@@ -134,6 +135,7 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> Node<S, M, R
             publish_ip: "127.0.0.1".into(),
             leadership: None,
             observer: None,
+            secrets: None,
         }
     }
 
@@ -175,6 +177,7 @@ pub struct NodeBuilder<S, M: ?Sized, R: ?Sized> {
     publish_ip: String,
     leadership: Option<watch::Receiver<Leadership>>,
     observer: Option<SharedObserver>,
+    secrets: Option<Arc<crate::secrets::SecretSealer>>,
 }
 
 impl<S, M: ?Sized, R: ?Sized> std::fmt::Debug for NodeBuilder<S, M, R> {
@@ -222,6 +225,13 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
         self
     }
 
+    /// The key the agent opens secrets with (default: none, and a task whose service references
+    /// a secret fails to start with an error saying this node holds no key).
+    pub fn secrets(mut self, sealer: Arc<crate::secrets::SecretSealer>) -> Self {
+        self.secrets = Some(sealer);
+        self
+    }
+
     pub fn build(self) -> Node<S, M, R> {
         let scheduler = self
             .scheduler
@@ -248,6 +258,9 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
             self.clock,
             self.config,
         );
+        if let Some(sealer) = self.secrets {
+            agent = agent.with_secrets(sealer);
+        }
         if let Some(observer) = self.observer {
             agent = agent.with_observer(observer.clone());
             controllers = controllers.with_observer(observer);

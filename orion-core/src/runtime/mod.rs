@@ -93,6 +93,12 @@ pub struct ContainerSpec {
     pub extra_hosts: Vec<String>,
     /// Labels; [`labels`] keys are set by the agent.
     pub labels: BTreeMap<String, String>,
+    /// Secrets the agent opened for this container, each for `env` or a file (mode 0400, on
+    /// tmpfs where the runtime can). Never serialized (a runtime that records specs keeps no
+    /// plaintext) and redacted in `Debug`. A runtime that cannot deliver one the way asked
+    /// answers [`crate::Error::Unsupported`] naming it; it never drops one.
+    #[serde(skip)]
+    pub secrets: Vec<crate::secrets::SecretDelivery>,
 }
 
 /// Where a container is.

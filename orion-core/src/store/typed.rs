@@ -32,6 +32,7 @@ use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, S
 mod event;
 mod history;
 pub mod keys;
+mod secrets;
 mod service_cas;
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};

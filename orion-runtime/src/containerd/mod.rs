@@ -321,6 +321,39 @@ fn detect_socket(configured: Option<&Path>) -> Result<PathBuf> {
         })
 }
 
+/// `spec.env` followed by the env secrets (`VAR=value`); a file secret is `Unsupported` (not
+/// built for containerd yet: secret files need a host tmpfs staged and bind-mounted, as the
+/// docker runtime does), and an env value must be UTF-8 without NUL.
+fn with_secret_env(spec: &ContainerSpec) -> Result<Vec<String>> {
+    use orion_core::secrets::SecretTarget;
+    let mut env = spec.env.clone();
+    for secret in &spec.secrets {
+        match &secret.target {
+            SecretTarget::File(path) => {
+                return Err(Error::Unsupported {
+                    backend: NAME,
+                    feature: format!("secret {:?} as the file {path}", secret.name),
+                    hint: "secret files are delivered by the docker runtime only; deliver it \
+                           as env (secrets: [{name, env}]) or use the docker runtime"
+                        .to_string(),
+                });
+            }
+            SecretTarget::Env(var) => {
+                let text = std::str::from_utf8(secret.value.expose())
+                    .ok()
+                    .filter(|t| !t.contains('\0'))
+                    .ok_or_else(|| Error::Unsupported {
+                        backend: NAME,
+                        feature: format!("secret {:?}: a binary value in env {var}", secret.name),
+                        hint: "env holds UTF-8 text without NUL".to_string(),
+                    })?;
+                env.push(format!("{var}={text}"));
+            }
+        }
+    }
+    Ok(env)
+}
+
 /// Rejects what this backend cannot do, before anything is created.
 fn check_supported(spec: &ContainerSpec) -> Result<()> {
     if !spec.ports.is_empty() {
@@ -463,5 +496,28 @@ mod tests {
             ..ContainerSpec::default()
         };
         assert!(check_supported(&spec).is_ok());
+    }
+
+    #[test]
+    fn env_secrets_are_added_and_file_secrets_refused_naming_them() {
+        use orion_core::secrets::{SecretDelivery, SecretTarget, SecretValue};
+        let with = |target| ContainerSpec {
+            env: vec!["A=1".into()],
+            secrets: vec![SecretDelivery {
+                name: "db".into(),
+                target,
+                value: SecretValue::new(b"pw".to_vec()).unwrap(),
+            }],
+            ..ContainerSpec::default()
+        };
+        let env = with_secret_env(&with(SecretTarget::Env("DB".into()))).unwrap();
+        assert_eq!(env, ["A=1", "DB=pw"]);
+        let err = with_secret_env(&with(SecretTarget::File("/run/secrets/db".into())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"db\"") && err.contains("/run/secrets/db"),
+            "{err}"
+        );
     }
 }

@@ -145,11 +145,12 @@ impl ContainerdRuntime {
             return Err(Error::Invalid(errors));
         }
         let image = self.resolve_image(&spec.image).await?;
+        let env = super::with_secret_env(spec)?;
         let process = oci::process_input(
             &image.config,
             spec.entrypoint.as_deref(),
             &spec.command,
-            &spec.env,
+            &env,
             &spec.workdir,
         )?;
         let dir = self.container_dir(id);

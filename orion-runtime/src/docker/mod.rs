@@ -5,6 +5,7 @@
 //! A failed start removes what was created.
 
 mod convert;
+mod secrets;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +53,8 @@ pub enum PullPolicy {
 pub struct DockerRuntime {
     docker: Docker,
     pull: PullPolicy,
+    /// Where secret files are staged (a tmpfs), see [`crate::secret_files`].
+    secrets_dir: std::path::PathBuf,
 }
 
 /// Connects to the local engine (`DOCKER_HOST` or the default socket) and negotiates the API
@@ -135,7 +138,15 @@ impl DockerRuntime {
         Self {
             docker,
             pull: PullPolicy::IfNotPresent,
+            secrets_dir: crate::secret_files::DEFAULT_SECRETS_DIR.into(),
         }
+    }
+
+    /// Stages secret files under `dir` (default [`crate::secret_files::DEFAULT_SECRETS_DIR`]);
+    /// it must be on a tmpfs, or a container with secret files is refused.
+    pub fn with_secrets_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.secrets_dir = dir.into();
+        self
     }
 
     /// Sets what happens to absent images.
@@ -179,8 +190,24 @@ impl DockerRuntime {
     }
 
     async fn create_and_start_inner(&self, spec: &ContainerSpec) -> Result<ContainerInfo> {
-        let body = convert::create_body(spec)?;
+        let mut body = convert::create_body(spec)?;
         self.ensure_image_inner(&spec.image).await?;
+        let staged = crate::secret_files::stage(NAME, &self.secrets_dir, &spec.secrets)?;
+        let created = match secrets::apply(&mut body, spec, staged.as_ref()) {
+            Ok(()) => self.create_and_start_body(spec, body).await,
+            Err(e) => Err(e),
+        };
+        if let (Err(_), Some(staged)) = (&created, &staged) {
+            staged.discard();
+        }
+        created
+    }
+
+    async fn create_and_start_body(
+        &self,
+        spec: &ContainerSpec,
+        body: bollard::models::ContainerCreateBody,
+    ) -> Result<ContainerInfo> {
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()).filter(|n| !n.is_empty()),
             ..CreateContainerOptions::default()
@@ -212,7 +239,15 @@ impl DockerRuntime {
         Ok(convert::container_info(inspect))
     }
 
+    /// Removes the container, then its staged secret files (when it had any).
     async fn remove_inner(&self, id: &str) -> Result<()> {
+        let staged = match self.docker.inspect_container(id, None).await {
+            Ok(c) => c
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|mut l| l.remove(crate::secret_files::SECRETS_DIR_LABEL)),
+            Err(_) => None,
+        };
         let options = RemoveContainerOptions {
             force: true,
             v: true,
@@ -221,7 +256,14 @@ impl DockerRuntime {
         self.docker
             .remove_container(id, Some(options))
             .await
-            .map_err(|e| container_error(id, "removing container", e))
+            .map_err(|e| container_error(id, "removing container", e))?;
+        // Only a directory of this runtime's secrets dir, whatever the label says.
+        if let Some(dir) = staged.map(std::path::PathBuf::from)
+            && dir.parent() == Some(self.secrets_dir.as_path())
+        {
+            crate::secret_files::remove_staged(&dir);
+        }
+        Ok(())
     }
 
     async fn stop_inner(&self, id: &str, grace: Duration) -> Result<()> {

@@ -31,6 +31,7 @@ mod logs;
 mod ports;
 mod procfs;
 mod record;
+mod secrets;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -184,6 +185,7 @@ impl ProcessRuntime {
                 });
             }
         }
+        secrets::check(spec)?;
         if spec.entrypoint.is_some() {
             return Err(unsupported(
                 "entrypoint",
@@ -353,6 +355,7 @@ impl ProcessRuntime {
             .args(&spec.command)
             .envs(spec.env.iter().filter_map(|e| e.split_once('=')))
             .envs(ports::port_env(spec))
+            .envs(secrets::env(spec))
             .current_dir(&workdir)
             .stdin(Stdio::piped())
             .stdout(open(STDOUT_FILE)?)

@@ -37,6 +37,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::SecretRef;
+
 pub mod compose;
 mod forms;
 mod kinds;
@@ -45,6 +47,7 @@ pub mod parse;
 pub mod units;
 pub mod validate;
 mod validate_lifecycle;
+mod validate_secrets;
 mod wrapper;
 
 pub use forms::{parse_port, parse_volume};
@@ -88,6 +91,10 @@ pub struct ServiceSpec {
         deserialize_with = "forms::env"
     )]
     pub env: Vec<String>,
+    /// Secrets to deliver, each as an env variable or a file (see [`crate::secrets`]). The
+    /// spec holds names only; values are stored sealed and opened by the agent at start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretRef>,
     /// Ports to publish.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortSpec>,
@@ -680,6 +687,7 @@ impl ServiceSpec {
             command: Vec::new(),
             entrypoint: None,
             env: Vec::new(),
+            secrets: Vec::new(),
             ports: Vec::new(),
             volumes: Vec::new(),
             network: None,

@@ -109,6 +109,7 @@ impl ServiceSpec {
         self.check_limits(limits, &mut errs);
         self.check_identity(&mut errs);
         self.check_env(&mut errs);
+        self.check_secrets(&mut errs);
         self.check_ports(&mut errs);
         self.check_volumes(&mut errs);
         self.check_networking(&mut errs);

@@ -28,6 +28,8 @@ pub const ROLLOUTS: &str = "/orion/rollouts/";
 /// version, the newest `ClusterStore::with_spec_history` of them per service (for `rollout
 /// history` and `undo`). Kept when the service is deleted, like its version counter.
 pub const SPEC_HISTORY: &str = "/orion/spec-history/";
+/// `/orion/secrets/<name>` -> `SealedSecret` (JSON): the value sealed, never the plaintext.
+pub const SECRETS: &str = "/orion/secrets/";
 /// `/orion/leader` -> the controllers' leadership record (`orion_core::node::LeaderRecord`).
 /// Every controller write compares its revision, so a deposed leader's writes fail.
 pub const LEADER: &str = "/orion/leader";
@@ -39,6 +41,10 @@ pub fn service(name: &str) -> String {
 /// The key of service `name`'s spec version.
 pub fn service_version(name: &str) -> String {
     format!("{SERVICE_VERSIONS}{name}")
+}
+/// The key of secret `name`.
+pub fn secret(name: &str) -> String {
+    format!("{SECRETS}{name}")
 }
 /// The key of task `id`.
 pub fn task(id: &str) -> String {
