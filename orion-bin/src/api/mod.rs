@@ -1,9 +1,11 @@
 //! The HTTP API (axum, JSON, under `/v1`). See docs/api.md for the reference.
 
+mod access;
 mod chaos;
 #[cfg(test)]
 mod chaos_tests;
 mod errors;
+pub mod guard;
 #[cfg(test)]
 mod errors_tests;
 mod logs;
@@ -11,11 +13,15 @@ pub mod network;
 pub mod plan;
 mod routes;
 pub mod server;
+mod spec_body;
+mod token_routes;
+pub mod tokens;
 #[cfg(test)]
 mod tests;
 pub mod types;
 
-pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, router};
+pub use access::{Access, RouteEntry};
+pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, route_table, router};
 
 /// The store every part of a node shares.
 pub type SharedStore = std::sync::Arc<dyn orion_core::store::Store>;
