@@ -14,11 +14,13 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod credentials;
 mod dns_cli;
 mod metrics;
 mod network_cli;
 mod node;
 mod output;
+mod token_cli;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -68,7 +70,12 @@ fn init_tracing(filter: EnvFilter, format: LogFormat) {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.addr);
+    let token = match &cli.command {
+        Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
+        Command::Start(start) if start.file.is_none() => None,
+        _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
+    };
+    let client = Client::new(&cli.addr).with_token(token);
     let format = cli.output;
     match cli.command {
         Command::Server(args) => node::serve(args, node::Mode::Cluster).await,
@@ -116,6 +123,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster {
             action: Some(cli::ClusterAction::Remove { node }),
         } => commands::cluster_remove(&client, &node, format).await,
+        Command::Token { action } => token_cli::token(&client, action, format).await,
         Command::Chaos { action } => chaos_cli::chaos(&client, action, format).await,
         Command::Plan(f) => chaos_cli::plan(&client, &f.file, format).await,
         Command::Dns { action } => dns_cli::dns(&cli.addr, action, format).await,

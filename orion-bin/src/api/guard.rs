@@ -59,13 +59,19 @@ impl ForgeryGuard {
 
     /// The refusal for a request with `headers`, if it is refused.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+        self.check_request(headers, has_body(headers))
+    }
+
+    /// [`ForgeryGuard::check`] for a request that carries a body when `with_body`.
+    pub fn check_request(&self, headers: &HeaderMap, with_body: bool) -> Result<(), HttpError> {
         // A request without Host (HTTP/1.0, in-process calls) is no browser's: browsers always
         // send one.
         let host = headers
             .get(header::HOST)
             .map(|v| v.to_str().unwrap_or(""))
             .unwrap_or_default();
-        if headers.contains_key(header::HOST) && !self.host_allowed(host) {
+        let hosts = headers.get_all(header::HOST).iter().count();
+        if hosts > 1 || (hosts == 1 && !self.host_allowed(host)) {
             return Err(HttpError::new(
                 StatusCode::MISDIRECTED_REQUEST,
                 format!(
@@ -86,7 +92,7 @@ impl ForgeryGuard {
                 ));
             }
         }
-        if has_body(headers) {
+        if with_body {
             let declared = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -121,7 +127,9 @@ pub async fn refuse_forgeries(
     request: Request,
     next: Next,
 ) -> Response {
-    match guard.check(request.headers()) {
+    use axum::body::HttpBody;
+    let with_body = has_body(request.headers()) || request.body().size_hint().exact() != Some(0);
+    match guard.check_request(request.headers(), with_body) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -1,6 +1,8 @@
 //! The HTTP API (axum, JSON, under `/v1`). See docs/api.md for the reference.
 
 mod access;
+#[cfg(test)]
+mod access_tests;
 mod chaos;
 #[cfg(test)]
 mod chaos_tests;
@@ -20,8 +22,7 @@ pub mod tokens;
 mod tests;
 pub mod types;
 
-pub use access::{Access, RouteEntry};
-pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, route_table, router};
+pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, router};
 
 /// The store every part of a node shares.
 pub type SharedStore = std::sync::Arc<dyn orion_core::store::Store>;

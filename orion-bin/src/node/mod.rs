@@ -304,6 +304,12 @@ async fn run(
     let timed: SharedStore = Arc::new(TimedStore::new(parts.store.clone(), metrics.clone()));
     let store = ClusterStore::new(timed);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if settings.bootstrap {
+        tokio::spawn(bootstrap_management_token(
+            store.inner().clone(),
+            settings.data_dir.clone(),
+        ));
+    }
     tokio::spawn(metrics::watch_cluster_events(
         metrics.clone(),
         parts.raft_leader.clone(),
@@ -381,6 +387,48 @@ async fn run(
     })
     .await;
     Ok(())
+}
+
+/// Attempts at making the management token while the store is not writable yet (no leader).
+const TOKEN_BOOTSTRAP_ATTEMPTS: u32 = 120;
+/// Pause between two of those attempts (so at most a minute in all).
+const TOKEN_BOOTSTRAP_PAUSE: Duration = Duration::from_millis(500);
+
+/// On a bootstrapping node: makes the cluster's management token (admin) the first time, prints
+/// it once on stdout, and writes it to `<data dir>/credentials` (mode 0600) for local CLI use.
+/// A later start finds it made and does nothing. Retries (bounded) while the store has no
+/// leader yet.
+async fn bootstrap_management_token(store: SharedStore, data_dir: PathBuf) {
+    for _ in 0..TOKEN_BOOTSTRAP_ATTEMPTS {
+        match api::tokens::bootstrap_management_token(store.as_ref()).await {
+            Ok(None) => return,
+            Ok(Some(token)) => {
+                match crate::credentials::write_credentials(&data_dir, &token) {
+                    Ok(path) => {
+                        info!(credentials = %path.display(), "management token created");
+                        println!(
+                            "Orion management token (admin role), shown once; also written to \
+                             {} (mode 0600):\n  {token}",
+                            path.display()
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!("management token created, but not written: {e:#}");
+                        println!(
+                            "Orion management token (admin role), shown once:\n  {token}"
+                        );
+                    }
+                }
+                return;
+            }
+            Err(e) => tracing::debug!("management token not made yet: {e}"),
+        }
+        tokio::time::sleep(TOKEN_BOOTSTRAP_PAUSE).await;
+    }
+    tracing::warn!(
+        "could not make the management token within {:?}; it will be made on the next start",
+        TOKEN_BOOTSTRAP_PAUSE * TOKEN_BOOTSTRAP_ATTEMPTS
+    );
 }
 
 /// Starts the node's DNS server when it is on, with a second listener on port 53 for containers
