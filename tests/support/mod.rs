@@ -145,11 +145,52 @@ pub fn http_spec_restart(name: &str, replicas: u32, restart_policy: &str) -> Str
 }
 
 /// A set of node processes for one test, cleaned up on drop.
+///
+/// Once the first bootstrapping node has started, [`TestCluster::token`] holds the cluster's
+/// management token (admin) from that node's `<data dir>/credentials`, [`TestCluster::http`]
+/// sends it with every request, and [`TestCluster::cli`] passes it as `ORION_TOKEN`.
 #[derive(Debug)]
 pub struct TestCluster {
     pub nodes: Vec<NodeProc>,
     pub http: reqwest::Client,
+    /// The management token; empty until a bootstrapping node has made it.
+    pub token: String,
     tmp: tempfile::TempDir,
+}
+
+/// An HTTP client for tests, sending `token` (when not empty) as a bearer token.
+pub fn http_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if !token.is_empty() {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("a token is a valid header value");
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
+/// Waits (at most 30 s) for the management token a bootstrapping node writes to
+/// `<data_dir>/credentials`, and returns it.
+pub async fn wait_credentials(node: &NodeProc) -> String {
+    let path = node.data_dir.join("credentials");
+    wait_for(
+        &format!("{} to hold the management token", path.display()),
+        Duration::from_secs(30),
+        || async {
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            text.lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("orion_"))
+                .map(str::to_owned)
+                .ok_or_else(|| format!("no token line in {text:?}"))
+        },
+    )
+    .await
 }
 
 static CLUSTERS: AtomicU32 = AtomicU32::new(0);
@@ -186,10 +227,8 @@ impl TestCluster {
             .collect();
         TestCluster {
             nodes,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("http client"),
+            http: http_client(""),
+            token: String::new(),
             tmp,
         }
     }
@@ -297,6 +336,10 @@ impl TestCluster {
     pub async fn start(&mut self, i: usize) {
         self.nodes[i].spawn();
         self.wait_healthy(i).await;
+        if self.token.is_empty() && !matches!(self.nodes[i].role, Role::Join(_)) {
+            self.token = wait_credentials(&self.nodes[i]).await;
+            self.http = http_client(&self.token);
+        }
     }
 
     /// Waits (at most 30 s) until node `i` answers `/healthz` with 200.
@@ -437,9 +480,9 @@ impl TestCluster {
         .await
     }
 
-    /// Runs the CLI against node `i`'s API.
+    /// Runs the CLI against node `i`'s API, with the management token.
     pub fn cli(&self, i: usize, args: &[&str]) -> Output {
-        run_cli(&self.nodes[i].api.to_string(), args)
+        run_cli_as(&self.nodes[i].api.to_string(), &self.token, args)
     }
 
     /// The node ids of this cluster.
@@ -526,10 +569,19 @@ pub async fn http_get_ok(http: &reqwest::Client, port: u16) -> Result<(), String
     }
 }
 
-/// Runs `orion --addr <addr> <args>` and returns its output.
+/// Runs `orion --addr <addr> <args>` without a token and returns its output.
 pub fn run_cli(addr: &str, args: &[&str]) -> Output {
-    Command::new(&*ORION_BIN)
-        .arg("--addr")
+    run_cli_as(addr, "", args)
+}
+
+/// Runs `orion --addr <addr> <args>` with `ORION_TOKEN=<token>` (none when empty).
+pub fn run_cli_as(addr: &str, token: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(&*ORION_BIN);
+    cmd.env_remove("ORION_TOKEN").env_remove("ORION_CREDENTIALS");
+    if !token.is_empty() {
+        cmd.env("ORION_TOKEN", token);
+    }
+    cmd.arg("--addr")
         .arg(addr)
         .args(args)
         .stdin(Stdio::null())

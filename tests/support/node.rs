@@ -132,7 +132,13 @@ impl NodeProc {
             .append(true)
             .open(&self.log)
             .expect("open node log");
-        let err = log.try_clone().expect("clone log handle");
+        // stdout (the management token's one-time notice) goes to its own file, so the log
+        // holds only log lines (JSON logs stay one object per line).
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log.with_extension("stdout"))
+            .expect("open node stdout file");
         let mut cmd = match self.wrapper.split_first() {
             Some((program, args)) => {
                 let mut cmd = Command::new(program);
@@ -145,8 +151,8 @@ impl NodeProc {
             .args(self.args())
             .env("ORION_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
+            .stdout(out)
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", ORION_BIN.display()));
         self.started_at = Some(Instant::now());
