@@ -67,7 +67,10 @@ async fn tokens_roles_and_revocation_through_the_cli_and_the_api() {
     assert_eq!(mode & 0o777, 0o600);
     let stdout = std::fs::read_to_string(c.nodes[0].log.with_extension("stdout")).unwrap();
     assert_eq!(stdout.matches(&c.token).count(), 1, "{stdout}");
-    assert!(!c.nodes[0].read_log().contains(&c.token), "the token is not logged");
+    assert!(
+        !c.nodes[0].read_log().contains(&c.token),
+        "the token is not logged"
+    );
 
     // Without a token: 401 everywhere but /healthz; the CLI says what to do, exit code 7.
     let (status, _) = call(&c, "", Method::GET, "/healthz", None, &[]).await;
@@ -106,7 +109,9 @@ async fn tokens_roles_and_revocation_through_the_cli_and_the_api() {
     // An operator deploys; only admin manages tokens.
     let operator = created_token(&c.cli(
         0,
-        &["token", "create", "--name", "deployer", "--role", "operator"],
+        &[
+            "token", "create", "--name", "deployer", "--role", "operator",
+        ],
     ));
     let json_spec = Some(("application/json", spec("web")));
     let (status, body) = call(&c, &operator, Method::POST, "/v1/services", json_spec, &[]).await;
@@ -138,8 +143,15 @@ async fn forged_browser_writes_and_unsafe_specs_are_refused() {
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     let foreign = [("origin", "http://evil.example")];
     let json_spec = Some(("application/json", spec("forged")));
-    let (status, body) =
-        call(&c, &admin, Method::POST, "/v1/services", json_spec, &foreign).await;
+    let (status, body) = call(
+        &c,
+        &admin,
+        Method::POST,
+        "/v1/services",
+        json_spec,
+        &foreign,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let rebound = [("host", "evil.example")];
     let (status, _) = call(&c, &admin, Method::GET, "/v1/services", None, &rebound).await;
@@ -182,8 +194,8 @@ async fn with_the_allow_list_a_bind_of_root_is_for_admin_only() {
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 
     // A bad allow-list is refused at start, naming the entry.
-    let mut bad = TestCluster::with_runtime("sec-badallow", &[Role::Single], NodeRuntime::Process)
-        .await;
+    let mut bad =
+        TestCluster::with_runtime("sec-badallow", &[Role::Single], NodeRuntime::Process).await;
     bad.nodes[0].use_config("hostAccess:\n  paths: [data]\n");
     bad.nodes[0].spawn();
     let status = bad.nodes[0]

@@ -380,11 +380,22 @@ mod tests {
     #[test]
     fn token_commands_take_a_role_and_an_id() {
         let cli = Cli::try_parse_from([
-            "orion", "token", "create", "--name", "ci", "--role", "read-only", "--scope", "web",
+            "orion",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "read-only",
+            "--scope",
+            "web",
         ])
         .unwrap();
         assert!(matches!(cli.command, Command::Token { .. }));
-        assert!(Cli::try_parse_from(["orion", "token", "create", "--name", "ci", "--role", "root"]).is_err());
+        assert!(
+            Cli::try_parse_from(["orion", "token", "create", "--name", "ci", "--role", "root"])
+                .is_err()
+        );
         assert!(Cli::try_parse_from(["orion", "token", "revoke"]).is_err());
         assert!(Cli::try_parse_from(["orion", "token", "list"]).is_ok());
     }

@@ -79,7 +79,11 @@ pub fn resolve_token(flag: Option<&str>, file: Option<&Path>) -> Result<Option<S
     }
     let mut defaults = vec![PathBuf::from("orion-data").join(CREDENTIALS_FILE)];
     if let Some(home) = std::env::var_os("HOME") {
-        defaults.push(PathBuf::from(home).join(".config/orion").join(CREDENTIALS_FILE));
+        defaults.push(
+            PathBuf::from(home)
+                .join(".config/orion")
+                .join(CREDENTIALS_FILE),
+        );
     }
     for path in defaults {
         if path.exists() {

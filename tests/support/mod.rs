@@ -577,7 +577,8 @@ pub fn run_cli(addr: &str, args: &[&str]) -> Output {
 /// Runs `orion --addr <addr> <args>` with `ORION_TOKEN=<token>` (none when empty).
 pub fn run_cli_as(addr: &str, token: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(&*ORION_BIN);
-    cmd.env_remove("ORION_TOKEN").env_remove("ORION_CREDENTIALS");
+    cmd.env_remove("ORION_TOKEN")
+        .env_remove("ORION_CREDENTIALS");
     if !token.is_empty() {
         cmd.env("ORION_TOKEN", token);
     }

@@ -83,7 +83,13 @@ impl Default for RouteTable {
 impl RouteTable {
     /// Adds `handler` for `method` on `path`, needing `access`. Panics on a method axum cannot
     /// route (a programming error, caught by every test that builds the router).
-    pub fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
+    pub fn add<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Self
     where
         H: Handler<T, ApiState>,
         T: 'static,
@@ -140,7 +146,11 @@ pub struct AuthContext {
 
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -167,7 +177,11 @@ const SCOPED_BODY_ROUTES: [(Method, &str); 2] =
 
 /// The route layer: checks the caller's token and role against the route's access, and the
 /// service scope; puts the [`Caller`] in the request's extensions for the handlers.
-pub async fn authorize(State(ctx): State<AuthContext>, mut request: Request, next: Next) -> Response {
+pub async fn authorize(
+    State(ctx): State<AuthContext>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let template = request
         .extensions()
         .get::<MatchedPath>()

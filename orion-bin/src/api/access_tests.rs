@@ -74,7 +74,10 @@ async fn send(
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn state() -> ApiState {
@@ -95,7 +98,12 @@ fn the_table_covers_every_route_once_and_only_health_is_open() {
             e.path
         );
         if e.access == Access::Open {
-            assert!(e.path.ends_with("/healthz"), "{} {} is open", e.method, e.path);
+            assert!(
+                e.path.ends_with("/healthz"),
+                "{} {} is open",
+                e.method,
+                e.path
+            );
         }
         if e.method != Method::GET {
             assert!(
@@ -118,11 +126,21 @@ async fn every_route_but_health_answers_401_without_a_token_or_with_a_bad_one() 
             assert_eq!(status, StatusCode::OK, "{} {path}", e.method);
             continue;
         }
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {path}: {body}", e.method);
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{} {path}: {body}",
+            e.method
+        );
         assert_eq!(body["code"], "unauthorized", "{body}");
         for bad in ["nonsense", "orion_0123456789abcdef_00"] {
             let (status, _) = send(&state, e.method.clone(), &path, Some(bad), &[], None).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {path} with {bad}", e.method);
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {path} with {bad}",
+                e.method
+            );
         }
     }
 }
@@ -166,7 +184,10 @@ async fn a_revoked_token_is_refused_and_the_last_admin_token_stays() {
     let reader = token(&state, Role::ReadOnly).await;
     let (status, list) = send(&state, Method::GET, "/v1/tokens", Some(&admin), &[], None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(!list.to_string().contains("secret"), "no hashes listed: {list}");
+    assert!(
+        !list.to_string().contains("secret"),
+        "no hashes listed: {list}"
+    );
     let id_of = |role: &str| {
         list.as_array()
             .unwrap()
@@ -178,7 +199,15 @@ async fn a_revoked_token_is_refused_and_the_last_admin_token_stays() {
     let path = format!("/v1/tokens/{}", id_of("read-only"));
     let (status, _) = send(&state, Method::DELETE, &path, Some(&admin), &[], None).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(&state, Method::GET, "/v1/services", Some(&reader), &[], None).await;
+    let (status, _) = send(
+        &state,
+        Method::GET,
+        "/v1/services",
+        Some(&reader),
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
     let path = format!("/v1/tokens/{}", id_of("admin"));
     let (status, body) = send(&state, Method::DELETE, &path, Some(&admin), &[], None).await;
@@ -223,7 +252,11 @@ async fn forged_browser_writes_are_refused_even_with_a_token() {
     };
     let (status, body) = post(&[], "text/plain").await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
-    let (status, body) = post(&[(header::ORIGIN, "http://evil.example")], "application/json").await;
+    let (status, body) = post(
+        &[(header::ORIGIN, "http://evil.example")],
+        "application/json",
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = post(&[(header::HOST, "evil.example:8000")], "application/json").await;
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");
@@ -244,7 +277,15 @@ fn bind_root() -> String {
 async fn a_bind_of_root_needs_the_allow_list_and_the_admin_role() {
     let create = |state: ApiState, token: String| async move {
         let body = Some(("application/json", bind_root()));
-        send(&state, Method::POST, "/v1/services", Some(&token), &[], body).await
+        send(
+            &state,
+            Method::POST,
+            "/v1/services",
+            Some(&token),
+            &[],
+            body,
+        )
+        .await
     };
     let state = state();
     let (status, body) = create(state.clone(), token(&state, Role::Admin).await).await;
@@ -277,8 +318,15 @@ async fn control_and_bidi_characters_are_refused_through_the_api() {
         json!({"name": "web", "image": "nginx", "labels": {"team": "x\u{2066}"}}),
     ] {
         let body = Some(("application/json", spec.to_string()));
-        let (status, answer) =
-            send(&state, Method::POST, "/v1/services", Some(&admin), &[], body).await;
+        let (status, answer) = send(
+            &state,
+            Method::POST,
+            "/v1/services",
+            Some(&admin),
+            &[],
+            body,
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{spec}: {answer}");
         assert!(answer.to_string().contains("bidirectional"), "{answer}");
     }
@@ -292,7 +340,15 @@ async fn a_scoped_token_reaches_only_its_services() {
         let (state, scoped) = (state.clone(), scoped.clone());
         async move {
             let body = Some(("application/json", spec_json(name)));
-            send(&state, Method::POST, "/v1/services", Some(&scoped), &[], body).await
+            send(
+                &state,
+                Method::POST,
+                "/v1/services",
+                Some(&scoped),
+                &[],
+                body,
+            )
+            .await
         }
     };
     assert_eq!(create("web-a").await.0, StatusCode::CREATED);

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
+use axum::extract::State;
 use axum::http::Method;
+use axum::http::StatusCode;
 use orion_core::store::{Compare, Op, Txn};
 use serde::de::DeserializeOwned;
 
@@ -29,8 +29,18 @@ pub fn routes() -> RouteTable {
         .add(Method::GET, "/v1/chaos", Access::Read, list)
         .add(Method::DELETE, "/v1/chaos", Access::Admin, stop)
         .add(Method::POST, "/v1/chaos/latency", Access::Admin, latency)
-        .add(Method::POST, "/v1/chaos/network-partition", Access::Admin, partition)
-        .add(Method::POST, "/v1/chaos/node-failure", Access::Admin, node_failure)
+        .add(
+            Method::POST,
+            "/v1/chaos/network-partition",
+            Access::Admin,
+            partition,
+        )
+        .add(
+            Method::POST,
+            "/v1/chaos/node-failure",
+            Access::Admin,
+            node_failure,
+        )
         .add(Method::POST, "/v1/chaos/monkey", Access::Admin, monkey)
 }
 

@@ -7,19 +7,19 @@ mod chaos;
 #[cfg(test)]
 mod chaos_tests;
 mod errors;
-pub mod guard;
 #[cfg(test)]
 mod errors_tests;
+pub mod guard;
 mod logs;
 pub mod network;
 pub mod plan;
 mod routes;
 pub mod server;
 mod spec_body;
-mod token_routes;
-pub mod tokens;
 #[cfg(test)]
 mod tests;
+mod token_routes;
+pub mod tokens;
 pub mod types;
 
 pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, router};

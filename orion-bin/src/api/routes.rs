@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::Method;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::http::Method;
 use axum::{Extension, Json, Router};
 use orion_core::model::spec::{HostAccessPolicy, ServiceSpec, SpecLimits, parse_port};
 use orion_core::model::{DesiredState, NetworkMatrix, Node, NodeStatus, Task};
@@ -18,11 +18,11 @@ use serde::Deserialize;
 
 use super::SharedStore;
 use super::access::{Access, RouteTable, check_spec_for};
+use super::errors::{self, ApiResult, HttpError};
 use super::guard::ForgeryGuard;
+use super::logs;
 pub(super) use super::spec_body::spec_from_body;
 use super::tokens::Caller;
-use super::errors::{self, ApiResult, HttpError};
-use super::logs;
 use super::types::{ClusterStatus, ScaleRequest, ServiceStatus, SimpleTaskRequest};
 use crate::config::Config;
 
@@ -134,7 +134,12 @@ pub fn route_table() -> RouteTable {
         .add(M::POST, "/v1/nodes/{id}/undrain", Operate, undrain_node)
         .add(M::GET, "/v1/cluster", Read, cluster_status)
         .add(M::GET, "/v1/network", Read, super::network::network)
-        .add(M::DELETE, "/v1/cluster/members/{node}", Admin, remove_member)
+        .add(
+            M::DELETE,
+            "/v1/cluster/members/{node}",
+            Admin,
+            remove_member,
+        )
         .add(M::POST, "/v1/plan", Operate, super::plan::plan)
         .merge(super::chaos::routes())
         .merge(super::token_routes::routes())

@@ -94,4 +94,3 @@ fn refuse_not_acted_on(spec: &ServiceSpec) -> ApiResult<()> {
         ),
     ))
 }
-

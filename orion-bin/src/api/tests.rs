@@ -257,7 +257,8 @@ fn network_aware_true_is_refused_by_a_pipeline_without_the_network_scorer() {
     let spec = super::routes::spec_from_body(&aware, &admin(), &HeaderMap::new(), body).unwrap();
     assert_eq!(spec.scheduling.network_aware, Some(true));
     let opt_out = body.replace("true", "false");
-    let spec = super::routes::spec_from_body(&plain, &admin(), &HeaderMap::new(), &opt_out).unwrap();
+    let spec =
+        super::routes::spec_from_body(&plain, &admin(), &HeaderMap::new(), &opt_out).unwrap();
     assert_eq!(spec.scheduling.network_aware, Some(false));
 }
 

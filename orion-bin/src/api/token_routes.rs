@@ -46,7 +46,11 @@ async fn revoke(
     let store = state.store.inner().as_ref();
     let all = tokens::list(store).await?;
     let admins = all.iter().filter(|t| t.role == tokens::Role::Admin).count();
-    if admins == 1 && all.iter().any(|t| t.id == id && t.role == tokens::Role::Admin) {
+    if admins == 1
+        && all
+            .iter()
+            .any(|t| t.id == id && t.role == tokens::Role::Admin)
+    {
         return Err(HttpError::new(
             StatusCode::CONFLICT,
             format!(

@@ -254,7 +254,10 @@ pub async fn revoke(store: &dyn Store, id: &str) -> orion_core::Result<bool> {
     if id.is_empty() || id.contains('/') {
         return Ok(false);
     }
-    Ok(store.delete(&format!("{TOKENS_PREFIX}{id}")).await?.is_some())
+    Ok(store
+        .delete(&format!("{TOKENS_PREFIX}{id}"))
+        .await?
+        .is_some())
 }
 
 /// The caller a presented token `text` stands for; `None` when it is malformed, unknown,

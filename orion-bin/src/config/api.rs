@@ -105,9 +105,7 @@ impl ApiConfig {
                 .strip_prefix("https://")
                 .or_else(|| origin.strip_prefix("http://"));
             let ok = rest.is_some_and(|r| {
-                !r.is_empty()
-                    && !r.contains('/')
-                    && r.bytes().all(|b| b.is_ascii_graphic())
+                !r.is_empty() && !r.contains('/') && r.bytes().all(|b| b.is_ascii_graphic())
             });
             if !ok {
                 anyhow::bail!(
@@ -122,7 +120,11 @@ impl ApiConfig {
     /// The browser-forgery guard these settings describe (names and origins lowercased).
     pub fn forgery_guard(&self) -> ForgeryGuard {
         ForgeryGuard {
-            allowed_hosts: self.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            allowed_hosts: self
+                .allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             allowed_origins: self
                 .allowed_origins
                 .iter()

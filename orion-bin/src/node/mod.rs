@@ -414,9 +414,7 @@ async fn bootstrap_management_token(store: SharedStore, data_dir: PathBuf) {
                     }
                     Err(e) => {
                         tracing::warn!("management token created, but not written: {e:#}");
-                        println!(
-                            "Orion management token (admin role), shown once:\n  {token}"
-                        );
+                        println!("Orion management token (admin role), shown once:\n  {token}");
                     }
                 }
                 return;

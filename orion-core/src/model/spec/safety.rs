@@ -306,7 +306,12 @@ mod tests {
             [HostFeature::BindMount],
             "a data directory holds no engine socket"
         );
-        for socket_dir in ["/var/run", "/run/", "//var//run/docker.sock", "/run/containerd"] {
+        for socket_dir in [
+            "/var/run",
+            "/run/",
+            "//var//run/docker.sock",
+            "/run/containerd",
+        ] {
             assert!(
                 features(&with_bind(socket_dir)).contains(&HostFeature::EngineSocket),
                 "{socket_dir}"
@@ -332,7 +337,12 @@ mod tests {
                 .check_host_access(&policy)
                 .is_ok()
         );
-        for refused in ["/srv/database", "/srv", "/srv/data/../../etc", "/srv/data/./x"] {
+        for refused in [
+            "/srv/database",
+            "/srv",
+            "/srv/data/../../etc",
+            "/srv/data/./x",
+        ] {
             assert!(
                 with_bind(refused).check_host_access(&policy).is_err(),
                 "{refused}"
@@ -402,6 +412,10 @@ mod tests {
             assert!(paths.contains(&want), "{want} in {paths:?}");
         }
         assert!(errs.to_string().contains("U+202E"), "{errs}");
-        assert!(ServiceSpec::new("web", "nginx:alpine", 1).validate().is_ok());
+        assert!(
+            ServiceSpec::new("web", "nginx:alpine", 1)
+                .validate()
+                .is_ok()
+        );
     }
 }
