@@ -147,8 +147,9 @@ pub fn http_spec_restart(name: &str, replicas: u32, restart_policy: &str) -> Str
 /// A set of node processes for one test, cleaned up on drop.
 ///
 /// Once the first bootstrapping node has started, [`TestCluster::token`] holds the cluster's
-/// management token (admin) from that node's `<data dir>/credentials`, [`TestCluster::http`]
-/// sends it with every request, and [`TestCluster::cli`] passes it as `ORION_TOKEN`.
+/// management token (admin) from that node's `<data dir>/credentials`, and [`TestCluster::http`]
+/// sends it with every request. [`TestCluster::request`] and [`TestCluster::cli`] (as
+/// `ORION_TOKEN`) send the token of the node asked ([`NodeProc::token`]).
 #[derive(Debug)]
 pub struct TestCluster {
     pub nodes: Vec<NodeProc>,
@@ -336,8 +337,14 @@ impl TestCluster {
     pub async fn start(&mut self, i: usize) {
         self.nodes[i].spawn();
         self.wait_healthy(i).await;
-        if self.token.is_empty() && !matches!(self.nodes[i].role, Role::Join(_)) {
-            self.token = wait_credentials(&self.nodes[i]).await;
+        // A bootstrapping node has the token of the cluster it made (a wiped one makes a new
+        // cluster, and a new token); a joining node takes the first bootstrapped cluster's.
+        self.nodes[i].token = match self.nodes[i].role {
+            Role::Join(_) => self.token.clone(),
+            Role::Single | Role::Bootstrap => wait_credentials(&self.nodes[i]).await,
+        };
+        if self.token.is_empty() {
+            self.token = self.nodes[i].token.clone();
             self.http = http_client(&self.token);
         }
     }
@@ -383,6 +390,9 @@ impl TestCluster {
         body: Option<(&str, Vec<u8>)>,
     ) -> (StatusCode, Value) {
         let mut req = self.http.request(method.clone(), self.nodes[i].url(path));
+        if !self.nodes[i].token.is_empty() {
+            req = req.bearer_auth(&self.nodes[i].token);
+        }
         if let Some((ct, bytes)) = body {
             req = req.header("content-type", ct).body(bytes);
         }
@@ -482,7 +492,7 @@ impl TestCluster {
 
     /// Runs the CLI against node `i`'s API, with the management token.
     pub fn cli(&self, i: usize, args: &[&str]) -> Output {
-        run_cli_as(&self.nodes[i].api.to_string(), &self.token, args)
+        run_cli_as(&self.nodes[i].api.to_string(), &self.nodes[i].token, args)
     }
 
     /// The node ids of this cluster.

@@ -62,6 +62,9 @@ pub struct NodeProc {
     child: Option<Child>,
     /// When the current process was spawned.
     pub started_at: Option<Instant>,
+    /// The API token requests to this node carry: the management token of the cluster it is
+    /// in (its own when it bootstrapped one). Set by `TestCluster::start`.
+    pub token: String,
 }
 
 impl NodeProc {
@@ -82,6 +85,7 @@ impl NodeProc {
             wrapper: Vec::new(),
             child: None,
             started_at: None,
+            token: String::new(),
         }
     }
 

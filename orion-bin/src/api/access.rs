@@ -207,7 +207,7 @@ pub async fn authorize(
              ORION_TOKEN or a credentials file; see docs/security.md)",
         );
     };
-    let caller = match tokens::verify(ctx.state.store.inner().as_ref(), token).await {
+    let caller = match tokens::verify(ctx.state.local_store.as_ref(), token).await {
         Ok(Some(caller)) => caller,
         Ok(None) => return unauthorized("the token is malformed, unknown or revoked"),
         Err(e) => return HttpError::from(e).into_response(),

@@ -48,6 +48,10 @@ pub trait ClusterInfo: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct ApiState {
     pub store: ClusterStore<SharedStore>,
+    /// The same store read locally as applied so far (stale reads, no quorum round trip), for
+    /// what every request checks: its token. A token revoked or created is seen once this node
+    /// has applied the change (milliseconds behind the leader when connected).
+    pub local_store: SharedStore,
     pub node_id: String,
     pub runtime: Arc<dyn Runtime>,
     pub cluster: Arc<dyn ClusterInfo>,

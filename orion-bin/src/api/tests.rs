@@ -77,7 +77,8 @@ impl Store for InterleavingStore {
 
 pub(super) fn state_on(store: Arc<dyn Store>, settings: ApiSettings) -> ApiState {
     ApiState {
-        store: ClusterStore::new(store),
+        store: ClusterStore::new(store.clone()),
+        local_store: store,
         node_id: "n1".into(),
         runtime: Arc::new(FakeRuntime::new()),
         cluster: Arc::new(NoCluster),

@@ -262,6 +262,9 @@ pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn Runtime>> {
 /// What a running node is made of, whatever the mode.
 pub struct Parts {
     pub store: SharedStore,
+    /// The same store read locally, as applied so far (no quorum round trip): for the checks
+    /// every API request makes (tokens).
+    pub local_store: SharedStore,
     pub membership: Arc<dyn Membership>,
     /// Whether (and in which term) this node should run the controllers.
     pub leader: watch::Receiver<Leadership>,
@@ -330,6 +333,7 @@ async fn run(
     let api_settings = api::ApiSettings::from_config(&settings.config);
     let app = api::router(ApiState {
         store: store.clone(),
+        local_store: parts.local_store.clone(),
         node_id: settings.node_id.clone(),
         runtime: runtime.clone(),
         cluster: parts.cluster.clone(),
