@@ -277,7 +277,7 @@ pub async fn verify(store: &dyn Store, text: &str) -> orion_core::Result<Option<
         .as_bytes()
         .ct_eq(record.secret_sha256.as_bytes())
         .into();
-    Ok(matches.then(|| Caller {
+    Ok(matches.then_some(Caller {
         token_id: record.id,
         role: record.role,
         scope: record.scope,
