@@ -70,12 +70,22 @@ impl ClientError {
 }
 
 /// A client of one node's API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
     /// Sent as `Authorization: Bearer <token>` on every request.
     token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Client {
