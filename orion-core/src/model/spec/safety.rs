@@ -247,7 +247,10 @@ impl ServiceSpec {
             }
         };
         check("name".into(), &self.name);
-        check("image".into(), &self.image);
+        // An image with whitespace (tab, newline) is already refused, once, by the identity check.
+        if !self.image.chars().any(char::is_whitespace) {
+            check("image".into(), &self.image);
+        }
         for (i, entry) in self.env.iter().enumerate() {
             check(format!("env[{i}]"), entry);
         }
