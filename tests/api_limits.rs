@@ -228,10 +228,13 @@ async fn idle_and_half_open_connections_do_not_starve_the_node() {
 
     // A request whose body never comes gets a 408.
     let mut slow = TcpStream::connect_timeout(&api, Duration::from_secs(10)).unwrap();
-    slow.write_all(
-        b"POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-    )
-    .unwrap();
+    // (With the token, so the request passes authorization and the handler waits for the body.)
+    let head = format!(
+        "POST /v1/services HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        c.token
+    );
+    slow.write_all(head.as_bytes()).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let mut buf = [0u8; 512];

@@ -295,6 +295,7 @@ async fn api_errors_are_json_for_unknown_routes_methods_big_bodies_and_bad_queri
         .expect("http client");
     let resp = once
         .post(c.nodes[0].url("/v1/services"))
+        .bearer_auth(&c.token)
         .header("content-type", "application/json")
         .body(vec![b' '; 2 << 20])
         .send()

@@ -167,6 +167,7 @@ async fn bad_input_is_refused_with_field_and_reason_and_nothing_is_stored() {
         .expect("http client");
     let resp = once
         .post(c.nodes[0].url("/v1/services"))
+        .bearer_auth(&c.token)
         .header("content-type", json)
         .body(huge)
         .send()

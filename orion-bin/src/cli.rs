@@ -27,6 +27,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "ORION_ADDR", default_value = DEFAULT_API_ADDR)]
     pub addr: String,
 
+    /// API token of client commands (prefer the ORION_TOKEN variable: a flag shows in `ps`).
+    #[arg(long, global = true, env = "ORION_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Credentials file holding the API token (default: ./orion-data/credentials, then
+    /// ~/.config/orion/credentials); it must be mode 0600.
+    #[arg(long, global = true, env = "ORION_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
+
     /// Output format of client commands.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -147,6 +156,11 @@ pub enum Command {
     Cluster {
         #[command(subcommand)]
         action: Option<ClusterAction>,
+    },
+    /// API tokens: create, list, revoke (admin role).
+    Token {
+        #[command(subcommand)]
+        action: crate::token_cli::TokenAction,
     },
     /// Inject faults into the cluster's node-to-node links; they end by themselves.
     Chaos {
@@ -373,6 +387,29 @@ mod tests {
             Command::Cluster { action: Some(ClusterAction::Remove { node }) } if node == "n2"
         ));
         assert!(Cli::try_parse_from(["orion", "cluster", "remove"]).is_err());
+    }
+
+    #[test]
+    fn token_commands_take_a_role_and_an_id() {
+        let cli = Cli::try_parse_from([
+            "orion",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "read-only",
+            "--scope",
+            "web",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Token { .. }));
+        assert!(
+            Cli::try_parse_from(["orion", "token", "create", "--name", "ci", "--role", "root"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["orion", "token", "revoke"]).is_err());
+        assert!(Cli::try_parse_from(["orion", "token", "list"]).is_ok());
     }
 
     #[test]

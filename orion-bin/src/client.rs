@@ -23,6 +23,8 @@ pub mod exit {
     pub const UNAVAILABLE: u8 = 5;
     /// A rollout did not converge in time.
     pub const TIMEOUT: u8 = 6;
+    /// No token, an unknown or revoked one (401), or a role without the permission (403).
+    pub const DENIED: u8 = 7;
 }
 
 /// Why a client command failed.
@@ -57,6 +59,7 @@ impl ClientError {
             ClientError::Unreachable { .. } => exit::UNAVAILABLE,
             ClientError::Api { status, .. } => match *status {
                 StatusCode::NOT_FOUND => exit::NOT_FOUND,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => exit::DENIED,
                 StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => exit::UNAVAILABLE,
                 s if s.is_client_error() => exit::INVALID,
                 _ => exit::FAILURE,
@@ -67,10 +70,22 @@ impl ClientError {
 }
 
 /// A client of one node's API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer <token>` on every request.
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Client {
@@ -85,7 +100,25 @@ impl Client {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .expect("a TLS-free reqwest client always builds");
-        Client { base, http }
+        Client {
+            base,
+            http,
+            token: None,
+        }
+    }
+
+    /// This client, sending `token` with every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
     }
 
     /// `GET path`, decoded.
@@ -100,7 +133,7 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let mut req = self.http.request(method, self.url(path));
+        let mut req = self.request(method, path);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -124,8 +157,7 @@ impl Client {
     /// `GET path`, as a response to stream (logs).
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
         let resp = self
-            .http
-            .get(self.url(path))
+            .request(Method::GET, path)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -149,7 +181,7 @@ impl Client {
             return Ok(resp);
         }
         let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
+        let mut body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
             code: String::new(),
             error: if text.is_empty() {
                 status.canonical_reason().unwrap_or("error").to_owned()
@@ -158,6 +190,12 @@ impl Client {
             },
             fields: Vec::new(),
         });
+        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            body.error.push_str(
+                "\n(no token was sent: set ORION_TOKEN, or --credentials FILE; a node that \
+                 bootstraps writes one to <data dir>/credentials)",
+            );
+        }
         Err(ClientError::Api { status, body })
     }
 

@@ -23,6 +23,12 @@
 //!   requestTimeout: 30s               # a request without a response by then gets a 408
 //!   maxConnections: 0                 # 0: derived from the open-file limit (see api::server)
 //!   proxyTimeout: 10s                 # connecting to / first answer of another node's API
+//!   metricsWithoutToken: false        # true: /metrics answers without a token
+//!   allowedHosts: []                  # Host names accepted besides IPs and localhost
+//!   allowedOrigins: []                # browser origins accepted besides the API's own
+//! hostAccess:                         # what specs may ask of this host (admin tokens only)
+//!   paths: []                         # host directories that may be bind-mounted
+//!   features: []                      # hostNetwork, engineSocket
 //! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto, forward: [] }   # config/dns.rs
 //! ```
 
@@ -30,14 +36,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use orion_core::model::spec::{DEFAULT_MAX_REPLICAS, ScoringWeights, SpecLimits};
+use orion_core::model::spec::{DEFAULT_MAX_REPLICAS, HostAccessPolicy, ScoringWeights, SpecLimits};
 use orion_core::node::ControllerConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::RuntimeKind;
 
+mod api;
 mod dns;
 mod scheduler;
+pub use api::ApiConfig;
 pub use dns::{ContainerDns, DnsSection};
 pub use scheduler::SchedulerSection;
 
@@ -51,6 +59,10 @@ pub struct Config {
     pub api: ApiConfig,
     pub scheduler: SchedulerSection,
     pub dns: DnsSection,
+    /// What specs may ask of this node's host (bind mounts, host network, the engine socket);
+    /// nothing by default, and only admin tokens may use what is allowed. See docs/security.md.
+    #[serde(alias = "hostAccess")]
+    pub host_access: HostAccessPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,39 +138,6 @@ impl ClusterLimits {
     pub fn spec_limits(&self) -> SpecLimits {
         SpecLimits {
             max_replicas: self.max_replicas,
-        }
-    }
-}
-
-/// How the HTTP API server protects itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    /// A connection that has not sent a whole request head this long after it opened (or after
-    /// its previous response) is closed; 1s to 10m.
-    #[serde(with = "humantime_serde_compat", alias = "headerReadTimeout")]
-    pub header_read_timeout: Duration,
-    /// A request that has no response (headers) by then is answered 408; streamed bodies such
-    /// as followed logs are not cut. 1s to 1h.
-    #[serde(with = "humantime_serde_compat", alias = "requestTimeout")]
-    pub request_timeout: Duration,
-    /// Most open API connections; 0 derives it from the open-file limit, and a larger value is
-    /// lowered to it.
-    #[serde(alias = "maxConnections")]
-    pub max_connections: usize,
-    /// Bound on connecting to another node's API and on its response headers (log proxy); 1s
-    /// to 10m.
-    #[serde(with = "humantime_serde_compat", alias = "proxyTimeout")]
-    pub proxy_timeout: Duration,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig {
-            header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_connections: 0,
-            proxy_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -437,22 +416,10 @@ impl Config {
                 "cluster.limits.maxReplicas: got {max}, expected 1 to {MAX_REPLICAS_CEILING}"
             );
         }
-        let api = &self.api;
-        for (field, value, min, max) in [
-            ("headerReadTimeout", api.header_read_timeout, 1, 600),
-            ("requestTimeout", api.request_timeout, 1, 3600),
-            ("proxyTimeout", api.proxy_timeout, 1, 600),
-        ] {
-            let (lo, hi) = (Duration::from_secs(min), Duration::from_secs(max));
-            if value < lo || value > hi {
-                anyhow::bail!(
-                    "api.{field}: got {}, expected {} to {}",
-                    humantime::format_duration(value),
-                    humantime::format_duration(lo),
-                    humantime::format_duration(hi)
-                );
-            }
-        }
+        self.api.check()?;
+        self.host_access
+            .check()
+            .map_err(|e| anyhow::anyhow!("hostAccess.{e}"))?;
         self.network.monitoring.check()?;
         Ok(())
     }

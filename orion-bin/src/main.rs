@@ -14,6 +14,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod credentials;
 mod dns_cli;
 mod metrics;
 mod network_cli;
@@ -21,6 +22,7 @@ mod node;
 mod output;
 mod rollout_cli;
 mod secret_cli;
+mod token_cli;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -70,7 +72,12 @@ fn init_tracing(filter: EnvFilter, format: LogFormat) {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.addr);
+    let token = match &cli.command {
+        Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
+        Command::Start(start) if start.file.is_none() => None,
+        _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
+    };
+    let client = Client::new(&cli.addr).with_token(token);
     let format = cli.output;
     match cli.command {
         Command::Server(args) => node::serve(args, node::Mode::Cluster).await,
@@ -118,6 +125,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster {
             action: Some(cli::ClusterAction::Remove { node }),
         } => commands::cluster_remove(&client, &node, format).await,
+        Command::Token { action } => token_cli::token(&client, action, format).await,
         Command::Chaos { action } => chaos_cli::chaos(&client, action, format).await,
         Command::Plan(f) => chaos_cli::plan(&client, &f.file, format).await,
         Command::Dns { action } => dns_cli::dns(&cli.addr, action, format).await,

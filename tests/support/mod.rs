@@ -14,8 +14,10 @@
 //!   SIGKILLs every process its nodes recorded.
 #![allow(dead_code)]
 
+mod auth;
 mod node;
 
+pub use auth::{http_client, wait_credentials};
 pub use node::{NodeProc, NodeRuntime, Role};
 
 use std::collections::BTreeSet;
@@ -145,10 +147,17 @@ pub fn http_spec_restart(name: &str, replicas: u32, restart_policy: &str) -> Str
 }
 
 /// A set of node processes for one test, cleaned up on drop.
+///
+/// Once the first bootstrapping node has started, [`TestCluster::token`] holds the cluster's
+/// management token (admin) from that node's `<data dir>/credentials`, and [`TestCluster::http`]
+/// sends it with every request. [`TestCluster::request`] and [`TestCluster::cli`] (as
+/// `ORION_TOKEN`) send the token of the node asked ([`NodeProc::token`]).
 #[derive(Debug)]
 pub struct TestCluster {
     pub nodes: Vec<NodeProc>,
     pub http: reqwest::Client,
+    /// The management token; empty until a bootstrapping node has made it.
+    pub token: String,
     tmp: tempfile::TempDir,
 }
 
@@ -186,10 +195,8 @@ impl TestCluster {
             .collect();
         TestCluster {
             nodes,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("http client"),
+            http: http_client(""),
+            token: String::new(),
             tmp,
         }
     }
@@ -297,6 +304,16 @@ impl TestCluster {
     pub async fn start(&mut self, i: usize) {
         self.nodes[i].spawn();
         self.wait_healthy(i).await;
+        // A bootstrapping node has the token of the cluster it made (a wiped one makes a new
+        // cluster, and a new token); a joining node takes the first bootstrapped cluster's.
+        self.nodes[i].token = match self.nodes[i].role {
+            Role::Join(_) => self.token.clone(),
+            Role::Single | Role::Bootstrap => wait_credentials(&self.nodes[i]).await,
+        };
+        if self.token.is_empty() {
+            self.token = self.nodes[i].token.clone();
+            self.http = http_client(&self.token);
+        }
     }
 
     /// Waits (at most 30 s) until node `i` answers `/healthz` with 200.
@@ -340,6 +357,9 @@ impl TestCluster {
         body: Option<(&str, Vec<u8>)>,
     ) -> (StatusCode, Value) {
         let mut req = self.http.request(method.clone(), self.nodes[i].url(path));
+        if !self.nodes[i].token.is_empty() {
+            req = req.bearer_auth(&self.nodes[i].token);
+        }
         if let Some((ct, bytes)) = body {
             req = req.header("content-type", ct).body(bytes);
         }
@@ -437,9 +457,9 @@ impl TestCluster {
         .await
     }
 
-    /// Runs the CLI against node `i`'s API.
+    /// Runs the CLI against node `i`'s API, with the management token.
     pub fn cli(&self, i: usize, args: &[&str]) -> Output {
-        run_cli(&self.nodes[i].api.to_string(), args)
+        run_cli_as(&self.nodes[i].api.to_string(), &self.nodes[i].token, args)
     }
 
     /// The node ids of this cluster.
@@ -526,10 +546,20 @@ pub async fn http_get_ok(http: &reqwest::Client, port: u16) -> Result<(), String
     }
 }
 
-/// Runs `orion --addr <addr> <args>` and returns its output.
+/// Runs `orion --addr <addr> <args>` without a token and returns its output.
 pub fn run_cli(addr: &str, args: &[&str]) -> Output {
-    Command::new(&*ORION_BIN)
-        .arg("--addr")
+    run_cli_as(addr, "", args)
+}
+
+/// Runs `orion --addr <addr> <args>` with `ORION_TOKEN=<token>` (none when empty).
+pub fn run_cli_as(addr: &str, token: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(&*ORION_BIN);
+    cmd.env_remove("ORION_TOKEN")
+        .env_remove("ORION_CREDENTIALS");
+    if !token.is_empty() {
+        cmd.env("ORION_TOKEN", token);
+    }
+    cmd.arg("--addr")
         .arg(addr)
         .args(args)
         .stdin(Stdio::null())

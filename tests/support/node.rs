@@ -62,6 +62,9 @@ pub struct NodeProc {
     child: Option<Child>,
     /// When the current process was spawned.
     pub started_at: Option<Instant>,
+    /// The API token requests to this node carry: the management token of the cluster it is
+    /// in (its own when it bootstrapped one). Set by `TestCluster::start`.
+    pub token: String,
 }
 
 impl NodeProc {
@@ -82,6 +85,7 @@ impl NodeProc {
             wrapper: Vec::new(),
             child: None,
             started_at: None,
+            token: String::new(),
         }
     }
 
@@ -132,7 +136,13 @@ impl NodeProc {
             .append(true)
             .open(&self.log)
             .expect("open node log");
-        let err = log.try_clone().expect("clone log handle");
+        // stdout (the management token's one-time notice) goes to its own file, so the log
+        // holds only log lines (JSON logs stay one object per line).
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log.with_extension("stdout"))
+            .expect("open node stdout file");
         let mut cmd = match self.wrapper.split_first() {
             Some((program, args)) => {
                 let mut cmd = Command::new(program);
@@ -145,8 +155,8 @@ impl NodeProc {
             .args(self.args())
             .env("ORION_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
+            .stdout(out)
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", ORION_BIN.display()));
         self.started_at = Some(Instant::now());

@@ -2,17 +2,19 @@
 //! node. Creating one checks every value and every node name; a cluster with fewer than two
 //! nodes refuses chaos (faults act on node-to-node links, and a lone node has none).
 //!
-//! Authorization: once API tokens exist, these routes need the admin role.
+//! Authorization: listing needs a token with the read access; creating and stopping faults
+//! need the admin role.
 
 use std::collections::BTreeSet;
 
+use axum::Json;
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use orion_core::store::{Compare, Op, Txn};
 use serde::de::DeserializeOwned;
 
+use super::access::{Access, RouteTable};
 use super::errors::{ApiResult, HttpError};
 use super::routes::ApiState;
 use crate::chaos::applier::read_faults;
@@ -21,14 +23,25 @@ use crate::chaos::{
     PartitionRequest, StopResult, now_ms, random_u64,
 };
 
-/// The chaos routes, to merge into the API router.
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/chaos", get(list).delete(stop))
-        .route("/v1/chaos/latency", post(latency))
-        .route("/v1/chaos/network-partition", post(partition))
-        .route("/v1/chaos/node-failure", post(node_failure))
-        .route("/v1/chaos/monkey", post(monkey))
+/// The chaos routes, to merge into the API's route table.
+pub fn routes() -> RouteTable {
+    RouteTable::default()
+        .add(Method::GET, "/v1/chaos", Access::Read, list)
+        .add(Method::DELETE, "/v1/chaos", Access::Admin, stop)
+        .add(Method::POST, "/v1/chaos/latency", Access::Admin, latency)
+        .add(
+            Method::POST,
+            "/v1/chaos/network-partition",
+            Access::Admin,
+            partition,
+        )
+        .add(
+            Method::POST,
+            "/v1/chaos/node-failure",
+            Access::Admin,
+            node_failure,
+        )
+        .add(Method::POST, "/v1/chaos/monkey", Access::Admin, monkey)
 }
 
 fn unprocessable(message: impl Into<String>) -> HttpError {

@@ -79,7 +79,12 @@ async fn plan_ranks_feasible_nodes_explains_rejected_ones_and_writes_nothing() {
                    "resources": {"cpu_millicores": 100, "memory_bytes": 2147483648}}"#;
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-    let result: PlanResult = plan(State(state.clone()), headers, spec.to_owned())
+    let admin = axum::Extension(super::tokens::Caller {
+        token_id: "t".into(),
+        role: super::tokens::Role::Admin,
+        scope: None,
+    });
+    let result: PlanResult = plan(State(state.clone()), admin, headers, spec.to_owned())
         .await
         .unwrap()
         .0;

@@ -18,13 +18,13 @@ async fn call(
     uri: &str,
     body: Vec<u8>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let app = router(state_on(
-        Arc::new(MemoryStore::new()),
-        ApiSettings::default(),
-    ));
+    let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
+    let token = super::access_tests::token(&state, super::tokens::Role::Admin).await;
+    let app = router(state);
     let request = Request::builder()
         .method(method)
         .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .expect("request");
@@ -149,15 +149,21 @@ async fn handler_errors_carry_a_code() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_matched_route_not_raw_path() {
-    let app = router(state_on(
-        Arc::new(MemoryStore::new()),
-        ApiSettings::default(),
-    ));
+    let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
+    let bearer = format!(
+        "Bearer {}",
+        super::access_tests::token(&state, super::tokens::Role::ReadOnly).await
+    );
+    let app = router(state);
     for uri in ["/v1/services/a", "/v1/services/b", "/v1/no/such/path"] {
-        let request = Request::get(uri).body(Body::empty()).expect("request");
+        let request = Request::get(uri)
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::empty())
+            .expect("request");
         let _ = app.clone().oneshot(request).await.expect("infallible");
     }
     let request = Request::get("/metrics")
+        .header(header::AUTHORIZATION, &bearer)
         .body(Body::empty())
         .expect("request");
     let response = app.oneshot(request).await.expect("infallible");

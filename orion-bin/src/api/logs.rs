@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use futures::stream::{self, BoxStream, StreamExt};
 use orion_core::model::Task;
@@ -30,7 +31,15 @@ fn text(stream: Lines) -> Response {
 }
 
 /// The task's lines, read locally when it runs here, otherwise from its node's API.
-async fn task_lines(state: &ApiState, task: &Task, q: LogQuery, prefix: bool) -> ApiResult<Lines> {
+/// `auth` (the caller's `Authorization` header) is sent on to the other node, which checks it
+/// against the same replicated tokens.
+async fn task_lines(
+    state: &ApiState,
+    task: &Task,
+    q: LogQuery,
+    prefix: bool,
+    auth: Option<&HeaderValue>,
+) -> ApiResult<Lines> {
     let node = task
         .node
         .clone()
@@ -81,6 +90,9 @@ async fn task_lines(state: &ApiState, task: &Task, q: LogQuery, prefix: bool) ->
     // whole answer, by the proxy timeout. A followed stream may stay quiet for any time.
     let bound = state.settings.proxy_timeout;
     let mut req = state.http.get(&url);
+    if let Some(auth) = auth {
+        req = req.header(header::AUTHORIZATION, auth.clone());
+    }
     if !q.follow {
         req = req.timeout(bound);
     }
@@ -124,13 +136,15 @@ pub async fn task_logs(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let task = state
         .store
         .get_task(&id)
         .await?
         .ok_or_else(|| HttpError::not_found("task", &id))?;
-    Ok(text(task_lines(&state, &task, q, false).await?))
+    let auth = headers.get(header::AUTHORIZATION);
+    Ok(text(task_lines(&state, &task, q, false, auth).await?))
 }
 
 /// `GET /v1/services/{name}/logs`: every live task's logs, merged as they come.
@@ -138,7 +152,9 @@ pub async fn service_logs(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let auth = headers.get(header::AUTHORIZATION);
     if state.store.get_service(&name).await?.is_none() {
         return Err(HttpError::not_found("service", &name));
     }
@@ -148,7 +164,7 @@ pub async fn service_logs(
         .iter()
         .filter(|t| t.container_id.is_some() && !t.state.is_terminal())
     {
-        match task_lines(&state, task, q, true).await {
+        match task_lines(&state, task, q, true, auth).await {
             Ok(s) => streams.push(s),
             Err(e) => streams
                 .push(stream::once(async move { Ok(format!("[{}]\n", e.body.error)) }).boxed()),

@@ -1,11 +1,15 @@
 //! The HTTP API (axum, JSON, under `/v1`). See docs/api.md for the reference.
 
+mod access;
+#[cfg(test)]
+mod access_tests;
 mod chaos;
 #[cfg(test)]
 mod chaos_tests;
 mod errors;
 #[cfg(test)]
 mod errors_tests;
+pub mod guard;
 mod logs;
 pub mod network;
 pub mod plan;
@@ -15,8 +19,11 @@ pub mod secrets;
 #[cfg(test)]
 mod secrets_tests;
 pub mod server;
+mod spec_body;
 #[cfg(test)]
 mod tests;
+mod token_routes;
+pub mod tokens;
 pub mod types;
 
 pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, router};

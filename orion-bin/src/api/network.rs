@@ -177,6 +177,7 @@ mod tests {
             .await
             .unwrap();
         let state = ApiState {
+            local_store: store.inner().clone(),
             store,
             node_id: "a".into(),
             runtime: Arc::new(FakeRuntime::new()),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::ApiResult;
 use super::routes::{ApiState, spec_from_body};
+use super::tokens::Caller;
 
 /// One node in a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,10 +96,11 @@ fn rejected(node: &str, r: &Rejection) -> PlanNode {
 
 pub(super) async fn plan(
     State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     headers: HeaderMap,
     body: String,
 ) -> ApiResult<Json<PlanResult>> {
-    let spec = spec_from_body(&state, &headers, &body)?;
+    let spec = spec_from_body(&state, &caller, &headers, &body)?;
     let cluster = state.store.load_state().await?;
     let scheduler = &*state.scheduler;
 

@@ -6,26 +6,28 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::Json;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use orion_core::model::now_millis;
 use orion_core::reconciler::Rollout;
 use serde::{Deserialize, Serialize};
 
+use super::access::{Access, RouteTable};
 use super::errors::{ApiResult, HttpError};
 use super::routes::ApiState;
 
-/// The rollout routes, to merge into the API router.
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/services/{name}/rollout", get(status))
-        .route("/v1/services/{name}/rollout/pause", post(pause))
-        .route("/v1/services/{name}/rollout/resume", post(resume))
-        .route("/v1/services/{name}/rollout/promote", post(promote))
-        .route("/v1/services/{name}/rollout/undo", post(undo))
-        .route("/v1/services/{name}/restart", post(restart))
+/// The rollout routes, to merge into the API's route table.
+pub fn routes() -> RouteTable {
+    use Access::{Operate, Read};
+    use Method as M;
+    RouteTable::default()
+        .add(M::GET, "/v1/services/{name}/rollout", Read, status)
+        .add(M::POST, "/v1/services/{name}/rollout/pause", Operate, pause)
+        .add(M::POST, "/v1/services/{name}/rollout/resume", Operate, resume)
+        .add(M::POST, "/v1/services/{name}/rollout/promote", Operate, promote)
+        .add(M::POST, "/v1/services/{name}/rollout/undo", Operate, undo)
+        .add(M::POST, "/v1/services/{name}/restart", Operate, restart)
 }
 
 /// One stored spec version.

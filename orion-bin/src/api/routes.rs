@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::Method;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use orion_core::model::spec::{ServiceSpec, SpecFormat, SpecLimits, parse_port, parse_spec_with};
+use axum::{Extension, Json, Router};
+use orion_core::model::spec::{HostAccessPolicy, ServiceSpec, SpecLimits, parse_port};
 use orion_core::model::{DesiredState, NetworkMatrix, Node, NodeStatus, Task};
 use orion_core::runtime::Runtime;
 use orion_core::scheduler::ClusterView;
@@ -17,8 +17,12 @@ use orion_core::store::{ClusterStore, Revision, VersionedService};
 use serde::Deserialize;
 
 use super::SharedStore;
+use super::access::{Access, RouteTable, check_spec_for};
 use super::errors::{self, ApiResult, HttpError};
+use super::guard::ForgeryGuard;
 use super::logs;
+pub(super) use super::spec_body::spec_from_body;
+use super::tokens::Caller;
 use super::types::{ClusterStatus, ScaleRequest, ServiceStatus, SimpleTaskRequest};
 use crate::config::Config;
 
@@ -44,6 +48,10 @@ pub trait ClusterInfo: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct ApiState {
     pub store: ClusterStore<SharedStore>,
+    /// The same store read locally as applied so far (stale reads, no quorum round trip), for
+    /// what every request checks: its token. A token revoked or created is seen once this node
+    /// has applied the change (milliseconds behind the leader when connected).
+    pub local_store: SharedStore,
     pub node_id: String,
     pub runtime: Arc<dyn Runtime>,
     pub cluster: Arc<dyn ClusterInfo>,
@@ -58,8 +66,8 @@ pub struct ApiState {
     pub secrets: Option<Arc<orion_core::secrets::SecretSealer>>,
 }
 
-/// The API's bounds, from orion.yaml.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The API's bounds and access rules, from orion.yaml.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiSettings {
     /// Bounds every written spec and scale request is checked against.
     pub limits: SpecLimits,
@@ -68,6 +76,12 @@ pub struct ApiSettings {
     /// Bound on another node's API answering (log proxy): response headers, and the whole
     /// response when not following.
     pub proxy_timeout: Duration,
+    /// `api.metricsWithoutToken`: `/metrics` answers without a token.
+    pub metrics_without_token: bool,
+    /// `hostAccess`: what specs may ask of the hosts (admin tokens only).
+    pub host_access: HostAccessPolicy,
+    /// `api.allowedHosts` / `api.allowedOrigins`.
+    pub forgery: ForgeryGuard,
 }
 
 impl ApiSettings {
@@ -77,6 +91,9 @@ impl ApiSettings {
             limits: config.cluster.limits.spec_limits(),
             request_timeout: config.api.request_timeout,
             proxy_timeout: config.api.proxy_timeout,
+            metrics_without_token: config.api.metrics_without_token,
+            host_access: config.host_access.clone(),
+            forgery: config.api.forgery_guard(),
         }
     }
 }
@@ -96,40 +113,62 @@ pub fn proxy_client(settings: &ApiSettings) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// The API's routes, with the request timeout of `state.settings`, JSON errors for everything
+/// Every route with the access it needs (see [`super::access`]): the one list the router is
+/// built from and the authorization tests walk.
+pub fn route_table() -> RouteTable {
+    use Access::{Admin, Metrics, Open, Operate, Read};
+    use Method as M;
+    RouteTable::default()
+        .add(M::GET, "/metrics", Metrics, metrics_text)
+        .add(M::GET, "/healthz", Open, healthz)
+        .add(M::GET, "/v1/healthz", Open, healthz)
+        .add(M::GET, "/v1/services", Read, list_services)
+        .add(M::POST, "/v1/services", Operate, create_service)
+        .add(M::GET, "/v1/services/{name}", Read, get_service)
+        .add(M::PUT, "/v1/services/{name}", Operate, put_service)
+        .add(M::DELETE, "/v1/services/{name}", Operate, delete_service)
+        .add(M::POST, "/v1/services/{name}/scale", Operate, scale_service)
+        .add(M::GET, "/v1/services/{name}/logs", Read, logs::service_logs)
+        .add(M::GET, "/v1/tasks", Read, list_tasks)
+        .add(M::GET, "/v1/tasks/{id}", Read, get_task)
+        .add(M::DELETE, "/v1/tasks/{id}", Operate, stop_task)
+        .add(M::GET, "/v1/tasks/{id}/logs", Read, logs::task_logs)
+        .add(M::POST, "/tasks", Operate, simple_task)
+        .add(M::GET, "/v1/nodes", Read, list_nodes)
+        .add(M::GET, "/v1/nodes/{id}", Read, get_node)
+        .add(M::POST, "/v1/nodes/{id}/drain", Operate, drain_node)
+        .add(M::POST, "/v1/nodes/{id}/undrain", Operate, undrain_node)
+        .add(M::GET, "/v1/cluster", Read, cluster_status)
+        .add(M::GET, "/v1/network", Read, super::network::network)
+        .add(
+            M::DELETE,
+            "/v1/cluster/members/{node}",
+            Admin,
+            remove_member,
+        )
+        .add(M::POST, "/v1/plan", Operate, super::plan::plan)
+        .merge(super::chaos::routes())
+        .merge(super::rollout::routes())
+        .merge(super::secrets::routes())
+        .merge(super::token_routes::routes())
+}
+
+/// The API's routes (from [`route_table`], each behind its access check), with the
+/// browser-forgery guard, the request timeout of `state.settings`, JSON errors for everything
 /// (unknown routes and methods included) and request metrics by matched route.
 pub fn router(state: ApiState) -> Router {
     let timeout = super::server::request_timeout_layer(state.settings.request_timeout);
     let metrics = state.metrics.clone();
-    Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(healthz))
-        .route("/v1/healthz", get(healthz))
-        .route("/v1/services", get(list_services).post(create_service))
-        .route(
-            "/v1/services/{name}",
-            get(get_service).put(put_service).delete(delete_service),
-        )
-        .route("/v1/services/{name}/scale", post(scale_service))
-        .route("/v1/services/{name}/logs", get(logs::service_logs))
-        .route("/v1/tasks", get(list_tasks))
-        .route("/v1/tasks/{id}", get(get_task).delete(stop_task))
-        .route("/v1/tasks/{id}/logs", get(logs::task_logs))
-        .route("/tasks", post(simple_task))
-        .route("/v1/nodes", get(list_nodes))
-        .route("/v1/nodes/{id}", get(get_node))
-        .route("/v1/nodes/{id}/drain", post(drain_node))
-        .route("/v1/nodes/{id}/undrain", post(undrain_node))
-        .route("/v1/cluster", get(cluster_status))
-        .route("/v1/network", get(super::network::network))
-        .route("/v1/cluster/members/{node}", delete(remove_member))
-        .route("/v1/plan", post(super::plan::plan))
-        .merge(super::chaos::routes())
-        .merge(super::rollout::routes())
-        .merge(super::secrets::routes())
+    let guard = Arc::new(state.settings.forgery.clone());
+    let (routes, _) = route_table().finish(&state);
+    routes
         .fallback(errors::unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(timeout)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            super::guard::refuse_forgeries,
+        ))
         .layer(axum::middleware::from_fn(errors::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
@@ -210,70 +249,14 @@ async fn list_services(State(state): State<ApiState>) -> ApiResult<Json<Vec<Serv
     ))
 }
 
-/// Reads a spec body in the format its content type names (JSON or YAML; sniffed otherwise).
-pub(super) fn spec_from_body(
-    state: &ApiState,
-    headers: &HeaderMap,
-    body: &str,
-) -> ApiResult<ServiceSpec> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let format = if content_type.contains("json") {
-        SpecFormat::Json
-    } else if content_type.contains("yaml") {
-        SpecFormat::Yaml
-    } else {
-        SpecFormat::Auto
-    };
-    if body.trim().is_empty() {
-        return Err(HttpError::bad_request(
-            "empty body: send a service spec as JSON or YAML",
-        ));
-    }
-    let spec = parse_spec_with(body, format, &state.settings.limits)?;
-    let scorers: Vec<&str> = state.scheduler.stages().iter().map(|s| s.name).collect();
-    if spec.scheduling.network_aware == Some(true)
-        && !scorers.contains(&orion_netscore::scoring::NETWORK)
-    {
-        return Err(HttpError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "scheduling.network_aware: true, but this cluster's scheduler has no `{}` \
-                 scorer (its stages: {}); remove the field, or set `scheduler.networkAware: \
-                 true` in orion.yaml",
-                orion_netscore::scoring::NETWORK,
-                scorers.join(", ")
-            ),
-        ));
-    }
-    refuse_not_acted_on(&spec)?;
-    Ok(spec)
-}
-
-/// Refuses spec fields the spec format accepts but this cluster does not act on yet, naming
-/// each: an option works, or it is refused; it is never accepted and ignored. (The library's
-/// parser keeps accepting them, for embedders that implement them.)
-fn refuse_not_acted_on(spec: &ServiceSpec) -> ApiResult<()> {
-    if spec.scale_policy.is_none() {
-        return Ok(());
-    }
-    Err(HttpError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "not acted on by this version of Orion, so refused rather than ignored; remove: \
-         scale_policy (autoscaling is not implemented yet: set `replicas`, or change it with \
-         `orion scale`)",
-    ))
-}
-
 /// `POST /v1/services`: create-if-missing, atomically (409 when the name is taken).
 async fn create_service(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: String,
 ) -> ApiResult<Response> {
-    let spec = spec_from_body(&state, &headers, &body)?;
+    let spec = spec_from_body(&state, &caller, &headers, &body)?;
     super::secrets::check_references(&state, &spec).await?;
     let stored = state.store.create_service(&spec).await?;
     Ok(tagged(
@@ -286,12 +269,13 @@ async fn create_service(
 /// named (409 when it changed since, 404 when it does not exist).
 async fn put_service(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
-    let spec = spec_from_body(&state, &headers, &body)?;
+    let spec = spec_from_body(&state, &caller, &headers, &body)?;
     if spec.name != name {
         return Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -417,6 +401,7 @@ async fn stop_task(State(state): State<ApiState>, Path(id): Path<String>) -> Api
 /// Create-if-missing like `POST /v1/services`: an existing service is never replaced (409).
 async fn simple_task(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     body: Option<Json<SimpleTaskRequest>>,
 ) -> ApiResult<Response> {
     let Some(Json(req)) = body else {
@@ -448,6 +433,7 @@ async fn simple_task(
     }
     spec.validate_with(&state.settings.limits)
         .map_err(orion_core::Error::from)?;
+    check_spec_for(&state, &caller, &spec)?;
     let stored = state.store.create_service(&spec).await?;
     Ok(tagged(
         StatusCode::CREATED,

@@ -5,14 +5,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Router, response::IntoResponse};
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
 use orion_core::error::ValidationErrors;
 use orion_core::model::spec::ServiceSpec;
 use orion_core::secrets::{SealedSecret, SecretValue, check_secret_name};
 use serde::Serialize;
 
+use super::access::{Access, RouteTable};
 use super::errors::{ApiResult, HttpError};
 use super::routes::ApiState;
 
@@ -36,12 +36,15 @@ impl From<&SealedSecret> for SecretInfo {
     }
 }
 
-/// The secret routes.
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/secrets", get(list_secrets)).route(
-        "/v1/secrets/{name}",
-        get(get_secret).post(create_secret).delete(delete_secret),
-    )
+/// The secret routes: reading names and metadata needs a token, writing needs an operator.
+pub fn routes() -> RouteTable {
+    use Access::{Operate, Read};
+    use Method as M;
+    RouteTable::default()
+        .add(M::GET, "/v1/secrets", Read, list_secrets)
+        .add(M::GET, "/v1/secrets/{name}", Read, get_secret)
+        .add(M::POST, "/v1/secrets/{name}", Operate, create_secret)
+        .add(M::DELETE, "/v1/secrets/{name}", Operate, delete_secret)
 }
 
 fn checked_name(name: &str) -> ApiResult<()> {

@@ -77,7 +77,8 @@ impl Store for InterleavingStore {
 
 pub(super) fn state_on(store: Arc<dyn Store>, settings: ApiSettings) -> ApiState {
     ApiState {
-        store: ClusterStore::new(store),
+        store: ClusterStore::new(store.clone()),
+        local_store: store,
         node_id: "n1".into(),
         runtime: Arc::new(FakeRuntime::new()),
         cluster: Arc::new(NoCluster),
@@ -88,6 +89,15 @@ pub(super) fn state_on(store: Arc<dyn Store>, settings: ApiSettings) -> ApiState
         )),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         secrets: Some(Arc::new(orion_core::secrets::SecretSealer::new([3; 32]))),
+    }
+}
+
+/// A caller with the admin role and no scope.
+pub(super) fn admin() -> super::tokens::Caller {
+    super::tokens::Caller {
+        token_id: "test".into(),
+        role: super::tokens::Role::Admin,
+        scope: None,
     }
 }
 
@@ -205,7 +215,7 @@ async fn log_proxy_gives_up_on_a_silent_node() {
         proxy_timeout: std::time::Duration::from_secs(1),
         ..ApiSettings::default()
     };
-    let mut state = state_on(Arc::new(MemoryStore::new()), settings);
+    let mut state = state_on(Arc::new(MemoryStore::new()), settings.clone());
     state.http = super::routes::proxy_client(&settings).unwrap();
     let mut n2 = Node::new("n2", Resources::new(1000, 1 << 30));
     n2.addresses.api = silent.local_addr().unwrap().to_string();
@@ -217,7 +227,7 @@ async fn log_proxy_gives_up_on_a_silent_node() {
     state.store.put_task(&task).await.unwrap();
 
     let q = axum::extract::Query(serde_json::from_value(serde_json::json!({})).unwrap());
-    let call = super::logs::task_logs(State(state), Path(task.id.clone()), q);
+    let call = super::logs::task_logs(State(state), Path(task.id.clone()), q, HeaderMap::new());
     let err = tokio::time::timeout(std::time::Duration::from_secs(30), call)
         .await
         .expect("the proxy gives up by itself")
@@ -235,7 +245,7 @@ async fn log_proxy_gives_up_on_a_silent_node() {
 fn network_aware_true_is_refused_by_a_pipeline_without_the_network_scorer() {
     let body = "name: api\nimage: img:1\nscheduling:\n  networkAware: true\n";
     let plain = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
-    let err = super::routes::spec_from_body(&plain, &HeaderMap::new(), body).unwrap_err();
+    let err = super::routes::spec_from_body(&plain, &admin(), &HeaderMap::new(), body).unwrap_err();
     assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         err.body.error.contains("scheduler.networkAware"),
@@ -246,10 +256,11 @@ fn network_aware_true_is_refused_by_a_pipeline_without_the_network_scorer() {
     aware.scheduler = Arc::new(orion_netscore::scoring::network_aware_pipeline(
         Default::default(),
     ));
-    let spec = super::routes::spec_from_body(&aware, &HeaderMap::new(), body).unwrap();
+    let spec = super::routes::spec_from_body(&aware, &admin(), &HeaderMap::new(), body).unwrap();
     assert_eq!(spec.scheduling.network_aware, Some(true));
     let opt_out = body.replace("true", "false");
-    let spec = super::routes::spec_from_body(&plain, &HeaderMap::new(), &opt_out).unwrap();
+    let spec =
+        super::routes::spec_from_body(&plain, &admin(), &HeaderMap::new(), &opt_out).unwrap();
     assert_eq!(spec.scheduling.network_aware, Some(false));
 }
 
@@ -297,7 +308,7 @@ async fn drain_is_undone_by_undrain_and_unknown_nodes_are_404() {
 fn scale_policy_is_refused_and_every_update_strategy_field_is_accepted() {
     let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
     let body = "name: api\nimage: img:1\nscale_policy: {min_replicas: 1, max_replicas: 3, target_cpu: 70}\n";
-    let err = super::routes::spec_from_body(&state, &HeaderMap::new(), body).unwrap_err();
+    let err = super::routes::spec_from_body(&state, &admin(), &HeaderMap::new(), body).unwrap_err();
     assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         err.body.error.contains("scale_policy"),
@@ -306,13 +317,13 @@ fn scale_policy_is_refused_and_every_update_strategy_field_is_accepted() {
     );
     // Rollouts act on every field, so they are accepted.
     let ok = "name: api\nimage: img:1\nreplicas: 3\nupdate_strategy: {parallelism: 2, delay_seconds: 10, health_wait_seconds: 20, failure_action: pause, canary: 1}\n";
-    let spec = super::routes::spec_from_body(&state, &HeaderMap::new(), ok).unwrap();
+    let spec = super::routes::spec_from_body(&state, &admin(), &HeaderMap::new(), ok).unwrap();
     assert_eq!(spec.update_strategy.parallelism, 2);
     assert_eq!(spec.update_strategy.canary, 1);
     // ...within their bounds, named when broken.
     let bad =
         "name: api\nimage: img:1\nreplicas: 1\nupdate_strategy: {delay_seconds: 7200, canary: 2}\n";
-    let err = super::routes::spec_from_body(&state, &HeaderMap::new(), bad).unwrap_err();
+    let err = super::routes::spec_from_body(&state, &admin(), &HeaderMap::new(), bad).unwrap_err();
     assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
     for field in ["update_strategy.delay_seconds", "update_strategy.canary"] {
         assert!(

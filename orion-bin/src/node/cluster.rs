@@ -214,6 +214,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     );
     Ok(Parts {
         store: Arc::new(raft.store()),
+        local_store: Arc::new(raft.store().with_read_mode(ReadMode::Stale)),
         membership: membership.clone(),
         leader,
         raft_leader: Some(leader_ids(&raft)),

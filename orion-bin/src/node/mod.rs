@@ -263,6 +263,9 @@ pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn Runtime>> {
 /// What a running node is made of, whatever the mode.
 pub struct Parts {
     pub store: SharedStore,
+    /// The same store read locally, as applied so far (no quorum round trip): for the checks
+    /// every API request makes (tokens).
+    pub local_store: SharedStore,
     pub membership: Arc<dyn Membership>,
     /// Whether (and in which term) this node should run the controllers.
     pub leader: watch::Receiver<Leadership>,
@@ -307,6 +310,12 @@ async fn run(
         .with_spec_history(settings.config.cluster.spec_history_per_service)
         .context("cluster.specHistoryPerService")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if settings.bootstrap {
+        tokio::spawn(bootstrap_management_token(
+            store.inner().clone(),
+            settings.data_dir.clone(),
+        ));
+    }
     tokio::spawn(metrics::watch_cluster_events(
         metrics.clone(),
         parts.raft_leader.clone(),
@@ -331,6 +340,7 @@ async fn run(
     info!(key_id = sealer.key_id(), "secrets: cluster key loaded");
     let app = api::router(ApiState {
         store: store.clone(),
+        local_store: parts.local_store.clone(),
         node_id: settings.node_id.clone(),
         runtime: runtime.clone(),
         cluster: parts.cluster.clone(),
@@ -390,6 +400,46 @@ async fn run(
     })
     .await;
     Ok(())
+}
+
+/// Attempts at making the management token while the store is not writable yet (no leader).
+const TOKEN_BOOTSTRAP_ATTEMPTS: u32 = 120;
+/// Pause between two of those attempts (so at most a minute in all).
+const TOKEN_BOOTSTRAP_PAUSE: Duration = Duration::from_millis(500);
+
+/// On a bootstrapping node: makes the cluster's management token (admin) the first time, prints
+/// it once on stdout, and writes it to `<data dir>/credentials` (mode 0600) for local CLI use.
+/// A later start finds it made and does nothing. Retries (bounded) while the store has no
+/// leader yet.
+async fn bootstrap_management_token(store: SharedStore, data_dir: PathBuf) {
+    for _ in 0..TOKEN_BOOTSTRAP_ATTEMPTS {
+        match api::tokens::bootstrap_management_token(store.as_ref()).await {
+            Ok(None) => return,
+            Ok(Some(token)) => {
+                match crate::credentials::write_credentials(&data_dir, &token) {
+                    Ok(path) => {
+                        info!(credentials = %path.display(), "management token created");
+                        println!(
+                            "Orion management token (admin role), shown once; also written to \
+                             {} (mode 0600):\n  {token}",
+                            path.display()
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!("management token created, but not written: {e:#}");
+                        println!("Orion management token (admin role), shown once:\n  {token}");
+                    }
+                }
+                return;
+            }
+            Err(e) => tracing::debug!("management token not made yet: {e}"),
+        }
+        tokio::time::sleep(TOKEN_BOOTSTRAP_PAUSE).await;
+    }
+    tracing::warn!(
+        "could not make the management token within {:?}; it will be made on the next start",
+        TOKEN_BOOTSTRAP_PAUSE * TOKEN_BOOTSTRAP_ATTEMPTS
+    );
 }
 
 /// Starts the node's DNS server when it is on, with a second listener on port 53 for containers

@@ -84,6 +84,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     let (leader_tx, leader) = watch::channel(Leadership::Leader { term: 1 });
     Ok(Parts {
         store: store.clone(),
+        local_store: store.clone(),
         membership: membership.clone(),
         leader,
         raft_leader: None,

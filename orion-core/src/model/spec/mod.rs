@@ -44,6 +44,7 @@ mod forms;
 mod kinds;
 mod locate;
 pub mod parse;
+pub mod safety;
 pub mod units;
 pub mod validate;
 mod validate_lifecycle;
@@ -52,6 +53,7 @@ mod wrapper;
 
 pub use forms::{parse_port, parse_volume};
 pub use parse::{SpecFormat, parse_spec, parse_spec_with, parse_specs};
+pub use safety::{HostAccess, HostAccessPolicy, HostFeature};
 pub use validate::{DEFAULT_MAX_REPLICAS, SpecLimits};
 pub use wrapper::API_VERSION;
 

@@ -108,6 +108,7 @@ impl ServiceSpec {
         let mut errs = ValidationErrors::default();
         self.check_limits(limits, &mut errs);
         self.check_identity(&mut errs);
+        self.check_text(&mut errs);
         self.check_env(&mut errs);
         self.check_secrets(&mut errs);
         self.check_ports(&mut errs);

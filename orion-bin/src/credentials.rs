@@ -1,0 +1,127 @@
+//! Where the CLI finds its API token, and where a bootstrapping node leaves the management
+//! token for local use.
+//!
+//! The CLI takes, in order: `--token` / `ORION_TOKEN`; the file named by `--credentials` /
+//! `ORION_CREDENTIALS` (which must exist); `./orion-data/credentials` (the data dir of
+//! `orion up`); `$HOME/.config/orion/credentials`. A credentials file holds the token on its
+//! first line that is neither empty nor a `#` comment; it must not be readable by group or
+//! others (mode 0600), and at most [`MAX_CREDENTIALS_BYTES`] long.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// Name of the credentials file in a node's data dir.
+pub const CREDENTIALS_FILE: &str = "credentials";
+/// Largest credentials file read.
+pub const MAX_CREDENTIALS_BYTES: u64 = 4096;
+
+/// Writes `token` to `<data_dir>/credentials`, mode 0600 (replacing an older file).
+pub fn write_credentials(data_dir: &Path, token: &str) -> Result<PathBuf> {
+    let path = data_dir.join(CREDENTIALS_FILE);
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(
+        file,
+        "# Orion management token (admin role), written once at bootstrap\n{token}"
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The token in credentials file `path`; refuses a file readable by group or others, a file
+/// over [`MAX_CREDENTIALS_BYTES`], and one without a token line.
+pub fn read_credentials(path: &Path) -> Result<String> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.mode() & 0o077 != 0 {
+        bail!(
+            "credentials file {} can be read by others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            meta.mode() & 0o777
+        );
+    }
+    if meta.len() > MAX_CREDENTIALS_BYTES {
+        bail!(
+            "credentials file {} is {} bytes, expected at most {MAX_CREDENTIALS_BYTES}",
+            path.display(),
+            meta.len()
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .with_context(|| format!("credentials file {} holds no token line", path.display()))
+}
+
+/// The token the CLI sends, from `flag` (`--token` / `ORION_TOKEN`), then `file`
+/// (`--credentials` / `ORION_CREDENTIALS`), then the default files; `None` when there is none.
+pub fn resolve_token(flag: Option<&str>, file: Option<&Path>) -> Result<Option<String>> {
+    if let Some(token) = flag.map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok(Some(token.to_owned()));
+    }
+    if let Some(path) = file {
+        return read_credentials(path)
+            .with_context(|| "--credentials / ORION_CREDENTIALS".to_owned())
+            .map(Some);
+    }
+    let mut defaults = vec![PathBuf::from("orion-data").join(CREDENTIALS_FILE)];
+    if let Some(home) = std::env::var_os("HOME") {
+        defaults.push(
+            PathBuf::from(home)
+                .join(".config/orion")
+                .join(CREDENTIALS_FILE),
+        );
+    }
+    for path in defaults {
+        if path.exists() {
+            return read_credentials(&path).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_file_is_private_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_credentials(dir.path(), "orion_abc_def").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(read_credentials(&path).unwrap(), "orion_abc_def");
+        assert_eq!(
+            resolve_token(Some("orion_flag"), Some(&path)).unwrap(),
+            Some("orion_flag".into())
+        );
+        assert_eq!(
+            resolve_token(None, Some(&path)).unwrap(),
+            Some("orion_abc_def".into())
+        );
+    }
+
+    #[test]
+    fn a_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        std::fs::write(&path, "orion_x\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_credentials(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(resolve_token(None, Some(&dir.path().join("missing"))).is_err());
+    }
+}
