@@ -25,8 +25,12 @@ use support::{NodeRuntime, ORION_BIN, Role, TestCluster, wait_for};
 const CONVERGE: Duration = Duration::from_secs(60);
 
 /// `orion --addr ADDR ARGS` with `stdin` written to its standard input.
-fn cli_with_stdin(addr: &str, args: &[&str], stdin: &[u8]) -> Output {
+/// The CLI as node 0's management token, with `stdin` on its standard input.
+fn cli_with_stdin(c: &TestCluster, args: &[&str], stdin: &[u8]) -> Output {
+    let addr = c.nodes[0].api.to_string();
     let mut child = Command::new(&*ORION_BIN)
+        .env_remove("ORION_CREDENTIALS")
+        .env("ORION_TOKEN", &c.nodes[0].token)
         .arg("--addr")
         .arg(addr)
         .args(args)
@@ -89,7 +93,7 @@ async fn secrets_reach_a_docker_container_as_env_and_files_and_are_never_shown()
 
     // Create: one from stdin, one from a file; both answered with names only.
     let out = cli_with_stdin(
-        &addr,
+        &c,
         &["secret", "create", "db-password"],
         password.as_bytes(),
     );
@@ -110,16 +114,16 @@ async fn secrets_reach_a_docker_container_as_env_and_files_and_are_never_shown()
     std::fs::remove_file(&token_file).unwrap();
 
     // Refusals: a duplicate, an empty or oversized value, a bad name.
-    let out = cli_with_stdin(&addr, &["secret", "create", "db-password"], b"other");
+    let out = cli_with_stdin(&c, &["secret", "create", "db-password"], b"other");
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("already exists"), "{}", text(&out));
     let out = cli_with_stdin(
-        &addr,
+        &c,
         &["secret", "create", "huge"],
         &vec![b'x'; 64 * 1024 + 1],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let out = cli_with_stdin(&addr, &["secret", "create", "Bad_Name"], b"x");
+    let out = cli_with_stdin(&c, &["secret", "create", "Bad_Name"], b"x");
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("DNS label"), "{}", text(&out));
 
@@ -265,7 +269,7 @@ async fn the_process_runtime_delivers_env_secrets_and_refuses_file_secrets() {
     let addr = c.nodes[0].api.to_string();
     let password = format!("proc-pw-{}-plaintext", std::process::id());
     let out = cli_with_stdin(
-        &addr,
+        &c,
         &["secret", "create", "db-password"],
         password.as_bytes(),
     );

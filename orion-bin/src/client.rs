@@ -147,8 +147,7 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<T, ClientError> {
         let req = self
-            .http
-            .post(self.url(path))
+            .request(Method::POST, path)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
         self.decode(req).await

@@ -8,8 +8,9 @@
 //!   (`http://<Host>` or `https://<Host>`) or listed in `api.allowedOrigins`. `Origin: null`
 //!   (sandboxed frames, files) is refused too.
 //! - **Content-Type**: a request with a body must declare `application/json` or
-//!   `application/yaml` (parameters such as `charset` are fine); otherwise 415. Browsers can send
-//!   `text/plain`, form and multipart bodies cross-site without a preflight, never these.
+//!   `application/yaml` (parameters such as `charset` are fine); otherwise 415. A secret's value
+//!   (`POST /v1/secrets/{name}`) is declared `application/octet-stream` instead. Browsers can
+//!   send `text/plain`, form and multipart bodies cross-site without a preflight, never these.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,6 +21,10 @@ use super::errors::HttpError;
 
 /// Content types a request body may declare.
 pub const BODY_TYPES: [&str; 2] = ["application/json", "application/yaml"];
+/// The content type of a secret's raw value, accepted only under [`RAW_BODY_PREFIX`].
+pub const RAW_BODY_TYPE: &str = "application/octet-stream";
+/// The routes whose body is raw bytes: a secret's value.
+pub const RAW_BODY_PREFIX: &str = "/v1/secrets/";
 
 /// The names and origins allowed besides the defaults (from `api:` in orion.yaml).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,11 +66,17 @@ impl ForgeryGuard {
     /// `Content-Length` or `Transfer-Encoding`).
     #[cfg(test)]
     pub fn check(&self, headers: &HeaderMap) -> Result<(), HttpError> {
-        self.check_request(headers, has_body(headers))
+        self.check_request(headers, has_body(headers), false)
     }
 
-    /// [`ForgeryGuard::check`] for a request that carries a body when `with_body`.
-    pub fn check_request(&self, headers: &HeaderMap, with_body: bool) -> Result<(), HttpError> {
+    /// [`ForgeryGuard::check`] for a request that carries a body when `with_body`; with
+    /// `raw_body`, [`RAW_BODY_TYPE`] is accepted too.
+    pub fn check_request(
+        &self,
+        headers: &HeaderMap,
+        with_body: bool,
+        raw_body: bool,
+    ) -> Result<(), HttpError> {
         // A request without Host (HTTP/1.0, in-process calls) is no browser's: browsers always
         // send one.
         let host = headers
@@ -100,7 +111,8 @@ impl ForgeryGuard {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let media = declared.split(';').next().unwrap_or("").trim();
-            if !BODY_TYPES.iter().any(|t| media.eq_ignore_ascii_case(t)) {
+            let raw_ok = raw_body && media.eq_ignore_ascii_case(RAW_BODY_TYPE);
+            if !raw_ok && !BODY_TYPES.iter().any(|t| media.eq_ignore_ascii_case(t)) {
                 return Err(HttpError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     format!(
@@ -131,7 +143,8 @@ pub async fn refuse_forgeries(
 ) -> Response {
     use axum::body::HttpBody;
     let with_body = has_body(request.headers()) || request.body().size_hint().exact() != Some(0);
-    match guard.check_request(request.headers(), with_body) {
+    let raw_body = request.uri().path().starts_with(RAW_BODY_PREFIX);
+    match guard.check_request(request.headers(), with_body, raw_body) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
 use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orion_core::model::now_millis;
@@ -24,8 +24,18 @@ pub fn routes() -> RouteTable {
     RouteTable::default()
         .add(M::GET, "/v1/services/{name}/rollout", Read, status)
         .add(M::POST, "/v1/services/{name}/rollout/pause", Operate, pause)
-        .add(M::POST, "/v1/services/{name}/rollout/resume", Operate, resume)
-        .add(M::POST, "/v1/services/{name}/rollout/promote", Operate, promote)
+        .add(
+            M::POST,
+            "/v1/services/{name}/rollout/resume",
+            Operate,
+            resume,
+        )
+        .add(
+            M::POST,
+            "/v1/services/{name}/rollout/promote",
+            Operate,
+            promote,
+        )
         .add(M::POST, "/v1/services/{name}/rollout/undo", Operate, undo)
         .add(M::POST, "/v1/services/{name}/restart", Operate, restart)
 }
