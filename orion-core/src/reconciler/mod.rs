@@ -110,7 +110,7 @@ mod place;
 mod placer;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
-pub use apply::{ApplyReport, apply_plan};
+pub use apply::{ApplyReport, MAX_ACTIONS_PER_TXN, apply_plan};
 pub use placer::{GUARD, GUARD_FILTERS};
 
 use placer::{IdMaker, Placer};

@@ -32,6 +32,7 @@ use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, S
 mod event;
 pub mod keys;
 mod service_cas;
+mod task_batch;
 
 pub use event::{TypedEvent, TypedWatch};
 
