@@ -61,7 +61,7 @@ fn ratio(a: Duration, b: Duration) -> String {
 fn main() {
     let quick = std::env::args().any(|a| a == "--test")
         || std::env::var("ORION_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let with_swarm = !quick && std::env::var("ORION_BENCH_SWARM").map_or(true, |v| v != "0");
+    let with_swarm = !quick && !std::env::var("ORION_BENCH_SWARM").is_ok_and(|v| v == "0");
     let sizes = if quick {
         Sizes {
             deploy: 3,

@@ -71,7 +71,7 @@ pub async fn apply_plan<S: Store>(
     let mut batch_keys: HashSet<String> = HashSet::new();
     for action in &plan.actions {
         let write = match prepare(action, state, &tasks) {
-            Ok(Prepared::Write(w)) => w,
+            Ok(Prepared::Write(w)) => *w,
             Ok(Prepared::Done) => {
                 report.applied += 1;
                 continue;
@@ -131,7 +131,7 @@ async fn write_batch<S: Store>(
 
 /// What an action amounts to before anything is written.
 enum Prepared {
-    Write(Write),
+    Write(Box<Write>),
     /// It changes nothing: already done.
     Done,
     /// Its task is not in the state it was planned on.
@@ -147,7 +147,7 @@ fn prepare(
     if let Action::Create { task, .. } = action {
         let (task_key, slot_key) = (keys::task(&task.id), keys::slot(&task.service, task.slot));
         let record = serde_json::to_vec(&task.id).map_err(|e| Error::backend("slot record", e))?;
-        return Ok(Prepared::Write(Write {
+        return Ok(Prepared::Write(Box::new(Write {
             task: (**task).clone(),
             when: vec![
                 Compare::Missing(task_key.clone()),
@@ -155,7 +155,7 @@ fn prepare(
             ],
             also: vec![Op::Put(slot_key.clone(), record)],
             keys: vec![task_key, slot_key],
-        }));
+        })));
     }
     let Some(&current) = tasks.get(action.task_id()) else {
         return Ok(Prepared::Gone);
@@ -166,12 +166,12 @@ fn prepare(
     if task == *current {
         return Ok(Prepared::Done);
     }
-    Ok(Prepared::Write(Write {
+    Ok(Prepared::Write(Box::new(Write {
         task,
         when: vec![Compare::ModRevision(key.clone(), seen(&key))],
         also: Vec::new(),
         keys: vec![key],
-    }))
+    })))
 }
 /// What `action` does to its task (not `Create`).
 fn change(action: &Action, t: &mut Task) -> Result<()> {
