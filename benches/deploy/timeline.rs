@@ -44,10 +44,13 @@ impl TaskSeen {
     }
 }
 
+/// Task id -> when the engine created and started its container.
+pub type EngineTimes = HashMap<String, (Option<SystemTime>, Option<SystemTime>)>;
+
 /// The engine's `create` and `start` events for containers of one node, per task.
 #[derive(Debug)]
 pub struct EngineEvents {
-    seen: Arc<Mutex<HashMap<String, (Option<SystemTime>, Option<SystemTime>)>>>,
+    seen: Arc<Mutex<EngineTimes>>,
     follower: tokio::task::JoinHandle<()>,
 }
 
@@ -99,7 +102,7 @@ impl EngineEvents {
     }
 
     /// Stops following; returns task id -> (created, started).
-    pub fn stop(self) -> HashMap<String, (Option<SystemTime>, Option<SystemTime>)> {
+    pub fn stop(self) -> EngineTimes {
         self.follower.abort();
         std::mem::take(&mut *self.seen.lock().expect("events lock"))
     }
@@ -123,7 +126,7 @@ impl Timeline {
     pub fn build(
         requested: SystemTime,
         seen: HashMap<String, TaskSeen>,
-        engine: HashMap<String, (Option<SystemTime>, Option<SystemTime>)>,
+        engine: EngineTimes,
     ) -> Self {
         let mut committed = Vec::new();
         let mut starting = Vec::new();
