@@ -332,7 +332,13 @@ impl DockerRuntime {
             let wanted = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             filters.insert("label".to_owned(), wanted);
         }
+        // The request is sent when the stream is first polled; `since` makes the feed start
+        // now all the same (the engine replays what happened in between).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let options = EventsOptions {
+            since: Some(format!("{}.{:09}", now.as_secs(), now.subsec_nanos())),
             filters: Some(filters),
             ..EventsOptions::default()
         };
