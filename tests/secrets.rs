@@ -87,7 +87,6 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_reach_a_docker_container_as_env_and_files_and_are_never_shown() {
     let c = TestCluster::single("secrets").await;
-    let addr = c.nodes[0].api.to_string();
     let password = format!("pw-{}-plaintext-never-shown", std::process::id());
     let token = format!("tok-{}-from-a-file", std::process::id());
 
@@ -266,7 +265,6 @@ async fn the_process_runtime_delivers_env_secrets_and_refuses_file_secrets() {
     let mut c =
         TestCluster::with_runtime("secrets-proc", &[Role::Single], NodeRuntime::Process).await;
     c.start(0).await;
-    let addr = c.nodes[0].api.to_string();
     let password = format!("proc-pw-{}-plaintext", std::process::id());
     let out = cli_with_stdin(
         &c,

@@ -267,3 +267,46 @@ async fn exit_status_is_read_back_by_list() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn running_containers_are_listed_as_inspected_and_exits_are_fed() {
+    use futures::StreamExt;
+    let runtime = runtime().await;
+    let labels = test_labels("docker-exit-feed");
+    let others = test_labels("docker-exit-feed-others");
+    with_cleanup(&runtime, &others, async {
+        with_cleanup(&runtime, &labels, async {
+            let mut exits = runtime.watch_exits(&labels).await.unwrap();
+            let served = http_server_spec(&name(&labels, 0), &labels);
+            let a = runtime.create_and_start(&served).await.unwrap();
+            let slept = shell_spec(&name(&labels, 1), "sleep 300", &labels);
+            let b = runtime.create_and_start(&slept).await.unwrap();
+            let not_ours = shell_spec(&name(&others, 2), "sleep 300", &others);
+            let o = runtime.create_and_start(&not_ours).await.unwrap();
+
+            // Running containers come from the engine's list alone: the same as an inspect,
+            // except the process id, which the list does not carry.
+            let listed = runtime.list(&labels).await.unwrap();
+            assert_eq!(listed.len(), 2);
+            for c in [&a, &b] {
+                let mut inspected = runtime.inspect(&c.id).await.unwrap();
+                inspected.pid = None;
+                let from_list = listed.iter().find(|l| l.id == c.id).expect("listed");
+                assert_eq!(*from_list, inspected);
+            }
+            assert_eq!(listed.iter().find(|l| l.id == a.id).unwrap().ports.len(), 1);
+
+            // Exits of containers with other labels are not fed; this one's is, by id.
+            runtime.stop(&o.id, Duration::ZERO).await.unwrap();
+            runtime.stop(&b.id, Duration::ZERO).await.unwrap();
+            let fed = tokio::time::timeout(Duration::from_secs(30), exits.next())
+                .await
+                .expect("an exit fed within 30 s")
+                .expect("the feed is open")
+                .unwrap();
+            assert_eq!(fed, b.id);
+        })
+        .await;
+    })
+    .await;
+}

@@ -34,8 +34,23 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 /// The `orion` binary of this checkout, built (or found up to date) by cargo once per test
-/// process, in the same target dir and profile as the test itself.
-pub static ORION_BIN: LazyLock<PathBuf> = LazyLock::new(build_orion_bin);
+/// process, in the same target dir and profile as the test itself. A bench comparing two builds
+/// names another binary in `ORION_BENCH_BIN` (it must exist; nothing is built then).
+pub static ORION_BIN: LazyLock<PathBuf> = LazyLock::new(|| match std::env::var_os(BENCH_BIN_ENV) {
+    Some(path) => {
+        let bin = PathBuf::from(path);
+        assert!(
+            bin.is_file(),
+            "{BENCH_BIN_ENV}={} is not a file",
+            bin.display()
+        );
+        bin
+    }
+    None => build_orion_bin(),
+});
+
+/// The environment variable naming the `orion` binary to run instead of this checkout's.
+pub const BENCH_BIN_ENV: &str = "ORION_BENCH_BIN";
 
 /// Runs `cargo build -p orion-bin --bin orion` for the profile this test was built with (the
 /// workspace's tests live in the root package, which cannot name another package's binary), and

@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use orion_core::model::spec::NetworkMode;
 use orion_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, LogOptions, LogStreamBox, Runtime,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, ExitStream, LogOptions, LogStreamBox,
+    Runtime,
 };
 use tracing::{info, warn};
 
@@ -125,6 +126,12 @@ impl Runtime for ResolverDefaults {
         labels: &BTreeMap<String, String>,
     ) -> orion_core::Result<Vec<ContainerInfo>> {
         self.inner.list(labels).await
+    }
+    async fn watch_exits(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> orion_core::Result<ExitStream> {
+        self.inner.watch_exits(labels).await
     }
     async fn logs(&self, id: &str, options: LogOptions) -> orion_core::Result<LogStreamBox> {
         self.inner.logs(id, options).await

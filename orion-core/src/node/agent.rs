@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::Clock;
@@ -47,7 +46,7 @@ use crate::store::{ClusterStore, Store};
 pub const MAX_RESTARTS_IN_PLACE: u32 = crate::model::spec::DEFAULT_RESCHEDULE_AFTER;
 
 /// Tasks converged at once (container starts and stops run in parallel up to this).
-const MAX_PARALLEL: usize = 8;
+pub const MAX_PARALLEL_CONVERGE: usize = 8;
 
 /// How often the agent re-checks its containers when nothing changes in the store.
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -56,7 +55,7 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Agent<S, R: ?Sized> {
     pub(super) node_id: NodeId,
     pub(super) store: ClusterStore<S>,
-    runtime: Arc<R>,
+    pub(super) runtime: Arc<R>,
     pub(super) clock: Arc<dyn Clock>,
     /// Host address that published ports bind to.
     publish_ip: String,
@@ -65,21 +64,23 @@ pub struct Agent<S, R: ?Sized> {
     /// Tasks waiting out a restart backoff: task id -> when to start again.
     pub(super) backoff: Mutex<HashMap<String, Millis>>,
     /// The health checks of this node's running tasks.
-    health: HealthMonitor<R>,
+    pub(super) health: HealthMonitor<R>,
     /// What the last pass that reached the store saw, for `stop_after_disconnect`.
-    last_contact: Mutex<Contact>,
+    pub(super) last_contact: Mutex<Contact>,
     /// Told about container starts and restarts (metrics).
     pub(super) observer: SharedObserver,
     /// Opens the secrets a task's service references ([`super::secrets`]).
     pub(super) secrets: Option<Arc<crate::secrets::SecretSealer>>,
+    /// Images found present since the last full pass: checked once per pass, not per start.
+    images_ready: Mutex<HashSet<String>>,
 }
 
 /// The last successful read of this node's tasks.
 #[derive(Default)]
-struct Contact {
-    at: Option<Millis>,
+pub(super) struct Contact {
+    pub(super) at: Option<Millis>,
     /// `stop_after_disconnect` (ms) of each service with one set.
-    stop_after: HashMap<String, Millis>,
+    pub(super) stop_after: HashMap<String, Millis>,
 }
 
 impl<S, R: Runtime + ?Sized> std::fmt::Debug for Agent<S, R> {
@@ -112,6 +113,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             last_contact: Mutex::new(Contact::default()),
             observer: no_observer(),
             secrets: None,
+            images_ready: Mutex::new(HashSet::new()),
         }
     }
 
@@ -133,50 +135,19 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         &self.node_id
     }
 
-    /// Runs until `shutdown` turns true. Containers are left running on shutdown: a restarted
-    /// agent adopts them.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(RESYNC_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut events = None;
-        loop {
-            if events.is_none() {
-                events = self.store.watch_tasks(0).await.ok();
-            }
-            if let Err(e) = self.sync().await {
-                warn!(node = %self.node_id, error = %e, "agent sync failed; retrying");
-            }
-            tokio::select! {
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() { break; }
-                }
-                _ = tick.tick() => {}
-                _ = self.health.check_finished() => {}
-                ev = async {
-                    match events.as_mut() {
-                        Some(s) => s.next().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    if !matches!(ev, Some(Ok(_))) {
-                        events = None;
-                    }
-                }
-            }
-        }
-        info!(node = %self.node_id, "agent stopped; containers keep running");
-    }
-
-    fn node_labels(&self) -> BTreeMap<String, String> {
+    pub(super) fn node_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (labels::MANAGED.to_owned(), "true".to_owned()),
             (labels::NODE.to_owned(), self.node_id.clone()),
         ])
     }
 
-    /// One convergence pass over this node's tasks and containers. When the store cannot be
-    /// read, nothing is started or stopped (except under `stop_after_disconnect`), and the error
-    /// is returned.
+    /// One convergence pass over this node's tasks and containers: reads every task of this node
+    /// and every container under its labels, converges each task, and removes stale containers.
+    /// When the store cannot be read, nothing is started or stopped (except under
+    /// `stop_after_disconnect`), and the error is returned. The agent's loop runs it at start, on
+    /// every [`RESYNC_INTERVAL`] and when the runtime reports a container exit; between those it
+    /// converges only the tasks that changed ([`Agent::sync_changed`]).
     pub async fn sync(&self) -> crate::Result<()> {
         let (tasks, specs) = match self.read_tasks().await {
             Ok(read) => read,
@@ -185,33 +156,17 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 return Err(e);
             }
         };
-        let mut containers: HashMap<String, ContainerInfo> = HashMap::new();
-        for c in self.runtime.list(&self.node_labels()).await? {
-            match c.labels.get(labels::TASK) {
-                Some(task) => {
-                    containers.insert(task.clone(), c);
-                }
-                None => warn!(container = %c.id, "orion container without a task label"),
-            }
-        }
+        // Image checks are remembered for one full pass at most.
+        self.images_ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let mut containers = self.containers_by_task().await?;
         let work: Vec<_> = tasks
             .iter()
             .map(|task| (task, containers.remove(&task.id)))
             .collect();
-        let specs = &specs;
-        futures::stream::iter(work)
-            .for_each_concurrent(MAX_PARALLEL, |(task, container)| {
-                // Every line logged while converging a task carries its task, service and node.
-                let span = info_span!("task", task = %task.id, service = %task.service, node = %self.node_id);
-                async move {
-                    let spec = specs.get(&task.service);
-                    if let Err(e) = self.converge(task, container, spec).await {
-                        warn!(task = %task.id, error = %e, "could not converge task");
-                    }
-                }
-                .instrument(span)
-            })
-            .await;
+        self.converge_all(work, &specs).await;
         let checked: HashSet<&str> = tasks
             .iter()
             .filter(|t| t.state == TaskState::Running)
@@ -230,6 +185,42 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .await;
         }
         Ok(())
+    }
+
+    /// This node's containers by task id (one runtime list).
+    pub(super) async fn containers_by_task(&self) -> crate::Result<HashMap<String, ContainerInfo>> {
+        let mut containers = HashMap::new();
+        for c in self.runtime.list(&self.node_labels()).await? {
+            match c.labels.get(labels::TASK) {
+                Some(task) => {
+                    containers.insert(task.clone(), c);
+                }
+                None => warn!(container = %c.id, "orion container without a task label"),
+            }
+        }
+        Ok(containers)
+    }
+
+    /// Converges each task with its container, up to [`MAX_PARALLEL_CONVERGE`] at once. A task
+    /// whose service is not in `specs` is converged without its health check.
+    pub(super) async fn converge_all(
+        &self,
+        work: Vec<(&Task, Option<ContainerInfo>)>,
+        specs: &HashMap<String, ServiceSpec>,
+    ) {
+        futures::stream::iter(work)
+            .for_each_concurrent(MAX_PARALLEL_CONVERGE, |(task, container)| {
+                // Every line logged while converging a task carries its task, service and node.
+                let span = info_span!("task", task = %task.id, service = %task.service, node = %self.node_id);
+                async move {
+                    let spec = specs.get(&task.service);
+                    if let Err(e) = self.converge(task, container, spec).await {
+                        warn!(task = %task.id, error = %e, "could not converge task");
+                    }
+                }
+                .instrument(span)
+            })
+            .await;
     }
 
     async fn converge(
@@ -347,7 +338,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         let result = match self.open_secrets(&service.spec).await {
             Ok(secrets) => {
                 spec.secrets = secrets;
-                match self.runtime.ensure_image(&spec.image).await {
+                match self.image_ready(&spec.image).await {
                     Ok(()) => self.runtime.create_and_start(&spec).await,
                     Err(e) => Err(e),
                 }
@@ -385,6 +376,23 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                     })
                     .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Makes sure `image` is present, asking the runtime at most once per full pass.
+    async fn image_ready(&self, image: &str) -> crate::Result<()> {
+        let known = self
+            .images_ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(image);
+        if !known {
+            self.runtime.ensure_image(image).await?;
+            self.images_ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(image.to_owned());
         }
         Ok(())
     }
@@ -462,73 +470,6 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             && !e.is_not_found()
         {
             warn!(container = %c.id, error = %e, "remove failed");
-        }
-    }
-
-    /// Reads this node's tasks; on success records the contact and the services'
-    /// `stop_after_disconnect`.
-    async fn read_tasks(&self) -> crate::Result<(Vec<Task>, HashMap<String, ServiceSpec>)> {
-        let tasks = self.store.tasks_on_node(&self.node_id).await?;
-        let mut stop_after = HashMap::new();
-        let mut specs = HashMap::new();
-        let mut seen: Vec<&str> = tasks.iter().map(|t| t.service.as_str()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for name in seen {
-            if let Some(s) = self.store.get_service(name).await? {
-                if s.spec.stop_after_disconnect > 0 {
-                    stop_after.insert(name.to_owned(), s.spec.stop_after_disconnect * 1000);
-                }
-                specs.insert(name.to_owned(), s.spec);
-            }
-        }
-        let mut contact = self
-            .last_contact
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        contact.at = Some(self.clock.now());
-        contact.stop_after = stop_after;
-        Ok((tasks, specs))
-    }
-
-    /// Stops the containers of services with `stop_after_disconnect` once the store has been
-    /// unreachable that long. Nothing else is touched while disconnected.
-    async fn stop_after_disconnect(&self) {
-        let due: Vec<String> = {
-            let contact = self
-                .last_contact
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let Some(at) = contact.at else { return };
-            let away = self.clock.now().saturating_sub(at);
-            contact
-                .stop_after
-                .iter()
-                .filter(|(_, after)| away >= **after)
-                .map(|(service, _)| service.clone())
-                .collect()
-        };
-        if due.is_empty() {
-            return;
-        }
-        let Ok(containers) = self.runtime.list(&self.node_labels()).await else {
-            return;
-        };
-        for c in containers.iter().filter(|c| c.status.is_running()) {
-            if c.labels
-                .get(labels::SERVICE)
-                .is_some_and(|s| due.contains(s))
-            {
-                let task = c.labels.get(labels::TASK).map_or("", String::as_str);
-                let service = c.labels.get(labels::SERVICE).map_or("", String::as_str);
-                let span = info_span!("task", task, service, node = %self.node_id);
-                async {
-                    warn!(container = %c.id, "stopping: the store has been unreachable longer than the service's stop_after_disconnect");
-                    self.discard(c).await;
-                }
-                .instrument(span)
-                .await;
-            }
         }
     }
 

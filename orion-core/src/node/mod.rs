@@ -47,6 +47,7 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::{ClusterStore, Store};
 
 mod agent;
+mod agent_loop;
 mod container;
 mod controllers;
 mod fence;
@@ -57,7 +58,8 @@ mod restart;
 mod rollouts;
 mod secrets;
 
-pub use agent::{Agent, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
+pub use agent::{Agent, MAX_PARALLEL_CONVERGE, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
+pub use agent_loop::MAX_EVENTS_PER_BATCH;
 pub use container::container_spec;
 pub use controllers::{ControllerConfig, Controllers, ReconcileController, RoundReport};
 pub use fence::{Fence, LeaderRecord};

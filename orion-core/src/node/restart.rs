@@ -125,7 +125,8 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             })
             .await?;
         if restart {
-            let delay = backoff_delay(updated.restarts);
+            // The restarts before this one: the first restart waits the base 200 ms.
+            let delay = backoff_delay(updated.restarts.saturating_sub(1));
             self.observer.container_restarted();
             debug!(task = %task.id, ?delay, "restarting in place after backoff");
             self.backoff

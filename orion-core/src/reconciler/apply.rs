@@ -1,5 +1,5 @@
-//! Applying a [`Plan`](super::Plan) to a store: each action is one compare-and-swap transaction
-//! on one task, fenced.
+//! Applying a [`Plan`](super::Plan) to a store: fenced compare-and-swap writes, many actions per
+//! transaction.
 //!
 //! A plan is built from one [`ClusterState`] read at one revision. Each action is written only if
 //! - the controller's fence still holds (the leader record has not changed since this
@@ -10,10 +10,17 @@
 //!   requires the new task's key to be missing and records the task in the slot). Two
 //!   controllers can therefore never both fill one slot, whatever ids they pick.
 //!
+//! **Batches.** Consecutive actions are written together, up to [`MAX_ACTIONS_PER_TXN`] per
+//! transaction (one Raft entry under `RaftStore`, one flush under `SledStore`), as long as no two
+//! of them touch the same key. A batch's transaction carries every action's compares, so it
+//! commits all of its actions at one revision or none of them. When it commits none (some compare
+//! failed), each of its actions is tried again on its own, so one stale action never holds back
+//! the others: the outcome per action is the same as writing them one by one, in plan order.
+//!
 //! An action whose compare fails is skipped, not retried: the next round re-reads the state and
 //! decides again. Applying a plan twice is harmless (the second time every compare fails).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::model::{DesiredState, Task, TaskState};
@@ -21,15 +28,33 @@ use crate::store::{ClusterState, ClusterStore, Compare, Op, Store, keys};
 
 use super::{Action, Plan};
 
+/// Actions written in one transaction at most, which bounds a Raft entry (a task record is
+/// well under 4 KiB, so an entry stays under about 256 KiB).
+pub const MAX_ACTIONS_PER_TXN: usize = 64;
+
 /// What applying a plan did.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
-    /// Actions written.
+    /// Actions written (or found already done).
     pub applied: usize,
     /// Actions whose compare failed (the state moved on, or the fence was lost).
     pub skipped: usize,
     /// Actions that could not be written, with the task id and the error.
     pub failed: Vec<(String, Error)>,
+    /// Transactions written or tried (a batch that commits counts once).
+    pub transactions: usize,
+}
+
+/// One action as a conditional write.
+#[derive(Debug)]
+struct Write {
+    task: Task,
+    /// The action's own compares (the fence is added per transaction).
+    when: Vec<Compare>,
+    /// Writes besides the task's record (the slot record of a `Create`).
+    also: Vec<Op>,
+    /// Every key the write compares or changes.
+    keys: Vec<String>,
 }
 
 /// Applies every action of `plan`, built from `state`, in order; see the module docs. `fence` is
@@ -42,47 +67,112 @@ pub async fn apply_plan<S: Store>(
 ) -> ApplyReport {
     let tasks: HashMap<&str, &Task> = state.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut report = ApplyReport::default();
+    let mut batch: Vec<Write> = Vec::new();
+    let mut batch_keys: HashSet<String> = HashSet::new();
     for action in &plan.actions {
-        match apply_action(store, action, state, &tasks, fence).await {
-            Ok(true) => report.applied += 1,
-            Ok(false) => report.skipped += 1,
-            Err(e) => report.failed.push((action.task_id().to_owned(), e)),
+        let write = match prepare(action, state, &tasks) {
+            Ok(Prepared::Write(w)) => *w,
+            Ok(Prepared::Done) => {
+                report.applied += 1;
+                continue;
+            }
+            Ok(Prepared::Gone) => {
+                report.skipped += 1;
+                continue;
+            }
+            Err(e) => {
+                report.failed.push((action.task_id().to_owned(), e));
+                continue;
+            }
+        };
+        let full = batch.len() >= MAX_ACTIONS_PER_TXN;
+        if full || write.keys.iter().any(|k| batch_keys.contains(k)) {
+            write_batch(store, std::mem::take(&mut batch), fence, &mut report).await;
+            batch_keys.clear();
         }
+        batch_keys.extend(write.keys.iter().cloned());
+        batch.push(write);
     }
+    write_batch(store, batch, fence, &mut report).await;
     report
 }
 
-async fn apply_action<S: Store>(
+/// Writes `batch` in one transaction; when that commits nothing, each write on its own.
+async fn write_batch<S: Store>(
     store: &ClusterStore<S>,
+    batch: Vec<Write>,
+    fence: Option<&Compare>,
+    report: &mut ApplyReport,
+) {
+    if batch.len() > 1 {
+        let mut when: Vec<Compare> = fence.into_iter().cloned().collect();
+        let mut records = Vec::with_capacity(batch.len());
+        for w in &batch {
+            when.extend(w.when.iter().cloned());
+            records.push((&w.task, w.also.clone()));
+        }
+        report.transactions += 1;
+        if let Ok(true) = store.put_tasks_if(&records, when).await {
+            report.applied += batch.len();
+            return;
+        }
+    }
+    for w in batch {
+        let mut when: Vec<Compare> = fence.into_iter().cloned().collect();
+        when.extend(w.when);
+        report.transactions += 1;
+        match store.put_task_if(&w.task, when, w.also).await {
+            Ok(true) => report.applied += 1,
+            Ok(false) => report.skipped += 1,
+            Err(e) => report.failed.push((w.task.id.clone(), e)),
+        }
+    }
+}
+
+/// What an action amounts to before anything is written.
+enum Prepared {
+    Write(Box<Write>),
+    /// It changes nothing: already done.
+    Done,
+    /// Its task is not in the state it was planned on.
+    Gone,
+}
+
+fn prepare(
     action: &Action,
     state: &ClusterState,
     tasks: &HashMap<&str, &Task>,
-    fence: Option<&Compare>,
-) -> Result<bool> {
+) -> Result<Prepared> {
     let seen = |key: &str| state.revisions.get(key).copied().unwrap_or(0);
-    let mut when: Vec<Compare> = fence.into_iter().cloned().collect();
     if let Action::Create { task, .. } = action {
-        let slot_key = keys::slot(&task.service, task.slot);
-        when.push(Compare::Missing(keys::task(&task.id)));
-        when.push(Compare::ModRevision(slot_key.clone(), seen(&slot_key)));
+        let (task_key, slot_key) = (keys::task(&task.id), keys::slot(&task.service, task.slot));
         let record = serde_json::to_vec(&task.id).map_err(|e| Error::backend("slot record", e))?;
-        return store
-            .put_task_if(task, when, vec![Op::Put(slot_key, record)])
-            .await;
+        return Ok(Prepared::Write(Box::new(Write {
+            task: (**task).clone(),
+            when: vec![
+                Compare::Missing(task_key.clone()),
+                Compare::ModRevision(slot_key.clone(), seen(&slot_key)),
+            ],
+            also: vec![Op::Put(slot_key.clone(), record)],
+            keys: vec![task_key, slot_key],
+        })));
     }
     let Some(&current) = tasks.get(action.task_id()) else {
-        return Ok(false);
+        return Ok(Prepared::Gone);
     };
     let key = keys::task(&current.id);
-    when.push(Compare::ModRevision(key.clone(), seen(&key)));
     let mut task = current.clone();
     change(action, &mut task)?;
     if task == *current {
-        return Ok(true);
+        return Ok(Prepared::Done);
     }
-    store.put_task_if(&task, when, Vec::new()).await
+    Ok(Prepared::Write(Box::new(Write {
+        task,
+        when: vec![Compare::ModRevision(key.clone(), seen(&key))],
+        also: Vec::new(),
+        keys: vec![key],
+    })))
 }
-
 /// What `action` does to its task (not `Create`).
 fn change(action: &Action, t: &mut Task) -> Result<()> {
     match action {

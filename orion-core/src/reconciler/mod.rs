@@ -113,7 +113,7 @@ mod placer;
 pub mod rollout;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
-pub use apply::{ApplyReport, apply_plan};
+pub use apply::{ApplyReport, MAX_ACTIONS_PER_TXN, apply_plan};
 pub use placer::{GUARD, GUARD_FILTERS};
 pub use rollout::{Rollout, RolloutGate, RolloutPhase};
 

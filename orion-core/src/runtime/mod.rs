@@ -165,6 +165,10 @@ pub struct LogLine {
 /// A stream of log lines; it ends when the logs end (or, with `follow`, when the container exits).
 pub type LogStreamBox = Pin<Box<dyn Stream<Item = Result<LogLine>> + Send + 'static>>;
 
+/// The ids of containers as they exit ([`Runtime::watch_exits`]). An `Err` item, or the end,
+/// means the feed stopped: subscribe again.
+pub type ExitStream = Pin<Box<dyn Stream<Item = Result<ContainerId>> + Send + 'static>>;
+
 /// Resource usage at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerStats {
@@ -215,6 +219,19 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Every container (running or not) whose labels include all of `labels`.
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
+
+    /// From now on, the id of each container whose labels include all of `labels` as it exits
+    /// (however it ended: by itself, killed, out of memory). A hint to look again, not a record:
+    /// a feed may drop events while it reconnects, so [`Runtime::list`] stays the truth. The
+    /// default is [`crate::Error::Unsupported`]: callers then find exits by polling `list`.
+    async fn watch_exits(&self, labels: &BTreeMap<String, String>) -> Result<ExitStream> {
+        let _ = labels;
+        Err(crate::Error::Unsupported {
+            backend: self.name(),
+            feature: "exit events".to_owned(),
+            hint: "exits are found by listing containers".to_owned(),
+        })
+    }
 
     /// The container's output.
     async fn logs(&self, id: &str, options: LogOptions) -> Result<LogStreamBox>;

@@ -34,6 +34,7 @@ mod history;
 pub mod keys;
 mod secrets;
 mod service_cas;
+mod task_batch;
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 

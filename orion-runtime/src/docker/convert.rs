@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, Mount,
-    MountType, PortBinding as DockerPortBinding, PortMap, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    ContainerSummaryStateEnum, HostConfig, Mount, MountType, PortBinding as DockerPortBinding,
+    PortMap, RestartPolicy, RestartPolicyNameEnum,
 };
 use orion_core::model::PublishedPort;
 use orion_core::model::spec::NetworkMode;
@@ -232,6 +233,60 @@ pub(crate) fn published_ports(map: PortMap) -> Vec<PublishedPort> {
         ))
     });
     ports
+}
+
+/// Orion's view of a running container from the engine's container list, without an inspect;
+/// `None` for a container in any other state (its exit code and OOM flag need an inspect) or
+/// without an id. The process id is not in the list, so `pid` is `None`.
+pub(crate) fn running_from_summary(summary: &ContainerSummary) -> Option<ContainerInfo> {
+    if summary.state != Some(ContainerSummaryStateEnum::RUNNING) {
+        return None;
+    }
+    let mut ports: Vec<PublishedPort> = summary
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            let host_ip = p.ip.clone().unwrap_or_default();
+            if host_ip == "::" {
+                return None;
+            }
+            Some(PublishedPort {
+                container_port: p.private_port,
+                host_port: p.public_port?,
+                protocol: p.typ.map_or_else(|| "tcp".to_owned(), |t| t.to_string()),
+                host_ip,
+            })
+        })
+        .collect();
+    ports.sort_by(|a, b| {
+        (a.container_port, &a.protocol, &a.host_ip).cmp(&(
+            b.container_port,
+            &b.protocol,
+            &b.host_ip,
+        ))
+    });
+    ports.dedup();
+    Some(ContainerInfo {
+        id: summary.id.clone()?,
+        name: summary
+            .names
+            .iter()
+            .flatten()
+            .next()
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_default(),
+        image: summary.image.clone().unwrap_or_default(),
+        status: ContainerStatus::Running,
+        ports,
+        labels: summary
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        pid: None,
+    })
 }
 
 #[cfg(test)]

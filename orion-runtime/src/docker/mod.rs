@@ -18,13 +18,13 @@ use bollard::errors::Error as BollardError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, StatsOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, StatsOptions, StopContainerOptions,
 };
 use futures::{StreamExt, TryStreamExt};
 use orion_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, LogLine, LogOptions, LogStream,
-    LogStreamBox, Runtime,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, ExitStream, LogLine, LogOptions,
+    LogStream, LogStreamBox, Runtime,
 };
 
 use crate::error::{Result, RuntimeError};
@@ -34,6 +34,10 @@ pub use convert::MIN_MEMORY_BYTES;
 
 /// The runtime's short name.
 pub const NAME: &str = "docker";
+
+/// The HTTP timeout of the exit feed (a long-lived request): after it the feed ends and the
+/// caller subscribes again.
+const EVENT_FEED_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Time allowed on top of the grace period for the engine to kill and report a stop.
 const STOP_MARGIN: Duration = Duration::from_secs(30);
@@ -191,7 +195,6 @@ impl DockerRuntime {
 
     async fn create_and_start_inner(&self, spec: &ContainerSpec) -> Result<ContainerInfo> {
         let mut body = convert::create_body(spec)?;
-        self.ensure_image_inner(&spec.image).await?;
         let staged = crate::secret_files::stage(NAME, &self.secrets_dir, &spec.secrets)?;
         let created = match secrets::apply(&mut body, spec, staged.as_ref()) {
             Ok(()) => self.create_and_start_body(spec, body).await,
@@ -212,11 +215,20 @@ impl DockerRuntime {
             name: Some(spec.name.clone()).filter(|n| !n.is_empty()),
             ..CreateContainerOptions::default()
         };
-        let created = self
+        // Create first: the engine answers 404 when the image is absent, and only then is it
+        // obtained. A present image costs no separate check.
+        let created = match self
             .docker
-            .create_container(Some(options), body)
+            .create_container(Some(options.clone()), body.clone())
             .await
-            .map_err(|e| container_error(&spec.name, "creating container", e))?;
+        {
+            Err(e) if is_status(&e, 404) => {
+                self.ensure_image_inner(&spec.image).await?;
+                self.docker.create_container(Some(options), body).await
+            }
+            other => other,
+        }
+        .map_err(|e| container_error(&spec.name, "creating container", e))?;
         let id = created.id;
         if let Err(e) = self.docker.start_container(&id, None).await {
             if let Err(cleanup) = self.remove_inner(&id).await {
@@ -327,11 +339,19 @@ impl DockerRuntime {
             .list_containers(Some(options))
             .await
             .map_err(|e| container_error("*", "listing containers", e))?;
-        let inspections = summaries
-            .into_iter()
-            .filter_map(|s| s.id)
-            .map(|id| async move { self.inspect_inner(&id).await });
+        // A running container is described by the list itself; only the others are inspected
+        // (for their exit code and OOM flag), so a list costs one engine call when all run.
         let mut infos = Vec::new();
+        let mut others = Vec::new();
+        for summary in summaries {
+            match convert::running_from_summary(&summary) {
+                Some(info) => infos.push(info),
+                None => others.extend(summary.id),
+            }
+        }
+        let inspections = others
+            .into_iter()
+            .map(|id| async move { self.inspect_inner(&id).await });
         for result in futures::future::join_all(inspections).await {
             match result {
                 Ok(info) => infos.push(info),
@@ -342,6 +362,42 @@ impl DockerRuntime {
         }
         infos.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(infos)
+    }
+
+    /// The engine's `die` events of containers carrying all of `labels`, as container ids.
+    fn exits(&self, labels: &BTreeMap<String, String>) -> ExitStream {
+        let mut filters = HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            ("event".to_owned(), vec!["die".to_owned()]),
+        ]);
+        if !labels.is_empty() {
+            let wanted = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            filters.insert("label".to_owned(), wanted);
+        }
+        // The request is sent when the stream is first polled; `since` makes the feed start
+        // now all the same (the engine replays what happened in between).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let options = EventsOptions {
+            since: Some(format!("{}.{:09}", now.as_secs(), now.subsec_nanos())),
+            filters: Some(filters),
+            ..EventsOptions::default()
+        };
+        // No request timeout: the feed stays open for as long as the engine keeps it.
+        let events = self
+            .docker
+            .clone()
+            .with_timeout(EVENT_FEED_TIMEOUT)
+            .events(Some(options));
+        Box::pin(events.filter_map(|event| async move {
+            match event {
+                Ok(e) => e.actor.and_then(|a| a.id).map(Ok),
+                Err(e) => Some(Err(
+                    container_error("*", "following engine events", e).into()
+                )),
+            }
+        }))
     }
 
     async fn logs_inner(&self, id: &str, options: LogOptions) -> Result<LogStreamBox> {
@@ -521,6 +577,13 @@ impl Runtime for DockerRuntime {
         labels: &BTreeMap<String, String>,
     ) -> orion_core::Result<Vec<ContainerInfo>> {
         Ok(self.list_inner(labels).await?)
+    }
+
+    async fn watch_exits(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> orion_core::Result<ExitStream> {
+        Ok(self.exits(labels))
     }
 
     async fn logs(&self, id: &str, options: LogOptions) -> orion_core::Result<LogStreamBox> {

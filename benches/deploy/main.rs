@@ -1,0 +1,150 @@
+//! Deploy speed on one node (issue 16): Orion, the engine floor and Docker Swarm, measured in one
+//! run on the same engine with the same tiny image; prints a table and the traced timeline of
+//! Orion's deploy.
+//!
+//! `cargo bench --bench deploy` measures in release mode. Quick mode (`-- --test` or
+//! `ORION_BENCH_QUICK=1`, for CI): 3 -> 6 replicas and no Swarm. `ORION_BENCH_SWARM=0` skips
+//! Swarm in the full mode too. Goals are printed next to the figures, never asserted. Every wait
+//! is bounded; the bench removes every container and service it made, and when it initialised a
+//! swarm it always leaves it (`docker swarm leave --force`).
+//!
+//! The three sides run the same containers: the busybox test image serving HTTP on 8080,
+//! published on a free port of 127.0.0.1, 10 millicores and 64 MiB each. "Runs" means the engine
+//! reports the container running (for Orion: the task is `running` in the API, which the agent
+//! writes once the engine has started it).
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+mod floor;
+mod orion;
+mod swarm;
+mod timeline;
+
+use std::time::Duration;
+
+/// Every wait of the bench ends within this.
+pub const LIMIT: Duration = Duration::from_secs(180);
+/// How often the bench polls for "all run".
+pub const POLL: Duration = Duration::from_millis(10);
+/// The CPU request of each replica: 50 fit one node (the default request is 100m).
+pub const CPU_MILLICORES: u64 = 10;
+/// The memory request (and limit) of each replica: the spec's default.
+pub const MEMORY_BYTES: u64 = 64 << 20;
+
+/// How many replicas a run deploys, then scales to.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub deploy: usize,
+    pub scale_to: usize,
+}
+
+/// One side's three figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    /// From the request until `deploy` replicas run.
+    pub deploy: Duration,
+    /// From the scale request until `scale_to` replicas run.
+    pub scale: Duration,
+    /// From `docker kill` of one replica until its replacement runs.
+    pub replace: Duration,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.2}", a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test")
+        || std::env::var("ORION_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let with_swarm = !quick && !std::env::var("ORION_BENCH_SWARM").is_ok_and(|v| v == "0");
+    let sizes = if quick {
+        Sizes {
+            deploy: 3,
+            scale_to: 6,
+        }
+    } else {
+        Sizes {
+            deploy: 10,
+            scale_to: 50,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let (orion, trace, floor, swarm) = rt.block_on(async {
+        orion_runtime::testing::ensure_test_image()
+            .await
+            .expect("the test image loads into the engine");
+        let floor = floor::measure(sizes).await;
+        let (orion, trace) = orion::measure(sizes).await;
+        let swarm = if with_swarm {
+            swarm::measure(sizes).await
+        } else if quick {
+            Err("skipped in quick mode".to_owned())
+        } else {
+            Err("skipped (ORION_BENCH_SWARM=0)".to_owned())
+        };
+        (orion, trace, floor, swarm)
+    });
+    println!(
+        "\norion deploy bench, one node ({} mode, binary {}, {} containers started at once by the floor)",
+        if quick { "quick" } else { "full" },
+        support::ORION_BIN.display(),
+        floor::PARALLEL
+    );
+    let rows = [
+        (
+            format!("deploy {} replicas until all run", sizes.deploy),
+            orion.deploy,
+            floor.deploy,
+            swarm.as_ref().ok().map(|s| s.deploy),
+            "<= 0.5x swarm, <= 1.2x floor",
+        ),
+        (
+            format!("scale {} -> {} until all run", sizes.deploy, sizes.scale_to),
+            orion.scale,
+            floor.scale,
+            swarm.as_ref().ok().map(|s| s.scale),
+            "<= 0.5x swarm, <= 1.2x floor",
+        ),
+        (
+            "killed container until its replacement runs".to_owned(),
+            orion.replace,
+            floor.replace,
+            swarm.as_ref().ok().map(|s| s.replace),
+            "<= 0.2x swarm",
+        ),
+    ];
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>11} {:>11}  goal",
+        "measurement", "orion", "floor", "swarm", "orion/floor", "orion/swarm"
+    );
+    println!("{}", "-".repeat(140));
+    for (name, o, f, s, goal) in &rows {
+        println!(
+            "{:<44} {:>9} {:>9} {:>9} {:>11} {:>11}  {}",
+            name,
+            ms(*o),
+            ms(*f),
+            s.map_or_else(|| "-".to_owned(), ms),
+            ratio(*o, *f),
+            s.map_or_else(|| "-".to_owned(), |s| ratio(*o, s)),
+            goal
+        );
+    }
+    if let Err(reason) = &swarm {
+        println!("swarm: unavailable ({reason})");
+    }
+    println!(
+        "\ntimeline of Orion's deploy of {} replicas (ms after the API request; per task)",
+        sizes.deploy
+    );
+    trace.print();
+}
