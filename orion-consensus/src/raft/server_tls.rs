@@ -73,11 +73,14 @@ fn refused(e: &crate::Error) -> Response {
     (StatusCode::FORBIDDEN, e.to_string()).into_response()
 }
 
+/// Why a request was refused: its status and the text saying what is accepted.
+type Refusal = (StatusCode, String);
+
 fn decode<T: serde::de::DeserializeOwned>(
     path: &str,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<T, Response> {
+) -> Result<T, Refusal> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -85,8 +88,7 @@ fn decode<T: serde::de::DeserializeOwned>(
         return Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("{path}: send a {} frame", codec::WIRE_CONTENT_TYPE),
-        )
-            .into_response());
+        ));
     }
     codec::from_cluster_frame(body)
         .map(|(_, v)| v)
@@ -95,7 +97,6 @@ fn decode<T: serde::de::DeserializeOwned>(
                 StatusCode::BAD_REQUEST,
                 format!("malformed message on {path}: {e}"),
             )
-                .into_response()
         })
 }
 
@@ -120,7 +121,7 @@ async fn admit(
     };
     let request: AdmitRequest = match decode(ADMIT_PATH, &headers, &body) {
         Ok(r) => r,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match admission.admit(&request) {
         Ok(answer) => frame(&answer),
@@ -149,7 +150,7 @@ async fn renew(
     };
     let request: RenewRequest = match decode(RENEW_PATH, &headers, &body) {
         Ok(r) => r,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match admission.renew(&node, role.unwrap_or(Role::Worker), &request) {
         Ok(cert) => frame(&cert),
