@@ -4,15 +4,19 @@
 //! Prints a table: write throughput with 1 and 64 concurrent writers, commit latency p50/p99,
 //! and leader failover time over 20 kills (kill -> first write committed by the new leader).
 //!
-//! Run: `cargo bench -p orion-consensus --bench raft`; `-- --test` runs a tiny smoke version, and
-//! `-- throughput` skips the failover rounds (for profiling the commit path).
+//! Run: `cargo bench -p orion-consensus --bench raft`; `-- --test` runs a tiny smoke version,
+//! `-- throughput` skips the failover rounds (for profiling the commit path), and `-- tls` runs
+//! every node with mutual TLS (a generated cluster CA, one certificate per node) and also prints
+//! the time to set up TLS (CA and node certificate) and to start a node.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use orion_consensus::raft::{NodeId, RaftConfig, RaftNode, RaftStore};
+use orion_consensus::security::{ClusterCa, NodeCert, NodeTls, RaftTls, Role};
 use orion_core::store::{MemoryStore as MemStore, Store};
 
 struct Sizes {
@@ -26,6 +30,38 @@ struct Bench {
     dir: tempfile::TempDir,
     nodes: Vec<Option<RaftNode<MemStore>>>,
     addrs: Vec<String>,
+    tls: BTreeMap<NodeId, RaftTls>,
+}
+
+/// Mutual TLS for nodes 1..=3 from a new CA; returns it with the time one node's setup took
+/// (CA generation, node key, CSR and signature, rustls configurations).
+fn tls_setup() -> (BTreeMap<NodeId, RaftTls>, Duration) {
+    let started = Instant::now();
+    let ca = ClusterCa::generate("bench").unwrap();
+    let mut tls = BTreeMap::new();
+    let mut first = Duration::ZERO;
+    for id in 1..=3u64 {
+        let cert = NodeCert::issue(
+            &ca,
+            &format!("n{id}"),
+            Role::Voter,
+            &["127.0.0.1".parse().unwrap()],
+            Duration::from_secs(86_400),
+        )
+        .unwrap();
+        let node = NodeTls::new(&ca, &cert).unwrap();
+        if id == 1 {
+            first = started.elapsed();
+        }
+        tls.insert(
+            id,
+            RaftTls {
+                node,
+                admission: None,
+            },
+        );
+    }
+    (tls, first)
 }
 
 impl Bench {
@@ -33,19 +69,27 @@ impl Bench {
         let addr = self.addrs[id as usize - 1].parse().unwrap();
         let mut c = RaftConfig::new(id, "bench", self.dir.path().join(format!("n{id}")), addr);
         c.snapshot_every = 50_000;
+        c.tls = self.tls.get(&id).cloned();
         c
     }
 
-    async fn start() -> Self {
+    /// Starts the cluster; returns it with the time node 1 took to start (Raft port bound).
+    async fn start(tls: BTreeMap<NodeId, RaftTls>) -> (Self, Duration) {
         let mut b = Bench {
             dir: tempfile::tempdir().unwrap(),
             nodes: Vec::new(),
             addrs: vec!["127.0.0.1:0".into(); 3],
+            tls,
         };
+        let mut first_start = Duration::ZERO;
         for id in 1..=3u64 {
+            let started = Instant::now();
             let node = RaftNode::start(b.config(id), MemStore::new())
                 .await
                 .unwrap();
+            if id == 1 {
+                first_start = started.elapsed();
+            }
             b.addrs[id as usize - 1] = node.addr().to_owned();
             if id == 1 {
                 node.bootstrap().await.unwrap();
@@ -55,7 +99,7 @@ impl Bench {
             }
             b.nodes.push(Some(node));
         }
-        b
+        (b, first_start)
     }
 
     fn node(&self, id: NodeId) -> &RaftNode<MemStore> {
@@ -167,6 +211,7 @@ async fn failover(b: &mut Bench, kills: usize) -> (Vec<Duration>, Vec<Duration>)
 fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
     let throughput_only = std::env::args().any(|a| a == "throughput");
+    let with_tls = std::env::args().any(|a| a == "tls");
     let sizes = if smoke {
         Sizes {
             single_writes: 20,
@@ -184,7 +229,12 @@ fn main() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut b = Bench::start().await;
+        let (tls, tls_setup_time) = if with_tls {
+            tls_setup()
+        } else {
+            (BTreeMap::new(), Duration::ZERO)
+        };
+        let (mut b, start_time) = Bench::start(tls).await;
         let leader = b.leader();
         let (rate1, lat1) = throughput(b.store(leader), 1, sizes.single_writes).await;
         let (rate64, lat64) =
@@ -192,9 +242,22 @@ fn main() {
         let (fail, shutdowns) = failover(&mut b, sizes.kills).await;
 
         println!();
-        println!("raft commit path, 3 nodes on loopback, file log, in-memory inner store");
+        println!(
+            "raft commit path, 3 nodes on loopback, file log, in-memory inner store, {}",
+            if with_tls { "mutual TLS" } else { "plain HTTP" }
+        );
         println!("| measure | value |");
         println!("|---|---|");
+        if with_tls {
+            println!(
+                "| TLS setup of a node (CA, key, CSR, signature, configs) | {} |",
+                ms(tls_setup_time)
+            );
+        }
+        println!(
+            "| node start until its Raft port is bound (fresh data dir) | {} |",
+            ms(start_time)
+        );
         println!(
             "| writes/s, 1 writer ({} writes) | {rate1:.0} |",
             lat1.len()

@@ -141,6 +141,27 @@ pub enum Error {
     #[error("raft: {0}")]
     Raft(String),
 
+    /// Key, certificate or TLS material could not be created, read or used: says which and why.
+    #[error("security: {what}: {reason}")]
+    Security { what: String, reason: String },
+
+    /// A join token's CA digest does not match the CA the node at `addr` presented: the join
+    /// was aborted before the token was sent.
+    #[error(
+        "the node at {addr} presented a CA whose SHA-256 digest is {found}, but the join token \
+         expects {expected}; the join was aborted before sending the token (check the token, \
+         or that {addr} is a member of the intended cluster)"
+    )]
+    CaDigestMismatch {
+        addr: String,
+        expected: String,
+        found: String,
+    },
+
+    /// A join token, or an admission request, was refused: names why.
+    #[error("join refused: {0}")]
+    JoinRefused(String),
+
     /// A request to a peer failed.
     #[error("request to {target} failed ({failure:?}): {detail}")]
     Transport {
@@ -165,6 +186,13 @@ pub enum Error {
 impl Error {
     pub(crate) fn codec(what: impl Into<String>, reason: impl ToString) -> Self {
         Error::Codec {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn security(what: impl Into<String>, reason: impl ToString) -> Self {
+        Error::Security {
             what: what.into(),
             reason: reason.to_string(),
         }
@@ -215,6 +243,9 @@ impl From<Error> for CoreError {
             | Error::IdentityMismatch { .. }
             | Error::StorageFormat { .. }
             | Error::Raft(_)
+            | Error::Security { .. }
+            | Error::CaDigestMismatch { .. }
+            | Error::JoinRefused(_)
             | Error::Codec { .. }) => CoreError::backend("orion-consensus", other),
         }
     }

@@ -9,6 +9,8 @@
 //! - [`cluster_id`]: the cluster id every Raft frame and gossip datagram carries.
 //! - [`cluster`]: node-level glue: Raft ids from node names, leadership watch, joining through
 //!   any live member.
+//! - [`security`]: the cluster CA, node certificates for mutual TLS, their rotation, join
+//!   tokens and the cluster key (see `docs/security.md`).
 //! - [`codec`]: the binary encoding of the Raft log, snapshots and wire frames.
 //!
 //! See `docs/consensus.md` and `docs/membership.md`.
@@ -19,6 +21,7 @@ pub mod codec;
 pub mod error;
 pub mod gossip;
 pub mod raft;
+pub mod security;
 pub mod transport;
 
 pub use error::{Error, Result};

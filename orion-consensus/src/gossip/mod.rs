@@ -43,11 +43,13 @@ use crate::error::{Error, Result};
 mod actor;
 mod identity;
 mod membership;
+mod sealed;
 mod transport;
 mod view;
 mod wire;
 
 pub use membership::GossipMembership;
+pub use sealed::{GOSSIP_KEY_PURPOSE, SEAL_OVERHEAD, SealedTransport};
 pub use transport::{
     LinkFaults, MAX_DATAGRAM, MemoryNetwork, MemoryTransport, Transport, UdpTransport,
 };

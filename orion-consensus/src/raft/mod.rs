@@ -24,6 +24,7 @@ mod membership;
 mod network;
 mod node;
 mod server;
+mod server_tls;
 mod state_machine;
 mod store;
 

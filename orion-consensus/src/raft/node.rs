@@ -26,6 +26,7 @@ use super::store::RaftStore;
 use super::{NodeId, OrionRaft, server};
 use crate::codec;
 use crate::error::{Error as ConsensusError, Result};
+use crate::security::RaftTls;
 use crate::transport::{FaultInjector, Transport};
 
 /// How [`RaftStore`] reads.
@@ -77,6 +78,9 @@ pub struct RaftConfig {
     pub faults: FaultInjector,
     /// When the leader replaces dead voters and promotes learners.
     pub autopilot: AutopilotConfig,
+    /// Mutual TLS on the Raft port and for every request this node sends (`None`: plain HTTP,
+    /// for embedders on a trusted network and tests of the plaintext path).
+    pub tls: Option<RaftTls>,
 }
 
 impl RaftConfig {
@@ -109,6 +113,7 @@ impl RaftConfig {
             read_mode: ReadMode::Linearizable,
             faults: FaultInjector::new(),
             autopilot: AutopilotConfig::default(),
+            tls: None,
         }
     }
 
@@ -339,8 +344,11 @@ impl<S: Store> RaftNode<S> {
         })?;
         let addr = config.advertise_addr.clone().unwrap_or(bound.to_string());
 
-        let transport =
+        let mut transport =
             Transport::new(config.node_id, config.faults.clone())?.with_cluster_id(cluster.clone());
+        if let Some(tls) = &config.tls {
+            transport = transport.with_tls(&tls.node)?;
+        }
         let raft = OrionRaft::new(
             config.node_id,
             raft_config,
@@ -389,8 +397,13 @@ impl<S: Store> RaftNode<S> {
             elections,
             identity.clone(),
             admitted.clone(),
+            config.tls.clone(),
             stop_rx,
-        );
+        )
+        .map_err(|e| ConsensusError::Io {
+            path: PathBuf::from(addr.clone()),
+            source: e,
+        })?;
         tracing::info!(
             node = config.node_id,
             %addr,

@@ -45,9 +45,11 @@ use super::identity::DataDirIdentity;
 use super::leader::{LeaderOps, LeaderRequest};
 use super::network::paths;
 use super::node::status_of;
+use super::server_tls;
 use crate::cluster_id::LogLimiter;
 use crate::codec::{self, WIRE_CONTENT_TYPE};
 use crate::error::Error;
+use crate::security::{PeerInfo, RaftTls, TlsListener};
 use crate::transport::{CLUSTER_ID_PATH, ECHO_PATH, MAX_ECHO_BYTES};
 
 /// A peer of another cluster retries every heartbeat: log its refusal at most this often.
@@ -279,7 +281,9 @@ async fn status(State(s): State<ServerState>) -> Response {
     axum::Json(status_of(&s.ops.raft, &s.committed)).into_response()
 }
 
-/// Serves the Raft port on `listener` until `stop` turns true.
+/// Serves the Raft port on `listener` until `stop` turns true: plain HTTP, or mutual TLS with
+/// `tls` (see `server_tls`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn serve(
     listener: TcpListener,
     ops: LeaderOps,
@@ -287,8 +291,9 @@ pub(crate) fn serve(
     elections: Elections,
     identity: Arc<DataDirIdentity>,
     admitted: Arc<AtomicBool>,
+    tls: Option<RaftTls>,
     mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     let app = Router::new()
         .route(paths::APPEND, post(append))
         .route(paths::VOTE, post(vote))
@@ -307,15 +312,34 @@ pub(crate) fn serve(
             mismatch_log: Arc::new(LogLimiter::new(MISMATCH_LOG_PERIOD)),
             admitted,
         });
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let Some(tls) = tls else {
+        return Ok(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "raft port stopped");
+            }
+        }));
+    };
+    let app =
+        app.merge(server_tls::routes(tls.admission.clone()))
+            .layer(axum::middleware::from_fn(
+                server_tls::require_node_certificate,
+            ));
+    let listener = TlsListener::new(listener, tls.node.server_config())?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<PeerInfo>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
         {
             tracing::error!(error = %e, "raft port stopped");
         }
-    })
+    }))
 }

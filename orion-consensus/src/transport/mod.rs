@@ -1,11 +1,15 @@
 //! Node-to-node connections: the one place where Orion nodes call each other.
 //!
-//! Requests are [`codec`](crate::codec) frames POSTed over HTTP/1.1 on plain TCP (pooled
-//! keep-alive connections), stamped with this node's [cluster id](crate::cluster_id). Every request
-//! passes through the [`FaultInjector`] first. Mutual TLS and join tokens will be added here,
-//! and only here.
+//! Requests are [`codec`](crate::codec) frames POSTed over HTTP (pooled keep-alive
+//! connections), stamped with this node's [cluster id](crate::cluster_id). Every request passes
+//! through the [`FaultInjector`] first. With [`Transport::with_tls`] they go over mutual TLS
+//! (`https://`): the peer must present a certificate of the cluster CA valid for the address
+//! dialled, and this node presents its own (see [`crate::security`]). A node that is not
+//! admitted yet asks for its certificate with [`join::request_admission`], which checks the
+//! cluster CA against its join token inside the TLS handshake, before it sends anything.
 
 mod fault;
+pub mod join;
 
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ pub use fault::{Fault, FaultInjector, PeerId, Targets, Verdict};
 use crate::cluster_id::ClusterIdCell;
 use crate::codec;
 use crate::error::{Error as ConsensusError, Result, TransportFailure};
+use crate::security::NodeTls;
 
 /// The path on a node's Raft port that answers with the node's cluster id (an empty frame
 /// stamped with it); see [`Transport::peer_cluster_id`].
@@ -36,23 +41,47 @@ pub struct Transport {
     client: reqwest::Client,
     faults: FaultInjector,
     cluster: ClusterIdCell,
+    /// `https` with [`Transport::with_tls`], `http` otherwise.
+    scheme: &'static str,
+}
+
+fn http_client(tls: Option<rustls::ClientConfig>) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(1));
+    if let Some(config) = tls {
+        builder = builder.tls_backend_preconfigured(config);
+    }
+    builder
+        .build()
+        .map_err(|e| ConsensusError::Raft(format!("cannot build the HTTP client: {e}")))
 }
 
 impl Transport {
     /// A transport for the node `local`, subject to `faults`.
     pub fn new(local: PeerId, faults: FaultInjector) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(1))
-            .build()
-            .map_err(|e| ConsensusError::Raft(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             local,
-            client,
+            client: http_client(None)?,
             faults,
             cluster: ClusterIdCell::default(),
+            scheme: "http",
         })
+    }
+
+    /// Builder: every request goes over mutual TLS with `tls` (this node's certificate, and the
+    /// cluster CA that peers' certificates must chain to). A rotation of `tls` applies to the
+    /// next connection; pooled connections carry on.
+    pub fn with_tls(mut self, tls: &NodeTls) -> Result<Self> {
+        self.client = http_client(Some((*tls.client_config()).clone()))?;
+        self.scheme = "https";
+        Ok(self)
+    }
+
+    /// True when requests go over mutual TLS.
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// Builder: stamps every request with the id in `cluster` (empty while it is unknown), and
@@ -116,7 +145,7 @@ impl Transport {
         &self.faults
     }
 
-    /// Posts `body` as a [`codec`] frame to `http://{addr}{path}` and decodes the frame that
+    /// Posts `body` as a [`codec`] frame to `http(s)://{addr}{path}` and decodes the frame that
     /// answers it, within
     /// `timeout`. `target` names the peer for the fault layer when it is known.
     ///
@@ -182,7 +211,7 @@ impl Transport {
         let frame = codec::to_cluster_frame(&self.cluster.get().unwrap_or_default(), body)?;
         let sent = self
             .client
-            .post(format!("http://{addr}{path}"))
+            .post(format!("{}://{addr}{path}", self.scheme))
             .header(CONTENT_TYPE, codec::WIRE_CONTENT_TYPE)
             .body(frame)
             .timeout(timeout)

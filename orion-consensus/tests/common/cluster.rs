@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use orion_consensus::raft::{AutopilotConfig, NodeId, RaftConfig, RaftNode, RaftStore};
+use orion_consensus::security::RaftTls;
 use orion_consensus::transport::FaultInjector;
 use orion_core::store::Store;
 use tempfile::TempDir;
@@ -25,6 +26,8 @@ pub struct Cluster {
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     pub autopilot: AutopilotConfig,
+    /// Mutual TLS per node (none: plain HTTP).
+    pub tls: BTreeMap<NodeId, RaftTls>,
 }
 
 impl Cluster {
@@ -37,6 +40,7 @@ impl Cluster {
             snapshot_every: 10_000,
             request_timeout: Duration::from_secs(5),
             autopilot: AutopilotConfig::default(),
+            tls: BTreeMap::new(),
         }
     }
 
@@ -57,6 +61,7 @@ impl Cluster {
         c.request_timeout = self.request_timeout;
         c.faults = self.faults.clone();
         c.autopilot = self.autopilot.clone();
+        c.tls = self.tls.get(&id).cloned();
         c
     }
 
