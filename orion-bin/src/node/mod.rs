@@ -334,8 +334,13 @@ async fn run(
         .await
         .with_context(|| format!("cannot listen on --api-addr {}", settings.api_addr))?;
     let api_settings = api::ApiSettings::from_config(&settings.config);
-    let sealer = Arc::new(orion_core::secrets::SecretSealer::new(
+    // Secrets are sealed with a key derived from the cluster key, the one the node-to-node
+    // layer (orion_consensus::security) will deliver to joining nodes.
+    let cluster_key = orion_consensus::security::ClusterKey::from_bytes(
         cluster_key::load_or_create_cluster_key(&settings.data_dir)?,
+    );
+    let sealer = Arc::new(orion_core::secrets::SecretSealer::new(
+        cluster_key.derive("secrets-at-rest"),
     ));
     info!(key_id = sealer.key_id(), "secrets: cluster key loaded");
     let app = api::router(ApiState {
