@@ -14,10 +14,15 @@ use super::tests::state_on;
 
 const VALUE: &[u8] = b"correct-horse-battery-staple";
 
-async fn call(app: &Router, method: Method, uri: &str, body: Vec<u8>) -> (StatusCode, String) {
+/// The router and an admin token for it.
+type App = (Router, String);
+
+async fn call(app: &App, method: Method, uri: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let (app, token) = app;
     let request = Request::builder()
         .method(method)
         .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .expect("request");
@@ -33,7 +38,8 @@ async fn call(app: &Router, method: Method, uri: &str, body: Vec<u8>) -> (Status
 async fn secrets_are_answered_by_name_only_and_refused_when_wrong() {
     let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
     let store = state.store.clone();
-    let app = router(state);
+    let token = super::access_tests::token(&state, super::tokens::Role::Admin).await;
+    let app = (router(state), token);
     let plain = String::from_utf8_lossy(VALUE).into_owned();
 
     let (status, body) = call(&app, Method::POST, "/v1/secrets/db", VALUE.to_vec()).await;
