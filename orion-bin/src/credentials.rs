@@ -7,8 +7,7 @@
 //! first line that is neither empty nor a `#` comment; it must not be readable by group or
 //! others (mode 0600), and at most [`MAX_CREDENTIALS_BYTES`] long.
 
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -18,22 +17,12 @@ pub const CREDENTIALS_FILE: &str = "credentials";
 /// Largest credentials file read.
 pub const MAX_CREDENTIALS_BYTES: u64 = 4096;
 
-/// Writes `token` to `<data_dir>/credentials`, mode 0600 (replacing an older file).
+/// Writes `token` to `<data_dir>/credentials`, mode 0600, atomically (replacing an older file).
 pub fn write_credentials(data_dir: &Path, token: &str) -> Result<PathBuf> {
     let path = data_dir.join(CREDENTIALS_FILE);
-    let _ = std::fs::remove_file(&path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    writeln!(
-        file,
-        "# Orion management token (admin role), written once at bootstrap\n{token}"
-    )
-    .with_context(|| format!("cannot write {}", path.display()))?;
-    file.sync_all()
+    let text =
+        format!("# Orion management token (admin role), written once at bootstrap\n{token}\n");
+    orion_consensus::security::write_private(&path, text.as_bytes(), 0o600)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }

@@ -27,7 +27,6 @@ use crate::config::{Config, ContainerDns};
 use crate::metrics::{self, Metrics, TimedStore};
 
 mod cluster;
-pub mod cluster_key;
 mod container_dns;
 mod network_probe;
 mod single;
@@ -336,9 +335,8 @@ async fn run(
     let api_settings = api::ApiSettings::from_config(&settings.config);
     // Secrets are sealed with a key derived from the cluster key, the one the node-to-node
     // layer (orion_consensus::security) will deliver to joining nodes.
-    let cluster_key = orion_consensus::security::ClusterKey::from_bytes(
-        cluster_key::load_or_create_cluster_key(&settings.data_dir)?,
-    );
+    let cluster_key = orion_consensus::security::ClusterKey::load_or_create(&settings.data_dir)
+        .context("the cluster key")?;
     let sealer = Arc::new(orion_core::secrets::SecretSealer::new(
         cluster_key.derive("secrets-at-rest"),
     ));

@@ -59,9 +59,10 @@ pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Writes `bytes` to `path` atomically (a temp file renamed into place) with mode `mode`,
-/// creating the parent directory (mode 0700) if needed.
-pub(crate) fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Writes `bytes` to `path` atomically (a temp file, synced, renamed into place) with mode
+/// `mode`, creating the parent directory (mode 0700) if needed. For key files, and any other
+/// file only the node's user may read (the CLI's credentials).
+pub fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let io = |source| Error::Io {
         path: path.to_path_buf(),
