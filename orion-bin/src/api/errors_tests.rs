@@ -20,21 +20,7 @@ async fn call(
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
     let token = super::access_tests::token(&state, super::tokens::Role::Admin).await;
-    let app = router(state);
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .expect("request");
-    let response = app.oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (status, headers, bytes.to_vec())
+    super::tests::send_as(router(state), &token, method, uri, body).await
 }
 
 /// Calls and checks that the answer is a JSON error with `status`, the matching code and a

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use orion_core::store::MemoryStore;
-use tower::ServiceExt;
 
 use super::routes::{ApiSettings, router};
 use super::tests::state_on;
@@ -19,18 +17,7 @@ type App = (Router, String);
 
 async fn call(app: &App, method: Method, uri: &str, body: Vec<u8>) -> (StatusCode, String) {
     let (app, token) = app;
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
+    let (status, _, bytes) = super::tests::send_as(app.clone(), token, method, uri, body).await;
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -101,6 +101,30 @@ pub(super) fn admin() -> super::tokens::Caller {
     }
 }
 
+/// Sends `method uri` through `app` as `token`, with a JSON-declared `body`; the answer's status,
+/// headers and body.
+pub(super) async fn send_as(
+    app: axum::Router,
+    token: &str,
+    method: axum::http::Method,
+    uri: &str,
+    body: Vec<u8>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let response = app.oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, headers, bytes.to_vec())
+}
+
 pub(super) async fn json(resp: Response) -> serde_json::Value {
     let bytes = to_bytes(resp.into_body(), 1 << 20).await.expect("body");
     serde_json::from_slice(&bytes).expect("a JSON body")
