@@ -90,8 +90,14 @@ fn unplaceable_replicas_are_created_pending_with_reasons() {
 #[test]
 fn pending_tasks_are_assigned_when_capacity_appears() {
     let specs = [spec("web", 1, 600, 1)];
-    let t = task(&specs[0], 0, TaskState::Pending, None);
+    let mut t = task(&specs[0], 0, TaskState::Pending, None);
     let full = [node("a", 500, GIB, NodeStatus::Ready)];
+    // The stored reason is brought up to date once, then the round has nothing to write.
+    let p = plan(&specs, std::slice::from_ref(&t), &full, 1, &scheduler());
+    let [Action::UpdatePendingReason { reason, .. }] = p.actions.as_slice() else {
+        panic!("{p:?}");
+    };
+    t.error = Some(reason.clone());
     let p = plan(&specs, std::slice::from_ref(&t), &full, 1, &scheduler());
     assert!(p.actions.is_empty(), "{p:?}");
     assert_eq!(p.unplaced[0].purpose, Purpose::AssignPending);

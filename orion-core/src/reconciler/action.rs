@@ -72,6 +72,11 @@ pub enum Action {
     /// desired state is left alone: if the node comes back with the container still running, the
     /// node's agent reconnects it, and the reconciler stops the surplus task of the slot.
     MarkLost { task_id: TaskId, node: NodeId },
+    /// Replace a `Pending` task's reason (`error`) with the current one, so `orion status` and
+    /// `orion ps` tell why it waits now, not why it waited when it was created. Planned only when
+    /// the text differs from the stored one (so a stable reason writes nothing); a no-op if the
+    /// task is no longer pending. Written in the same batched transactions as the other actions.
+    UpdatePendingReason { task_id: TaskId, reason: String },
 }
 
 impl Action {
@@ -81,7 +86,8 @@ impl Action {
             Action::Create { task, .. } => &task.id,
             Action::Assign { task_id, .. }
             | Action::Stop { task_id, .. }
-            | Action::MarkLost { task_id, .. } => task_id,
+            | Action::MarkLost { task_id, .. }
+            | Action::UpdatePendingReason { task_id, .. } => task_id,
         }
     }
 
@@ -90,7 +96,9 @@ impl Action {
         match self {
             Action::Create { task, .. } => task.node.as_deref(),
             Action::Assign { node, .. } => Some(node),
-            Action::Stop { .. } | Action::MarkLost { .. } => None,
+            Action::Stop { .. } | Action::MarkLost { .. } | Action::UpdatePendingReason { .. } => {
+                None
+            }
         }
     }
 }

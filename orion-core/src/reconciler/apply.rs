@@ -193,6 +193,11 @@ fn change(action: &Action, t: &mut Task) -> Result<()> {
                 t.error = Some(format!("stopped: {reason:?}"));
             }
         }
+        Action::UpdatePendingReason { reason, .. } => {
+            if t.state == TaskState::Pending {
+                t.error = Some(reason.clone());
+            }
+        }
         Action::MarkLost { node, .. } => {
             if t.state.can_transition_to(TaskState::Lost) {
                 t.transition(TaskState::Lost)?;

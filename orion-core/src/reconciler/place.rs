@@ -16,13 +16,24 @@ impl<'a> Round<'a> {
                         task_id: t.id.clone(),
                         node,
                     }),
-                    Err(rejections) => self.plan.unplaced.push(Unplaced {
-                        service: spec.name.clone(),
-                        slot: t.slot,
-                        purpose: Purpose::AssignPending,
-                        task_id: Some(t.id.clone()),
-                        rejections,
-                    }),
+                    Err(rejections) => {
+                        // The reason of a task that stays pending follows the cluster: written
+                        // only when its text changed, so a stable reason costs no write.
+                        let reason = action::summarize(&rejections);
+                        if t.error.as_deref() != Some(reason.as_str()) {
+                            self.plan.actions.push(Action::UpdatePendingReason {
+                                task_id: t.id.clone(),
+                                reason,
+                            });
+                        }
+                        self.plan.unplaced.push(Unplaced {
+                            service: spec.name.clone(),
+                            slot: t.slot,
+                            purpose: Purpose::AssignPending,
+                            task_id: Some(t.id.clone()),
+                            rejections,
+                        })
+                    }
                 }
             }
         }

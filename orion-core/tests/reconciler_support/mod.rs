@@ -195,6 +195,13 @@ pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
                     t.state = TaskState::Lost;
                 }
             }
+            Action::UpdatePendingReason { task_id, reason } => {
+                if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id)
+                    && t.state == TaskState::Pending
+                {
+                    t.error = Some(reason.clone());
+                }
+            }
         }
     }
 }
