@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use orion_core::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, Task};
+use orion_core::model::{
+    NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, NodeLinks, Task,
+};
 use orion_core::model::{NodeStatus, ServiceSpec};
 use orion_core::store::{ClusterStore, EventKind, KeyValue, Revision, Store, keys};
 use tokio::sync::watch;
@@ -63,6 +65,8 @@ struct Raw {
     tasks: HashMap<String, Task>,
     nodes: HashMap<String, Node>,
     measurements: HashMap<String, NetworkMeasurement>,
+    /// Per-node link records (`keys::LINKS`), by node id.
+    links: HashMap<String, NodeLinks>,
     coords: HashMap<String, NetworkCoordinate>,
 }
 
@@ -96,6 +100,8 @@ impl Raw {
             set(&mut self.nodes, id, key, value);
         } else if let Some(id) = key.strip_prefix(keys::NETWORK) {
             set(&mut self.measurements, id, key, value);
+        } else if let Some(id) = key.strip_prefix(keys::LINKS) {
+            set(&mut self.links, id, key, value);
         } else if let Some(id) = key.strip_prefix(keys::COORDINATES) {
             set(&mut self.coords, id, key, value);
         }
@@ -159,7 +165,13 @@ impl Raw {
     /// estimated from both Vivaldi coordinates. Empty when nothing but `me` itself is known.
     fn rtts(&self, me: &str, nodes: &BTreeMap<String, IpAddr>) -> HashMap<String, f64> {
         let mut matrix = NetworkMatrix::new();
-        for m in self.measurements.values().filter(|m| !m.link_down) {
+        let rows = self.links.values().flat_map(|row| &row.links);
+        for m in self
+            .measurements
+            .values()
+            .chain(rows)
+            .filter(|m| !m.link_down)
+        {
             matrix.insert(m.clone());
         }
         let mine = self.coords.get(me);

@@ -1,7 +1,9 @@
 //! Probe cost per node: N probers on a simulated network (virtual time) sharing one in-memory
 //! store, each round doing what `run_prober` does (read the peers, probe, publish). Prints CPU per
-//! node as a share of one core (this thread's on-CPU time, so a busy machine does not inflate it), bytes/s per node (sent + received, with a per-message overhead
-//! for the real transport's headers) and store writes/s per node.
+//! node as a share of one core (this thread's on-CPU time, so a busy machine does not inflate it),
+//! bytes/s per node (sent + received, with a per-message overhead for the real transport's
+//! headers), store writes/s per node and cluster-wide (one transaction = one write, as one Raft
+//! entry), and the bytes those writes carry per node.
 //!
 //! `cargo bench -p orion-netscore --bench probe_cost` (`-- --test`: one tiny run, not a measurement)
 
@@ -22,6 +24,7 @@ struct Row {
     cpu_share: f64,
     bytes_per_second: f64,
     writes_per_second: f64,
+    written_bytes_per_second: f64,
 }
 
 async fn run(nodes: usize, rounds: u64) -> Row {
@@ -51,6 +54,7 @@ async fn run(nodes: usize, rounds: u64) -> Row {
         .map(|(i, id)| Prober::new(id.as_str(), config.clone(), i as u64).expect("prober"))
         .collect();
     let mut writes = 0usize;
+    let mut written_bytes = 0usize;
     let (cpu_before, wall_before) = (thread_cpu_time(), Instant::now());
     for round in 0..rounds {
         let now = round * interval.as_millis() as u64;
@@ -61,9 +65,15 @@ async fn run(nodes: usize, rounds: u64) -> Row {
             let peers = peer_views(&store, &me, &suspects).await.expect("peers");
             let report = prober.round(&endpoint, &peers, now).await;
             publish(&store, &me, &report).await.expect("publish");
-            writes += report.publish.len()
-                + report.retract.len()
-                + usize::from(report.coordinate.is_some());
+            writes += report.store_writes();
+            written_bytes += report
+                .links
+                .as_ref()
+                .map_or(0, |l| serde_json::to_vec(l).map_or(0, |bytes| bytes.len()))
+                + report
+                    .coordinate
+                    .as_ref()
+                    .map_or(0, |c| serde_json::to_vec(c).map_or(0, |bytes| bytes.len()));
         }
     }
     // On-CPU time of this (only) thread; wall time where the kernel does not report it.
@@ -79,6 +89,7 @@ async fn run(nodes: usize, rounds: u64) -> Row {
         cpu_share: busy.as_secs_f64() / node_seconds,
         bytes_per_second: traffic as f64 / node_seconds,
         writes_per_second: writes as f64 / node_seconds,
+        written_bytes_per_second: written_bytes as f64 / node_seconds,
     }
 }
 
@@ -110,19 +121,21 @@ async fn main() {
         OVERHEAD_BYTES
     );
     println!(
-        "| nodes | rounds (virtual time) | CPU per node (% of a core) | bytes/s per node | store writes/s per node |"
+        "| nodes | rounds (virtual time) | CPU per node (% of a core) | bytes/s per node | store writes/s per node | store writes/s cluster-wide | bytes written/s per node |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for &(nodes, rounds) in runs {
         let row = run(nodes, rounds).await;
         println!(
-            "| {} | {} ({} s) | {:.4} % | {:.0} | {:.3} |",
+            "| {} | {} ({} s) | {:.4} % | {:.0} | {:.3} | {:.1} | {:.0} |",
             row.nodes,
             row.rounds,
             row.rounds * config.round_interval.as_secs(),
             row.cpu_share * 100.0,
             row.bytes_per_second,
-            row.writes_per_second
+            row.writes_per_second,
+            row.writes_per_second * row.nodes as f64,
+            row.written_bytes_per_second
         );
     }
 }

@@ -1,7 +1,7 @@
 //! `netsim`: replays a network, from a file of measured RTTs, through Orion's network code.
 //!
 //! ```text
-//! cargo run -p orion-netscore --example netsim --release -- vivaldi --rtt FILE [--seed S] [--rounds R] [--neighbors K]
+//! cargo run -p orion-netscore --example netsim --release -- vivaldi --rtt FILE [--seed S] [--rounds R] [--neighbors K] [--near K]
 //! cargo run -p orion-netscore --example netsim --release -- placement --rtt FILE --graph FILE [--seed S]
 //! cargo run -p orion-netscore --example netsim --release -- generate --kind grid|clustered|tiv [--nodes N] [--missing F] [--seed S]
 //! ```
@@ -69,6 +69,10 @@ struct VivaldiArgs {
     /// Measured peers each node samples from (1 to 1024).
     #[arg(long, default_value_t = vivaldi::DEFAULT_NEIGHBORS)]
     neighbors: usize,
+    /// How many of the neighbors are each node's nearest measured peers, the rest being random
+    /// (0 to --neighbors; default: half of --neighbors).
+    #[arg(long)]
+    near: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -140,6 +144,7 @@ fn run_vivaldi(args: &VivaldiArgs) -> Result<(), String> {
         seed: args.seed,
         rounds: args.rounds,
         neighbors: args.neighbors,
+        near_neighbors: args.near.unwrap_or(args.neighbors / 2),
         config: VivaldiConfig::default(),
     };
     let report = vivaldi::simulate(&matrix, params).map_err(|e| e.to_string())?;
@@ -157,6 +162,7 @@ fn run_vivaldi(args: &VivaldiArgs) -> Result<(), String> {
         "nodes": report.nodes,
         "rounds": report.rounds,
         "neighbors": report.neighbors,
+        "near": args.near.unwrap_or(args.neighbors / 2),
         "seed": args.seed,
         "pairs": e.pairs,
         "median_relative_error": e.median,

@@ -3,6 +3,11 @@
 //! `j`. A value `<= 0` off the diagonal means "not measured"; the diagonal is ignored. Blank lines
 //! and lines starting with `#` are skipped.
 //!
+//! Real-data quirks it takes: CRLF line ends, tabs, leading and trailing whitespace, a UTF-8 byte
+//! order mark, asymmetric values (the two directions are averaged, see [`RttMatrix::rtt`]) and
+//! missing entries. Values must be milliseconds, at most [`MAX_RTT_MS`]: a file in microseconds
+//! (like the p2psim King matrix) trips that bound and must be divided by 1,000 first.
+//!
 //! ```
 //! use orion_netscore::rtt_file::RttMatrix;
 //!
@@ -41,6 +46,7 @@ impl RttMatrix {
         let mut values = Vec::new();
         let mut rows = 0usize;
         let mut last_line = 0usize;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (index, line) in text.lines().enumerate() {
             let line_number = index + 1;
             let trimmed = line.trim();
@@ -236,6 +242,23 @@ mod tests {
         assert_eq!(m.rtt(1, 2), Some(7.0), "one direction measured");
         assert_eq!(m.rtt(0, 2), None);
         assert_eq!(m.rtt(1, 1), None);
+    }
+
+    #[test]
+    fn real_data_quirks_crlf_tabs_bom_asymmetry_and_outliers() {
+        let text =
+            "\u{feff}# from a real dump\r\n0\t12.5  80\t \r\n\t14.5 0 -1\r\n79000 0 0   \r\n";
+        let m = RttMatrix::parse(text).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m.rtt(0, 1),
+            Some(13.5),
+            "asymmetric directions are averaged"
+        );
+        assert_eq!(m.measured(1, 2), None);
+        assert_eq!(m.rtt(1, 2), None, "missing both ways");
+        // A huge outlier within the bound is kept as measured (Vivaldi's error weighting copes).
+        assert_eq!(m.measured(2, 0), Some(79_000.0));
     }
 
     #[test]

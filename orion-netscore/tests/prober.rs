@@ -310,3 +310,64 @@ async fn peer_views_tell_whether_others_still_reach_a_node() {
         "every other record says c fails"
     );
 }
+
+/// A node learning many links publishes them in one record per interval: at most one store
+/// write per `min_publish_interval` (none between), the record holding every link learned so far
+/// up to `max_links_published`, and readers see the links through `list_measurements`.
+#[tokio::test]
+async fn links_are_published_as_one_record_at_most_once_per_interval() {
+    let network = SimulatedNetwork::new(link(4.0), 3);
+    let store = ClusterStore::new(MemoryStore::new());
+    let ids: Vec<String> = (0..40).map(|i| format!("n{i:02}")).collect();
+    for id in &ids {
+        store
+            .put_node(&Node::new(id.as_str(), Resources::new(1000, 1 << 30)))
+            .await
+            .unwrap();
+    }
+    let config = ProberConfig {
+        max_links_published: 12,
+        ..config()
+    };
+    let mut prober = Prober::new("n00", config, 9).unwrap();
+    let endpoint = network.endpoint("n00");
+    let mut publications = Vec::new();
+    let mut largest = 0;
+    for round in 0..60u64 {
+        let now = round * INTERVAL_MS;
+        let peers = peer_views(&store, "n00", &prober.suspected_peers())
+            .await
+            .unwrap();
+        let report = prober.round(&endpoint, &peers, now).await;
+        assert!(report.store_writes() <= 1);
+        if let Some(record) = &report.links {
+            assert_eq!(record.from, "n00");
+            assert!(record.links.iter().all(|m| m.from == "n00"));
+            largest = largest.max(record.links.len());
+        }
+        if report.store_writes() == 1 {
+            publications.push(now);
+        }
+        publish(&store, "n00", &report).await.unwrap();
+    }
+    assert!(publications.len() >= 5, "{publications:?}");
+    for pair in publications.windows(2) {
+        assert!(pair[1] - pair[0] >= 30_000, "{publications:?}");
+    }
+    // 3 new peers per round, 6 rounds per interval: one record carries many links, bounded.
+    assert_eq!(largest, 12, "the record is bounded by max_links_published");
+    let stored = store
+        .get_node_links("n00")
+        .await
+        .unwrap()
+        .expect("a record");
+    assert_eq!(stored.links.len(), 12);
+    let read = store.list_measurements().await.unwrap();
+    assert_eq!(read.len(), 12);
+    assert!(
+        read.iter()
+            .all(|m| m.from == "n00" && (m.rtt_ms - 4.0).abs() < 1.0)
+    );
+    let matrix = store.load_state().await.unwrap().network;
+    assert_eq!(matrix.len(), 12);
+}

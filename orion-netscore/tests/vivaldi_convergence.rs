@@ -114,10 +114,38 @@ fn bounds_are_enforced() {
             neighbors: 5_000,
             ..SimulationParams::default()
         },
+        SimulationParams {
+            neighbors: 4,
+            near_neighbors: 5,
+            ..SimulationParams::default()
+        },
     ];
     for params in bad {
         assert!(simulate(&matrix, params).is_err(), "{params:?} accepted");
     }
     let unmeasured = RttMatrix::parse("0 -1\n-1 0\n").unwrap();
     assert!(simulate(&unmeasured, SimulationParams::default()).is_err());
+}
+
+/// The Vivaldi paper's neighbour sets mixing near and far peers: on a matrix with triangle
+/// inequality violations, half nearest and half random neighbours beat all random ones.
+#[test]
+fn near_and_far_neighbors_beat_random_ones_on_violations() {
+    let matrix = synthetic::with_triangle_violations(300, 3).unwrap();
+    let random = simulate(
+        &matrix,
+        SimulationParams {
+            near_neighbors: 0,
+            ..params(1_000)
+        },
+    )
+    .unwrap();
+    let mixed = simulate(&matrix, params(1_000)).unwrap();
+    println!("random {:?}, mixed {:?}", random.errors, mixed.errors);
+    assert!(
+        mixed.errors.median < random.errors.median && mixed.errors.p90 < random.errors.p90,
+        "mixed {:?} vs random {:?}",
+        mixed.errors,
+        random.errors
+    );
 }

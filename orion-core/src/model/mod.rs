@@ -9,7 +9,9 @@ mod resources;
 pub mod spec;
 mod task;
 
-pub use network::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement};
+pub use network::{
+    MAX_LINKS_PER_RECORD, NetworkCoordinate, NetworkMatrix, NetworkMeasurement, NodeLinks,
+};
 pub use node::{Node, NodeAddresses, NodeStatus, ZONE_LABEL};
 pub use resources::Resources;
 pub use spec::ServiceSpec;

@@ -38,6 +38,26 @@ pub struct NetworkMeasurement {
     pub link_down: bool,
 }
 
+/// Most links one [`NodeLinks`] record may hold; the store refuses larger records.
+pub const MAX_LINKS_PER_RECORD: usize = 1024;
+
+/// Every link one node's prober publishes, as one record (`/orion/links/<from>`): the prober
+/// rewrites it whole at most once per publication interval (at once when a link goes down or comes
+/// back), so publishing costs one store write per node per interval, however many links changed.
+/// Readers flatten it into [`NetworkMeasurement`]s (`ClusterStore::list_measurements`,
+/// `load_state`'s [`NetworkMatrix`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLinks {
+    pub from: NodeId,
+    /// When the record was written.
+    #[serde(default)]
+    pub published_at: Millis,
+    /// One measurement per peer, each with `from` equal to the record's, at most
+    /// [`MAX_LINKS_PER_RECORD`].
+    #[serde(default)]
+    pub links: Vec<NetworkMeasurement>,
+}
+
 /// A node's Vivaldi network coordinate as stored: a position in a small Euclidean space, a height,
 /// all in milliseconds, and the node's own estimate of its relative error. The estimated RTT
 /// between two nodes is the distance between the positions plus both heights.

@@ -32,6 +32,7 @@ use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, S
 mod event;
 mod history;
 pub mod keys;
+mod links;
 mod secrets;
 mod service_cas;
 mod task_batch;
@@ -473,46 +474,8 @@ impl<S: Store> ClusterStore<S> {
         self.store.delete(&keys::measurement(from, to)).await
     }
 
-    /// Every measurement, ordered by `(from, to)`.
-    pub async fn list_measurements(&self) -> Result<Vec<NetworkMeasurement>> {
-        self.list_typed(keys::NETWORK).await
-    }
-
-    /// Every measurement as a [`NetworkMatrix`].
-    pub async fn network_matrix(&self) -> Result<NetworkMatrix> {
-        let mut matrix = NetworkMatrix::new();
-        for m in self.list_measurements().await? {
-            matrix.insert(m);
-        }
-        Ok(matrix)
-    }
-
-    /// Deletes every measurement from or to `node`, in one write; returns how many there were.
-    pub async fn delete_measurements_of(&self, node: &str) -> Result<usize> {
-        check_segment("node", node)?;
-        let suffix = format!("/{node}");
-        let range = self.store.range(keys::NETWORK).await?;
-        let doomed: Vec<String> = range
-            .kvs
-            .into_iter()
-            .map(|kv| kv.key)
-            .filter(|key| {
-                let id = &key[keys::NETWORK.len()..];
-                id.starts_with(&format!("{node}/")) || id.ends_with(&suffix)
-            })
-            .collect();
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        let count = doomed.len();
-        let txn = doomed
-            .into_iter()
-            .fold(Txn::new(), |txn, key| txn.and_then(Op::Delete(key)));
-        self.store.txn(txn).await?;
-        Ok(count)
-    }
-
-    /// Changes to measurements from revision `from` (0: from the next write).
+    /// Changes to the per-link measurement records ([`keys::NETWORK`]) from revision `from` (0:
+    /// from the next write). Probers publish per-node records ([`keys::LINKS`]) instead.
     pub async fn watch_measurements(
         &self,
         from: Revision,
@@ -544,6 +507,7 @@ impl<S: Store> ClusterStore<S> {
     /// Services, tasks, nodes and measurements, read by one range at one revision.
     pub async fn load_state(&self) -> Result<ClusterState> {
         let range = self.store.range(keys::ROOT).await?;
+        let mut rows = Vec::new();
         let mut state = ClusterState {
             revision: range.revision,
             services: services_from(&range.kvs)?,
@@ -562,7 +526,13 @@ impl<S: Store> ClusterStore<S> {
                 state.nodes.push(decode(kv)?);
             } else if kv.key.starts_with(keys::NETWORK) {
                 state.network.insert(decode(kv)?);
+            } else if kv.key.starts_with(keys::LINKS) {
+                rows.push(kv);
             }
+        }
+        // Per-node records after the per-link ones: the newer layout wins for a pair in both.
+        for kv in rows {
+            links::add_row(&mut state.network, kv)?;
         }
         Ok(state)
     }

@@ -60,21 +60,17 @@ pub async fn peer_views<S: Store>(
         .collect())
 }
 
-/// Writes a round's publications: measurements, retractions and the coordinate.
+/// Writes a round's publication, if it has one: the node's record of links and its coordinate,
+/// in one transaction ([`ClusterStore::publish_network`]), so [`RoundReport::store_writes`] is
+/// the number of store writes.
 pub async fn publish<S: Store>(
     store: &ClusterStore<S>,
     me: &str,
     report: &RoundReport,
 ) -> Result<()> {
-    for m in &report.publish {
-        store.put_measurement(m).await?;
-    }
-    for peer in &report.retract {
-        store.delete_measurement(me, peer).await?;
-    }
-    if let Some(c) = &report.coordinate {
-        store.put_coordinate(c).await?;
-    }
+    store
+        .publish_network(me, report.links.as_ref(), report.coordinate.as_ref())
+        .await?;
     Ok(())
 }
 

@@ -35,6 +35,8 @@ pub struct LinkStats {
     /// Probe rounds that failed completely, in a row.
     pub consecutive_failures: u32,
     pub state: LinkState,
+    /// When the link was last probed (ms since the epoch); the `measured_at` it is published with.
+    pub measured_at: orion_core::model::Millis,
     last_sample: Option<f64>,
 }
 

@@ -5,9 +5,11 @@
 //! through a [`ProbeTransport`], and once in `bandwidth_every_rounds` rounds a bounded larger one
 //! to estimate bandwidth. It keeps per link the RTT p50 and p90, jitter, loss and bandwidth
 //! (EWMA-smoothed, with a stability figure), moves its own Vivaldi coordinate with every RTT
-//! sample, and returns what is worth publishing: a measurement only when it moved past a
-//! threshold (or the link changed state), at most once per `min_publish_interval` per link and at
-//! most `max_publishes_per_round` per round.
+//! sample, and returns what is worth publishing. A node publishes **one record** holding all its
+//! links (`NodeLinks`, with its coordinate in the same transaction), at most once per
+//! `min_publish_interval`, and only when a link moved past a threshold, its coordinate moved, or
+//! a link changed state (up / down), which is published at once. So a node costs at most one
+//! store write per interval however many links it learns, and none while nothing changes.
 //!
 //! [`run_prober`] drives it against a [`ClusterStore`](orion_core::store::ClusterStore): peers
 //! from the node list, their coordinates from the store, publications written back.
@@ -54,12 +56,17 @@ pub struct ProberConfig {
     pub loss_change: f64,
     /// Relative bandwidth change that is worth publishing, in (0, 10].
     pub bandwidth_change: f64,
-    /// Least time between two publications of one link (or of the coordinate), 0 to 1 h. A link
-    /// changing state (up / down) is published at once.
+    /// Least time between two publications of the node's record (its links and coordinate, one
+    /// store write), 0 to 1 h. A link changing state (up / down) is published at once.
     #[serde(with = "millis")]
     pub min_publish_interval: Duration,
-    /// Most measurements published per round, 1 to 64.
+    /// Most links whose published figures change in one publication, 1 to 1,024; the others wait
+    /// for the next one. Links changing state (up / down) always go.
     pub max_publishes_per_round: usize,
+    /// Most links in the node's published record, 1 to 1,024
+    /// ([`orion_core::model::MAX_LINKS_PER_RECORD`]): down links first, then the most recently
+    /// probed. Pairs left out are estimated from the coordinates.
+    pub max_links_published: usize,
     /// Rounds in a row in which every echo to a peer failed before its link counts as down, 1 to 100.
     pub down_after_failures: u32,
     /// How far (in estimated ms) the coordinate must move to be published again, in (0, 10,000].
@@ -81,7 +88,8 @@ impl Default for ProberConfig {
             loss_change: 0.05,
             bandwidth_change: 0.25,
             min_publish_interval: Duration::from_secs(30),
-            max_publishes_per_round: 2,
+            max_publishes_per_round: 32,
+            max_links_published: 64,
             down_after_failures: 3,
             coordinate_change_ms: 1.0,
         }
@@ -143,12 +151,14 @@ impl ProberConfig {
             Duration::ZERO,
             Duration::from_secs(3600),
         )?;
+        let most = orion_core::model::MAX_LINKS_PER_RECORD;
         range(
             "max_publishes_per_round",
             self.max_publishes_per_round,
             1,
-            64,
+            most,
         )?;
+        range("max_links_published", self.max_links_published, 1, most)?;
         range("down_after_failures", self.down_after_failures, 1, 100)?;
         open_range("coordinate_change_ms", self.coordinate_change_ms, 10_000.0)?;
         Ok(())
@@ -204,6 +214,14 @@ mod tests {
             },
             ProberConfig {
                 probe_timeout: Duration::from_secs(60),
+                ..Default::default()
+            },
+            ProberConfig {
+                max_links_published: 0,
+                ..Default::default()
+            },
+            ProberConfig {
+                max_links_published: 1025,
                 ..Default::default()
             },
         ];

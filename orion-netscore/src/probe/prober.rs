@@ -1,9 +1,9 @@
 //! One node's prober: peer choice, samples, smoothing, link state and what to publish.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use orion_core::model::{Millis, NetworkCoordinate, NetworkMeasurement, NodeId};
+use orion_core::model::{Millis, NetworkCoordinate, NetworkMeasurement, NodeId, NodeLinks};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index;
@@ -31,22 +31,27 @@ pub struct PeerView {
 pub struct RoundReport {
     /// The peers probed this round.
     pub probed: Vec<NodeId>,
-    /// Measurements to publish (changed past a threshold, within the rate limit).
+    /// The links whose published figures change in this round's publication (changed past a
+    /// threshold, or changed state); all of them are in [`RoundReport::links`].
     pub publish: Vec<NetworkMeasurement>,
-    /// Links whose published measurement should be deleted: they were published as down, and now
-    /// nobody reaches the peer, so it is the node that is gone, not the link.
+    /// Links left out of the record this round: they were published as down, and now nobody
+    /// reaches the peer, so it is the node that is gone, not the link.
     pub retract: Vec<NodeId>,
-    /// This node's coordinate, when it moved enough to publish.
+    /// The node's whole record of links, when this round publishes it (replacing the stored one).
+    pub links: Option<NodeLinks>,
+    /// This node's coordinate, when it moved enough to publish (written with `links`).
     pub coordinate: Option<NetworkCoordinate>,
     /// Echoes sent, and how many came back.
     pub echoes_sent: u32,
     pub echoes_answered: u32,
 }
 
-#[derive(Debug, Clone)]
-struct Published {
-    measurement: NetworkMeasurement,
-    at: Millis,
+impl RoundReport {
+    /// Store writes this round's publication costs: 1 when it publishes anything (the record and
+    /// the coordinate go in one transaction), else 0.
+    pub fn store_writes(&self) -> usize {
+        usize::from(self.links.is_some() || self.coordinate.is_some())
+    }
 }
 
 /// One node's prober. See the [module docs](super).
@@ -56,8 +61,12 @@ pub struct Prober {
     config: ProberConfig,
     vivaldi: Vivaldi,
     links: HashMap<NodeId, LinkStats>,
-    published: HashMap<NodeId, Published>,
-    published_coordinate: Option<(Coordinate, Millis)>,
+    /// The record as last published, by peer.
+    published: BTreeMap<NodeId, NetworkMeasurement>,
+    /// The record changed without being published (peers left the cluster).
+    record_stale: bool,
+    last_publication: Option<Millis>,
+    published_coordinate: Option<Coordinate>,
     rounds: u64,
     rng: StdRng,
 }
@@ -79,7 +88,9 @@ impl Prober {
             config,
             vivaldi: Vivaldi::new(VivaldiConfig::default(), seed),
             links: HashMap::new(),
-            published: HashMap::new(),
+            published: BTreeMap::new(),
+            record_stale: false,
+            last_publication: None,
             published_coordinate: None,
             // Staggered, so the nodes' bandwidth transfers do not all fall in the same round.
             rounds: first_round,
@@ -122,7 +133,9 @@ impl Prober {
 
     /// Runs one round at time `now` (ms since the epoch): probes up to `peers_per_round` of
     /// `peers` (itself excluded) chosen at random, each echo bounded by `probe_timeout`.
-    /// Forgets links to nodes no longer in `peers`, so memory follows the cluster's size.
+    /// Forgets links to nodes no longer in `peers`, so memory follows the cluster's size. The
+    /// report carries a publication (the whole record of links and/or the coordinate) at most
+    /// once per `min_publish_interval`, and at once when a link changed state.
     pub async fn round(
         &mut self,
         transport: &dyn ProbeTransport,
@@ -131,10 +144,12 @@ impl Prober {
     ) -> RoundReport {
         self.rounds += 1;
         let candidates: Vec<&PeerView> = peers.iter().filter(|p| p.id != self.node).collect();
-        self.links
-            .retain(|id, _| candidates.iter().any(|p| &p.id == id));
-        self.published
-            .retain(|id, _| candidates.iter().any(|p| &p.id == id));
+        let present: std::collections::HashSet<&str> =
+            candidates.iter().map(|p| p.id.as_str()).collect();
+        self.links.retain(|id, _| present.contains(id.as_str()));
+        let before = self.published.len();
+        self.published.retain(|id, _| present.contains(id.as_str()));
+        self.record_stale |= self.published.len() != before;
         let k = self.config.peers_per_round.min(candidates.len());
         let chosen: Vec<&PeerView> = index::sample(&mut self.rng, candidates.len(), k)
             .into_iter()
@@ -150,7 +165,8 @@ impl Prober {
             .await;
 
         let mut report = RoundReport::default();
-        let mut candidates_to_publish = Vec::new();
+        // Links that went down or came back up this round: published at once.
+        let mut urgent: Vec<NodeId> = Vec::new();
         for (peer, outcome) in chosen.iter().zip(outcomes) {
             report.probed.push(peer.id.clone());
             report.echoes_sent += self.config.samples_per_peer;
@@ -163,6 +179,7 @@ impl Prober {
             }
             let alpha = self.config.ewma_alpha;
             let link = self.links.entry(peer.id.clone()).or_default();
+            link.measured_at = now;
             for &rtt in &outcome.rtts_ms {
                 link.add_rtt(rtt, alpha);
             }
@@ -189,42 +206,85 @@ impl Prober {
             }
             let state = link.state;
             if state == LinkState::PeerUnreachable {
-                let was_published_down = self
-                    .published
-                    .get(&peer.id)
-                    .is_some_and(|p| p.measurement.link_down);
-                if was_published_down {
+                if self.published.get(&peer.id).is_some_and(|m| m.link_down) {
                     self.published.remove(&peer.id);
                     report.retract.push(peer.id.clone());
                 }
                 continue;
             }
-            let measurement = self.measurement_of(&peer.id, now);
-            let urgent = state != previous_state
-                && (state == LinkState::Down || previous_state == LinkState::Down);
-            if let Some(m) = measurement
-                && (urgent || self.worth_publishing(&m, now))
-            {
-                candidates_to_publish.push((urgent, m));
+            // Up <-> down, or back from unreachable: the record must say so now.
+            if state != previous_state {
+                urgent.push(peer.id.clone());
             }
         }
-        // Link state changes first, then the rest, within the per-round limit.
-        candidates_to_publish.sort_by_key(|(urgent, _)| !urgent);
-        for (_, m) in candidates_to_publish
-            .into_iter()
-            .take(self.config.max_publishes_per_round)
-        {
-            self.published.insert(
-                m.to.clone(),
-                Published {
-                    measurement: m.clone(),
-                    at: now,
-                },
-            );
+        let interval = self.config.min_publish_interval.as_millis() as u64;
+        let due = !urgent.is_empty()
+            || !report.retract.is_empty()
+            || self
+                .last_publication
+                .is_none_or(|at| now.saturating_sub(at) >= interval);
+        if !due {
+            return report;
+        }
+        // Every link known, not only this round's: the ones probed since the last publication
+        // are published now.
+        let mut changes: Vec<(bool, NetworkMeasurement)> = Vec::new();
+        for (id, link) in &self.links {
+            if link.state == LinkState::PeerUnreachable {
+                continue;
+            }
+            let is_urgent = urgent.contains(id);
+            if let Some(m) = self.measurement_of(id)
+                && (is_urgent || self.changed_past_threshold(&m))
+            {
+                changes.push((is_urgent, m));
+            }
+        }
+        // Link state changes first (all of them), then the rest within the per-publication limit.
+        changes.sort_by(|(ua, a), (ub, b)| ub.cmp(ua).then_with(|| a.to.cmp(&b.to)));
+        let mut room = self.config.max_publishes_per_round;
+        for (is_urgent, m) in changes {
+            if !is_urgent {
+                if room == 0 {
+                    continue;
+                }
+                room -= 1;
+            }
+            self.published.insert(m.to.clone(), m.clone());
             report.publish.push(m);
         }
+        if !report.publish.is_empty() || !report.retract.is_empty() || self.record_stale {
+            self.bound_record();
+            report.links = Some(NodeLinks {
+                from: self.node.clone(),
+                published_at: now,
+                links: self.published.values().cloned().collect(),
+            });
+            self.record_stale = false;
+        }
         report.coordinate = self.coordinate_to_publish(now);
+        if report.store_writes() > 0 {
+            self.last_publication = Some(now);
+        }
         report
+    }
+
+    /// Keeps at most `max_links_published` links in the record: down links first, then the most
+    /// recently probed.
+    fn bound_record(&mut self) {
+        let most = self.config.max_links_published;
+        if self.published.len() <= most {
+            return;
+        }
+        let mut ranked: Vec<(bool, Millis, NodeId)> = self
+            .published
+            .values()
+            .map(|m| (m.link_down, m.measured_at, m.to.clone()))
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        for (_, _, id) in ranked.into_iter().skip(most) {
+            self.published.remove(&id);
+        }
     }
 
     async fn probe_peer(
@@ -274,7 +334,7 @@ impl Prober {
         }
     }
 
-    fn measurement_of(&self, peer: &str, now: Millis) -> Option<NetworkMeasurement> {
+    fn measurement_of(&self, peer: &str) -> Option<NetworkMeasurement> {
         let link = self.links.get(peer)?;
         let down = link.state == LinkState::Down;
         if link.rtt_ms.is_none() && !down {
@@ -287,23 +347,22 @@ impl Prober {
             jitter_ms: link.jitter_ms,
             loss: if down { 1.0 } else { link.loss },
             bandwidth_mbps: link.bandwidth_mbps,
-            measured_at: now,
+            measured_at: link.measured_at,
             rtt_p90_ms: link.rtt_quantile(0.9).unwrap_or(0.0),
             stability: link.stability(),
             link_down: down,
         })
     }
 
-    fn worth_publishing(&self, m: &NetworkMeasurement, now: Millis) -> bool {
-        let Some(last) = self.published.get(&m.to) else {
+    /// True when `m` differs from the published figures of its link past a threshold (or the
+    /// link was never published).
+    fn changed_past_threshold(&self, m: &NetworkMeasurement) -> bool {
+        let Some(old) = self.published.get(&m.to) else {
             return true;
         };
-        if now.saturating_sub(last.at) < self.config.min_publish_interval.as_millis() as u64 {
-            return false;
-        }
-        let old = &last.measurement;
         let relative = |new: f64, old: f64| (new - old).abs() / old.abs().max(1e-3);
-        relative(m.rtt_ms, old.rtt_ms) > self.config.rtt_change
+        m.link_down != old.link_down
+            || relative(m.rtt_ms, old.rtt_ms) > self.config.rtt_change
             || (m.loss - old.loss).abs() > self.config.loss_change
             || match (m.bandwidth_mbps, old.bandwidth_mbps) {
                 (Some(new), Some(old)) => relative(new, old) > self.config.bandwidth_change,
@@ -312,18 +371,18 @@ impl Prober {
             }
     }
 
+    /// The coordinate, when it moved at least `coordinate_change_ms` since it was last published
+    /// (or never was). Called only when a publication is due.
     fn coordinate_to_publish(&mut self, now: Millis) -> Option<NetworkCoordinate> {
         let current = self.vivaldi.coordinate().clone();
-        if let Some((last, at)) = &self.published_coordinate {
+        if let Some(last) = &self.published_coordinate {
             let moved = last.estimate_rtt_ms(&current) - last.height_ms - current.height_ms
                 + (last.height_ms - current.height_ms).abs();
-            let too_soon =
-                now.saturating_sub(*at) < self.config.min_publish_interval.as_millis() as u64;
-            if too_soon || moved < self.config.coordinate_change_ms {
+            if moved < self.config.coordinate_change_ms {
                 return None;
             }
         }
-        self.published_coordinate = Some((current.clone(), now));
+        self.published_coordinate = Some(current.clone());
         Some(to_stored(&self.node, &current, now))
     }
 }

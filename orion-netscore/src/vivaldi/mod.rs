@@ -13,8 +13,8 @@
 mod simulation;
 
 pub use simulation::{
-    DEFAULT_NEIGHBORS, DEFAULT_ROUNDS, MAX_NEIGHBORS, MAX_ROUNDS, RelativeErrors, SimulationParams,
-    SimulationReport, relative_errors, simulate,
+    DEFAULT_NEAR_NEIGHBORS, DEFAULT_NEIGHBORS, DEFAULT_ROUNDS, MAX_NEIGHBORS, MAX_ROUNDS,
+    RelativeErrors, SimulationParams, SimulationReport, relative_errors, simulate,
 };
 
 use serde::{Deserialize, Serialize};

@@ -15,6 +15,9 @@ pub const TASKS: &str = "/orion/tasks/";
 pub const NODES: &str = "/orion/nodes/";
 /// `/orion/net/<from>/<to>` -> `NetworkMeasurement` (JSON).
 pub const NETWORK: &str = "/orion/net/";
+/// `/orion/links/<from>` -> `NodeLinks` (JSON): every link node `from`'s prober publishes, in one
+/// record. Read together with the per-link [`NETWORK`] records (which a row overrides).
+pub const LINKS: &str = "/orion/links/";
 /// `/orion/coords/<node>` -> `NetworkCoordinate` (JSON): the node's Vivaldi coordinate.
 pub const COORDINATES: &str = "/orion/coords/";
 /// `/orion/slots/<service>/<slot>` -> the id of the latest task created in that replica slot
@@ -53,6 +56,10 @@ pub fn task(id: &str) -> String {
 /// The key of node `id`'s network coordinate.
 pub fn coordinate(id: &str) -> String {
     format!("{COORDINATES}{id}")
+}
+/// The key of node `from`'s [`LINKS`] record.
+pub fn links(from: &str) -> String {
+    format!("{LINKS}{from}")
 }
 /// The key of node `id`.
 pub fn node(id: &str) -> String {
