@@ -1,7 +1,9 @@
 //! Network-aware placement end to end, on three real `orion` nodes on loopback with latency
 //! injected by `orion chaos` (the nodes' own fault layer): a hard latency rule keeps a service off
-//! a slow node while the latency lasts, a replica whose link degrades after placement moves once
-//! to a node within the bound, and nothing moves back once the latency is lifted.
+//! a slow node while the latency lasts (and `orion plan` says where a new one goes), a replica
+//! whose link degrades after placement moves once to a node within the bound, a rule no node meets
+//! leaves the task pending with a reason that follows the network, and nothing moves back once
+//! the latency is lifted.
 
 mod support;
 
@@ -131,6 +133,21 @@ async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_ag
         "the plan says why: {entry}"
     );
 
+    // While the latency lasts, a new service with the rule is placed only within the bound, and
+    // on the node `orion plan` said.
+    let web2_file = c.dir().join("web2.json");
+    std::fs::write(&web2_file, near_but_not_on_spec("web2", "db", 5.0)).unwrap();
+    let out = ok(&c.cli(0, &["plan", "-f", web2_file.to_str().unwrap(), "-o", "json"]));
+    let plan: Value = serde_json::from_str(&out).expect("plan -o json is JSON");
+    let planned = plan["placements"][0]["node"]
+        .as_str()
+        .unwrap_or_else(|| panic!("web2 placed nowhere: {plan}"))
+        .to_string();
+    assert_eq!(planned, other, "only {other} is within 5 ms of db: {plan}");
+    c.deploy(0, &near_but_not_on_spec("web2", "db", 5.0)).await;
+    let web2 = wait_for("web2 running", FOLLOW, || one_running(&c, "web2")).await;
+    assert_eq!(web2.node.as_deref(), Some(planned.as_str()), "plan and scheduler agree");
+
     // A rule no node meets: the task stays pending, and `orion status` says which rule.
     let mut far: Value = serde_json::from_str(&near_but_not_on_spec("web", "db", 5.0)).unwrap();
     far["name"] = "far".into();
@@ -150,6 +167,16 @@ async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_ag
 
     // The latency is lifted: the node is eligible again, and web does not move back.
     ok(&c.cli(0, &["chaos", "stop"]));
+    // The pending reason follows: the slow node's RTT to db drops, so the reason's figures change
+    // (it is rewritten each round it differs, not kept from the task's creation).
+    wait_for("far's reason refreshed", FOLLOW, || async {
+        let tasks = c.tasks(0, "far").await?;
+        match tasks.first().and_then(|t| t.error.clone()) {
+            Some(e) if e != reason && e.contains("latency too high") => Ok(e),
+            _ => Err(format!("{tasks:?}")),
+        }
+    })
+    .await;
     wait_for("the slow node eligible again", FOLLOW, || async {
         match plan_for(&c, spec_file, &slow) {
             (true, _) => Ok(()),

@@ -244,8 +244,9 @@ pub struct MonitoringConfig {
     /// Peers probed per round (a random subset, so the cost does not grow with the cluster).
     #[serde(alias = "peersPerRound")]
     pub peers_per_round: usize,
-    /// Least time between two publications of one link's measurement (a link going up or down
-    /// is published at once): bounds the Raft writes the prober makes.
+    /// Least time between two publications of this node's record of links and coordinate (one
+    /// Raft write; a link going up or down is published at once): bounds the prober's writes to
+    /// one per node per interval.
     #[serde(with = "humantime_serde_compat", alias = "minPublishInterval")]
     pub min_publish_interval: Duration,
 }

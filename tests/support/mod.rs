@@ -146,7 +146,7 @@ pub fn near_but_not_on_spec(name: &str, target: &str, max_latency_ms: f64) -> St
     spec.to_string()
 }
 
-/// Probes every 300 ms, measurements published at most every 500 ms per link, and a cooldown of
+/// Probes every 300 ms, a node's measurements published at most every 500 ms, and a cooldown of
 /// 1 s before a replica may move: a cluster that follows network changes within seconds.
 pub const FAST_NETWORK_YAML: &str = "network:
   monitoring: { scanInterval: 300ms, latencyProbes: 3, peersPerRound: 2, minPublishInterval: 500ms }

@@ -20,8 +20,9 @@ pub struct NetworkMeasurement {
     /// Fraction of probes lost, 0.0 to 1.0.
     #[serde(default)]
     pub loss: f64,
-    /// Estimated bandwidth, megabits per second; `None` when not measured.
-    #[serde(default)]
+    /// Estimated bandwidth, megabits per second; `None` when not measured (then left out of the
+    /// JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_mbps: Option<f64>,
     /// When it was taken.
     #[serde(default)]
@@ -33,8 +34,9 @@ pub struct NetworkMeasurement {
     #[serde(default)]
     pub stability: f64,
     /// The prober can no longer reach `to` while other nodes still do: the link, not the node, is
-    /// down. A node that nobody reaches is left to membership, and never marked this way.
-    #[serde(default)]
+    /// down. A node that nobody reaches is left to membership, and never marked this way. Left
+    /// out of the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub link_down: bool,
 }
 

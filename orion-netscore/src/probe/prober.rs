@@ -340,16 +340,19 @@ impl Prober {
         if link.rtt_ms.is_none() && !down {
             return None;
         }
+        // Published to a microsecond, a hundredth of a percent, a thousandth: what the readers
+        // use, in fewer bytes than full floats (the record is rewritten whole).
+        let round = |v: f64, per_unit: f64| (v * per_unit).round() / per_unit;
         Some(NetworkMeasurement {
             from: self.node.clone(),
             to: peer.to_string(),
-            rtt_ms: link.rtt_quantile(0.5).unwrap_or(0.0),
-            jitter_ms: link.jitter_ms,
-            loss: if down { 1.0 } else { link.loss },
-            bandwidth_mbps: link.bandwidth_mbps,
+            rtt_ms: round(link.rtt_quantile(0.5).unwrap_or(0.0), 1e3),
+            jitter_ms: round(link.jitter_ms, 1e3),
+            loss: if down { 1.0 } else { round(link.loss, 1e4) },
+            bandwidth_mbps: link.bandwidth_mbps.map(|b| round(b, 1e2)),
             measured_at: link.measured_at,
-            rtt_p90_ms: link.rtt_quantile(0.9).unwrap_or(0.0),
-            stability: link.stability(),
+            rtt_p90_ms: round(link.rtt_quantile(0.9).unwrap_or(0.0), 1e3),
+            stability: round(link.stability(), 1e3),
             link_down: down,
         })
     }
