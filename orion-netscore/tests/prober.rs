@@ -371,3 +371,27 @@ async fn links_are_published_as_one_record_at_most_once_per_interval() {
     let matrix = store.load_state().await.unwrap().network;
     assert_eq!(matrix.len(), 12);
 }
+
+/// A publication that did not reach the store is made again at the next round, record and
+/// coordinate, instead of waiting for the values to change again.
+#[tokio::test]
+async fn a_failed_publication_is_retried_at_the_next_round() {
+    let network = SimulatedNetwork::new(link(6.0), 2);
+    let mut prober = Prober::new("a", config(), 4).unwrap();
+    let endpoint = network.endpoint("a");
+    let peers = [peer("b", true)];
+    let first = prober.round(&endpoint, &peers, 0).await;
+    assert!(first.links.is_some() && first.coordinate.is_some());
+    // Nothing changed and the interval has not passed: nothing to publish...
+    let quiet = prober.round(&endpoint, &peers, INTERVAL_MS).await;
+    assert_eq!(quiet.store_writes(), 0);
+    // ...unless the last write failed.
+    prober.publication_failed();
+    let again = prober.round(&endpoint, &peers, 2 * INTERVAL_MS).await;
+    let record = again.links.expect("the record again");
+    assert_eq!(record.links.len(), 1);
+    assert!((record.links[0].rtt_ms - 6.0).abs() < 0.5);
+    assert!(again.coordinate.is_some());
+    let after = prober.round(&endpoint, &peers, 3 * INTERVAL_MS).await;
+    assert_eq!(after.store_writes(), 0, "and only once");
+}

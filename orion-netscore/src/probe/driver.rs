@@ -91,7 +91,8 @@ impl ProberHandle {
 
 /// Starts `prober`'s loop on the current tokio runtime: every `round_interval`, read the peers
 /// ([`peer_views`]), run a round, [`publish`]. A failed read or write is logged and the loop goes
-/// on. It ends when the handle is stopped or dropped, so keep the handle for as long as the
+/// on; after a failed write the next round publishes the whole record again
+/// ([`Prober::publication_failed`]). It ends when the handle is stopped or dropped, so keep the handle for as long as the
 /// prober should run.
 pub fn run_prober<S: Store + Clone, T: ProbeTransport + 'static>(
     mut prober: Prober,
@@ -118,7 +119,8 @@ pub fn run_prober<S: Store + Clone, T: ProbeTransport + 'static>(
             };
             let report = prober.round(transport.as_ref(), &peers, now_millis()).await;
             if let Err(error) = publish(&store, &me, &report).await {
-                tracing::warn!(%error, "prober: cannot publish");
+                tracing::warn!(%error, "prober: cannot publish; the next round tries again");
+                prober.publication_failed();
             }
         }
     });

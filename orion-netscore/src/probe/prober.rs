@@ -269,6 +269,16 @@ impl Prober {
         report
     }
 
+    /// Tells the prober that the last publication did not reach the store (a failed write): the
+    /// next round publishes the whole record and the coordinate again, without waiting for the
+    /// interval or a new change. Without it, the values it believes published would stay missing
+    /// from the store until they change again.
+    pub fn publication_failed(&mut self) {
+        self.record_stale = true;
+        self.last_publication = None;
+        self.published_coordinate = None;
+    }
+
     /// Keeps at most `max_links_published` links in the record: down links first, then the most
     /// recently probed.
     fn bound_record(&mut self) {
