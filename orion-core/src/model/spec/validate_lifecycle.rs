@@ -173,7 +173,8 @@ impl ServiceSpec {
                 "replicas",
                 self.replicas,
                 format!(
-                    "between scale_policy.min_replicas and max_replicas ({}-{})",
+                    "between scale_policy.min_replicas and max_replicas ({}-{}), the \
+                     autoscaler's bounds; to go outside them, change scale_policy too",
                     s.min_replicas, s.max_replicas
                 ),
             );
