@@ -43,6 +43,7 @@ fn changes(record: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cpu_burning_service_scales_up_then_back_down() {
+    let started = std::time::Instant::now();
     let mut c = TestCluster::new("autoscale", &[Role::Single]).await;
     c.nodes[0]
         .use_config("cluster:\n  autoscale:\n    sampleInterval: 2s\n    evaluateInterval: 2s\n");
@@ -67,6 +68,7 @@ async fn a_cpu_burning_service_scales_up_then_back_down() {
         },
     });
     c.deploy(0, &spec.to_string()).await;
+    eprintln!("deployed at {:?}", started.elapsed());
 
     // A manual scale outside min..max is refused, naming the bounds.
     let (status, err) = c
@@ -146,6 +148,7 @@ async fn a_cpu_burning_service_scales_up_then_back_down() {
         },
     )
     .await;
+    eprintln!("scaled down at {:?}: {down}", started.elapsed());
     let outcomes = changes(&down);
     assert_eq!(
         outcomes.last().map(String::as_str),
