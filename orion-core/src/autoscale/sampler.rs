@@ -1,8 +1,8 @@
 //! The node side of autoscaling: sampling this node's running tasks and publishing per-service
 //! usage.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -50,7 +50,12 @@ pub struct UsageSampler<S, R: ?Sized> {
     runtime: Arc<R>,
     clock: Arc<dyn Clock>,
     config: AutoscaleConfig,
+    /// What was last published per service, to skip writes that would change nothing.
+    published: Mutex<HashMap<String, UsageReport>>,
 }
+
+/// A change in usage below this (percentage points) is not worth a store write on its own.
+const REPUBLISH_POINTS: f64 = 2.0;
 
 impl<S, R: ?Sized> std::fmt::Debug for UsageSampler<S, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,12 +80,27 @@ impl<S: Store, R: Runtime + ?Sized> UsageSampler<S, R> {
             runtime,
             clock,
             config,
+            published: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `report` is worth writing: its replica count changed, its CPU or memory moved
+    /// by [`REPUBLISH_POINTS`] or more, or the last write is a third of `stale_after` old.
+    fn worth_publishing(&self, report: &UsageReport, last: Option<&UsageReport>) -> bool {
+        let refresh = u64::try_from(self.config.stale_after.as_millis() / 3).unwrap_or(u64::MAX);
+        last.is_none_or(|l| {
+            l.replicas != report.replicas
+                || (l.cpu_percent - report.cpu_percent).abs() >= REPUBLISH_POINTS
+                || (l.memory_percent - report.memory_percent).abs() >= REPUBLISH_POINTS
+                || report.sampled_at.saturating_sub(l.sampled_at) >= refresh
+        })
     }
 
     /// One round: one stats call per running task of an autoscaled service on this node
     /// ([`MAX_PARALLEL_STATS`] at once; a call that fails or takes too long is skipped), then
-    /// one store write of a [`UsageReport`] per service sampled. Returns what it published.
+    /// one store write of a [`UsageReport`] per service sampled, leaving out those that barely
+    /// changed since their last write (each is still rewritten before it could go stale).
+    /// Returns what it published.
     pub async fn sample(&self) -> crate::Result<Vec<UsageReport>> {
         let autoscaled: HashSet<String> = self
             .store
@@ -141,8 +161,17 @@ impl<S: Store, R: Runtime + ?Sized> UsageSampler<S, R> {
                 memory_percent: memory / f64::from(n),
                 sampled_at: now,
             })
+            .filter(|r: &UsageReport| {
+                let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+                self.worth_publishing(r, published.get(&r.service))
+            })
             .collect();
         self.store.put_usage_reports(&reports).await?;
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        for r in &reports {
+            published.insert(r.service.clone(), r.clone());
+        }
+        published.retain(|s, _| autoscaled.contains(s));
         Ok(reports)
     }
 

@@ -290,6 +290,11 @@ async fn sampled_usage_scales_a_service_up_and_records_why() {
     );
     assert_eq!(published[0].memory_percent, 25.0);
 
+    // Unchanged usage is not written again until a third of the staleness bound has passed.
+    assert!(sampler.sample().await.unwrap().is_empty());
+    clock.advance(config.stale_after.as_millis() as u64 / 3);
+    assert_eq!(sampler.sample().await.unwrap().len(), 1);
+
     let controller = AutoscaleController::new(store.clone(), clock.clone(), config);
     let report = controller.round(None).await.unwrap();
     assert_eq!(report.scaled, vec![("web".to_owned(), 2, 4)]);
