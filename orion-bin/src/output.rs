@@ -248,7 +248,7 @@ pub fn render_autoscale(
                 d.reason.clone(),
             ]);
         }
-        out.push_str("\n");
+        out.push('\n');
         out.push_str(&table.to_string());
     }
     out
