@@ -99,6 +99,7 @@ async fn a_cpu_burning_service_scales_up_then_back_down() {
         },
     )
     .await;
+    eprintln!("scaled up at {:?}: {up}", started.elapsed());
     assert_eq!(
         changes(&up).first().map(String::as_str),
         Some("scale_up"),
