@@ -84,6 +84,10 @@ async fn a_cpu_burning_service_scales_up_then_back_down() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert!(err.to_string().contains("(1-3)"), "{err}");
+    let out = c.cli(0, &["scale", "burn", "5", "--detach"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "orion scale burn 5: {stderr}");
+    assert!(stderr.contains("(1-3)"), "{stderr}");
 
     // Burning at ~100 % of its request against a 50 % target: up.
     let up = wait_for(
