@@ -277,6 +277,10 @@ pub async fn status(client: &Client, service: Option<&str>, format: OutputFormat
                     println!("\nFailed attempts (restarts in place, then reschedules):");
                     println!("{}", crate::output::render_attempts(&failed));
                 }
+                if let Some(policy) = &status.spec.scale_policy {
+                    let view = crate::output::render_autoscale(policy, status.autoscale.as_ref());
+                    println!("\n{view}");
+                }
             } else {
                 println!("{}", render_value(&status, format));
             }

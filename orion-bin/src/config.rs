@@ -43,9 +43,11 @@ use serde::{Deserialize, Serialize};
 use crate::cli::RuntimeKind;
 
 mod api;
+mod autoscale;
 mod dns;
 mod scheduler;
 pub use api::ApiConfig;
+pub use autoscale::AutoscaleSection;
 pub use dns::{ContainerDns, DnsSection};
 pub use scheduler::SchedulerSection;
 
@@ -93,6 +95,8 @@ pub struct ClusterConfig {
     pub spec_history_per_service: usize,
     /// Bounds on what a spec may ask for.
     pub limits: ClusterLimits,
+    /// Autoscaling's sample and evaluate intervals.
+    pub autoscale: AutoscaleSection,
 }
 
 impl Default for ClusterConfig {
@@ -109,6 +113,7 @@ impl Default for ClusterConfig {
             task_history_per_service: gc.history_per_service,
             spec_history_per_service: orion_core::store::DEFAULT_SPEC_HISTORY,
             limits: ClusterLimits::default(),
+            autoscale: AutoscaleSection::default(),
         }
     }
 }
@@ -194,6 +199,7 @@ impl ClusterConfig {
         c.gc.retention = self.task_retention;
         c.gc.history_per_service = self.task_history_per_service;
         c.policy.limits = self.limits.spec_limits();
+        c.autoscale = self.autoscale.config()?;
         Ok(c)
     }
 }

@@ -195,3 +195,61 @@ pub fn render_cluster(status: &ClusterStatus, format: OutputFormat) -> String {
     out.push_str(&table.to_string());
     out
 }
+
+/// The autoscaler's view of a service for `status SERVICE`: its bounds and targets, the latest
+/// evaluation, and the latest changes with their inputs and reasons (oldest first).
+pub fn render_autoscale(
+    policy: &orion_core::model::spec::ScalePolicy,
+    record: Option<&orion_core::autoscale::AutoscaleRecord>,
+) -> String {
+    use orion_core::autoscale::ScaleDecision;
+    let percent = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}%"));
+    let mut out = format!(
+        "Autoscaling: {}-{} replicas, target cpu {}, memory {}, cooldown {}s, stabilization {}s",
+        policy.min_replicas,
+        policy.max_replicas,
+        percent(policy.target_cpu),
+        percent(policy.target_memory),
+        policy.cooldown_seconds,
+        policy.stabilization_seconds,
+    );
+    let Some(record) = record else {
+        out.push_str("\nNo evaluation yet.");
+        return out;
+    };
+    let when = |d: &ScaleDecision| {
+        let ago = orion_core::model::now_millis().saturating_sub(d.at) / 1000;
+        format!("{ago}s ago")
+    };
+    if let Some(last) = &record.last {
+        out.push_str(&format!(
+            "\nLatest: {} ({}), {} -> {}: {}",
+            last.outcome.as_str(),
+            when(last),
+            last.from,
+            last.to,
+            last.reason
+        ));
+    }
+    if !record.decisions.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(NOTHING).set_header(vec![
+            "WHEN", "CHANGE", "FROM", "TO", "CPU", "MEMORY", "SAMPLED", "REASON",
+        ]);
+        for d in &record.decisions {
+            table.add_row(vec![
+                when(d),
+                d.outcome.as_str().to_owned(),
+                d.from.to_string(),
+                d.to.to_string(),
+                percent(d.usage.map(|u| u.cpu_percent)),
+                percent(d.usage.map(|u| u.memory_percent)),
+                d.usage.map_or("-".into(), |u| u.replicas.to_string()),
+                d.reason.clone(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.to_string());
+    }
+    out
+}

@@ -15,6 +15,7 @@
 //! - [`observe`]: hooks the node's loops call on events, for metrics.
 //! - `testing` (feature `testing`): conformance suites and `FakeRuntime`.
 
+pub mod autoscale;
 pub mod error;
 pub mod hash;
 pub mod membership;

@@ -59,6 +59,7 @@ fn scale_policy_max_is_bounded_by_the_cluster_limit() {
         target_cpu: None,
         target_memory: None,
         cooldown_seconds: 60,
+        stabilization_seconds: 300,
     });
     let errs = spec.validate().unwrap_err();
     assert_eq!(errs.0.len(), 1, "{errs:?}");

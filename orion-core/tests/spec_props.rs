@@ -44,7 +44,7 @@ fn key() -> impl Strategy<Value = String> {
             "health_check", "scale_policy", "update_strategy", "scheduling", "labels",
             "container_port", "host_port", "protocol", "cpu_millicores", "memory_bytes", "type",
             "http_path", "port", "interval", "min_replicas", "max_replicas", "target_cpu",
-            "cooldown_seconds", "affinity", "affinityRules", "antiAffinityRules", "target",
+            "cooldown_seconds", "stabilization_seconds", "affinity", "affinityRules", "antiAffinityRules", "target",
             "maxLatency", "minBandwidth", "max_loss", "zones", "avoid", "weights", "cpu",
             "apiVersion", "kind", "metadata", "spec", "container", "services", "parallelism",
         ])
@@ -271,14 +271,18 @@ fn scale_policy() -> impl Strategy<Value = ScalePolicy> {
         prop::option::of(5.0f64..=100.0),
         prop::option::of(10.0f64..=100.0),
         30u64..100_000,
+        0u64..=3600,
     )
         .prop_map(
-            |(min, extra, target_cpu, target_memory, cooldown_seconds)| ScalePolicy {
-                min_replicas: min,
-                max_replicas: min + extra,
-                target_cpu,
-                target_memory,
-                cooldown_seconds,
+            |(min, extra, target_cpu, target_memory, cooldown_seconds, stabilization_seconds)| {
+                ScalePolicy {
+                    min_replicas: min,
+                    max_replicas: min + extra,
+                    target_cpu,
+                    target_memory,
+                    cooldown_seconds,
+                    stabilization_seconds,
+                }
             },
         )
 }

@@ -70,6 +70,7 @@ fn scale(min: u32, max: u32) -> ScalePolicy {
         target_cpu: None,
         target_memory: None,
         cooldown_seconds: 60,
+        stabilization_seconds: 300,
     }
 }
 
@@ -503,6 +504,26 @@ fn cooldown_at_least_30_seconds() {
         "29",
         "at least 30 seconds",
     );
+}
+
+#[test]
+fn stabilization_window_at_most_an_hour() {
+    let mut s = base();
+    s.scale_policy = Some(ScalePolicy {
+        stabilization_seconds: 3601,
+        ..scale(1, 3)
+    });
+    assert_rule(
+        &s,
+        "scale_policy.stabilization_seconds",
+        "3601",
+        "0 to 3600 seconds",
+    );
+    s.scale_policy = Some(ScalePolicy {
+        stabilization_seconds: 0,
+        ..scale(1, 3)
+    });
+    assert!(s.validate().is_ok());
 }
 
 #[test]

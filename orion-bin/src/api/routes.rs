@@ -207,7 +207,17 @@ async fn healthz() -> &'static str {
 
 async fn status_of(state: &ApiState, svc: VersionedService) -> ApiResult<ServiceStatus> {
     let tasks = state.store.tasks_of_service(&svc.spec.name).await?;
-    Ok(ServiceStatus::new(svc.spec, svc.spec_version, &tasks).at(svc.mod_revision))
+    let autoscale = match svc.spec.scale_policy {
+        Some(_) => state
+            .store
+            .get_autoscale(&svc.spec.name)
+            .await?
+            .map(|r| r.0),
+        None => None,
+    };
+    let mut status = ServiceStatus::new(svc.spec, svc.spec_version, &tasks).at(svc.mod_revision);
+    status.autoscale = autoscale;
+    Ok(status)
 }
 
 /// `status` as JSON with its revision as the ETag (what `If-Match` takes back).

@@ -50,22 +50,6 @@ pub(in crate::api) fn spec_from_body(
             ),
         ));
     }
-    refuse_not_acted_on(&spec)?;
     check_spec_for(state, caller, &spec)?;
     Ok(spec)
-}
-
-/// Refuses spec fields the spec format accepts but this cluster does not act on yet, naming
-/// each: an option works, or it is refused; it is never accepted and ignored. (The library's
-/// parser keeps accepting them, for embedders that implement them.)
-fn refuse_not_acted_on(spec: &ServiceSpec) -> ApiResult<()> {
-    if spec.scale_policy.is_none() {
-        return Ok(());
-    }
-    Err(HttpError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "not acted on by this version of Orion, so refused rather than ignored; remove: \
-         scale_policy (autoscaling is not implemented yet: set `replicas`, or change it with \
-         `orion scale`)",
-    ))
 }

@@ -329,16 +329,18 @@ async fn drain_is_undone_by_undrain_and_unknown_nodes_are_404() {
 }
 
 #[test]
-fn scale_policy_is_refused_and_every_update_strategy_field_is_accepted() {
+fn scale_policy_and_every_update_strategy_field_are_accepted() {
     let state = state_on(Arc::new(MemoryStore::new()), ApiSettings::default());
-    let body = "name: api\nimage: img:1\nscale_policy: {min_replicas: 1, max_replicas: 3, target_cpu: 70}\n";
-    let err = super::routes::spec_from_body(&state, &admin(), &HeaderMap::new(), body).unwrap_err();
+    let body = "name: api\nimage: img:1\nscale_policy: {min_replicas: 1, max_replicas: 3, target_cpu: 70, stabilization_seconds: 30}\n";
+    let spec = super::routes::spec_from_body(&state, &admin(), &HeaderMap::new(), body).unwrap();
+    assert_eq!(spec.scale_policy.unwrap().stabilization_seconds, 30);
+    // Replicas outside the autoscaler's bounds are refused, naming them.
+    let outside =
+        "name: api\nimage: img:1\nreplicas: 5\nscale_policy: {min_replicas: 1, max_replicas: 3}\n";
+    let err =
+        super::routes::spec_from_body(&state, &admin(), &HeaderMap::new(), outside).unwrap_err();
     assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        err.body.error.contains("scale_policy"),
-        "{}",
-        err.body.error
-    );
+    assert!(err.body.error.contains("(1-3)"), "{}", err.body.error);
     // Rollouts act on every field, so they are accepted.
     let ok = "name: api\nimage: img:1\nreplicas: 3\nupdate_strategy: {parallelism: 2, delay_seconds: 10, health_wait_seconds: 20, failure_action: pause, canary: 1}\n";
     let spec = super::routes::spec_from_body(&state, &admin(), &HeaderMap::new(), ok).unwrap();

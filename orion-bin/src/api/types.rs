@@ -22,6 +22,10 @@ pub struct ServiceStatus {
     pub running: u32,
     /// Active tasks by state.
     pub by_state: BTreeMap<TaskState, u32>,
+    /// The autoscaler's latest evaluation and changes (services with a `scale_policy`, in the
+    /// single-service view only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<orion_core::autoscale::AutoscaleRecord>,
 }
 
 impl ServiceStatus {
@@ -41,6 +45,7 @@ impl ServiceStatus {
             version,
             revision: 0,
             by_state,
+            autoscale: None,
         }
     }
 

@@ -18,6 +18,7 @@ use super::gc::{GarbageCollector, GcConfig};
 use super::liveness::{LivenessConfig, LivenessController};
 use super::rollouts::advance_rollouts;
 use super::{Clock, Fence, Leadership};
+use crate::autoscale::{AutoscaleConfig, AutoscaleController};
 use crate::membership::Membership;
 use crate::observe::{SharedObserver, no_observer};
 use crate::reconciler::{Action, Purpose, ReconcilePolicy, apply_plan, reconcile_state};
@@ -171,6 +172,8 @@ pub struct ControllerConfig {
     pub policy: ReconcilePolicy,
     pub liveness: LivenessConfig,
     pub gc: GcConfig,
+    /// The autoscaler's sampling and evaluation timings.
+    pub autoscale: AutoscaleConfig,
 }
 
 impl Default for ControllerConfig {
@@ -180,6 +183,7 @@ impl Default for ControllerConfig {
             policy: ReconcilePolicy::default(),
             liveness: LivenessConfig::default(),
             gc: GcConfig::default(),
+            autoscale: AutoscaleConfig::default(),
         }
     }
 }
@@ -193,6 +197,7 @@ pub struct Controllers<S, M: ?Sized> {
     pub reconciler: ReconcileController<S>,
     pub liveness: LivenessController<S, M>,
     pub gc: GarbageCollector<S>,
+    pub autoscale: AutoscaleController<S>,
 }
 
 impl<S, M: ?Sized> std::fmt::Debug for Controllers<S, M> {
@@ -228,6 +233,7 @@ impl<S: Store + Clone, M: Membership + ?Sized> Controllers<S, M> {
                 config.liveness,
             ),
             gc: GarbageCollector::new(store.clone(), clock.clone(), config.gc),
+            autoscale: AutoscaleController::new(store.clone(), clock.clone(), config.autoscale),
             store,
             clock,
             config,
@@ -290,6 +296,7 @@ impl<S: Store + Clone, M: Membership + ?Sized> Controllers<S, M> {
             _ = self.reconcile_loop(&fence) => {}
             _ = self.liveness_loop(&fence) => {}
             _ = self.gc_loop(&fence) => {}
+            _ = self.autoscale_loop(&fence) => {}
             _ = leadership.changed() => {}
         }
         warn!(node = %self.node_id, term, "controllers stopped");
@@ -350,6 +357,21 @@ impl<S: Store + Clone, M: Membership + ?Sized> Controllers<S, M> {
             tokio::select! {
                 _ = membership_events.next() => {}
                 _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Evaluates autoscaled services every interval; returns when the fence is lost.
+    async fn autoscale_loop(&self, fence: &Fence) {
+        self.autoscale.reset();
+        let compare = fence.compare();
+        loop {
+            tokio::time::sleep(self.config.autoscale.evaluate_interval).await;
+            if let Err(e) = self.autoscale.round(Some(&compare)).await {
+                warn!(error = %e, "cannot evaluate autoscaling; retrying");
+            }
+            if !fence.held(&self.store).await.unwrap_or(true) {
+                return;
             }
         }
     }

@@ -106,6 +106,7 @@ impl Leadership {
 /// A node: an agent and the controllers, over one store, membership and runtime.
 pub struct Node<S, M: ?Sized, R: ?Sized> {
     agent: Agent<S, R>,
+    sampler: crate::autoscale::UsageSampler<S, R>,
     controllers: Controllers<S, M>,
     leadership: watch::Receiver<Leadership>,
     /// Keeps a fixed leadership open when none was given.
@@ -156,12 +157,14 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> Node<S, M, R
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let Node {
             agent,
+            sampler,
             controllers,
             leadership,
             _fixed,
         } = self;
         tokio::join!(
             agent.run(shutdown.clone()),
+            sampler.run(shutdown.clone()),
             controllers.run(leadership, shutdown)
         );
     }
@@ -245,6 +248,13 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
                 (Some(tx), rx)
             }
         };
+        let sampler = crate::autoscale::UsageSampler::new(
+            self.node_id.clone(),
+            self.store.clone(),
+            self.runtime.clone(),
+            self.clock.clone(),
+            self.config.autoscale,
+        );
         let mut agent = Agent::new(
             self.node_id.clone(),
             self.store.clone(),
@@ -269,6 +279,7 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
         }
         Node {
             agent,
+            sampler,
             controllers,
             leadership,
             _fixed: fixed,

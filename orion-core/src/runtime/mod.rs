@@ -236,7 +236,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// The container's output.
     async fn logs(&self, id: &str, options: LogOptions) -> Result<LogStreamBox>;
 
-    /// Current CPU and memory use.
+    /// Current CPU and memory use: one call is one sample (a backend may take a short interval
+    /// to measure CPU). A container that is not running reports no CPU use; an unknown id is
+    /// [`crate::Error::NotFound`]. The autoscaler (`orion_core::autoscale`) divides these by the
+    /// task's requests, at most once per task per sample interval.
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
 
     /// Runs `command` inside the running container and waits for it.

@@ -29,6 +29,7 @@ use super::{Compare, KeyValue, Op, Revision, Store, Txn, WatchStream};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
+mod autoscale;
 mod event;
 mod history;
 pub mod keys;

@@ -54,7 +54,9 @@ mod wrapper;
 pub use forms::{parse_port, parse_volume};
 pub use parse::{SpecFormat, parse_spec, parse_spec_with, parse_specs};
 pub use safety::{HostAccess, HostAccessPolicy, HostFeature};
-pub use validate::{DEFAULT_MAX_REPLICAS, SpecLimits};
+pub use validate::{
+    DEFAULT_MAX_REPLICAS, MAX_STABILIZATION_SECONDS, MIN_COOLDOWN_SECONDS, SpecLimits,
+};
 pub use wrapper::API_VERSION;
 
 /// One service: an image run as `replicas` identical tasks.
@@ -445,10 +447,23 @@ pub struct ScalePolicy {
         alias = "cooldownSeconds"
     )]
     pub cooldown_seconds: u64,
+    /// Scale-down stabilization window, seconds (0-3600, default 300; `"5m"` too): a scale-down
+    /// goes only as low as the highest recommendation made over this window, so a dip does
+    /// not remove replicas a peak just added. Scale-ups are not delayed.
+    #[serde(
+        default = "default_stabilization",
+        with = "forms::seconds",
+        alias = "stabilizationSeconds"
+    )]
+    pub stabilization_seconds: u64,
 }
 
 fn default_cooldown() -> u64 {
     60
+}
+
+fn default_stabilization() -> u64 {
+    300
 }
 
 /// What a rollout does when a new replica fails (see `orion_core::reconciler::rollout`).

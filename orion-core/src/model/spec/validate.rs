@@ -17,6 +17,8 @@ pub const MIN_CPU_MILLICORES: u64 = 5;
 pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
 /// Smallest autoscaling cooldown, in seconds.
 pub const MIN_COOLDOWN_SECONDS: u64 = 30;
+/// Longest autoscaling scale-down stabilization window, in seconds (one hour).
+pub const MAX_STABILIZATION_SECONDS: u64 = 3600;
 /// Default upper bound on `replicas` (and on `scale_policy.max_replicas`): 10,000, the task
 /// slots of 100 nodes at the default `maxContainersPerNode` of 100. Every replica is a task record
 /// in the replicated store and a slot the reconciler plans each pass, so an unbounded count

@@ -1,6 +1,6 @@
 //! Validation of the lifecycle sections of a spec: `health_check` and `scale_policy`.
 
-use super::validate::MIN_COOLDOWN_SECONDS;
+use super::validate::{MAX_STABILIZATION_SECONDS, MIN_COOLDOWN_SECONDS};
 use super::{
     HealthCheckType, MAX_HEALTH_RETRIES, MAX_HEALTH_SECONDS, NetworkMode, Protocol, ServiceSpec,
 };
@@ -173,7 +173,8 @@ impl ServiceSpec {
                 "replicas",
                 self.replicas,
                 format!(
-                    "between scale_policy.min_replicas and max_replicas ({}-{})",
+                    "between scale_policy.min_replicas and max_replicas ({}-{}), the \
+                     autoscaler's bounds; to go outside them, change scale_policy too",
                     s.min_replicas, s.max_replicas
                 ),
             );
@@ -192,6 +193,13 @@ impl ServiceSpec {
                 "scale_policy.cooldown_seconds",
                 s.cooldown_seconds,
                 format!("at least {MIN_COOLDOWN_SECONDS} seconds"),
+            );
+        }
+        if s.stabilization_seconds > MAX_STABILIZATION_SECONDS {
+            errs.push(
+                "scale_policy.stabilization_seconds",
+                s.stabilization_seconds,
+                format!("0 to {MAX_STABILIZATION_SECONDS} seconds"),
             );
         }
     }

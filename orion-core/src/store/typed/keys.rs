@@ -33,6 +33,11 @@ pub const ROLLOUTS: &str = "/orion/rollouts/";
 pub const SPEC_HISTORY: &str = "/orion/spec-history/";
 /// `/orion/secrets/<name>` -> `SealedSecret` (JSON): the value sealed, never the plaintext.
 pub const SECRETS: &str = "/orion/secrets/";
+/// `/orion/usage/<service>/<node>` -> `UsageReport` (JSON): the node's latest sample of the
+/// service's CPU and memory use (`orion_core::autoscale`).
+pub const USAGE: &str = "/orion/usage/";
+/// `/orion/autoscale/<service>` -> `AutoscaleRecord` (JSON): the autoscaler's latest decisions.
+pub const AUTOSCALE: &str = "/orion/autoscale/";
 /// `/orion/leader` -> the controllers' leadership record (`orion_core::node::LeaderRecord`).
 /// Every controller write compares its revision, so a deposed leader's writes fail.
 pub const LEADER: &str = "/orion/leader";
@@ -88,4 +93,12 @@ pub fn spec_history(service: &str, version: u64) -> String {
 /// The prefix of every history key of service `service`.
 pub fn spec_history_of(service: &str) -> String {
     format!("{SPEC_HISTORY}{service}/")
+}
+/// The key of node `node`'s usage report of service `service`.
+pub fn usage(service: &str, node: &str) -> String {
+    format!("{USAGE}{service}/{node}")
+}
+/// The key of service `service`'s autoscale record.
+pub fn autoscale(service: &str) -> String {
+    format!("{AUTOSCALE}{service}")
 }

@@ -116,7 +116,8 @@ pub async fn logs<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     .await;
 }
 
-/// A busy container reports CPU use above zero and some memory.
+/// A busy container reports CPU use above zero and some memory (what the autoscaler divides
+/// by the task's requests); a stopped one reports no CPU use; a removed one is `NotFound`.
 pub async fn stats<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     let labels = test_labels("stats");
     with_cleanup(runtime, &labels, async {
@@ -128,6 +129,23 @@ pub async fn stats<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
             "{stats:?}"
         );
         assert!(stats.memory_bytes > 0, "{stats:?}");
+        assert!(
+            stats
+                .memory_limit_bytes
+                .is_none_or(|l| l >= stats.memory_bytes),
+            "{stats:?}"
+        );
+        runtime
+            .stop(&info.id, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let stopped = runtime.stats(&info.id).await.unwrap();
+        assert_eq!(stopped.cpu_percent, 0.0, "a stopped container: {stopped:?}");
+        runtime.remove(&info.id).await.unwrap();
+        match runtime.stats(&info.id).await {
+            Err(Error::NotFound { .. }) => {}
+            other => panic!("stats of a removed container gave {other:?}, expected NotFound"),
+        }
     })
     .await;
 }
