@@ -16,6 +16,7 @@ mod commands;
 mod config;
 mod credentials;
 mod dns_cli;
+mod events;
 mod metrics;
 mod network_cli;
 mod node;

@@ -7,6 +7,7 @@ mod chaos;
 #[cfg(test)]
 mod chaos_tests;
 mod errors;
+mod events;
 #[cfg(test)]
 mod errors_tests;
 pub mod guard;
@@ -23,6 +24,7 @@ mod spec_body;
 #[cfg(test)]
 mod tests;
 mod token_routes;
+mod verbs;
 pub mod tokens;
 pub mod types;
 
