@@ -60,6 +60,7 @@ async fn task_lines(
                 LogOptions {
                     follow: q.follow,
                     tail: q.tail,
+                    ..LogOptions::default()
                 },
             )
             .await?;

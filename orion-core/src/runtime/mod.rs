@@ -145,6 +145,29 @@ pub struct LogOptions {
     pub follow: bool,
     /// Only the last `n` lines of what exists (None = all).
     pub tail: Option<usize>,
+    /// Only lines written at or after this time, in seconds since the Unix epoch (None = all).
+    /// A runtime that does not record when lines were written answers
+    /// [`crate::Error::Unsupported`]; it never ignores it.
+    pub since: Option<i64>,
+    /// Starts each line with the time it was written (RFC 3339 with nanoseconds, then a
+    /// space), as `docker logs --timestamps` does. Same rule as `since` for runtimes that do
+    /// not record times.
+    pub timestamps: bool,
+}
+
+impl LogOptions {
+    /// [`crate::Error::Unsupported`] from `backend` when `since` or `timestamps` is asked
+    /// for: what a runtime that does not record when lines were written answers.
+    pub fn refuse_times(&self, backend: &'static str) -> Result<()> {
+        if self.since.is_none() && !self.timestamps {
+            return Ok(());
+        }
+        Err(crate::Error::Unsupported {
+            backend,
+            feature: "log times (since, timestamps)".to_owned(),
+            hint: "this runtime does not record when each line was written; use tail".to_owned(),
+        })
+    }
 }
 
 /// Which stream a log line came from.

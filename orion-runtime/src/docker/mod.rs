@@ -410,6 +410,10 @@ impl DockerRuntime {
             tail: options
                 .tail
                 .map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            since: options
+                .since
+                .map_or(0, |t| i32::try_from(t.max(0)).unwrap_or(i32::MAX)),
+            timestamps: options.timestamps,
             ..LogsOptions::default()
         };
         let id = id.to_owned();

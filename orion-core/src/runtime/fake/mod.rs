@@ -452,6 +452,7 @@ impl Runtime for FakeRuntime {
         let (start, rx) = {
             let st = self.lock();
             let c = st.get(id)?;
+            options.refuse_times(self.name())?;
             let len = c.logs.len();
             let start = options.tail.map_or(0, |t| len.saturating_sub(t));
             (start, c.changed.subscribe())
