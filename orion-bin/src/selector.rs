@@ -107,11 +107,6 @@ impl Selector {
         Ok(Selector { requirements })
     }
 
-    /// Parses `text` when there is one.
-    pub fn parse_opt(text: Option<&str>) -> Result<Option<Self>, String> {
-        text.map(Self::parse).transpose()
-    }
-
     /// True when `labels` meet every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| match r {
@@ -147,7 +142,11 @@ mod tests {
         assert!(!s.matches(&labels(&[("tier", "web"), ("team", "a"), ("env", "prod")])));
         assert!(!s.matches(&labels(&[("tier", "web")])));
         assert!(!s.matches(&labels(&[("tier", "web"), ("team", "a"), ("canary", "")])));
-        assert!(Selector::parse("a==b").unwrap().matches(&labels(&[("a", "b")])));
+        assert!(
+            Selector::parse("a==b")
+                .unwrap()
+                .matches(&labels(&[("a", "b")]))
+        );
         assert!(Selector::default().matches(&labels(&[])));
     }
 
@@ -155,7 +154,10 @@ mod tests {
     fn unsupported_syntax_is_refused_naming_the_forms() {
         for bad in ["env in (a,b)", "a=b=c", "", "a,,b", "x>1", "a=b c", "=v"] {
             let e = Selector::parse(bad).unwrap_err();
-            assert!(e.contains("key=value, key!=value, key or !key"), "{bad}: {e}");
+            assert!(
+                e.contains("key=value, key!=value, key or !key"),
+                "{bad}: {e}"
+            );
         }
         let e = Selector::parse("env in (prod)").unwrap_err();
         assert!(e.contains("not supported"), "{e}");

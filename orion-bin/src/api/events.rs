@@ -53,7 +53,10 @@ impl EventQuery {
                 .task
                 .as_ref()
                 .is_none_or(|t| e.kind == "task" && &e.name == t)
-            && self.node.as_ref().is_none_or(|n| e.node.as_ref() == Some(n))
+            && self
+                .node
+                .as_ref()
+                .is_none_or(|n| e.node.as_ref() == Some(n))
     }
 
     fn watch_for(&self) -> ApiResult<Duration> {

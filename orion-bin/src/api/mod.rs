@@ -7,9 +7,9 @@ mod chaos;
 #[cfg(test)]
 mod chaos_tests;
 mod errors;
-mod events;
 #[cfg(test)]
 mod errors_tests;
+mod events;
 pub mod guard;
 mod logs;
 pub mod network;
@@ -24,9 +24,9 @@ mod spec_body;
 #[cfg(test)]
 mod tests;
 mod token_routes;
-mod verbs;
 pub mod tokens;
 pub mod types;
+mod verbs;
 
 pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, router};
 

@@ -38,7 +38,12 @@ pub const MAX_EXEC_TIMEOUT: Duration = Duration::from_secs(600);
 /// The routes of this module.
 pub fn routes() -> RouteTable {
     RouteTable::default()
-        .add(Method::GET, "/v1/events", Access::Read, super::events::events)
+        .add(
+            Method::GET,
+            "/v1/events",
+            Access::Read,
+            super::events::events,
+        )
         .add(Method::POST, "/v1/tasks/{id}/exec", Access::Operate, exec)
 }
 
@@ -92,7 +97,11 @@ impl ExecRequest {
             return Err(invalid("command: an argument contains a NUL byte".into()));
         }
         let Some(text) = &self.timeout else {
-            return Ok(DEFAULT_EXEC_TIMEOUT.min(request_timeout.saturating_sub(Duration::from_secs(1)).max(Duration::from_secs(1))));
+            return Ok(DEFAULT_EXEC_TIMEOUT.min(
+                request_timeout
+                    .saturating_sub(Duration::from_secs(1))
+                    .max(Duration::from_secs(1)),
+            ));
         };
         let wanted = humantime::parse_duration(text)
             .ok()
@@ -153,20 +162,19 @@ async fn exec(
     if node != state.node_id {
         return proxy(&state, &node, &id, &req, limit, &headers).await;
     }
-    let output = match tokio::time::timeout(limit, state.runtime.exec(&container, &req.command))
-        .await
-    {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(HttpError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "the command did not finish within {} (timeout); its output is lost",
-                    humantime::format_duration(limit)
-                ),
-            ));
-        }
-    };
+    let output =
+        match tokio::time::timeout(limit, state.runtime.exec(&container, &req.command)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(HttpError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "the command did not finish within {} (timeout); its output is lost",
+                        humantime::format_duration(limit)
+                    ),
+                ));
+            }
+        };
     let (stdout, cut_out) = bounded(output.stdout);
     let (stderr, cut_err) = bounded(output.stderr);
     Ok(Json(ExecResponse {
@@ -267,7 +275,11 @@ mod tests {
         let e = req(&["ls"], Some("1h")).check(t).unwrap_err();
         assert!(e.body.error.contains("1s to 10m"), "{}", e.body.error);
         let e = req(&["ls"], Some("40s")).check(t).unwrap_err();
-        assert!(e.body.error.contains("api.requestTimeout"), "{}", e.body.error);
+        assert!(
+            e.body.error.contains("api.requestTimeout"),
+            "{}",
+            e.body.error
+        );
         assert_eq!(
             req(&["ls"], Some("5s")).check(t).unwrap(),
             Duration::from_secs(5)

@@ -200,10 +200,7 @@ fn service_events(
             "service",
             name,
             "created",
-            format!(
-                "service {name} created: {} x{}",
-                spec.image, spec.replicas
-            ),
+            format!("service {name} created: {} x{}", spec.image, spec.replicas),
         ))),
         (Some(_), None) => out.push(with_service(event(
             "service",

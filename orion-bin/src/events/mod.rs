@@ -64,15 +64,6 @@ pub struct ClusterEvent {
     pub message: String,
 }
 
-impl ClusterEvent {
-    /// True when the event is about `name` (a service, task or node) in any role.
-    pub fn concerns(&self, name: &str) -> bool {
-        self.name == name
-            || self.service.as_deref() == Some(name)
-            || self.node.as_deref() == Some(name)
-    }
-}
-
 /// The newest events, and a feed of new ones for watchers.
 pub struct EventLog {
     ring: Mutex<VecDeque<ClusterEvent>>,

@@ -52,13 +52,22 @@ async fn store_changes_become_events_with_their_revisions() {
     let reasons: Vec<&str> = got.iter().map(|e| e.reason.as_str()).collect();
     assert_eq!(
         reasons,
-        ["created", "created", "placed", "starting", "failed", "joined"],
+        [
+            "created", "created", "placed", "starting", "failed", "joined"
+        ],
         "{got:#?}"
     );
     let failed = &got[4];
     assert_eq!(failed.severity, Severity::Warning);
     assert!(failed.message.contains("exit code 3: exited"), "{failed:?}");
-    assert!(failed.concerns("web") && failed.concerns("n1") && failed.concerns(&task.id));
+    assert_eq!(
+        (
+            failed.service.as_deref(),
+            failed.node.as_deref(),
+            failed.name.as_str()
+        ),
+        (Some("web"), Some("n1"), task.id.as_str())
+    );
     assert!(got.windows(2).all(|w| w[0].revision <= w[1].revision));
     let after = log.since(got[3].revision);
     assert_eq!(after.len(), 2, "since is exclusive: {after:?}");
