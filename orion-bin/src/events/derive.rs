@@ -209,11 +209,12 @@ fn service_events(
             format!("service {name} removed"),
         ))),
         (Some(old), Some(spec)) if old != spec => {
-            let message = if old.replicas != spec.replicas && {
+            let only_replicas = old.replicas != spec.replicas && {
                 let mut same = old.clone();
                 same.replicas = spec.replicas;
                 same == spec
-            } {
+            };
+            let message = if only_replicas {
                 format!("scaled {} -> {}", old.replicas, spec.replicas)
             } else if old.image != spec.image {
                 format!("image {} -> {}", old.image, spec.image)
