@@ -28,8 +28,8 @@ use super::tokens::Caller;
 pub const MAX_EXEC_ARGS: usize = 256;
 /// Most bytes of an exec'd command's arguments together.
 pub const MAX_EXEC_ARGS_BYTES: usize = 64 * 1024;
-/// Each of stdout and stderr is cut at this many bytes.
-pub const MAX_EXEC_OUTPUT: usize = 1024 * 1024;
+/// Each of stdout and stderr is cut at this many bytes (the runtimes' own bound).
+pub const MAX_EXEC_OUTPUT: usize = orion_core::runtime::MAX_EXEC_OUTPUT;
 /// How long an exec may run without `timeout`.
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(20);
 /// The longest `timeout` an exec may ask for.
@@ -175,6 +175,7 @@ async fn exec(
                 ));
             }
         };
+    // The runtime keeps at most MAX_EXEC_OUTPUT per stream; cut again for any that does not.
     let (stdout, cut_out) = bounded(output.stdout);
     let (stderr, cut_err) = bounded(output.stderr);
     Ok(Json(ExecResponse {
@@ -183,7 +184,7 @@ async fn exec(
         exit_code: output.exit_code,
         stdout,
         stderr,
-        truncated: cut_out || cut_err,
+        truncated: output.truncated || cut_out || cut_err,
     }))
 }
 

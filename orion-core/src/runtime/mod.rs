@@ -202,12 +202,25 @@ pub struct ContainerStats {
     pub memory_limit_bytes: Option<u64>,
 }
 
+/// Each of an exec's stdout and stderr is cut at this many bytes ([`ExecOutput::truncated`]).
+pub const MAX_EXEC_OUTPUT: usize = 1024 * 1024;
+
 /// The result of [`Runtime::exec`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOutput {
     pub exit_code: i64,
     pub stdout: String,
     pub stderr: String,
+    /// True when stdout or stderr was cut at [`MAX_EXEC_OUTPUT`] bytes.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Appends `chunk` to `buf` up to [`MAX_EXEC_OUTPUT`] bytes in all; true when some was dropped.
+pub fn append_bounded(buf: &mut Vec<u8>, chunk: &[u8]) -> bool {
+    let room = MAX_EXEC_OUTPUT.saturating_sub(buf.len());
+    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    chunk.len() > room
 }
 
 /// Runs containers on one node.
@@ -262,7 +275,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// Current CPU and memory use.
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
 
-    /// Runs `command` inside the running container and waits for it.
+    /// Runs `command` inside the running container and waits for it. Each of stdout and stderr
+    /// is kept up to [`MAX_EXEC_OUTPUT`] bytes (the rest is dropped, and
+    /// [`ExecOutput::truncated`] set), so a chatty command cannot exhaust the node's memory.
     async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput>;
 }
 

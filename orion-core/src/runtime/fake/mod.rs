@@ -509,6 +509,7 @@ impl Runtime for FakeRuntime {
                 exit_code: script.exit_code,
                 stdout: script.text(LogStream::Stdout),
                 stderr: script.text(LogStream::Stderr),
+                truncated: false,
             });
         }
         let exit_code = fault.unwrap_or(0);
@@ -521,6 +522,7 @@ impl Runtime for FakeRuntime {
             exit_code,
             stdout,
             stderr: String::new(),
+            truncated: false,
         })
     }
 }

@@ -311,6 +311,36 @@ pub async fn exec<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     .await;
 }
 
+/// `exec` keeps at most [`crate::runtime::MAX_EXEC_OUTPUT`] bytes of a stream and says so.
+pub async fn exec_bounds<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
+    let labels = test_labels("exec-bounds");
+    with_cleanup(runtime, &labels, async {
+        let info = start(
+            runtime,
+            &fixture.script_spec(&container_name(&labels, 0), "sleep 300", &labels),
+        )
+        .await;
+        let limit = crate::runtime::MAX_EXEC_OUTPUT;
+        let script = format!(
+            "head -c {} /dev/zero | tr '\\0' x; echo e >&2",
+            limit + 4096
+        );
+        let command: Vec<String> = vec!["sh".into(), "-c".into(), script];
+        let out = runtime.exec(&info.id, &command).await.unwrap();
+        assert_eq!(out.exit_code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout.len(), limit);
+        assert!(out.stdout.bytes().all(|b| b == b'x'));
+        assert_eq!(out.stderr, "e\n");
+        assert!(out.truncated);
+        let small = runtime
+            .exec(&info.id, &["echo".to_owned(), "hi".to_owned()])
+            .await
+            .unwrap();
+        assert!(!small.truncated && small.stdout == "hi\n", "{small:?}");
+    })
+    .await;
+}
+
 /// Ports: a dynamic host port is chosen, read back, and answers HTTP on 127.0.0.1, or publishing
 /// is refused as `Unsupported`; with [`PortSupport::HostNetwork`], publishing is refused and an
 /// unpublished server on the host's network answers on 127.0.0.1.
