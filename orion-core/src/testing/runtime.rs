@@ -397,7 +397,8 @@ mod tests {
             Check::AdoptAfterRestart => 7,
             Check::ConcurrentStarts => 8,
             Check::Exec => 9,
-            Check::Ports => 10,
+            Check::ExecBounds => 10,
+            Check::Ports => 11,
         };
         for (i, check) in Check::ALL.iter().enumerate() {
             assert_eq!(index(*check), i, "{check:?} is out of place in Check::ALL");
