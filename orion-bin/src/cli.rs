@@ -94,12 +94,18 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Run an image as a service named after it (`run --image nginx --replicas 3`).
     Run(RunArgs),
-    /// Create or update the services in a spec file (YAML or JSON).
-    Apply(FileArg),
+    /// Create or update the services in a spec file (YAML or JSON); `--dry-run` shows the diff.
+    Apply(ApplyArgs),
     /// Check a spec file without sending it anywhere.
     Validate(FileArg),
     /// Services and their replicas, or one service in detail.
-    Status { service: Option<String> },
+    Status {
+        /// The service to show in detail; without it, every service.
+        service: Option<String>,
+        /// Only services whose labels match (`key=value,key!=value,key,!key`).
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR", conflicts_with = "service", value_parser = crate::selector::parse_arg)]
+        selector: Option<crate::selector::Selector>,
+    },
     /// Tasks (alias: `list`).
     #[command(alias = "list")]
     Ps {
@@ -109,9 +115,19 @@ pub enum Command {
         /// Include stopped, failed and lost tasks.
         #[arg(short, long)]
         all: bool,
+        /// Only tasks of services whose labels match (`key=value,key!=value,key,!key`).
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR", value_parser = crate::selector::parse_arg)]
+        selector: Option<crate::selector::Selector>,
     },
-    /// One task (or service) in detail.
-    Get { id: String },
+    /// One task (or service) in detail, or the services matching `-l`.
+    Get {
+        /// A task id, or a service name.
+        #[arg(required_unless_present = "selector")]
+        id: Option<String>,
+        /// The services whose labels match (`key=value,key!=value,key,!key`).
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR", conflicts_with = "id", value_parser = crate::selector::parse_arg)]
+        selector: Option<crate::selector::Selector>,
+    },
     /// Nodes (alias: `list-nodes`).
     #[command(alias = "list-nodes")]
     Nodes,
@@ -119,15 +135,7 @@ pub enum Command {
     /// terminal, `-o json` for scripts).
     Network,
     /// A service's logs, from every node that runs it.
-    Logs {
-        service: String,
-        /// Keep streaming.
-        #[arg(short, long)]
-        follow: bool,
-        /// Only the last N lines of each task.
-        #[arg(long)]
-        tail: Option<usize>,
-    },
+    Logs(crate::verbs_cli::LogsArgs),
     /// Set a service's replica count.
     Scale {
         service: String,
@@ -136,9 +144,19 @@ pub enum Command {
         #[arg(long)]
         detach: bool,
     },
-    /// Remove a service and stop its tasks.
+    /// Remove a service and stop its tasks; or the services of a file (`-f`) or selector (`-l`).
     #[command(alias = "delete")]
-    Rm { service: String },
+    Rm {
+        /// The service to remove.
+        #[arg(required_unless_present_any = ["file", "selector"], conflicts_with_all = ["file", "selector"])]
+        service: Option<String>,
+        /// Remove the services a spec or Compose file defines (`-` for standard input).
+        #[arg(short = 'f', long = "file", conflicts_with = "selector")]
+        file: Option<PathBuf>,
+        /// Remove every service whose labels match (`key=value,key!=value,key,!key`).
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR", value_parser = crate::selector::parse_arg)]
+        selector: Option<crate::selector::Selector>,
+    },
     /// Stop a task (it is replaced if its service still wants it) or remove a service.
     Stop { id: String },
     /// Move every task off a node and stop scheduling onto it (undo with `undrain`).
@@ -186,6 +204,13 @@ pub enum Command {
     },
     /// Replace every replica of a service under its update strategy, without a spec change.
     Restart { service: String },
+    /// A service, task or node in detail, with its recent events.
+    Describe(crate::describe_cli::DescribeArgs),
+    /// Cluster events: task states, placements, failures, moves, nodes, rollouts (`-w` to watch).
+    Events(crate::describe_cli::EventsArgs),
+    /// Run a command in a running task's container: `exec TASK -- CMD ARGS...`; exits with its
+    /// exit code.
+    Exec(crate::verbs_cli::ExecArgs),
 }
 
 /// `orion dns ...`.
@@ -337,6 +362,17 @@ pub struct RunArgs {
     pub detach: bool,
 }
 
+/// `orion apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Show what would change against what is stored (added, changed and removed services and
+    /// fields); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct FileArg {
     /// The spec file (`-` for standard input).
@@ -410,6 +446,45 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["orion", "token", "revoke"]).is_err());
         assert!(Cli::try_parse_from(["orion", "token", "list"]).is_ok());
+    }
+
+    #[test]
+    fn verbs_parse_and_bad_selectors_are_usage_errors() {
+        let cli =
+            Cli::try_parse_from(["orion", "exec", "web-0", "--", "sh", "-c", "exit 3"]).unwrap();
+        assert!(matches!(cli.command, Command::Exec(a) if a.command == ["sh", "-c", "exit 3"]));
+        assert!(Cli::try_parse_from(["orion", "exec", "web-0"]).is_err());
+        for argv in [
+            &["orion", "delete", "-f", "app.yaml"][..],
+            &["orion", "delete", "-l", "tier=web"],
+            &["orion", "delete", "web"],
+            &["orion", "ps", "-l", "tier=web,!canary"],
+            &["orion", "get", "-l", "team"],
+            &["orion", "status", "-l", "env!=prod"],
+            &["orion", "describe", "node", "n1"],
+            &["orion", "events", "-w", "--since", "12"],
+            &["orion", "apply", "-f", "app.yaml", "--dry-run"],
+            &[
+                "orion",
+                "logs",
+                "web",
+                "--since",
+                "10m",
+                "--timestamps",
+                "--tail",
+                "5",
+            ],
+            &["orion", "logs", "web", "--previous"],
+        ] {
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+        let e = Cli::try_parse_from(["orion", "ps", "-l", "env in (a)"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not supported"), "{e}");
+        assert!(Cli::try_parse_from(["orion", "delete", "web", "-f", "x.yaml"]).is_err());
+        assert!(Cli::try_parse_from(["orion", "delete"]).is_err());
+        assert!(Cli::try_parse_from(["orion", "describe", "pod", "x"]).is_err());
+        assert!(Cli::try_parse_from(["orion", "logs", "web", "-f", "--previous"]).is_err());
     }
 
     #[test]

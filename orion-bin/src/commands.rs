@@ -4,7 +4,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use orion_core::model::spec::{
     self, AffinityRule, PortSpec, ResourceSpec, SpecFormat, compose, parse_specs,
@@ -331,24 +330,6 @@ pub async fn get(client: &Client, id: &str, format: OutputFormat) -> Result<()> 
 pub async fn nodes(client: &Client, format: OutputFormat) -> Result<()> {
     let nodes: Vec<Node> = client.get("/v1/nodes").await?;
     print_list(&nodes, format);
-    Ok(())
-}
-
-/// `logs SERVICE [-f]`.
-pub async fn logs(client: &Client, service: &str, follow: bool, tail: Option<usize>) -> Result<()> {
-    let mut path = format!("/v1/services/{service}/logs?follow={follow}");
-    if let Some(n) = tail {
-        path.push_str(&format!("&tail={n}"));
-    }
-    let resp = client.stream(&path).await?;
-    let mut body = resp.bytes_stream();
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.context("log stream interrupted")?;
-        out.write_all(&chunk)?;
-        out.flush()?;
-    }
     Ok(())
 }
 

@@ -15,14 +15,19 @@ mod client;
 mod commands;
 mod config;
 mod credentials;
+mod describe_cli;
+mod diff_cli;
 mod dns_cli;
+mod events;
 mod metrics;
 mod network_cli;
 mod node;
 mod output;
 mod rollout_cli;
 mod secret_cli;
+mod selector;
 mod token_cli;
+mod verbs_cli;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -98,26 +103,55 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Deploy(args) => commands::deploy(&client, &args).await,
         Command::Run(args) => commands::run(&client, &args).await,
-        Command::Apply(f) => commands::apply(&client, &f.file, true).await,
+        Command::Apply(a) if a.dry_run => {
+            diff_cli::apply_dry_run(&client, &a.file.file, format).await
+        }
+        Command::Apply(a) => commands::apply(&client, &a.file.file, true).await,
         Command::Validate(f) => commands::validate(&f.file),
-        Command::Status { service } => commands::status(&client, service.as_deref(), format).await,
-        Command::Ps { service, all } => {
+        Command::Status {
+            selector: Some(sel),
+            ..
+        } => verbs_cli::services_selected(&client, &sel, format).await,
+        Command::Status { service, .. } => {
+            commands::status(&client, service.as_deref(), format).await
+        }
+        Command::Ps {
+            service,
+            all,
+            selector: Some(sel),
+        } => verbs_cli::ps_selected(&client, service.as_deref(), all, &sel, format).await,
+        Command::Ps { service, all, .. } => {
             commands::ps(&client, service.as_deref(), all, format).await
         }
-        Command::Get { id } => commands::get(&client, &id, format).await,
+        Command::Get {
+            selector: Some(sel),
+            ..
+        } => verbs_cli::services_selected(&client, &sel, format).await,
+        Command::Get { id, .. } => {
+            commands::get(&client, id.as_deref().unwrap_or(""), format).await
+        }
         Command::Nodes => commands::nodes(&client, format).await,
         Command::Network => network_cli::network(&client, format).await,
-        Command::Logs {
-            service,
-            follow,
-            tail,
-        } => commands::logs(&client, &service, follow, tail).await,
+        Command::Logs(args) => verbs_cli::logs(&client, &args).await,
         Command::Scale {
             service,
             replicas,
             detach,
         } => commands::scale(&client, &service, replicas, !detach).await,
-        Command::Rm { service } => commands::rm(&client, &service).await,
+        Command::Rm {
+            service,
+            file,
+            selector,
+        } => {
+            verbs_cli::delete(
+                &client,
+                service.as_deref(),
+                file.as_deref(),
+                selector.as_ref(),
+                format,
+            )
+            .await
+        }
         Command::Stop { id } => commands::stop(&client, &id).await,
         Command::Drain { node } => commands::drain(&client, &node).await,
         Command::Undrain { node } => commands::undrain(&client, &node).await,
@@ -132,6 +166,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout { action } => rollout_cli::rollout(&client, action, format).await,
         Command::Restart { service } => rollout_cli::restart(&client, &service, format).await,
         Command::Secret { action } => secret_cli::secret(&client, action, format).await,
+        Command::Describe(args) => describe_cli::describe(&client, &args, format).await,
+        Command::Events(args) => describe_cli::events(&client, &args, format).await,
+        Command::Exec(args) => verbs_cli::exec(&client, &args, format).await,
     }
 }
 

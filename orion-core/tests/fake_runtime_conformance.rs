@@ -34,6 +34,10 @@ fn fixture() -> RuntimeFixture {
                 Check::Ports,
                 "the fake hands out host ports but nothing listens on them".to_owned(),
             ),
+            (
+                Check::ExecBounds,
+                "the fake acts out only echo and exit scripts, not a pipe of megabytes".to_owned(),
+            ),
         ],
     }
 }

@@ -213,6 +213,7 @@ async fn logs_tail_and_follow_until_exit() {
         LogOptions {
             follow: false,
             tail: Some(2),
+            ..LogOptions::default()
         },
     )
     .await;
@@ -225,6 +226,7 @@ async fn logs_tail_and_follow_until_exit() {
             LogOptions {
                 follow: true,
                 tail: Some(1),
+                ..LogOptions::default()
             },
         )
         .await
@@ -256,6 +258,7 @@ async fn logs_tail_and_follow_until_exit() {
         LogOptions {
             follow: false,
             tail: Some(2),
+            ..LogOptions::default()
         },
     )
     .await;

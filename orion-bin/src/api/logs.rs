@@ -14,11 +14,20 @@ use serde::Deserialize;
 use super::errors::{ApiResult, HttpError};
 use super::routes::ApiState;
 
+/// `?follow=&tail=&since=&timestamps=&previous=`: `since` in seconds since the Unix epoch;
+/// `previous` (service logs only) reads, per replica slot, the newest task that has exited
+/// instead of the live ones. `since` and `timestamps` need a runtime that records times
+/// (Docker); others refuse them (501).
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct LogQuery {
     #[serde(default)]
     follow: bool,
     tail: Option<usize>,
+    since: Option<i64>,
+    #[serde(default)]
+    timestamps: bool,
+    #[serde(default)]
+    previous: bool,
 }
 
 type Lines = BoxStream<'static, Result<String, std::io::Error>>;
@@ -60,6 +69,8 @@ async fn task_lines(
                 LogOptions {
                     follow: q.follow,
                     tail: q.tail,
+                    since: q.since,
+                    timestamps: q.timestamps,
                 },
             )
             .await?;
@@ -85,6 +96,12 @@ async fn task_lines(
     let mut url = format!("http://{api}/v1/tasks/{}/logs?follow={}", task.id, q.follow);
     if let Some(n) = q.tail {
         url.push_str(&format!("&tail={n}"));
+    }
+    if let Some(t) = q.since {
+        url.push_str(&format!("&since={t}"));
+    }
+    if q.timestamps {
+        url.push_str("&timestamps=true");
     }
     // Connecting is bounded by the client; the answer's headers, and when not following the
     // whole answer, by the proxy timeout. A followed stream may stay quiet for any time.
@@ -159,11 +176,29 @@ pub async fn service_logs(
         return Err(HttpError::not_found("service", &name));
     }
     let tasks = state.store.tasks_of_service(&name).await?;
+    let chosen = if q.previous {
+        previous_tasks(&tasks)
+    } else {
+        tasks
+            .iter()
+            .filter(|t| t.container_id.is_some() && !t.state.is_terminal())
+            .collect()
+    };
+    if chosen.is_empty() {
+        let message = if q.previous {
+            format!(
+                "service {name} has no exited task whose container is still kept;                  `orion ps --service {name} --all` lists its tasks"
+            )
+        } else {
+            format!(
+                "service {name} has no running task ({} task records, none with a live                  container); `orion logs {name} --previous` reads the last exited ones,                  `orion ps --service {name} --all` lists them",
+                tasks.len()
+            )
+        };
+        return Err(HttpError::new(axum::http::StatusCode::CONFLICT, message));
+    }
     let mut streams = Vec::new();
-    for task in tasks
-        .iter()
-        .filter(|t| t.container_id.is_some() && !t.state.is_terminal())
-    {
+    for task in chosen {
         match task_lines(&state, task, q, true, auth).await {
             Ok(s) => streams.push(s),
             Err(e) => streams
@@ -171,4 +206,21 @@ pub async fn service_logs(
         }
     }
     Ok(text(stream::select_all(streams).boxed()))
+}
+
+/// Per replica slot, the newest task that has ended and still names its container.
+fn previous_tasks(tasks: &[Task]) -> Vec<&Task> {
+    let mut by_slot: std::collections::BTreeMap<u32, &Task> = std::collections::BTreeMap::new();
+    for t in tasks
+        .iter()
+        .filter(|t| t.container_id.is_some() && t.state.is_terminal())
+    {
+        let newer = by_slot
+            .get(&t.slot)
+            .is_none_or(|old| (t.updated_at, t.attempt) > (old.updated_at, old.attempt));
+        if newer {
+            by_slot.insert(t.slot, t);
+        }
+    }
+    by_slot.into_values().collect()
 }

@@ -9,6 +9,7 @@ mod chaos_tests;
 mod errors;
 #[cfg(test)]
 mod errors_tests;
+mod events;
 pub mod guard;
 mod logs;
 pub mod network;
@@ -25,6 +26,7 @@ mod tests;
 mod token_routes;
 pub mod tokens;
 pub mod types;
+mod verbs;
 
 pub use routes::{ApiSettings, ApiState, ClusterInfo, proxy_client, router};
 

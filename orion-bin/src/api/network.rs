@@ -189,6 +189,7 @@ mod tests {
             )),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             secrets: None,
+            events: Default::default(),
         };
         let Ok(Json(view)) = network(State(state)).await else {
             panic!("GET /v1/network failed");

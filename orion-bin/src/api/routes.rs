@@ -64,6 +64,8 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Seals the secrets this node is given (`POST /v1/secrets/{name}`); `None`: refused (501).
     pub secrets: Option<Arc<orion_core::secrets::SecretSealer>>,
+    /// The cluster events this node derived from the store (`GET /v1/events`).
+    pub events: Arc<crate::events::EventLog>,
 }
 
 /// The API's bounds and access rules, from orion.yaml.
@@ -151,6 +153,7 @@ pub fn route_table() -> RouteTable {
         .merge(super::rollout::routes())
         .merge(super::secrets::routes())
         .merge(super::token_routes::routes())
+        .merge(super::verbs::routes())
 }
 
 /// The API's routes (from [`route_table`], each behind its access check), with the

@@ -89,6 +89,7 @@ pub(super) fn state_on(store: Arc<dyn Store>, settings: ApiSettings) -> ApiState
         )),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         secrets: Some(Arc::new(orion_core::secrets::SecretSealer::new([3; 32]))),
+        events: Arc::default(),
     }
 }
 

@@ -341,6 +341,12 @@ async fn run(
         cluster_key.derive("secrets-at-rest"),
     ));
     info!(key_id = sealer.key_id(), "secrets: cluster key loaded");
+    let events = Arc::new(crate::events::EventLog::default());
+    tokio::spawn(crate::events::record(
+        parts.local_store.clone(),
+        events.clone(),
+        shutdown_rx.clone(),
+    ));
     let app = api::router(ApiState {
         store: store.clone(),
         local_store: parts.local_store.clone(),
@@ -352,6 +358,7 @@ async fn run(
         scheduler: Arc::new(build_scheduler(&settings.config)?),
         metrics: metrics.clone(),
         secrets: Some(sealer.clone()),
+        events,
     });
     let (_dns, runtime) = start_dns(&settings, &store, runtime).await?;
     let mut api_shutdown = shutdown_rx.clone();

@@ -145,6 +145,29 @@ pub struct LogOptions {
     pub follow: bool,
     /// Only the last `n` lines of what exists (None = all).
     pub tail: Option<usize>,
+    /// Only lines written at or after this time, in seconds since the Unix epoch (None = all).
+    /// A runtime that does not record when lines were written answers
+    /// [`crate::Error::Unsupported`]; it never ignores it.
+    pub since: Option<i64>,
+    /// Starts each line with the time it was written (RFC 3339 with nanoseconds, then a
+    /// space), as `docker logs --timestamps` does. Same rule as `since` for runtimes that do
+    /// not record times.
+    pub timestamps: bool,
+}
+
+impl LogOptions {
+    /// [`crate::Error::Unsupported`] from `backend` when `since` or `timestamps` is asked
+    /// for: what a runtime that does not record when lines were written answers.
+    pub fn refuse_times(&self, backend: &'static str) -> Result<()> {
+        if self.since.is_none() && !self.timestamps {
+            return Ok(());
+        }
+        Err(crate::Error::Unsupported {
+            backend,
+            feature: "log times (since, timestamps)".to_owned(),
+            hint: "this runtime does not record when each line was written; use tail".to_owned(),
+        })
+    }
 }
 
 /// Which stream a log line came from.
@@ -179,12 +202,25 @@ pub struct ContainerStats {
     pub memory_limit_bytes: Option<u64>,
 }
 
+/// Each of an exec's stdout and stderr is cut at this many bytes ([`ExecOutput::truncated`]).
+pub const MAX_EXEC_OUTPUT: usize = 1024 * 1024;
+
 /// The result of [`Runtime::exec`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOutput {
     pub exit_code: i64,
     pub stdout: String,
     pub stderr: String,
+    /// True when stdout or stderr was cut at [`MAX_EXEC_OUTPUT`] bytes.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Appends `chunk` to `buf` up to [`MAX_EXEC_OUTPUT`] bytes in all; true when some was dropped.
+pub fn append_bounded(buf: &mut Vec<u8>, chunk: &[u8]) -> bool {
+    let room = MAX_EXEC_OUTPUT.saturating_sub(buf.len());
+    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    chunk.len() > room
 }
 
 /// Runs containers on one node.
@@ -242,7 +278,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// task's requests, at most once per task per sample interval.
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
 
-    /// Runs `command` inside the running container and waits for it.
+    /// Runs `command` inside the running container and waits for it. Each of stdout and stderr
+    /// is kept up to [`MAX_EXEC_OUTPUT`] bytes (the rest is dropped, and
+    /// [`ExecOutput::truncated`] set), so a chatty command cannot exhaust the node's memory.
     async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput>;
 }
 

@@ -37,8 +37,8 @@ use crate::runtime::{
 mod checks;
 
 pub use checks::{
-    adopt_after_restart, bad_command, bad_image, concurrent_starts, exec, exit_codes, lifecycle,
-    logs, ports, stats, stop_stopped,
+    adopt_after_restart, bad_command, bad_image, concurrent_starts, exec, exec_bounds, exit_codes,
+    lifecycle, logs, ports, stats, stop_stopped,
 };
 
 /// The label that tells one suite run's containers from everything else.
@@ -146,6 +146,8 @@ pub enum Check {
     ConcurrentStarts,
     /// [`exec`]
     Exec,
+    /// [`exec_bounds`]
+    ExecBounds,
     /// [`ports`]
     Ports,
 }
@@ -156,7 +158,7 @@ pub const CONCURRENT_STARTS: usize = 20;
 impl Check {
     /// Every check, in the order [`run_all`] runs them. A new variant goes here too, and into
     /// [`run_check`]'s exhaustive match, which is what runs it.
-    pub const ALL: [Check; 11] = [
+    pub const ALL: [Check; 12] = [
         Check::Lifecycle,
         Check::ExitCodes,
         Check::Logs,
@@ -167,6 +169,7 @@ impl Check {
         Check::AdoptAfterRestart,
         Check::ConcurrentStarts,
         Check::Exec,
+        Check::ExecBounds,
         Check::Ports,
     ];
 
@@ -183,6 +186,7 @@ impl Check {
             Check::AdoptAfterRestart => "adopt_after_restart",
             Check::ConcurrentStarts => "concurrent_starts",
             Check::Exec => "exec",
+            Check::ExecBounds => "exec_bounds",
             Check::Ports => "ports",
         }
     }
@@ -241,6 +245,7 @@ where
             concurrent_starts(&make().await, fixture, CONCURRENT_STARTS).await;
         }
         Check::Exec => exec(&make().await, fixture).await,
+        Check::ExecBounds => exec_bounds(&make().await, fixture).await,
         Check::Ports => ports(&make().await, fixture).await,
     }
 }
@@ -392,7 +397,8 @@ mod tests {
             Check::AdoptAfterRestart => 7,
             Check::ConcurrentStarts => 8,
             Check::Exec => 9,
-            Check::Ports => 10,
+            Check::ExecBounds => 10,
+            Check::Ports => 11,
         };
         for (i, check) in Check::ALL.iter().enumerate() {
             assert_eq!(index(*check), i, "{check:?} is out of place in Check::ALL");

@@ -416,6 +416,7 @@ impl Runtime for ContainerdRuntime {
     }
 
     async fn logs(&self, id: &str, options: LogOptions) -> Result<LogStreamBox> {
+        options.refuse_times(self.name())?;
         self.container_logs(id, options).await
     }
 

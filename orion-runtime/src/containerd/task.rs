@@ -551,8 +551,8 @@ impl ContainerdRuntime {
         {
             tracing::warn!(id, exec_id, error = %status, "cannot delete exec process");
         }
-        let stdout = read_and_remove(&files.stdout).await;
-        let mut stderr = read_and_remove(&files.stderr).await;
+        let (stdout, cut_out) = read_and_remove(&files.stdout).await;
+        let (mut stderr, cut_err) = read_and_remove(&files.stderr).await;
         let (exit_code, start_error) = outcome?;
         if let Some(message) = start_error {
             stderr.push_str(&message);
@@ -561,17 +561,25 @@ impl ContainerdRuntime {
             exit_code,
             stdout,
             stderr,
+            truncated: cut_out || cut_err,
         })
     }
 }
 
-async fn read_and_remove(path: &Path) -> String {
-    let text = tokio::fs::read(path)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+/// The file's first [`orion_core::runtime::MAX_EXEC_OUTPUT`] bytes, and whether it was
+/// longer; the file is removed.
+async fn read_and_remove(path: &Path) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let limit = orion_core::runtime::MAX_EXEC_OUTPUT;
+    let mut kept = Vec::new();
+    let mut longer = false;
+    if let Ok(file) = tokio::fs::File::open(path).await {
+        let _ = file.take(limit as u64 + 1).read_to_end(&mut kept).await;
+        longer = kept.len() > limit;
+        kept.truncate(limit);
+    }
     let _ = tokio::fs::remove_file(path).await;
-    text
+    (String::from_utf8_lossy(&kept).into_owned(), longer)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use bollard::query_parameters::{
 use futures::{StreamExt, TryStreamExt};
 use orion_core::runtime::{
     ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, ExitStream, LogLine, LogOptions,
-    LogStream, LogStreamBox, Runtime,
+    LogStream, LogStreamBox, Runtime, append_bounded,
 };
 
 use crate::error::{Result, RuntimeError};
@@ -410,6 +410,10 @@ impl DockerRuntime {
             tail: options
                 .tail
                 .map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            since: options
+                .since
+                .map_or(0, |t| i32::try_from(t.max(0)).unwrap_or(i32::MAX)),
+            timestamps: options.timestamps,
             ..LogsOptions::default()
         };
         let id = id.to_owned();
@@ -507,13 +511,14 @@ impl DockerRuntime {
             .start_exec(&exec.id, Some(StartExecOptions::default()))
             .await
             .map_err(|e| container_error(id, "starting exec in", e))?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let (mut stdout, mut stderr, mut truncated) = (Vec::new(), Vec::new(), false);
         if let StartExecResults::Attached { mut output, .. } = started {
             while let Some(chunk) = output.next().await {
-                match chunk.map_err(|e| container_error(id, "reading exec output of", e))? {
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    other => stdout.extend_from_slice(&other.into_bytes()),
-                }
+                truncated |=
+                    match chunk.map_err(|e| container_error(id, "reading exec output of", e))? {
+                        LogOutput::StdErr { message } => append_bounded(&mut stderr, &message),
+                        other => append_bounded(&mut stdout, &other.into_bytes()),
+                    };
             }
         }
         let inspect = self
@@ -525,6 +530,7 @@ impl DockerRuntime {
             exit_code: inspect.exit_code.unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            truncated,
         })
     }
 }

@@ -93,26 +93,34 @@ impl ProcessRuntime {
                 value: String::new(),
                 expected: "a program and its arguments".into(),
             })?;
-        let output = tokio::process::Command::new(program)
+        let io_error = |e| RuntimeError::io(format!("exec {program:?} for {id}"), e);
+        let mut child = tokio::process::Command::new(program)
             .args(args)
             .envs(record.spec.env.iter().filter_map(|e| e.split_once('=')))
             .current_dir(&record.workdir)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             // A caller that gives up (a health check's timeout) must not leave it running.
             .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| RuntimeError::io(format!("exec {program:?} for {id}"), e))?;
+            .spawn()
+            .map_err(io_error)?;
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let (stdout, stderr, status) =
+            tokio::join!(read_bounded(out), read_bounded(err), child.wait());
+        let status = status.map_err(io_error)?;
+        let ((stdout, cut_out), (stderr, cut_err)) =
+            (stdout.map_err(io_error)?, stderr.map_err(io_error)?);
         use std::os::unix::process::ExitStatusExt;
         Ok(ExecOutput {
-            exit_code: output
-                .status
+            exit_code: status
                 .code()
                 .map(i64::from)
-                .or_else(|| output.status.signal().map(|s| 128 + i64::from(s)))
+                .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
                 .unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            truncated: cut_out || cut_err,
         })
     }
 }
@@ -128,5 +136,25 @@ async fn wait_until_dead(record: &ProcessRecord, limit: Duration) -> bool {
             return false;
         }
         tokio::time::sleep(STOP_POLL).await;
+    }
+}
+
+/// Everything `pipe` gives until its end, keeping [`orion_core::runtime::MAX_EXEC_OUTPUT`]
+/// bytes (the rest is read, so the writer never blocks, and dropped); whether some was dropped.
+async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(
+    pipe: Option<R>,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    use tokio::io::AsyncReadExt;
+    let (mut kept, mut cut) = (Vec::new(), false);
+    let Some(mut pipe) = pipe else {
+        return Ok((kept, cut));
+    };
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = pipe.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok((kept, cut));
+        }
+        cut |= orion_core::runtime::append_bounded(&mut kept, &chunk[..n]);
     }
 }

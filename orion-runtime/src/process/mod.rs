@@ -579,6 +579,7 @@ impl Runtime for ProcessRuntime {
 
     async fn logs(&self, id: &str, options: LogOptions) -> orion_core::Result<LogStreamBox> {
         let (dir, record) = self.load(id)?;
+        options.refuse_times(self.name())?;
         let status_dir = dir.clone();
         Ok(logs::stream_logs(&dir, options, move || {
             Self::status(&status_dir, &record).is_running()

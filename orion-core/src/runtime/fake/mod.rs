@@ -452,6 +452,7 @@ impl Runtime for FakeRuntime {
         let (start, rx) = {
             let st = self.lock();
             let c = st.get(id)?;
+            options.refuse_times(self.name())?;
             let len = c.logs.len();
             let start = options.tail.map_or(0, |t| len.saturating_sub(t));
             (start, c.changed.subscribe())
@@ -508,6 +509,7 @@ impl Runtime for FakeRuntime {
                 exit_code: script.exit_code,
                 stdout: script.text(LogStream::Stdout),
                 stderr: script.text(LogStream::Stderr),
+                truncated: false,
             });
         }
         let exit_code = fault.unwrap_or(0);
@@ -520,6 +522,7 @@ impl Runtime for FakeRuntime {
             exit_code,
             stdout,
             stderr: String::new(),
+            truncated: false,
         })
     }
 }

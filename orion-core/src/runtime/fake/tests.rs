@@ -32,6 +32,7 @@ async fn wait_exit(fake: &FakeRuntime, id: &str) -> ContainerStatus {
     let follow = LogOptions {
         follow: true,
         tail: Some(0),
+        ..LogOptions::default()
     };
     let mut logs = fake.logs(id, follow).await.unwrap();
     tokio::time::timeout(WAIT, async { while logs.next().await.is_some() {} })
@@ -157,6 +158,7 @@ async fn logs_honour_tail_and_follow_until_exit() {
     let tail = LogOptions {
         follow: false,
         tail: Some(2),
+        ..LogOptions::default()
     };
     let lines: Vec<_> = fake.logs(&id, tail).await.unwrap().collect().await;
     let text: Vec<_> = lines.into_iter().map(|l| l.unwrap().line).collect();
@@ -165,6 +167,7 @@ async fn logs_honour_tail_and_follow_until_exit() {
     let follow = LogOptions {
         follow: true,
         tail: Some(1),
+        ..LogOptions::default()
     };
     let mut stream = fake.logs(&id, follow).await.unwrap();
     let first = tokio::time::timeout(WAIT, stream.next()).await.unwrap();

@@ -64,7 +64,8 @@ pub async fn exit_codes<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     .await;
 }
 
-/// stdout and stderr are told apart; `tail` keeps the last lines; `follow` ends at exit.
+/// stdout and stderr are told apart; `tail` keeps the last lines; `follow` ends at exit;
+/// `timestamps` and `since` work or are refused as `Unsupported`.
 pub async fn logs<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
     let labels = test_labels("logs");
     with_cleanup(runtime, &labels, async {
@@ -92,9 +93,36 @@ pub async fn logs<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
         let tail = LogOptions {
             follow: false,
             tail: Some(2),
+            ..LogOptions::default()
         };
         let last = collect_logs(runtime, &info.id, tail).await;
         assert_eq!(of_stream(&last, LogStream::Stdout), ["line-4", "line-5"]);
+
+        // Times: either honoured (each line starts with its RFC 3339 time; `since` in the
+        // future leaves nothing) or refused as Unsupported, never ignored.
+        let timed = LogOptions {
+            tail: Some(1),
+            timestamps: true,
+            ..LogOptions::default()
+        };
+        match runtime.logs(&info.id, timed).await {
+            Err(e) => assert!(
+                matches!(e, crate::Error::Unsupported { .. }),
+                "timestamps: expected lines or Unsupported, got {e}"
+            ),
+            Ok(_) => {
+                let lines = collect_logs(runtime, &info.id, timed).await;
+                let line = &of_stream(&lines, LogStream::Stdout)[0];
+                let (time, rest) = line.split_once(' ').expect("a time, then the line");
+                assert!(time.starts_with("20") && time.contains('T'), "{line}");
+                assert_eq!(rest, "line-5");
+                let future = LogOptions {
+                    since: Some(i64::from(i32::MAX)),
+                    ..LogOptions::default()
+                };
+                assert!(collect_logs(runtime, &info.id, future).await.is_empty());
+            }
+        }
 
         let script = "echo first; sleep 1; echo second";
         let info = start(
@@ -105,6 +133,7 @@ pub async fn logs<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
         let follow = LogOptions {
             follow: true,
             tail: None,
+            ..LogOptions::default()
         };
         let followed = collect_logs(runtime, &info.id, follow).await;
         assert_eq!(of_stream(&followed, LogStream::Stdout), ["first", "second"]);
@@ -296,6 +325,36 @@ pub async fn exec<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
         assert_eq!(out.stderr, "exec-err\n");
         let missing = runtime.exec("orion-no-such-container", &command).await;
         assert!(missing.unwrap_err().is_not_found());
+    })
+    .await;
+}
+
+/// `exec` keeps at most [`crate::runtime::MAX_EXEC_OUTPUT`] bytes of a stream and says so.
+pub async fn exec_bounds<R: Runtime>(runtime: &R, fixture: &RuntimeFixture) {
+    let labels = test_labels("exec-bounds");
+    with_cleanup(runtime, &labels, async {
+        let info = start(
+            runtime,
+            &fixture.script_spec(&container_name(&labels, 0), "sleep 300", &labels),
+        )
+        .await;
+        let limit = crate::runtime::MAX_EXEC_OUTPUT;
+        let script = format!(
+            "head -c {} /dev/zero | tr '\\0' x; echo e >&2",
+            limit + 4096
+        );
+        let command: Vec<String> = vec!["sh".into(), "-c".into(), script];
+        let out = runtime.exec(&info.id, &command).await.unwrap();
+        assert_eq!(out.exit_code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout.len(), limit);
+        assert!(out.stdout.bytes().all(|b| b == b'x'));
+        assert_eq!(out.stderr, "e\n");
+        assert!(out.truncated);
+        let small = runtime
+            .exec(&info.id, &["echo".to_owned(), "hi".to_owned()])
+            .await
+            .unwrap();
+        assert!(!small.truncated && small.stdout == "hi\n", "{small:?}");
     })
     .await;
 }
