@@ -65,10 +65,14 @@ pub async fn dns(
     } = action;
     let timeout = timeout.unwrap_or(DEFAULT_DNS_TIMEOUT);
     if timeout.is_zero() || timeout > Duration::from_secs(60) {
-        bail!(
-            "--timeout {}: dns lookup waits 100ms to 60s",
-            humantime::format_duration(timeout)
-        );
+        return Err(crate::commands::Exit {
+            code: crate::client::exit::INVALID,
+            message: format!(
+                "--timeout {}: dns lookup waits 100ms to 60s",
+                humantime::format_duration(timeout)
+            ),
+        }
+        .into());
     }
     let server = match server {
         Some(s) => s
