@@ -110,6 +110,20 @@ async fn deploys_fail_fast_with_the_reason_and_report_json() {
         assert!(r["counts"][state].is_u64(), "{state} in {r}");
     }
     assert!(stderr(&out).contains("rollout failed"), "{out:?}");
+    // Off a terminal a table cuts a long reason at 100 characters; -o wide keeps it whole.
+    let node = c.nodes[0].id.clone();
+    let out = c.cli(0, &["ps", "--service", "huge"]);
+    assert!(
+        stdout(&out).contains("no feasible node") && stdout(&out).contains('…'),
+        "{out:?}"
+    );
+    assert!(!stdout(&out).contains(&format!("on {node}")), "{out:?}");
+    let out = c.cli(0, &["ps", "--service", "huge", "-o", "wide"]);
+    assert_eq!(code(&out), Some(0), "{out:?}");
+    assert!(
+        stdout(&out).contains(&format!("free) on {node}")),
+        "{out:?}"
+    );
 
     // A missing image: every replica fails to start.
     let registry = support::reserve_loopback_port();
@@ -253,6 +267,27 @@ async fn deploy_with_a_command_and_units_then_scale_and_stop_with_confirmation()
     assert_eq!(json(&out)["deleted"], "web");
     let (status, _) = c.request(0, Method::GET, "/v1/services/web", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A replica that never becomes healthy (its first check is an hour away): the wait ends
+    // at --timeout with exit code 6; apply --detach does not wait at all.
+    let mut spec: Value = serde_json::from_str(&support::http_spec("slow", 1)).unwrap();
+    spec["health_check"] = serde_json::json!({
+        "type": "http", "http_path": "/index.html", "port": 8080, "interval": 3600,
+    });
+    let file = c.dir().join("slow.json");
+    std::fs::write(&file, spec.to_string()).expect("write the spec");
+    let file = file.to_str().expect("utf-8");
+    let out = c.cli(0, &["apply", "-f", file, "--timeout", "3s", "-o", "json"]);
+    assert_eq!(code(&out), Some(6), "{out:?}");
+    let r = json(&out);
+    assert_eq!(
+        (r["result"].as_str(), r["counts"]["healthy"].as_u64()),
+        (Some("timeout"), Some(0))
+    );
+    assert!(stderr(&out).contains("did not converge in time"), "{out:?}");
+    let out = c.cli(0, &["apply", "-f", file, "--detach"]);
+    assert_eq!(code(&out), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("not waiting (--detach)"), "{out:?}");
 
     // -o on a command without structured output is refused, not ignored.
     let out = c.cli(0, &["logs", "web", "-o", "json"]);

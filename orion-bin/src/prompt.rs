@@ -20,10 +20,10 @@ pub fn confirm_removal(svc: &ServiceStatus, yes: bool) -> Result<()> {
         return Ok(());
     }
     let name = &svc.spec.name;
+    let active: u32 = svc.by_state.values().sum();
     let what = format!(
-        "`stop {name}` removes service {name} and stops its {} task{}",
-        svc.running,
-        if svc.running == 1 { "" } else { "s" }
+        "`stop {name}` removes service {name} and stops its {active} task{}",
+        if active == 1 { "" } else { "s" }
     );
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Err(Exit {
