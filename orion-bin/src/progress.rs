@@ -164,9 +164,7 @@ impl RolloutResult {
                 counts_text(c)
             ),
         };
-        if self.result != Outcome::Ok
-            && let Some(r) = &self.reason
-        {
+        if let Some(r) = &self.reason {
             line.push_str(&format!(": {r}"));
         }
         line
@@ -310,6 +308,39 @@ pub fn judge(l: &Look, desired: u32, stuck_before: bool) -> Option<(Outcome, Opt
     None
 }
 
+/// The verdict on an update's rollout record: a canary waiting for `promote` is as far as the
+/// rollout goes by itself (`ok`, with a note); a paused rollout goes no further (`failed`).
+pub fn rollout_verdict(
+    r: &crate::api::rollout::RolloutStatus,
+    version: u64,
+) -> Option<(Outcome, Option<String>)> {
+    let record = r.rollout.as_ref().filter(|rec| rec.version == version)?;
+    if r.canary_waiting {
+        return Some((
+            Outcome::Ok,
+            Some(format!(
+                "canary serving; `orion rollout promote {}` replaces the other replicas",
+                r.service
+            )),
+        ));
+    }
+    if record.phase == orion_core::reconciler::RolloutPhase::Paused {
+        return Some((
+            Outcome::Failed,
+            Some(format!(
+                "rollout paused{}; `orion rollout resume {}` continues it",
+                record
+                    .reason
+                    .as_ref()
+                    .map(|w| format!(": {w}"))
+                    .unwrap_or_default(),
+                r.service
+            )),
+        ));
+    }
+    None
+}
+
 /// Shows progress: one updating line on a terminal (stderr), a line per change otherwise.
 struct Display {
     bar: Option<ProgressBar>,
@@ -393,7 +424,12 @@ pub async fn wait(client: &Client, status: &ServiceStatus, watch: &Watch) -> Rol
                 desired = now.desired;
                 let l = look(&tasks, version, desired);
                 display.show(&service, desired, &l);
-                let verdict = judge(&l, desired, stuck_before);
+                let mut verdict = judge(&l, desired, stuck_before);
+                if verdict.is_none() && l.others > 0 {
+                    // An update: it may wait for a promotion, or have paused.
+                    let rollout = c.get(&format!("/v1/services/{service}/rollout")).await;
+                    verdict = rollout.ok().and_then(|r| rollout_verdict(&r, version));
+                }
                 stuck_before = l.stuck_pending.is_some();
                 last_look = Some(l);
                 if let Some(v) = verdict {

@@ -141,3 +141,45 @@ fn results_have_exit_codes_and_one_line() {
     };
     assert_eq!(timeout.exit_code(), exit::TIMEOUT);
 }
+
+fn rollout_status(
+    phase: &str,
+    canary_waiting: bool,
+    version: u64,
+) -> crate::api::rollout::RolloutStatus {
+    serde_json::from_value(serde_json::json!({
+        "service": "web",
+        "version": version,
+        "rollout": {
+            "service": "web", "version": version, "previous_version": 1, "phase": phase,
+            "reason": "replica web-0 failed its health wait", "started_at": 1, "updated_at": 2,
+        },
+        "canary_waiting": canary_waiting,
+        "replicas_by_version": {},
+        "serving_by_version": {},
+        "history": [],
+    }))
+    .expect("a rollout status")
+}
+
+#[test]
+fn a_waiting_canary_is_as_far_as_it_goes_and_a_paused_rollout_fails() {
+    let (outcome, note) = rollout_verdict(&rollout_status("progressing", true, 2), 2).unwrap();
+    assert_eq!(outcome, Outcome::Ok);
+    assert!(note.unwrap().contains("orion rollout promote web"));
+    let (outcome, why) = rollout_verdict(&rollout_status("paused", false, 2), 2).unwrap();
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(
+        why.unwrap(),
+        "rollout paused: replica web-0 failed its health wait; `orion rollout resume web` continues it"
+    );
+    assert_eq!(
+        rollout_verdict(&rollout_status("progressing", false, 2), 2),
+        None
+    );
+    assert_eq!(
+        rollout_verdict(&rollout_status("paused", false, 1), 2),
+        None,
+        "another version's record"
+    );
+}
