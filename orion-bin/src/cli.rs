@@ -99,7 +99,7 @@ pub enum Command {
     /// Start a single-node cluster with embedded defaults (data in ./orion-data).
     Up(ServerArgs),
 
-    /// Deploy an image as a service.
+    /// Deploy an image as a service (created, or replaced), then follow its rollout.
     Deploy(DeployArgs),
     /// Run an image as a service named after it (`run --image nginx --replicas 3`).
     Run(RunArgs),
@@ -321,6 +321,7 @@ pub struct DeployArgs {
     /// Service name; defaults to the image's name.
     #[arg(long)]
     pub name: Option<String>,
+    /// How many replicas to run.
     #[arg(long, default_value_t = 1)]
     pub replicas: u32,
     /// `CONTAINER`, `HOST:CONTAINER` or `HOST:CONTAINER/udp` (repeatable; HOST 0 = dynamic).

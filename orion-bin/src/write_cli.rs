@@ -255,6 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_are_bounded_and_global() {
+        let cli = Cli::try_parse_from(["orion", "ps", "--timeout", "2s"]).unwrap();
+        assert_eq!(cli.timeout, Some(std::time::Duration::from_secs(2)));
+        let cli = Cli::try_parse_from(["orion", "--timeout", "5m", "scale", "web", "3"]).unwrap();
+        assert_eq!(cli.timeout, Some(std::time::Duration::from_secs(300)));
+        for bad in ["0s", "50ms", "25h", "soon"] {
+            let err = Cli::try_parse_from(["orion", "ps", "--timeout", bad]).unwrap_err();
+            assert!(err.to_string().contains("expected"), "{bad}: {err}");
+        }
+        let cli = Cli::try_parse_from(["orion", "dns", "lookup", "web", "--timeout", "1s"]);
+        assert!(cli.is_ok(), "dns lookup takes the global flag");
+    }
+
+    #[test]
+    fn stop_takes_yes() {
+        let cli = Cli::try_parse_from(["orion", "stop", "web", "-y"]).unwrap();
+        assert!(matches!(cli.command, Command::Stop { yes: true, .. }));
+        let cli = Cli::try_parse_from(["orion", "stop", "web"]).unwrap();
+        assert!(matches!(cli.command, Command::Stop { yes: false, .. }));
+    }
+
+    #[test]
     fn deploy_needs_one_image() {
         let mut argv = vec!["orion", "deploy"];
         assert!(Cli::try_parse_from(&argv).is_err());
