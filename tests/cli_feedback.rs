@@ -125,6 +125,50 @@ async fn deploys_fail_fast_with_the_reason_and_report_json() {
         "{out:?}"
     );
 
+    // An update whose new replica no node can take (the old one holds 60 % of the CPU and the
+    // new one starts before the old one stops): the reconciler keeps the old one and creates
+    // nothing, and the dry run says why.
+    let (_, nodes) = c.request(0, Method::GET, "/v1/nodes", None).await;
+    let capacity = nodes[0]["capacity"]["cpu_millicores"]
+        .as_u64()
+        .expect("cpu capacity");
+    let cpu = format!("{}m", capacity * 6 / 10);
+    let serve = "exec httpd -f -p 8080 -h /www";
+    let out = c.cli(
+        0,
+        &[
+            "deploy", TEST_IMAGE, "--name", "big", "--cpu", &cpu, "--", "sh", "-c", serve,
+        ],
+    );
+    assert_eq!(code(&out), Some(0), "{out:?}");
+    let v2 = format!("echo v2; {serve}");
+    let out = c.cli(
+        0,
+        &[
+            "deploy", TEST_IMAGE, "--name", "big", "--cpu", &cpu, "-o", "json", "--", "sh", "-c",
+            &v2,
+        ],
+    );
+    assert_eq!(code(&out), Some(8), "{out:?}");
+    let r = json(&out);
+    assert_eq!(
+        (r["result"].as_str(), r["version"].as_u64()),
+        (Some("failed"), Some(2)),
+        "{r}"
+    );
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no node can take a replica of version 2")
+            && reason.contains("insufficient cpu"),
+        "{r}"
+    );
+    let out = c.cli(0, &["rm", "big", "-o", "json"]);
+    assert_eq!(
+        (code(&out), json(&out)["deleted"].as_str()),
+        (Some(0), Some("big")),
+        "{out:?}"
+    );
+
     // A missing image: every replica fails to start.
     let registry = support::reserve_loopback_port();
     let missing = format!("{}/orion-missing:bad", registry);

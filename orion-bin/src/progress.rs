@@ -9,7 +9,8 @@
 //!   soon as [`judge`] finds the rollout cannot proceed: a replica no node can take (the pending
 //!   reason the scheduler wrote, seen on two polls in a row with nothing starting or stopping),
 //!   every slot of the version failing (a start failure such as a missing image, or two failures
-//!   in a row), or the cluster rolling the version back.
+//!   in a row), the cluster rolling the version back or pausing it, or an update stalled on two
+//!   looks whose dry run (`POST /v1/plan`) places no replica anywhere.
 //! - Progress goes to stderr: one updating line on a terminal, a line per change otherwise.
 //!   The result goes to stdout: a line in table form, the [`RolloutResult`] with `-o json|yaml`.
 
@@ -196,6 +197,9 @@ pub struct Look {
     pub all_failing: Option<String>,
     /// Active tasks of other versions.
     pub others: u32,
+    /// An update with fewer active tasks of the version than `desired` and nothing starting or
+    /// stopping: its new replicas may have no node to go to ([`plan_verdict`] asks).
+    pub update_stalled: bool,
 }
 
 /// Summarises `tasks` (every task of the service, `all=true`) for `version` and `desired`.
@@ -204,6 +208,7 @@ pub fn look(tasks: &[Task], version: u64, desired: u32) -> Look {
     let mut latest: Option<&Task> = None;
     let mut in_flight = false;
     let mut others = 0;
+    let mut current_active = 0;
     let mut unplaced = 0;
     let mut pending_reason = None;
     // Per slot: failed attempts, and whether a replica runs.
@@ -226,6 +231,9 @@ pub fn look(tasks: &[Task], version: u64, desired: u32) -> Look {
             && latest.is_none_or(|l| t.updated_at >= l.updated_at)
         {
             latest = Some(t);
+        }
+        if t.is_active() {
+            current_active += 1;
         }
         let slot = slots.entry(t.slot).or_default();
         match t.state {
@@ -280,6 +288,7 @@ pub fn look(tasks: &[Task], version: u64, desired: u32) -> Look {
         unplaced,
         all_failing,
         others,
+        update_stalled: others > 0 && current_active < desired && !in_flight,
     }
 }
 
@@ -339,6 +348,36 @@ pub fn rollout_verdict(
         ));
     }
     None
+}
+
+/// The verdict on a dry run of the spec (`POST /v1/plan`) during a stalled update: when no
+/// replica would be placed and every node rejects the first one, the update cannot proceed (the
+/// reconciler keeps the old replicas and creates no pending task, so only a plan tells why).
+pub fn plan_verdict(
+    plan: &crate::api::plan::PlanResult,
+    version: u64,
+) -> Option<(Outcome, Option<String>)> {
+    let blocked = !plan.nodes.is_empty()
+        && plan.nodes.iter().all(|n| !n.feasible)
+        && plan.placements.iter().all(|p| p.node.is_none());
+    if !blocked {
+        return None;
+    }
+    let reasons: Vec<String> = plan
+        .nodes
+        .iter()
+        .take(3)
+        .map(|n| format!("{}: {}", n.node, n.reason.as_deref().unwrap_or("rejected")))
+        .collect();
+    let more = if plan.nodes.len() > 3 { "; ..." } else { "" };
+    Some((
+        Outcome::Failed,
+        Some(format!(
+            "placement failure: no node can take a replica of version {version} (the old \
+             replicas keep running): {}{more}",
+            reasons.join("; ")
+        )),
+    ))
 }
 
 /// Shows progress: one updating line on a terminal (stderr), a line per change otherwise.
@@ -411,6 +450,7 @@ pub async fn wait(client: &Client, status: &ServiceStatus, watch: &Watch) -> Rol
     let mut display = Display::new(&service, watch.structured());
     let mut desired = status.desired;
     let mut stuck_before = false;
+    let mut stalled_before = false;
     let mut last_look: Option<Look> = None;
     let mut last_error: Option<String>;
     let verdict = loop {
@@ -430,6 +470,17 @@ pub async fn wait(client: &Client, status: &ServiceStatus, watch: &Watch) -> Rol
                     let rollout = c.get(&format!("/v1/services/{service}/rollout")).await;
                     verdict = rollout.ok().and_then(|r| rollout_verdict(&r, version));
                 }
+                if verdict.is_none() && l.update_stalled && stalled_before {
+                    let plan = c
+                        .call::<_, crate::api::plan::PlanResult>(
+                            reqwest::Method::POST,
+                            "/v1/plan",
+                            Some(&now.spec),
+                        )
+                        .await;
+                    verdict = plan.ok().and_then(|p| plan_verdict(&p, version));
+                }
+                stalled_before = l.update_stalled;
                 stuck_before = l.stuck_pending.is_some();
                 last_look = Some(l);
                 if let Some(v) = verdict {

@@ -183,3 +183,36 @@ fn a_waiting_canary_is_as_far_as_it_goes_and_a_paused_rollout_fails() {
         "another version's record"
     );
 }
+
+#[test]
+fn a_stalled_update_fails_when_the_plan_places_nothing() {
+    let plan = |feasible: bool, placed: bool| -> crate::api::plan::PlanResult {
+        serde_json::from_value(serde_json::json!({
+            "service": "web", "replicas": 1, "weights": [],
+            "nodes": [{"node": "n1", "feasible": feasible, "scores": [],
+                       "reason": "resources: insufficient cpu (needs 1200m, 600m free)"}],
+            "placements": if placed {
+                serde_json::json!([{"slot": 0, "task_id": "web-0-x", "node": "n1"}])
+            } else {
+                serde_json::json!([])
+            },
+        }))
+        .expect("a plan")
+    };
+    let (outcome, why) = plan_verdict(&plan(false, false), 2).unwrap();
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(
+        why.unwrap(),
+        "placement failure: no node can take a replica of version 2 (the old replicas keep \
+         running): n1: resources: insufficient cpu (needs 1200m, 600m free)"
+    );
+    assert_eq!(plan_verdict(&plan(true, true), 2), None);
+    assert_eq!(plan_verdict(&plan(false, true), 2), None);
+
+    let mut old = task(0, 1, TaskState::Running);
+    old.node = Some("n1".into());
+    let l = look(&[old.clone()], 2, 1);
+    assert!(l.update_stalled);
+    let l = look(&[old, task(0, 2, TaskState::Starting)], 2, 1);
+    assert!(!l.update_stalled, "a new replica starts");
+}
