@@ -15,10 +15,8 @@
 //!   The result goes to stdout: a line in table form, the [`RolloutResult`] with `-o json|yaml`.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use orion_core::model::{Task, TaskState};
 use serde::Serialize;
 
@@ -27,6 +25,7 @@ use crate::cli::OutputFormat;
 use crate::client::{Client, ClientError, exit};
 use crate::commands::Exit;
 use crate::output::render_value;
+use display::{Display, one_line};
 
 /// How long a rollout is waited for without `--timeout`.
 pub const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -380,68 +379,6 @@ pub fn plan_verdict(
     ))
 }
 
-/// Shows progress: one updating line on a terminal (stderr), a line per change otherwise.
-struct Display {
-    bar: Option<ProgressBar>,
-    last: Option<String>,
-    quiet: bool,
-}
-
-impl Display {
-    fn new(service: &str, quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} ({elapsed})")
-                    .expect("static template"),
-            );
-            bar.set_prefix(service.to_owned());
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Display {
-            bar,
-            last: None,
-            quiet,
-        }
-    }
-
-    fn show(&mut self, service: &str, desired: u32, l: &Look) {
-        let mut text = format!(
-            "{}/{desired} serving; {}",
-            l.counts.healthy,
-            counts_text(&l.counts)
-        );
-        if let Some(r) = &l.latest_reason {
-            text.push_str(&format!("; latest: {}", one_line(r, 200)));
-        }
-        if self.last.as_deref() == Some(&text) {
-            return;
-        }
-        match &self.bar {
-            Some(bar) => bar.set_message(text.clone()),
-            None if !self.quiet => eprintln!("{service}: {text}"),
-            None => {}
-        }
-        self.last = Some(text);
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// `text` on one line, cut at `max` characters.
-fn one_line(text: &str, max: usize) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &line[..i]),
-        None => line,
-    }
-}
-
 /// Waits for the rollout of `status` (the answer to the write) under `watch`.
 pub async fn wait(client: &Client, status: &ServiceStatus, watch: &Watch) -> RolloutResult {
     let service = status.spec.name.clone();
@@ -588,5 +525,6 @@ pub fn report(results: &[RolloutResult], watch: &Watch) -> anyhow::Result<()> {
     .into())
 }
 
+mod display;
 #[cfg(test)]
 mod tests;
