@@ -407,7 +407,9 @@ pub async fn cluster_remove(client: &Client, node: &str, format: OutputFormat) -
             None::<&()>,
         )
         .await?;
-    println!("removed {node} from the Raft membership");
+    if !structured(format) {
+        println!("removed {node} from the Raft membership");
+    }
     println!("{}", render_cluster(&status, format));
     Ok(())
 }
