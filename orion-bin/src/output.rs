@@ -110,20 +110,24 @@ pub trait Tabular {
 pub fn render_list<T: Tabular + Serialize>(items: &[T], format: OutputFormat) -> String {
     match format {
         OutputFormat::Table | OutputFormat::Wide => {
-            let header = T::header();
-            let mut rows: Vec<Vec<String>> = items.iter().map(Tabular::row).collect();
-            if let Some(width) = table_width() {
-                fit(&header, &mut rows, width);
-            }
-            let mut table = Table::new();
-            table.load_preset(NOTHING).set_header(header);
-            for row in rows {
-                table.add_row(row);
-            }
-            table.to_string()
+            table(&T::header(), items.iter().map(Tabular::row).collect())
         }
         _ => render_value(&items, format),
     }
+}
+
+/// A table of `rows` under `header`, cut to the terminal's width ([`fit`]) unless `-o wide`
+/// or stdout is not a terminal.
+pub fn table(header: &[&str], mut rows: Vec<Vec<String>>) -> String {
+    if let Some(width) = table_width() {
+        fit(header, &mut rows, width);
+    }
+    let mut table = Table::new();
+    table.load_preset(NOTHING).set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    table.to_string()
 }
 
 /// Renders one object as JSON or YAML (tables fall back to YAML for single objects).
@@ -220,22 +224,26 @@ fn task_reason(t: &Task) -> String {
 pub fn render_attempts(failed: &[Task]) -> String {
     let mut rows: Vec<&Task> = failed.iter().collect();
     rows.sort_by_key(|t| (t.created_at, t.updated_at));
-    let mut table = Table::new();
-    table.load_preset(NOTHING).set_header(vec![
-        "TASK", "SLOT", "NODE", "ATTEMPT", "RESTARTS", "EXIT", "REASON",
-    ]);
-    for t in rows {
-        table.add_row(vec![
-            t.id.clone(),
-            t.slot.to_string(),
-            t.node.clone().unwrap_or_else(|| "-".into()),
-            t.attempt.to_string(),
-            t.restarts.to_string(),
-            t.exit_code.map_or("-".into(), |c| c.to_string()),
-            task_reason(t),
-        ]);
-    }
-    table.to_string()
+    let rows = rows
+        .into_iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.slot.to_string(),
+                t.node.clone().unwrap_or_else(|| "-".into()),
+                t.attempt.to_string(),
+                t.restarts.to_string(),
+                t.exit_code.map_or("-".into(), |c| c.to_string()),
+                task_reason(t),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TASK", "SLOT", "NODE", "ATTEMPT", "RESTARTS", "EXIT", "REASON",
+        ],
+        rows,
+    )
 }
 
 impl Tabular for Node {
@@ -281,21 +289,24 @@ pub fn render_cluster(status: &ClusterStatus, format: OutputFormat) -> String {
         status.commit_index,
         status.applied_index,
     );
-    let mut table = Table::new();
-    table
-        .load_preset(NOTHING)
-        .set_header(vec!["MEMBER", "STATE", "ZONE", "API", "RAFT", "GOSSIP"]);
-    for m in &status.members {
-        table.add_row(vec![
-            m.id.clone(),
-            format!("{:?}", m.state).to_lowercase(),
-            m.labels.get("zone").cloned().unwrap_or_else(|| "-".into()),
-            m.addresses.api.clone(),
-            m.addresses.raft.clone(),
-            m.addresses.gossip.clone(),
-        ]);
-    }
-    out.push_str(&table.to_string());
+    let rows = status
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                format!("{:?}", m.state).to_lowercase(),
+                m.labels.get("zone").cloned().unwrap_or_else(|| "-".into()),
+                m.addresses.api.clone(),
+                m.addresses.raft.clone(),
+                m.addresses.gossip.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["MEMBER", "STATE", "ZONE", "API", "RAFT", "GOSSIP"],
+        rows,
+    ));
     out
 }
 
