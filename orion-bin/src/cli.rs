@@ -36,9 +36,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "ORION_CREDENTIALS")]
     pub credentials: Option<PathBuf>,
 
-    /// Output format of client commands.
+    /// Output format of client commands: table (cells cut to the terminal's width), wide (a
+    /// table with every cell whole), json or yaml.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+
+    /// How long to wait (100ms to 24h): for each request (default 30s), or, for `apply`,
+    /// `deploy`, `run` and `scale`, for the whole rollout (default 5m); `dns lookup`: for the
+    /// answer (default 2s, at most 60s).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::client::parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
 
     /// Log level (off, error, warn, info, debug, trace) or a tracing filter such as
     /// `info,orion_core=debug`; anything else is refused.
@@ -56,6 +63,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Table,
+    /// A table whose cells are never cut.
+    Wide,
     Json,
     Yaml,
 }
@@ -90,7 +99,7 @@ pub enum Command {
     /// Start a single-node cluster with embedded defaults (data in ./orion-data).
     Up(ServerArgs),
 
-    /// Deploy an image as a service.
+    /// Deploy an image as a service (created, or replaced), then follow its rollout.
     Deploy(DeployArgs),
     /// Run an image as a service named after it (`run --image nginx --replicas 3`).
     Run(RunArgs),
@@ -140,7 +149,7 @@ pub enum Command {
     Scale {
         service: String,
         replicas: u32,
-        /// Return at once instead of waiting for the rollout.
+        /// Return once the change is accepted instead of waiting for the rollout.
         #[arg(long)]
         detach: bool,
     },
@@ -157,8 +166,15 @@ pub enum Command {
         #[arg(short = 'l', long = "selector", value_name = "SELECTOR", value_parser = crate::selector::parse_arg)]
         selector: Option<crate::selector::Selector>,
     },
-    /// Stop a task (it is replaced if its service still wants it) or remove a service.
-    Stop { id: String },
+    /// Stop a task (it is replaced if its service still wants it) or remove a service (asks
+    /// first on a terminal; `--yes` to skip the question, needed off a terminal).
+    Stop {
+        /// A task id, or a service name.
+        id: String,
+        /// Remove a service without asking.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
     /// Move every task off a node and stop scheduling onto it (undo with `undrain`).
     Drain {
         /// The node's id.
@@ -229,9 +245,6 @@ pub enum DnsAction {
         /// The zone a NAME without a dot is completed with.
         #[arg(long, default_value = "orion.")]
         zone: String,
-        /// How long to wait for the answer (1 ms to 60 s).
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        timeout: std::time::Duration,
     },
 }
 
@@ -322,11 +335,18 @@ pub struct StartArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("the_image").required(true).args(["image_flag", "image"])))]
 pub struct DeployArgs {
+    /// The image (also as the first positional argument).
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub image_flag: Option<String>,
+    /// The image: `orion deploy IMAGE [-- COMMAND ARGS...]`.
+    #[arg(value_name = "IMAGE", conflicts_with = "image_flag")]
+    pub image: Option<String>,
+    /// Service name; defaults to the image's name.
     #[arg(long)]
-    pub image: String,
-    #[arg(long)]
-    pub name: String,
+    pub name: Option<String>,
+    /// How many replicas to run.
     #[arg(long, default_value_t = 1)]
     pub replicas: u32,
     /// `CONTAINER`, `HOST:CONTAINER` or `HOST:CONTAINER/udp` (repeatable; HOST 0 = dynamic).
@@ -335,18 +355,25 @@ pub struct DeployArgs {
     /// `KEY=value` (repeatable).
     #[arg(long = "env")]
     pub env: Vec<String>,
-    /// CPU in millicores.
+    /// CPU: millicores (`500`, `500m`) or cores (`0.5`, `0.5cpu`, `2cores`).
     #[arg(long)]
-    pub cpu: Option<u64>,
-    /// Memory in bytes.
+    pub cpu: Option<String>,
+    /// Memory: bytes, or with a unit (`64Mi`, `1Gi`, `500M`).
     #[arg(long)]
-    pub memory: Option<u64>,
+    pub memory: Option<String>,
     /// Prefer this zone (`--network-affinity` in similar tools).
     #[arg(long)]
     pub network_affinity: Option<String>,
-    /// Return at once instead of waiting for the replicas to run.
+    /// Return once the service is accepted instead of waiting for the rollout.
     #[arg(long)]
     pub detach: bool,
+    /// The command instead of the image's, as one string split like a shell would (no shell
+    /// runs it): `--command "httpd -f -p 8080"`.
+    #[arg(long, conflicts_with = "args")]
+    pub command: Option<String>,
+    /// The command instead of the image's: everything after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -358,15 +385,19 @@ pub struct RunArgs {
     /// Service name; defaults to the image's name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Return once the service is accepted instead of waiting for the rollout.
     #[arg(long)]
     pub detach: bool,
 }
 
-/// `orion apply`.
+/// `apply -f FILE [--detach | --dry-run]`.
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub file: FileArg,
+    /// Return once every service is accepted instead of waiting for the rollouts.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub detach: bool,
     /// Show what would change against what is stored (added, changed and removed services and
     /// fields); write nothing.
     #[arg(long)]

@@ -25,19 +25,27 @@ pub mod exit {
     pub const TIMEOUT: u8 = 6;
     /// No token, an unknown or revoked one (401), or a role without the permission (403).
     pub const DENIED: u8 = 7;
+    /// A rollout cannot proceed: no node can take a replica, every new replica fails, or the
+    /// cluster rolled it back.
+    pub const ROLLOUT_FAILED: u8 = 8;
 }
 
 /// Why a client command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The request could not be sent or its answer not read. `cause` is the whole chain of
+    /// causes, rendered once (the error has no `source`, so nothing prints twice).
     #[error(
-        "cannot reach the Orion API at {addr}: {source}\n(is a node running? set --addr or ORION_ADDR)"
+        "cannot reach the Orion API at {addr}: {cause}\n(is a node running? set --addr or ORION_ADDR)"
     )]
-    Unreachable {
-        addr: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    Unreachable { addr: String, cause: String },
+    /// No answer within the request's time bound (`--timeout`).
+    #[error(
+        "no answer from the Orion API at {addr} within {} (--timeout): the node may be paused, \
+         overloaded or without quorum",
+        humantime::format_duration(*.after)
+    )]
+    Timeout { addr: String, after: Duration },
     #[error("{}", render_api_error(.status, .body))]
     Api { status: StatusCode, body: ApiError },
     #[error("unexpected response from {addr}: {reason}")]
@@ -56,7 +64,7 @@ impl ClientError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Unreachable { .. } => exit::UNAVAILABLE,
+            ClientError::Unreachable { .. } | ClientError::Timeout { .. } => exit::UNAVAILABLE,
             ClientError::Api { status, .. } => match *status {
                 StatusCode::NOT_FOUND => exit::NOT_FOUND,
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => exit::DENIED,
@@ -69,13 +77,37 @@ impl ClientError {
     }
 }
 
+/// How long one request may take by default, from sending it to the end of its answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bounds of `--timeout`.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Bounds of `--timeout`.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses `--timeout`: a humantime duration (`2s`, `500ms`, `5m`) from 100 ms to 24 h.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration ({e}); expected e.g. 2s, 500ms, 5m"))?;
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&d) {
+        return Err(format!("{text:?} is out of range; expected 100ms to 24h"));
+    }
+    Ok(d)
+}
+
 /// A client of one node's API.
+///
+/// Contract: every request, from sending it to reading the end of its answer, is bounded by
+/// the client's timeout ([`DEFAULT_REQUEST_TIMEOUT`] unless [`Client::with_timeout`]); past it
+/// the call fails with [`ClientError::Timeout`]. A stream ([`Client::stream`]) is bounded only
+/// until its answer's head arrives.
 #[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
     /// Sent as `Authorization: Bearer <token>` on every request.
     token: Option<String>,
+    /// Bound of one request.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -104,7 +136,19 @@ impl Client {
             base,
             http,
             token: None,
+            timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// This client, bounding every request by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The bound of one request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// This client, sending `token` with every request.
@@ -153,14 +197,32 @@ impl Client {
         self.decode(req).await
     }
 
+    /// `f` bounded by this client's timeout.
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        tokio::time::timeout(self.timeout, f)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Timeout {
+                    addr: self.base.clone(),
+                    after: self.timeout,
+                })
+            })
+    }
+
     /// `GET path`, as a response to stream (logs).
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
-        let resp = self
-            .request(Method::GET, path)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        self.check(resp).await
+        self.bounded(async {
+            let resp = self
+                .request(Method::GET, path)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            self.check(resp).await
+        })
+        .await
     }
 
     fn url(&self, path: &str) -> String {
@@ -168,9 +230,21 @@ impl Client {
     }
 
     fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        // reqwest's own message repeats the URL; its causes say what failed.
+        let mut causes = Vec::new();
+        let mut next = std::error::Error::source(&source);
+        while let Some(e) = next {
+            causes.push(e.to_string());
+            next = e.source();
+        }
+        let cause = if causes.is_empty() {
+            source.to_string()
+        } else {
+            causes.join(": ")
+        };
         ClientError::Unreachable {
             addr: self.base.clone(),
-            source,
+            cause,
         }
     }
 
@@ -202,12 +276,15 @@ impl Client {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
-        let resp = self.check(resp).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
-            addr: self.base.clone(),
-            reason: e.to_string(),
+        self.bounded(async {
+            let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+            let resp = self.check(resp).await?;
+            let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+                addr: self.base.clone(),
+                reason: e.to_string(),
+            })
         })
+        .await
     }
 }

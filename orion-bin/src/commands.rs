@@ -1,23 +1,16 @@
 //! Client commands: each turns its arguments into API calls and prints the result.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use orion_core::model::spec::{
-    self, AffinityRule, PortSpec, ResourceSpec, SpecFormat, compose, parse_specs,
-};
+use orion_core::model::spec::{self, PortSpec, SpecFormat, compose, parse_specs};
 use orion_core::model::{Node, ServiceSpec, Task};
 use reqwest::Method;
 
-use crate::api::types::{ClusterStatus, ScaleRequest, ServiceStatus};
-use crate::cli::{DeployArgs, OutputFormat, RunArgs};
+use crate::api::types::{ClusterStatus, ServiceStatus};
+use crate::cli::OutputFormat;
 use crate::client::{Client, ClientError, exit};
 use crate::output::{Tabular, render_cluster, render_list, render_value};
-
-/// How long a command waits for a rollout before giving up (exit code 6).
-const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A failure with a specific exit code.
 #[derive(Debug, thiserror::Error)]
@@ -98,9 +91,18 @@ fn compose_options(path: &Path) -> Result<compose::ComposeOptions> {
 }
 
 /// `validate -f FILE`.
-pub fn validate(path: &Path) -> Result<()> {
+pub fn validate(path: &Path, format: OutputFormat) -> Result<()> {
     let specs = load_specs(path)?;
     let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+    if structured(format) {
+        let out = serde_json::json!({
+            "file": path.display().to_string(),
+            "valid": true,
+            "services": names,
+        });
+        println!("{}", render_value(&out, format));
+        return Ok(());
+    }
     println!(
         "{}: valid ({} service{}: {})",
         path.display(),
@@ -111,86 +113,20 @@ pub fn validate(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `apply -f FILE` and `start FILE`.
-pub async fn apply(client: &Client, path: &Path, wait: bool) -> Result<()> {
-    let specs = load_specs(path)?;
-    for spec in &specs {
-        put_service(client, spec, wait).await?;
-    }
-    Ok(())
-}
-
-async fn put_service(client: &Client, spec: &ServiceSpec, wait: bool) -> Result<()> {
-    let status: ServiceStatus = client
-        .call(
-            Method::PUT,
-            &format!("/v1/services/{}", spec.name),
-            Some(spec),
-        )
-        .await?;
-    println!(
-        "service {} applied (version {}, {} replica{})",
-        spec.name,
-        status.version,
-        spec.replicas,
-        if spec.replicas == 1 { "" } else { "s" }
-    );
-    if wait {
-        wait_for_rollout(client, &spec.name).await?;
-    }
-    Ok(())
+/// True for `-o json|yaml`.
+pub fn structured(format: OutputFormat) -> bool {
+    matches!(format, OutputFormat::Json | OutputFormat::Yaml)
 }
 
 /// Parses a `--port` value with the spec's own port syntax (`80`, `8080:80`, `8080:80/udp`).
 pub fn parse_port(text: &str) -> Result<PortSpec> {
-    spec::parse_port(text).map_err(|e| anyhow::anyhow!("--port {e}"))
-}
-
-/// `deploy --image --name ...`.
-pub async fn deploy(client: &Client, args: &DeployArgs) -> Result<()> {
-    let mut spec = ServiceSpec::new(&args.name, &args.image, args.replicas);
-    spec.ports = args
-        .ports
-        .iter()
-        .map(|p| parse_port(p))
-        .collect::<Result<_>>()?;
-    spec.env = args.env.clone();
-    let defaults = ResourceSpec::default();
-    spec.resources.cpu_millicores = args.cpu.unwrap_or(defaults.cpu_millicores);
-    spec.resources.memory_bytes = args.memory.unwrap_or(defaults.memory_bytes);
-    if let Some(zone) = &args.network_affinity {
-        spec.scheduling.affinity.push(AffinityRule::Zone {
-            zones: vec![zone.clone()],
-            required: false,
-        });
-    }
-    spec.validate()?;
-    put_service(client, &spec, !args.detach).await
-}
-
-/// `run --image --replicas` (the service is named after the image).
-pub async fn run(client: &Client, args: &RunArgs) -> Result<()> {
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => service_name_from_image(&args.image),
-    };
-    let spec = ServiceSpec::new(name, &args.image, args.replicas);
-    spec.validate()?;
-    // Create-if-missing: `run` never replaces a service (409, exit code 4).
-    let status: ServiceStatus = client
-        .call(Method::POST, "/v1/services", Some(&spec))
-        .await?;
-    println!(
-        "service {} created (version {}, {} replica{})",
-        spec.name,
-        status.version,
-        spec.replicas,
-        if spec.replicas == 1 { "" } else { "s" }
-    );
-    if !args.detach {
-        wait_for_rollout(client, &spec.name).await?;
-    }
-    Ok(())
+    spec::parse_port(text).map_err(|e| {
+        Exit {
+            code: exit::INVALID,
+            message: format!("--port {e}"),
+        }
+        .into()
+    })
 }
 
 /// `nginx:1.25` -> `nginx`, `ghcr.io/acme/web-app:v2` -> `web-app`.
@@ -213,41 +149,6 @@ pub fn service_name_from_image(image: &str) -> String {
         "service".into()
     } else {
         name
-    }
-}
-
-/// Polls the service until all replicas run, with a progress bar.
-pub async fn wait_for_rollout(client: &Client, service: &str) -> Result<()> {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} running ({elapsed})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(service.to_owned());
-    let started = Instant::now();
-    loop {
-        let status: ServiceStatus = client.get(&format!("/v1/services/{service}")).await?;
-        bar.set_length(u64::from(status.desired));
-        bar.set_position(u64::from(status.running));
-        if status.running >= status.desired {
-            bar.finish();
-            return Ok(());
-        }
-        if started.elapsed() > ROLLOUT_TIMEOUT {
-            bar.abandon();
-            return Err(Exit {
-                code: exit::TIMEOUT,
-                message: format!(
-                    "{service}: {}/{} replicas running after {}s; see `orion ps --service {service}`",
-                    status.running,
-                    status.desired,
-                    ROLLOUT_TIMEOUT.as_secs()
-                ),
-            }
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -292,25 +193,61 @@ pub async fn status(client: &Client, service: Option<&str>, format: OutputFormat
     Ok(())
 }
 
-/// `ps` / `list`.
+/// `ps` / `list`: active tasks and, for each slot of a service's current version, its latest
+/// failed task with the reason; `--all` every task.
 pub async fn ps(
     client: &Client,
     service: Option<&str>,
     all: bool,
     format: OutputFormat,
 ) -> Result<()> {
-    let mut query = vec![];
+    let mut query = vec!["all=true".to_owned()];
     if let Some(s) = service {
         query.push(format!("service={s}"));
-    }
-    if all {
-        query.push("all=true".to_owned());
     }
     let tasks: Vec<Task> = client
         .get(&format!("/v1/tasks?{}", query.join("&")))
         .await?;
-    print_list(&tasks, format);
+    if all {
+        print_list(&tasks, format);
+        return Ok(());
+    }
+    let services: Vec<ServiceStatus> = match service {
+        Some(s) => vec![client.get(&format!("/v1/services/{s}")).await?],
+        None => client.get("/v1/services").await?,
+    };
+    let versions = services
+        .iter()
+        .map(|s| (s.spec.name.clone(), s.version))
+        .collect();
+    print_list(&active_and_current_failures(tasks, &versions), format);
     Ok(())
+}
+
+/// The active tasks, and the latest failed task of each slot of each service's current
+/// version (`versions`: service name to version), in the order given.
+pub fn active_and_current_failures(
+    tasks: Vec<Task>,
+    versions: &std::collections::BTreeMap<String, u64>,
+) -> Vec<Task> {
+    use orion_core::model::TaskState;
+    let mut latest_failed: std::collections::BTreeMap<(&str, u32), &Task> = Default::default();
+    for t in &tasks {
+        if t.state == TaskState::Failed
+            && versions.get(&t.service) == Some(&t.spec_version)
+            && latest_failed
+                .get(&(t.service.as_str(), t.slot))
+                .is_none_or(|l| t.updated_at >= l.updated_at)
+        {
+            latest_failed.insert((t.service.as_str(), t.slot), t);
+        }
+    }
+    let keep: std::collections::BTreeSet<String> =
+        latest_failed.values().map(|t| t.id.clone()).collect();
+    tasks
+        .into_iter()
+        .filter(|t| t.is_active() || keep.contains(&t.id))
+        .collect()
 }
 
 /// `get ID`: a task, or else a service of that name.
@@ -333,65 +270,77 @@ pub async fn nodes(client: &Client, format: OutputFormat) -> Result<()> {
     Ok(())
 }
 
-/// `scale SERVICE N`.
-pub async fn scale(client: &Client, service: &str, replicas: u32, wait: bool) -> Result<()> {
-    let status: ServiceStatus = client
-        .call(
-            Method::POST,
-            &format!("/v1/services/{service}/scale"),
-            Some(&ScaleRequest { replicas }),
-        )
-        .await?;
-    println!(
-        "service {service} scaled to {replicas} (version {})",
-        status.version
-    );
-    if wait {
-        wait_for_rollout(client, service).await?;
-    }
-    Ok(())
-}
-
 /// `rm SERVICE`.
-pub async fn rm(client: &Client, service: &str) -> Result<()> {
-    let _: serde_json::Value = client
+pub async fn rm(client: &Client, service: &str, format: OutputFormat) -> Result<()> {
+    let answer: serde_json::Value = client
         .call(
             Method::DELETE,
             &format!("/v1/services/{service}"),
             None::<&()>,
         )
         .await?;
-    println!("service {service} removed");
+    if structured(format) {
+        println!("{}", render_value(&answer, format));
+    } else {
+        println!("service {service} removed");
+    }
     Ok(())
 }
 
-/// `stop ID`: a task id stops that task; a service name removes the service.
-pub async fn stop(client: &Client, id: &str) -> Result<()> {
+/// `stop ID [--yes]`: a task id stops that task; a service name removes the service, after
+/// [`crate::prompt::confirm`].
+pub async fn stop(client: &Client, id: &str, yes: bool, format: OutputFormat) -> Result<()> {
     match client
-        .call::<(), serde_json::Value>(Method::DELETE, &format!("/v1/tasks/{id}"), None)
+        .call::<(), Task>(Method::DELETE, &format!("/v1/tasks/{id}"), None)
         .await
     {
-        Ok(_) => {
-            println!("task {id} stopping");
+        Ok(task) => {
+            if structured(format) {
+                println!("{}", render_value(&task, format));
+            } else {
+                println!("task {id} stopping");
+            }
             Ok(())
         }
         Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
-            rm(client, id).await
+            let svc = match client
+                .get::<ServiceStatus>(&format!("/v1/services/{id}"))
+                .await
+            {
+                Err(ClientError::Api { status, .. })
+                    if status == reqwest::StatusCode::NOT_FOUND =>
+                {
+                    return Err(Exit {
+                        code: exit::NOT_FOUND,
+                        message: format!(
+                            "no task or service named {id:?} (see `orion ps`, `orion status`)"
+                        ),
+                    }
+                    .into());
+                }
+                other => other?,
+            };
+            crate::prompt::confirm_removal(&svc, yes)?;
+            rm(client, id, format).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
 /// `drain NODE`.
-pub async fn drain(client: &Client, node: &str) -> Result<()> {
-    let _: Node = client
+pub async fn drain(client: &Client, node: &str, format: OutputFormat) -> Result<()> {
+    let drained: Node = client
         .call(
             Method::POST,
             &format!("/v1/nodes/{node}/drain"),
             None::<&()>,
         )
         .await?;
-    println!("node {node} draining: its tasks move elsewhere and nothing new is placed on it");
+    if structured(format) {
+        println!("{}", render_value(&drained, format));
+    } else {
+        println!("node {node} draining: its tasks move elsewhere and nothing new is placed on it");
+    }
     let nodes: Vec<Node> = client.get("/v1/nodes").await?;
     if !nodes
         .iter()
@@ -406,7 +355,7 @@ pub async fn drain(client: &Client, node: &str) -> Result<()> {
 }
 
 /// `undrain NODE` (alias `uncordon`).
-pub async fn undrain(client: &Client, node: &str) -> Result<()> {
+pub async fn undrain(client: &Client, node: &str, format: OutputFormat) -> Result<()> {
     let n: Node = client
         .call(
             Method::POST,
@@ -414,7 +363,9 @@ pub async fn undrain(client: &Client, node: &str) -> Result<()> {
             None::<&()>,
         )
         .await?;
-    if n.status == orion_core::model::NodeStatus::Ready {
+    if structured(format) {
+        println!("{}", render_value(&n, format));
+    } else if n.status == orion_core::model::NodeStatus::Ready {
         println!("node {node} is schedulable again");
     } else {
         println!(
@@ -441,7 +392,9 @@ pub async fn cluster_remove(client: &Client, node: &str, format: OutputFormat) -
             None::<&()>,
         )
         .await?;
-    println!("removed {node} from the Raft membership");
+    if !structured(format) {
+        println!("removed {node} from the Raft membership");
+    }
     println!("{}", render_cluster(&status, format));
     Ok(())
 }

@@ -46,17 +46,33 @@ impl From<&Record> for RecordOutput {
     }
 }
 
-/// `orion dns ...`; `api_addr` is the global `--addr`, whose IP the default server uses.
-pub async fn dns(api_addr: &str, action: DnsAction, format: OutputFormat) -> Result<()> {
+/// How long `dns lookup` waits for the answer without `--timeout`.
+pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `orion dns ...`; `api_addr` is the global `--addr`, whose IP the default server uses;
+/// `timeout` the global `--timeout` (default [`DEFAULT_DNS_TIMEOUT`], at most 60 s).
+pub async fn dns(
+    api_addr: &str,
+    action: DnsAction,
+    format: OutputFormat,
+    timeout: Option<Duration>,
+) -> Result<()> {
     let DnsAction::Lookup {
         name,
         qtype,
         server,
         zone,
-        timeout,
     } = action;
+    let timeout = timeout.unwrap_or(DEFAULT_DNS_TIMEOUT);
     if timeout.is_zero() || timeout > Duration::from_secs(60) {
-        bail!("--timeout {timeout:?}: expected 1ms to 60s");
+        return Err(crate::commands::Exit {
+            code: crate::client::exit::INVALID,
+            message: format!(
+                "--timeout {}: dns lookup waits 100ms to 60s",
+                humantime::format_duration(timeout)
+            ),
+        }
+        .into());
     }
     let server = match server {
         Some(s) => s

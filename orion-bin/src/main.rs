@@ -23,11 +23,14 @@ mod metrics;
 mod network_cli;
 mod node;
 mod output;
+mod progress;
+mod prompt;
 mod rollout_cli;
 mod secret_cli;
 mod selector;
 mod token_cli;
 mod verbs_cli;
+mod write_cli;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -82,13 +85,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Start(start) if start.file.is_none() => None,
         _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
     };
-    let client = Client::new(&cli.addr).with_token(token);
-    let format = cli.output;
+    let client = Client::new(&cli.addr)
+        .with_token(token)
+        .with_timeout(cli.timeout.unwrap_or(client::DEFAULT_REQUEST_TIMEOUT));
+    output::check_format(&cli.command, cli.output)?;
+    let format = output::table_or(cli.output);
+    let watch = |detach| progress::Watch::new(cli.timeout, detach, format);
     match cli.command {
         Command::Server(args) => node::serve(args, node::Mode::Cluster).await,
         Command::Up(args) => node::serve(args, node::Mode::Single).await,
         Command::Start(start) => match (&start.file, start.mode) {
-            (Some(file), _) => commands::apply(&client, file, true).await,
+            (Some(file), _) => write_cli::apply(&client, file, &watch(false)).await,
             (None, mode) => {
                 let mut args = start.server;
                 if args.raft_addr.is_none() {
@@ -101,13 +108,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 node::serve_with_cluster_id(args, mode, start.cluster_id).await
             }
         },
-        Command::Deploy(args) => commands::deploy(&client, &args).await,
-        Command::Run(args) => commands::run(&client, &args).await,
+        Command::Deploy(args) => write_cli::deploy(&client, &args, &watch(args.detach)).await,
+        Command::Run(args) => write_cli::run(&client, &args, &watch(args.detach)).await,
         Command::Apply(a) if a.dry_run => {
             diff_cli::apply_dry_run(&client, &a.file.file, format).await
         }
-        Command::Apply(a) => commands::apply(&client, &a.file.file, true).await,
-        Command::Validate(f) => commands::validate(&f.file),
+        Command::Apply(a) => write_cli::apply(&client, &a.file.file, &watch(a.detach)).await,
+        Command::Validate(f) => commands::validate(&f.file, format),
         Command::Status {
             selector: Some(sel),
             ..
@@ -137,7 +144,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             service,
             replicas,
             detach,
-        } => commands::scale(&client, &service, replicas, !detach).await,
+        } => write_cli::scale(&client, &service, replicas, &watch(detach)).await,
         Command::Rm {
             service,
             file,
@@ -152,9 +159,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Stop { id } => commands::stop(&client, &id).await,
-        Command::Drain { node } => commands::drain(&client, &node).await,
-        Command::Undrain { node } => commands::undrain(&client, &node).await,
+        Command::Stop { id, yes } => commands::stop(&client, &id, yes, format).await,
+        Command::Drain { node } => commands::drain(&client, &node, format).await,
+        Command::Undrain { node } => commands::undrain(&client, &node, format).await,
         Command::Cluster { action: None } => commands::cluster(&client, format).await,
         Command::Cluster {
             action: Some(cli::ClusterAction::Remove { node }),
@@ -162,7 +169,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Token { action } => token_cli::token(&client, action, format).await,
         Command::Chaos { action } => chaos_cli::chaos(&client, action, format).await,
         Command::Plan(f) => chaos_cli::plan(&client, &f.file, format).await,
-        Command::Dns { action } => dns_cli::dns(&cli.addr, action, format).await,
+        Command::Dns { action } => dns_cli::dns(&cli.addr, action, format, cli.timeout).await,
         Command::Rollout { action } => rollout_cli::rollout(&client, action, format).await,
         Command::Restart { service } => rollout_cli::restart(&client, &service, format).await,
         Command::Secret { action } => secret_cli::secret(&client, action, format).await,

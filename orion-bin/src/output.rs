@@ -1,11 +1,104 @@
 //! Rendering of API objects as tables, JSON or YAML (`-o table|json|yaml`).
 
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use comfy_table::{Table, presets::NOTHING};
 use orion_core::model::{Node, Task};
 use serde::Serialize;
 
 use crate::api::types::{ClusterStatus, ServiceStatus};
-use crate::cli::OutputFormat;
+use crate::cli::{Command, OutputFormat};
+use crate::client::exit;
+use crate::commands::Exit;
+
+/// `-o wide`: tables keep every cell whole.
+static WIDE: AtomicBool = AtomicBool::new(false);
+
+/// The format commands render in: `-o wide` is a table (whose cells are then never cut, see
+/// [`render_list`]); the others are themselves.
+pub fn table_or(format: OutputFormat) -> OutputFormat {
+    if format == OutputFormat::Wide {
+        WIDE.store(true, Ordering::Relaxed);
+        OutputFormat::Table
+    } else {
+        format
+    }
+}
+
+fn wide() -> bool {
+    WIDE.load(Ordering::Relaxed)
+}
+
+/// Refuses `-o` for the commands that have no structured output: running a node, and `logs`
+/// (the containers' own lines).
+pub fn check_format(command: &Command, format: OutputFormat) -> anyhow::Result<()> {
+    if format == OutputFormat::Table {
+        return Ok(());
+    }
+    let what = match command {
+        Command::Server(_) | Command::Up(_) => "running a node",
+        Command::Start(s) if s.file.is_none() => "running a node",
+        Command::Logs { .. } => "`logs` (it prints the containers' own lines)",
+        _ => return Ok(()),
+    };
+    Err(Exit {
+        code: exit::USAGE,
+        message: format!(
+            "-o {}: {what} has no structured output; leave -o out",
+            match format {
+                OutputFormat::Wide => "wide",
+                OutputFormat::Json => "json",
+                _ => "yaml",
+            }
+        ),
+    }
+    .into())
+}
+
+/// Least width a column is cut to so a table fits the terminal.
+const MIN_COLUMN: usize = 8;
+
+/// Cuts the cells of `rows` so the table (one space of padding each side of every cell) fits
+/// `width` columns: the widest column is narrowed first, none below [`MIN_COLUMN`]; a cut cell
+/// ends with `…`.
+pub fn fit(header: &[&str], rows: &mut [Vec<String>], width: usize) {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows.iter() {
+        for (i, cell) in row.iter().enumerate().take(n) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let total = |w: &[usize]| w.iter().map(|c| c + 2).sum::<usize>();
+    while total(&widths) > width {
+        let Some((i, &w)) = widths.iter().enumerate().max_by_key(|(_, w)| **w) else {
+            break;
+        };
+        if w <= MIN_COLUMN {
+            break;
+        }
+        widths[i] = w - 1;
+    }
+    for row in rows.iter_mut() {
+        for (i, cell) in row.iter_mut().enumerate().take(n) {
+            if cell.chars().count() > widths[i] {
+                let keep: String = cell.chars().take(widths[i].saturating_sub(1)).collect();
+                *cell = format!("{keep}…");
+            }
+        }
+    }
+}
+
+/// The terminal's width when stdout is one and `-o wide` was not asked for.
+fn table_width() -> Option<usize> {
+    if wide() || !std::io::stdout().is_terminal() {
+        return None;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+}
 
 /// Something that can be shown as a table.
 pub trait Tabular {
@@ -16,16 +109,25 @@ pub trait Tabular {
 /// Renders `items` in `format`.
 pub fn render_list<T: Tabular + Serialize>(items: &[T], format: OutputFormat) -> String {
     match format {
-        OutputFormat::Table => {
-            let mut table = Table::new();
-            table.load_preset(NOTHING).set_header(T::header());
-            for item in items {
-                table.add_row(item.row());
-            }
-            table.to_string()
+        OutputFormat::Table | OutputFormat::Wide => {
+            table(&T::header(), items.iter().map(Tabular::row).collect())
         }
         _ => render_value(&items, format),
     }
+}
+
+/// A table of `rows` under `header`, cut to the terminal's width ([`fit`]) unless `-o wide`
+/// or stdout is not a terminal.
+pub fn table(header: &[&str], mut rows: Vec<Vec<String>>) -> String {
+    if let Some(width) = table_width() {
+        fit(header, &mut rows, width);
+    }
+    let mut table = Table::new();
+    table.load_preset(NOTHING).set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    table.to_string()
 }
 
 /// Renders one object as JSON or YAML (tables fall back to YAML for single objects).
@@ -95,10 +197,12 @@ impl Tabular for Task {
     }
 }
 
-/// Longest reason shown in a table cell (`get` and `-o json|yaml` show it whole).
+/// Longest reason shown in a table cell off a terminal (`-o wide`, `get` and `-o json|yaml`
+/// show it whole).
 const MAX_CELL: usize = 100;
 
-/// The task's error, else the output of its last failed health check, cut for a table.
+/// The task's error, else the output of its last failed health check, on one line, cut for a
+/// table unless `-o wide`.
 fn task_reason(t: &Task) -> String {
     let text = match (&t.error, &t.health_output) {
         (Some(e), _) => e.clone(),
@@ -106,6 +210,9 @@ fn task_reason(t: &Task) -> String {
         (None, None) => return String::new(),
     };
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if wide() {
+        return one_line;
+    }
     match one_line.char_indices().nth(MAX_CELL) {
         Some((i, _)) => format!("{}…", &one_line[..i]),
         None => one_line,
@@ -117,22 +224,26 @@ fn task_reason(t: &Task) -> String {
 pub fn render_attempts(failed: &[Task]) -> String {
     let mut rows: Vec<&Task> = failed.iter().collect();
     rows.sort_by_key(|t| (t.created_at, t.updated_at));
-    let mut table = Table::new();
-    table.load_preset(NOTHING).set_header(vec![
-        "TASK", "SLOT", "NODE", "ATTEMPT", "RESTARTS", "EXIT", "REASON",
-    ]);
-    for t in rows {
-        table.add_row(vec![
-            t.id.clone(),
-            t.slot.to_string(),
-            t.node.clone().unwrap_or_else(|| "-".into()),
-            t.attempt.to_string(),
-            t.restarts.to_string(),
-            t.exit_code.map_or("-".into(), |c| c.to_string()),
-            task_reason(t),
-        ]);
-    }
-    table.to_string()
+    let rows = rows
+        .into_iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.slot.to_string(),
+                t.node.clone().unwrap_or_else(|| "-".into()),
+                t.attempt.to_string(),
+                t.restarts.to_string(),
+                t.exit_code.map_or("-".into(), |c| c.to_string()),
+                task_reason(t),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TASK", "SLOT", "NODE", "ATTEMPT", "RESTARTS", "EXIT", "REASON",
+        ],
+        rows,
+    )
 }
 
 impl Tabular for Node {
@@ -178,21 +289,24 @@ pub fn render_cluster(status: &ClusterStatus, format: OutputFormat) -> String {
         status.commit_index,
         status.applied_index,
     );
-    let mut table = Table::new();
-    table
-        .load_preset(NOTHING)
-        .set_header(vec!["MEMBER", "STATE", "ZONE", "API", "RAFT", "GOSSIP"]);
-    for m in &status.members {
-        table.add_row(vec![
-            m.id.clone(),
-            format!("{:?}", m.state).to_lowercase(),
-            m.labels.get("zone").cloned().unwrap_or_else(|| "-".into()),
-            m.addresses.api.clone(),
-            m.addresses.raft.clone(),
-            m.addresses.gossip.clone(),
-        ]);
-    }
-    out.push_str(&table.to_string());
+    let rows = status
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                format!("{:?}", m.state).to_lowercase(),
+                m.labels.get("zone").cloned().unwrap_or_else(|| "-".into()),
+                m.addresses.api.clone(),
+                m.addresses.raft.clone(),
+                m.addresses.gossip.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["MEMBER", "STATE", "ZONE", "API", "RAFT", "GOSSIP"],
+        rows,
+    ));
     out
 }
 
@@ -252,4 +366,25 @@ pub fn render_autoscale(
         out.push_str(&table.to_string());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_fit_by_cutting_the_widest_column_first() {
+        let header = ["TASK", "ERROR"];
+        let mut rows = vec![vec!["web-0".to_owned(), "x".repeat(100)]];
+        fit(&header, &mut rows, 40);
+        assert_eq!(rows[0][0], "web-0", "the narrow column is whole");
+        assert_eq!(rows[0][1].chars().count(), 40 - 2 - 2 - 5);
+        assert!(rows[0][1].ends_with('…'));
+        let mut narrow = vec![vec!["a".repeat(20), "b".repeat(20)]];
+        fit(&header, &mut narrow, 10);
+        assert!(
+            narrow[0].iter().all(|c| c.chars().count() == MIN_COLUMN),
+            "{narrow:?}"
+        );
+    }
 }

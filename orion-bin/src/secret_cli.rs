@@ -102,10 +102,14 @@ pub async fn secret(client: &Client, action: SecretAction, format: OutputFormat)
             println!("{}", render_list(&list, format));
         }
         SecretAction::Rm { name } => {
-            let _: serde_json::Value = client
+            let answer: serde_json::Value = client
                 .call(Method::DELETE, &format!("/v1/secrets/{name}"), None::<&()>)
                 .await?;
-            println!("secret {name} removed");
+            if crate::commands::structured(format) {
+                println!("{}", render_value(&answer, format));
+            } else {
+                println!("secret {name} removed");
+            }
         }
     }
     Ok(())

@@ -72,10 +72,14 @@ pub async fn token(client: &Client, action: TokenAction, format: OutputFormat) -
             println!("{}", render_list(&tokens, format));
         }
         TokenAction::Revoke { id } => {
-            let _: serde_json::Value = client
+            let answer: serde_json::Value = client
                 .call(Method::DELETE, &format!("/v1/tokens/{id}"), None::<&()>)
                 .await?;
-            println!("revoked token {id}");
+            if crate::commands::structured(format) {
+                println!("{}", render_value(&answer, format));
+            } else {
+                println!("revoked token {id}");
+            }
         }
     }
     Ok(())
