@@ -12,6 +12,7 @@ mod errors_tests;
 pub mod guard;
 mod logs;
 pub mod network;
+pub mod openapi;
 pub mod plan;
 pub mod rollout;
 mod routes;
