@@ -186,6 +186,18 @@ pub enum Command {
     },
     /// Replace every replica of a service under its update strategy, without a spec change.
     Restart { service: String },
+    /// Print the shell completion script for SHELL (`source <(orion completions bash)`).
+    Completions {
+        /// The shell: bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: crate::shell_cli::CompletionShell,
+    },
+    /// Write man pages (`orion.1` and one per subcommand) into a directory.
+    Man {
+        /// An existing directory to write the pages into.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 /// `orion dns ...`.

@@ -22,6 +22,7 @@ mod node;
 mod output;
 mod rollout_cli;
 mod secret_cli;
+mod shell_cli;
 mod token_cli;
 
 use cli::{Cli, Command, LogFormat, StartMode};
@@ -75,6 +76,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let token = match &cli.command {
         Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
         Command::Start(start) if start.file.is_none() => None,
+        Command::Completions { .. } | Command::Man { .. } => None,
         _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
     };
     let client = Client::new(&cli.addr).with_token(token);
@@ -132,6 +134,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout { action } => rollout_cli::rollout(&client, action, format).await,
         Command::Restart { service } => rollout_cli::restart(&client, &service, format).await,
         Command::Secret { action } => secret_cli::secret(&client, action, format).await,
+        Command::Completions { shell } => shell_cli::completions(shell),
+        Command::Man { dir } => shell_cli::man(&dir),
     }
 }
 

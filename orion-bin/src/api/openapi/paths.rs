@@ -42,13 +42,13 @@ fn list_services() {}
 fn create_service() {}
 
 #[utoipa::path(get, path = "/v1/services/{name}", tag = "services",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     responses((status = 200, description = "the service; `ETag` is its revision", body = ServiceStatus)))]
 fn get_service() {}
 
 #[utoipa::path(put, path = "/v1/services/{name}", tag = "services",
     description = "Creates or replaces; the body's name must match the path. With `If-Match` only that revision is replaced.",
-    params(("name" = String, Path, description = "service name"),
+    params(("name" = String, Path, description = "service name", example = "web"),
            ("If-Match" = Option<String>, Header, description = "a revision: `\"17\"`, `17` or `W/\"17\"`")),
     request_body(description = "a service spec", content((Object = "application/json"), (String = "application/yaml"))),
     responses((status = 200, description = "replaced", body = ServiceStatus),
@@ -56,51 +56,51 @@ fn get_service() {}
 fn put_service() {}
 
 #[utoipa::path(delete, path = "/v1/services/{name}", tag = "services",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     responses((status = 200, description = "`{\"deleted\": name}`; its tasks are stopped", body = Object)))]
 fn delete_service() {}
 
 #[utoipa::path(post, path = "/v1/services/{name}/scale", tag = "services",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     request_body = ScaleRequest,
     responses((status = 200, description = "the service", body = ServiceStatus)))]
 fn scale_service() {}
 
 #[utoipa::path(get, path = "/v1/services/{name}/logs", tag = "services",
-    params(("name" = String, Path, description = "service name"),
+    params(("name" = String, Path, description = "service name", example = "web"),
            ("follow" = Option<bool>, Query, description = "keep streaming"),
            ("tail" = Option<usize>, Query, description = "the last N lines of each task")),
     responses((status = 200, description = "lines of every live task, prefixed with the task id", body = String, content_type = "text/plain")))]
 fn service_logs() {}
 
 #[utoipa::path(get, path = "/v1/services/{name}/rollout", tag = "rollouts",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     responses((status = 200, description = "the rollout", body = RolloutStatus)))]
 fn rollout_status() {}
 
 #[utoipa::path(post, path = "/v1/services/{name}/rollout/pause", tag = "rollouts",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     responses((status = 200, description = "the rollout (409 unless progressing)", body = RolloutStatus)))]
 fn rollout_pause() {}
 
 #[utoipa::path(post, path = "/v1/services/{name}/rollout/resume", tag = "rollouts",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     responses((status = 200, description = "the rollout (409 unless paused)", body = RolloutStatus)))]
 fn rollout_resume() {}
 
 #[utoipa::path(post, path = "/v1/services/{name}/rollout/promote", tag = "rollouts",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     responses((status = 200, description = "the rollout (409 when no canary waits)", body = RolloutStatus)))]
 fn rollout_promote() {}
 
 #[utoipa::path(post, path = "/v1/services/{name}/rollout/undo", tag = "rollouts",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     request_body(content = Option<UndoRequest>, description = "optional: the version to go back to"),
     responses((status = 200, description = "the rollout", body = RolloutStatus)))]
 fn rollout_undo() {}
 
 #[utoipa::path(post, path = "/v1/services/{name}/restart", tag = "rollouts",
-    params(("name" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "service name", example = "web")),
     responses((status = 200, description = "the rollout of the new spec version", body = RolloutStatus)))]
 fn restart() {}
 
