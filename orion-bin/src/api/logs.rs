@@ -151,25 +151,6 @@ pub(super) fn ending_in_a_note(lines: Lines, task: &str) -> Lines {
         .boxed()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_stream_error_ends_the_lines_with_a_note_instead_of_an_error() {
-        let items: Vec<Result<String, std::io::Error>> = vec![
-            Ok("a\n".into()),
-            Err(std::io::Error::other("engine went away")),
-            Ok("never\n".into()),
-        ];
-        let out: Vec<String> = ending_in_a_note(stream::iter(items).boxed(), "web-0-1")
-            .map(|l| l.expect("no error reaches the body"))
-            .collect()
-            .await;
-        assert_eq!(out, ["a\n", "[logs of web-0-1 ended: engine went away]\n"]);
-    }
-}
-
 /// `GET /v1/tasks/{id}/logs`.
 pub async fn task_logs(
     State(state): State<ApiState>,
@@ -210,4 +191,23 @@ pub async fn service_logs(
         }
     }
     Ok(text(stream::select_all(streams).boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_error_ends_the_lines_with_a_note_instead_of_an_error() {
+        let items: Vec<Result<String, std::io::Error>> = vec![
+            Ok("a\n".into()),
+            Err(std::io::Error::other("engine went away")),
+            Ok("never\n".into()),
+        ];
+        let out: Vec<String> = ending_in_a_note(stream::iter(items).boxed(), "web-0-1")
+            .map(|l| l.expect("no error reaches the body"))
+            .collect()
+            .await;
+        assert_eq!(out, ["a\n", "[logs of web-0-1 ended: engine went away]\n"]);
+    }
 }
