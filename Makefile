@@ -9,21 +9,30 @@ export CARGO_INCREMENTAL ?= 0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := protobuf-compiler busybox-static strace prometheus dnsutils
 
+## The Python tools of tests/openapi.rs, pinned, in a virtualenv the tests know (git-ignored).
+TEST_VENV := .venv-tests
+PYTHON_TOOLS := openapi-spec-validator==0.9.0 schemathesis==4.32.5
+
 .PHONY: up test setup build lint check-fmt check-features unit examples bench-smoke bench
 
 ## Installs what the build and the tests need (protoc for containerd-client, a static busybox
 ## for the test images built without a registry, promtool from prometheus to check /metrics,
-## dig for the DNS tests).
+## dig for the DNS tests, python3-venv for the OpenAPI checkers in $(TEST_VENV)).
 setup:
 	@missing=""; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v dig >/dev/null 2>&1 || missing="$$missing dnsutils"; \
+	python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || missing="$$missing busybox-static"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+	@grep -qxF '$(PYTHON_TOOLS)' $(TEST_VENV)/installed 2>/dev/null || { \
+	  echo "installing into $(TEST_VENV): $(PYTHON_TOOLS)"; \
+	  python3 -m venv $(TEST_VENV) && $(TEST_VENV)/bin/pip install -q --disable-pip-version-check $(PYTHON_TOOLS) && \
+	  echo '$(PYTHON_TOOLS)' > $(TEST_VENV)/installed; }
 
 build: setup
 	$(CARGO) build --release -p orion-bin

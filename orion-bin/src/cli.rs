@@ -56,6 +56,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "ORION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Cluster of client commands, from the client config file (`orion context`); default:
+    /// its current context.
+    #[arg(long, global = true, env = "ORION_CONTEXT")]
+    pub context: Option<String>,
+
+    /// Whether `--addr` or `ORION_ADDR` was given (set after parsing; a context's address
+    /// applies only otherwise).
+    #[arg(skip)]
+    pub addr_given: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -227,6 +237,23 @@ pub enum Command {
     /// Run a command in a running task's container: `exec TASK -- CMD ARGS...`; exits with its
     /// exit code.
     Exec(crate::verbs_cli::ExecArgs),
+    /// Print the shell completion script for SHELL (`source <(orion completions bash)`).
+    Completions {
+        /// The shell: bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: crate::shell_cli::CompletionShell,
+    },
+    /// Clusters of the client config file: list, use, set, delete.
+    Context {
+        #[command(subcommand)]
+        action: crate::context_cli::ContextAction,
+    },
+    /// Write man pages (`orion.1` and one per subcommand) into a directory.
+    Man {
+        /// An existing directory to write the pages into.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 /// `orion dns ...`.

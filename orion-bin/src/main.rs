@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 mod api;
@@ -14,6 +13,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod context_cli;
 mod credentials;
 mod describe_cli;
 mod diff_cli;
@@ -28,6 +28,7 @@ mod prompt;
 mod rollout_cli;
 mod secret_cli;
 mod selector;
+mod shell_cli;
 mod token_cli;
 mod verbs_cli;
 mod write_cli;
@@ -79,10 +80,12 @@ fn init_tracing(filter: EnvFilter, format: LogFormat) {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+async fn dispatch(mut cli: Cli) -> anyhow::Result<()> {
+    context_cli::apply_to(&mut cli)?;
     let token = match &cli.command {
         Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
         Command::Start(start) if start.file.is_none() => None,
+        Command::Completions { .. } | Command::Man { .. } | Command::Context { .. } => None,
         _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
     };
     let client = Client::new(&cli.addr)
@@ -176,11 +179,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Describe(args) => describe_cli::describe(&client, &args, format).await,
         Command::Events(args) => describe_cli::events(&client, &args, format).await,
         Command::Exec(args) => verbs_cli::exec(&client, &args, format).await,
+        Command::Completions { shell } => shell_cli::completions(shell),
+        Command::Man { dir } => shell_cli::man(&dir),
+        Command::Context { action } => context_cli::context(action),
     }
 }
 
+/// The command line, with [`Cli::addr_given`] set.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.addr_given = matches!(
+        matches.value_source("addr"),
+        Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+    );
+    cli
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     match log_filter(&cli.log_level) {
         Ok(filter) => init_tracing(filter, cli.log_format),
         Err(e) => {

@@ -27,6 +27,8 @@ pub struct DnsConfig {
     /// Upstream servers that names outside the zone are forwarded to (UDP, then TCP). Empty
     /// (the default): such names are REFUSED, so the server is never an open resolver.
     pub forward: Vec<std::net::SocketAddr>,
+    /// Told about every query answered (the node's metrics); none by default.
+    pub observer: Option<crate::ObserverHandle>,
 }
 
 impl DnsConfig {
@@ -38,6 +40,7 @@ impl DnsConfig {
             zone: parse_zone(zone)?,
             ttl: DEFAULT_TTL_SECS,
             forward: Vec::new(),
+            observer: None,
         })
     }
 
@@ -68,6 +71,14 @@ impl DnsConfig {
         }
         self.forward = upstreams;
         Ok(self)
+    }
+}
+
+impl DnsConfig {
+    /// Tells `observer` about every query answered, after its response is sent.
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn crate::QueryObserver>) -> Self {
+        self.observer = Some(crate::ObserverHandle(observer));
+        self
     }
 }
 

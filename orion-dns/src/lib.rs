@@ -31,6 +31,7 @@ pub mod client;
 mod config;
 mod error;
 mod index;
+mod observe;
 mod server;
 
 pub use answer::MAX_ANSWERS;
@@ -39,4 +40,8 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use index::{DnsIndex, IndexWatcher, ZoneData};
+pub use observe::{
+    ObserverHandle, QUERY_TYPES, QueryObserver, RESPONSE_CODES, query_type_label,
+    response_code_label,
+};
 pub use server::{DnsHandler, DnsServer};

@@ -116,6 +116,26 @@ impl RequestHandler for DnsHandler {
     async fn handle_request<R: ResponseHandler, T: Time>(
         &self,
         request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let received = std::time::Instant::now();
+        let info = self.respond(request, response_handle).await;
+        if let Some(observer) = &self.config.observer {
+            let qtype = request
+                .request_info()
+                .map_or("none", |i| crate::query_type_label(i.query.query_type()));
+            let rcode = crate::response_code_label(info.response_code);
+            observer.0.observe(qtype, rcode, received.elapsed());
+        }
+        info
+    }
+}
+
+impl DnsHandler {
+    /// Answers `request` through `response_handle`; what was sent.
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
         let mut edns = None;

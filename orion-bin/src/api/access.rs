@@ -112,7 +112,6 @@ impl RouteTable {
     }
 
     /// The entries so far.
-    #[cfg(test)]
     pub fn entries(&self) -> &[RouteEntry] {
         &self.entries
     }

@@ -74,12 +74,11 @@ async fn task_lines(
                 },
             )
             .await?;
-        return Ok(logs
-            .map(move |l| match l {
-                Ok(l) => Ok(format!("{tag}{}\n", l.line)),
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            })
-            .boxed());
+        let lines = logs.map(move |l| match l {
+            Ok(l) => Ok(format!("{tag}{}\n", l.line)),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        });
+        return Ok(ending_in_a_note(lines.boxed(), &task.id));
     }
     let api = state
         .store
@@ -145,7 +144,28 @@ async fn task_lines(
         }
         Ok(out)
     });
-    Ok(body.boxed())
+    Ok(ending_in_a_note(body.boxed(), &task.id))
+}
+
+/// `lines` up to its first error, which becomes a last line `[logs of TASK ended: ERROR]`.
+/// Once the answer's headers are sent an error cannot change its status; ending the stream
+/// with a note keeps the HTTP answer whole (an error item would make hyper cut the chunked
+/// body, which clients see as a broken connection), and in a service's merged logs it ends only
+/// that task's part.
+pub(super) fn ending_in_a_note(lines: Lines, task: &str) -> Lines {
+    let task = task.to_owned();
+    lines
+        .scan(false, move |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            let line = item.unwrap_or_else(|e| {
+                *ended = true;
+                format!("[logs of {task} ended: {e}]\n")
+            });
+            futures::future::ready(Some(Ok(line)))
+        })
+        .boxed()
 }
 
 /// `GET /v1/tasks/{id}/logs`.
@@ -223,4 +243,23 @@ fn previous_tasks(tasks: &[Task]) -> Vec<&Task> {
         }
     }
     by_slot.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_error_ends_the_lines_with_a_note_instead_of_an_error() {
+        let items: Vec<Result<String, std::io::Error>> = vec![
+            Ok("a\n".into()),
+            Err(std::io::Error::other("engine went away")),
+            Ok("never\n".into()),
+        ];
+        let out: Vec<String> = ending_in_a_note(stream::iter(items).boxed(), "web-0-1")
+            .map(|l| l.expect("no error reaches the body"))
+            .collect()
+            .await;
+        assert_eq!(out, ["a\n", "[logs of web-0-1 ended: engine went away]\n"]);
+    }
 }

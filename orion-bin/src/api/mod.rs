@@ -13,6 +13,7 @@ mod events;
 pub mod guard;
 mod logs;
 pub mod network;
+pub mod openapi;
 pub mod plan;
 pub mod rollout;
 mod routes;

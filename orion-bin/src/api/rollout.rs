@@ -41,7 +41,7 @@ pub fn routes() -> RouteTable {
 }
 
 /// One stored spec version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub version: u64,
     pub image: String,
@@ -50,26 +50,29 @@ pub struct HistoryEntry {
 }
 
 /// `GET /v1/services/{name}/rollout`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolloutStatus {
     pub service: String,
     /// The service's current spec version.
     pub version: u64,
     /// The stored record, once the leader has written one for this version (`null` right after
     /// a change, until its next round).
+    #[schema(value_type = Option<Object>)]
     pub rollout: Option<Rollout>,
     /// True when a canary runs and waits for `promote`.
     pub canary_waiting: bool,
     /// Active replicas per spec version.
+    #[schema(value_type = BTreeMap<String, u32>)]
     pub replicas_by_version: BTreeMap<u64, u32>,
     /// Serving replicas per spec version.
+    #[schema(value_type = BTreeMap<String, u32>)]
     pub serving_by_version: BTreeMap<u64, u32>,
     /// The stored spec versions, oldest first.
     pub history: Vec<HistoryEntry>,
 }
 
 /// `POST /v1/services/{name}/rollout/undo` body (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UndoRequest {
     /// The version to go back to; default: the one the current rollout replaced.

@@ -124,6 +124,7 @@ pub fn route_table() -> RouteTable {
         .add(M::GET, "/metrics", Metrics, metrics_text)
         .add(M::GET, "/healthz", Open, healthz)
         .add(M::GET, "/v1/healthz", Open, healthz)
+        .add(M::GET, "/v1/openapi.json", Open, super::openapi::serve)
         .add(M::GET, "/v1/services", Read, list_services)
         .add(M::POST, "/v1/services", Operate, create_service)
         .add(M::GET, "/v1/services/{name}", Read, get_service)

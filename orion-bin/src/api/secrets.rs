@@ -17,7 +17,7 @@ use super::errors::{ApiResult, HttpError};
 use super::routes::ApiState;
 
 /// What the API tells about a secret: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SecretInfo {
     pub name: String,
     /// Milliseconds since the Unix epoch.

@@ -27,7 +27,9 @@ pub const MAX_NAME_LEN: usize = 63;
 pub const MANAGEMENT_TOKEN_NAME: &str = "management";
 
 /// What a token may do. Each role can do everything the roles before it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Reads: every `GET` (and `/metrics`).
@@ -79,7 +81,7 @@ pub struct TokenRecord {
 }
 
 /// A token as listed: everything but the hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub name: String,
@@ -102,7 +104,7 @@ impl From<&TokenRecord> for TokenInfo {
 }
 
 /// A new token: its listing and the token text, shown this once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub info: TokenInfo,
@@ -110,7 +112,7 @@ pub struct CreatedToken {
 }
 
 /// `POST /v1/tokens` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub name: String,

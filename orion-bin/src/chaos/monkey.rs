@@ -20,7 +20,9 @@ use super::{ChaosFault, ChaosKind, new_id};
 pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How disruptive a monkey's faults are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,

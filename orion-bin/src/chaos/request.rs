@@ -40,7 +40,7 @@ fn fault(kind: ChaosKind, now: u64, duration: Duration) -> ChaosFault {
 }
 
 /// `nodes`: the string `"all"`, a comma-separated string, or a list of node ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum NodeSelection {
     Text(String),
@@ -48,7 +48,7 @@ pub enum NodeSelection {
 }
 
 /// `POST /v1/chaos/latency`: `{"increase": "100ms", "nodes": ["n1"] | "all", "duration": "2m"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LatencyRequest {
     pub increase: String,
@@ -91,7 +91,7 @@ impl LatencyRequest {
 }
 
 /// `POST /v1/chaos/network-partition`: `{"partition": "n1,n2:n3", "duration": "30s"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionRequest {
     pub partition: String,
@@ -125,7 +125,7 @@ impl PartitionRequest {
 }
 
 /// `POST /v1/chaos/node-failure`: `{"target": "n2", "duration": "60s"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFailureRequest {
     pub target: String,
@@ -145,7 +145,7 @@ impl NodeFailureRequest {
 
 /// `POST /v1/chaos/monkey`: `{"interval": "5m", "severity": "medium", "duration": "50m"}`;
 /// `duration` (the whole run) defaults to ten intervals, at most 1h.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonkeyRequest {
     pub interval: String,

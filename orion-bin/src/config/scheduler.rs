@@ -1,6 +1,5 @@
 //! `orion.yaml`'s `scheduler:` section and the pipeline it builds.
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use orion_core::reconciler::ReconcilePolicy;
@@ -116,7 +115,8 @@ impl Config {
             weights: scoring.weights,
             ..SchedulerConfig::default()
         };
-        sc.validate().map_err(orion_core::Error::from)?;
+        sc.validate()
+            .map_err(|e| config_error(orion_core::Error::from(e)))?;
         let section = &self.scheduler;
         match (&section.filters, &section.scorers) {
             (Some(filters), Some(scorers)) => {
@@ -137,7 +137,9 @@ impl Config {
                     .iter()
                     .map(|n| (n.name.as_str(), n.weight))
                     .collect();
-                Ok(orion_netscore::scoring::catalog().build(&f, &s, sc)?)
+                orion_netscore::scoring::catalog()
+                    .build(&f, &s, sc)
+                    .map_err(config_error)
             }
             (None, None) => {
                 let name = scoring.scorer.as_str();
@@ -153,13 +155,55 @@ impl Config {
                          network.scoring.scorer {name:?} chooses another one: give one of them"
                     )
                 } else {
-                    Scheduler::with_scorer(name, sc)
-                        .with_context(|| format!("network.scoring.scorer {name:?}"))
+                    Scheduler::with_scorer(name, sc).map_err(config_error)
                 }
             }
             _ => anyhow::bail!("scheduler: give both filters and scorers, or neither"),
         }
     }
+}
+
+/// orion-core's names of scheduler settings (exact, or a prefix when ending in '.'), and where
+/// orion.yaml has them.
+const CONFIG_PATHS: &[(&str, &str)] = &[
+    ("scheduler.weights.", "network.scoring.weights."),
+    ("scheduler.scorer", "network.scoring.scorer"),
+];
+
+/// The path of orion.yaml that holds orion-core's scheduler setting `path`.
+fn config_path(path: &str) -> String {
+    for (core, yaml) in CONFIG_PATHS {
+        if let Some(rest) = core
+            .ends_with('.')
+            .then(|| path.strip_prefix(core))
+            .flatten()
+        {
+            return format!("{yaml}{rest}");
+        }
+        if path == *core {
+            return (*yaml).to_owned();
+        }
+    }
+    path.to_owned()
+}
+
+/// A scheduler error from orion-core as a configuration error: invalid values are listed with
+/// the paths the user wrote in orion.yaml, not as an "invalid spec".
+fn config_error(e: orion_core::Error) -> anyhow::Error {
+    let orion_core::Error::Invalid(errors) = e else {
+        return anyhow::Error::new(e);
+    };
+    let n = errors.0.len();
+    let mut text = format!("{n} problem{}", if n == 1 { "" } else { "s" });
+    for f in &errors.0 {
+        text.push_str(&format!(
+            "\n  - {}: got {}, expected {}",
+            config_path(&f.path),
+            f.value,
+            f.expected
+        ));
+    }
+    anyhow::anyhow!(text)
 }
 
 #[cfg(test)]
@@ -212,5 +256,42 @@ mod tests {
             let err = format!("{:#}", c.check().unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod error_paths {
+    use super::*;
+
+    /// A bad value in orion.yaml is a configuration problem named by the path written there,
+    /// never an "invalid spec" under orion-core's own names.
+    #[test]
+    fn bad_scheduler_values_are_reported_at_their_orion_yaml_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orion.yaml");
+        std::fs::write(
+            &path,
+            "network:\n  scoring:\n    weights: { cpu: -1, memory: 0.3, network: 0.4 }\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("network.scoring.weights.cpu: got -1"), "{err}");
+        assert!(err.contains("invalid config file"), "{err}");
+        assert!(!err.contains("invalid spec"), "{err}");
+        assert!(!err.contains("scheduler.weights"), "{err}");
+
+        std::fs::write(&path, "network:\n  scoring:\n    scorer: fastest\n").unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("network.scoring.scorer"), "{err}");
+        assert!(!err.contains("invalid spec"), "{err}");
+
+        std::fs::write(
+            &path,
+            "scheduler:\n  filters: [resources]\n  scorers: [{name: network, weight: -2}]\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("scheduler.scorers[0].weight"), "{err}");
+        assert!(!err.contains("invalid spec"), "{err}");
     }
 }

@@ -29,6 +29,7 @@ use prometheus_client::registry::Registry;
 
 use crate::api::types::ClusterStatus;
 
+mod dns;
 mod http;
 mod sampler;
 mod store;
@@ -144,6 +145,8 @@ pub struct Metrics {
     container_memory: Family<ServiceLabel, Gauge>,
     api_requests: Family<RouteCodeLabels, Counter>,
     api_latency: HistogramFamily<RouteLabels>,
+    dns_queries: Family<dns::DnsLabels, Counter>,
+    dns_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -174,6 +177,8 @@ impl Metrics {
             container_memory: Family::default(),
             api_requests: Family::default(),
             api_latency: Family::new_with_constructor(latency_buckets as fn() -> Histogram),
+            dns_queries: Family::default(),
+            dns_latency: dns::dns_buckets(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -263,6 +268,18 @@ impl Metrics {
             "Time to answer an API request, until the response head (a streamed body is not \
              included), by method and matched route template",
             m.api_latency.clone(),
+        );
+        r.register(
+            "dns_queries",
+            "DNS queries this node's server answered, by query type (A, AAAA, SRV, SOA, NS, PTR, \
+             TXT, CNAME, MX, ANY, other, none) and response code (NOERROR, NXDOMAIN, REFUSED, \
+             SERVFAIL, FORMERR, NOTIMP, other)",
+            m.dns_queries.clone(),
+        );
+        r.register(
+            "dns_query_duration_seconds",
+            "Time from receiving a DNS query to sending its answer",
+            m.dns_latency.clone(),
         );
         for reason in PENDING_REASONS.iter().copied().chain([OTHER]) {
             m.pending_tasks

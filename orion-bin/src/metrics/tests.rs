@@ -142,3 +142,37 @@ fn the_text_format_names_counters_after_their_total_sample() {
     assert!(text.contains("# TYPE orion_raft_term gauge\n"), "{text}");
     assert!(!text.contains("# EOF"), "{text}");
 }
+
+#[test]
+fn dns_queries_are_counted_by_type_and_code_with_their_latency() {
+    use orion_dns::QueryObserver;
+    let m = Metrics::new();
+    let text = m.encode_prometheus_text();
+    assert!(
+        text.contains("orion_dns_query_duration_seconds_bucket"),
+        "{text}"
+    );
+    m.observe("A", "NOERROR", Duration::from_micros(300));
+    m.observe("A", "NOERROR", Duration::from_micros(200));
+    m.observe("other", "REFUSED", Duration::from_millis(2));
+    let text = m.encode_prometheus_text();
+    assert_eq!(
+        sample(
+            &text,
+            "orion_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "orion_dns_queries_total{qtype=\"other\",rcode=\"REFUSED\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "orion_dns_query_duration_seconds_count"),
+        Some(3.0)
+    );
+}

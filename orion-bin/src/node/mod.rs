@@ -360,7 +360,7 @@ async fn run(
         secrets: Some(sealer.clone()),
         events,
     });
-    let (_dns, runtime) = start_dns(&settings, &store, runtime).await?;
+    let (_dns, runtime) = start_dns(&settings, &store, runtime, metrics.clone()).await?;
     let mut api_shutdown = shutdown_rx.clone();
     let api_config = settings.config.api.clone();
     let api_task = tokio::spawn(async move {
@@ -461,11 +461,13 @@ async fn start_dns(
     settings: &Settings,
     store: &ClusterStore<SharedStore>,
     runtime: Arc<dyn Runtime>,
+    metrics: Arc<Metrics>,
 ) -> Result<(Option<orion_dns::DnsServer>, Arc<dyn Runtime>)> {
     let Some((addr, config)) = &settings.dns else {
         info!("dns: turned off");
         return Ok((None, runtime));
     };
+    let config = &config.clone().with_observer(metrics);
     let start = |listen: Vec<SocketAddr>| async move {
         orion_dns::DnsServer::start(store.clone(), config.clone(), &listen).await
     };
