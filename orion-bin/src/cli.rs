@@ -186,6 +186,8 @@ pub enum Command {
     },
     /// Replace every replica of a service under its update strategy, without a spec change.
     Restart { service: String },
+    /// A live terminal dashboard: nodes, services, tasks, events and the network (`?` for keys).
+    Top(crate::top::TopArgs),
 }
 
 /// `orion dns ...`.

@@ -23,6 +23,7 @@ mod output;
 mod rollout_cli;
 mod secret_cli;
 mod token_cli;
+mod top;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -132,6 +133,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout { action } => rollout_cli::rollout(&client, action, format).await,
         Command::Restart { service } => rollout_cli::restart(&client, &service, format).await,
         Command::Secret { action } => secret_cli::secret(&client, action, format).await,
+        Command::Top(args) => top::top(&client, &cli.addr, &args).await,
     }
 }
 
