@@ -49,6 +49,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "ORION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// OTLP/HTTP endpoint a node exports its traces to, e.g. http://127.0.0.1:4318 (feature
+    /// `otel`; spans go to <endpoint>/v1/traces). Unset: no traces.
+    #[cfg(feature = "otel")]
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

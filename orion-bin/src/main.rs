@@ -19,6 +19,8 @@ mod dns_cli;
 mod metrics;
 mod network_cli;
 mod node;
+#[cfg(feature = "otel")]
+mod otel;
 mod output;
 mod rollout_cli;
 mod secret_cli;
@@ -62,7 +64,7 @@ const QUIET_DNS_QUERIES: &str = "hickory_server=warn";
 
 /// Logs to stderr as text or as one JSON object per line. Text has ANSI colours only when
 /// stderr is a terminal; JSON never has them.
-fn init_tracing(filter: EnvFilter, format: LogFormat) {
+pub(crate) fn init_tracing(filter: EnvFilter, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -140,7 +142,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match log_filter(&cli.log_level) {
+        #[cfg(not(feature = "otel"))]
         Ok(filter) => init_tracing(filter, cli.log_format),
+        #[cfg(feature = "otel")]
+        Ok(filter) => {
+            if let Err(e) = otel::init(&cli, filter, cli.log_format) {
+                eprintln!("error: {e}");
+                return ExitCode::from(client::exit::USAGE);
+            }
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(client::exit::USAGE);
@@ -153,7 +163,10 @@ fn main() -> ExitCode {
             return ExitCode::from(client::exit::FAILURE);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let outcome = runtime.block_on(dispatch(cli));
+    #[cfg(feature = "otel")]
+    otel::shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

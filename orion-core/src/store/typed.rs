@@ -35,6 +35,7 @@ pub mod keys;
 mod secrets;
 mod service_cas;
 mod task_batch;
+mod traces;
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
