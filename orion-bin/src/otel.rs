@@ -137,3 +137,29 @@ pub fn shutdown() {
         let _ = provider.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn endpoint_of(argv: &[&str]) -> Result<Option<String>, String> {
+        endpoint(&Cli::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn only_nodes_export_and_only_to_http_urls() {
+        let url = "http://127.0.0.1:4318/";
+        assert_eq!(
+            endpoint_of(&["orion", "--otel-endpoint", url, "up"]).unwrap(),
+            Some("http://127.0.0.1:4318".into())
+        );
+        assert_eq!(
+            endpoint_of(&["orion", "--otel-endpoint", url, "ps"]).unwrap(),
+            None
+        );
+        let err = endpoint_of(&["orion", "--otel-endpoint", "127.0.0.1:4318", "up"]).unwrap_err();
+        assert!(err.contains("expected an http:// or https:// URL"), "{err}");
+    }
+}

@@ -219,3 +219,28 @@ fn events_are_bounded_and_shown_newest_first() {
         "{s}"
     );
 }
+
+#[test]
+fn refresh_and_request_timeout_are_bounded() {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+    let cli = Cli::try_parse_from(["orion", "top"]).unwrap();
+    let Command::Top(args) = cli.command else {
+        panic!("not top")
+    };
+    assert_eq!(args.refresh, std::time::Duration::from_secs(2));
+    assert_eq!(args.request_timeout, std::time::Duration::from_secs(5));
+    for argv in [
+        &["orion", "top", "--refresh", "10ms"][..],
+        &["orion", "top", "--refresh", "2h"],
+        &["orion", "top", "--request-timeout", "0s"],
+        &["orion", "top", "--refresh", "soon"],
+    ] {
+        let err = Cli::try_parse_from(argv).unwrap_err().to_string();
+        assert!(
+            err.contains("expected between") || err.contains("expected a duration"),
+            "{argv:?}: {err}"
+        );
+    }
+}
