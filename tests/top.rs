@@ -215,7 +215,8 @@ async fn top_shows_the_cluster_and_scales_from_the_keyboard() {
     .await;
     tmux.send(&["q"]);
     let screen = tmux
-        .wait_screen("top to exit", |s| s.contains("top-exit="))
+        // The shell prints `tty=` after `top-exit=`: wait for the last line.
+        .wait_screen("top to exit", |s| s.contains("tty="))
         .await;
     assert!(screen.contains("top-exit=0"), "{screen}");
     assert!(screen.contains("tty=icanon echo"), "{screen}");
