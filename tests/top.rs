@@ -1,7 +1,7 @@
 //! End to end: `orion top` in a real terminal (a detached tmux session of a fixed size) against a
-//! real `orion up` node running a service on the real Docker engine. Keys go in with
-//! `tmux send-keys`; the screen comes back with `tmux capture-pane -p`. Every wait polls the
-//! captured pane with a deadline.
+//! real `orion up` node running a service on the real Docker engine (node, service counts, `+`,
+//! tasks, logs, events, help, quit). Keys go in with `tmux send-keys`; the screen comes back with
+//! `tmux capture-pane -p`. Every wait polls the captured pane with a deadline.
 
 mod support;
 
@@ -201,6 +201,13 @@ async fn top_shows_the_cluster_and_scales_from_the_keyboard() {
     tmux.send(&["Enter"]);
     tmux.wait_screen("the selected task's logs", |s| {
         s.contains("Logs of web-") && s.contains("hello-from-web")
+    })
+    .await;
+
+    // The events view has the scale, seen between two polls.
+    tmux.send(&["4"]);
+    tmux.wait_screen("the scale in the events view", |s| {
+        s.contains("EVENT") && s.contains("scaled 1 -> 2")
     })
     .await;
 
