@@ -7,7 +7,7 @@ CARGO ?= cargo
 ## A fresh clone gains nothing from incremental caches; they doubled target/'s size.
 export CARGO_INCREMENTAL ?= 0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := protobuf-compiler busybox-static strace prometheus dnsutils
+APT_PACKAGES := protobuf-compiler busybox-static strace prometheus dnsutils tmux
 
 ## The Python tools of tests/openapi.rs, pinned, in a virtualenv the tests know (git-ignored).
 TEST_VENV := .venv-tests
@@ -17,13 +17,15 @@ PYTHON_TOOLS := openapi-spec-validator==0.9.0 schemathesis==4.32.5
 
 ## Installs what the build and the tests need (protoc for containerd-client, a static busybox
 ## for the test images built without a registry, promtool from prometheus to check /metrics,
-## dig for the DNS tests, python3-venv for the OpenAPI checkers in $(TEST_VENV)).
+## dig for the DNS tests, python3-venv for the OpenAPI checkers in $(TEST_VENV), tmux for the
+## `orion top` test).
 setup:
 	@missing=""; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v dig >/dev/null 2>&1 || missing="$$missing dnsutils"; \
 	python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || missing="$$missing busybox-static"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

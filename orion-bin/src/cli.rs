@@ -65,6 +65,11 @@ pub struct Cli {
     /// applies only otherwise).
     #[arg(skip)]
     pub addr_given: bool,
+    /// OTLP/HTTP endpoint a node exports its traces to, e.g. http://127.0.0.1:4318 (feature
+    /// `otel`; spans go to <endpoint>/v1/traces). Unset: no traces.
+    #[cfg(feature = "otel")]
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -254,6 +259,8 @@ pub enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// A live terminal dashboard: nodes, services, tasks, events and the network (`?` for keys).
+    Top(crate::top::TopArgs),
 }
 
 /// `orion dns ...`.

@@ -22,6 +22,8 @@ mod events;
 mod metrics;
 mod network_cli;
 mod node;
+#[cfg(feature = "otel")]
+mod otel;
 mod output;
 mod progress;
 mod prompt;
@@ -32,6 +34,7 @@ mod shell_cli;
 mod token_cli;
 mod verbs_cli;
 mod write_cli;
+mod top;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -70,7 +73,7 @@ const QUIET_DNS_QUERIES: &str = "hickory_server=warn";
 
 /// Logs to stderr as text or as one JSON object per line. Text has ANSI colours only when
 /// stderr is a terminal; JSON never has them.
-fn init_tracing(filter: EnvFilter, format: LogFormat) {
+pub(crate) fn init_tracing(filter: EnvFilter, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -182,6 +185,7 @@ async fn dispatch(mut cli: Cli) -> anyhow::Result<()> {
         Command::Completions { shell } => shell_cli::completions(shell),
         Command::Man { dir } => shell_cli::man(&dir),
         Command::Context { action } => context_cli::context(action),
+        Command::Top(args) => top::top(&client, &cli.addr, &args).await,
     }
 }
 
@@ -200,7 +204,15 @@ fn parse() -> Cli {
 fn main() -> ExitCode {
     let cli = parse();
     match log_filter(&cli.log_level) {
+        #[cfg(not(feature = "otel"))]
         Ok(filter) => init_tracing(filter, cli.log_format),
+        #[cfg(feature = "otel")]
+        Ok(filter) => {
+            if let Err(e) = otel::init(&cli, filter, cli.log_format) {
+                eprintln!("error: {e}");
+                return ExitCode::from(client::exit::USAGE);
+            }
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(client::exit::USAGE);
@@ -213,7 +225,10 @@ fn main() -> ExitCode {
             return ExitCode::from(client::exit::FAILURE);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let outcome = runtime.block_on(dispatch(cli));
+    #[cfg(feature = "otel")]
+    otel::shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

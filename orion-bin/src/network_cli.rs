@@ -46,7 +46,7 @@ pub async fn network(client: &Client, format: OutputFormat) -> Result<()> {
 
 /// The pair between `a` and `b` in either direction: a measurement from `a`, else from `b`,
 /// else an estimate.
-fn lookup<'a>(
+pub(crate) fn lookup<'a>(
     index: &HashMap<(&'a str, &'a str), &'a NetworkPair>,
     a: &'a str,
     b: &'a str,
@@ -57,7 +57,7 @@ fn lookup<'a>(
         .or_else(|| index.get(&(a, b)).or_else(|| index.get(&(b, a))).copied())
 }
 
-fn index_of(view: &NetworkView) -> HashMap<(&str, &str), &NetworkPair> {
+pub(crate) fn index_of(view: &NetworkView) -> HashMap<(&str, &str), &NetworkPair> {
     let mut index = HashMap::new();
     for p in &view.pairs {
         // A measurement wins over an estimate of the same pair.
@@ -117,7 +117,7 @@ fn heat_map(view: &NetworkView, color: bool) -> String {
     out
 }
 
-fn bucket_color(rtt_ms: f64) -> u8 {
+pub(crate) fn bucket_color(rtt_ms: f64) -> u8 {
     BUCKETS
         .iter()
         .find(|(high, _)| rtt_ms < *high)

@@ -13,6 +13,8 @@
 //! - [`reconciler`]: specs + tasks + nodes in, actions out.
 //! - [`secrets`]: secret values, sealed at rest ([`secrets::SecretSealer`]).
 //! - [`observe`]: hooks the node's loops call on events, for metrics.
+//! - [`trace`]: trace context carried with the work (API write to running), for an embedder's
+//!   OpenTelemetry layer.
 //! - `testing` (feature `testing`): conformance suites and `FakeRuntime`.
 
 pub mod autoscale;
@@ -29,5 +31,6 @@ pub mod secrets;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod trace;
 
 pub use error::{Error, Result};

@@ -26,6 +26,9 @@ mod spec_body;
 mod tests;
 mod token_routes;
 pub mod tokens;
+mod traced;
+#[cfg(all(test, feature = "otel"))]
+mod traced_tests;
 pub mod types;
 mod verbs;
 

@@ -272,7 +272,13 @@ async fn create_service(
 ) -> ApiResult<Response> {
     let spec = spec_from_body(&state, &caller, &headers, &body)?;
     super::secrets::check_references(&state, &spec).await?;
-    let stored = state.store.create_service(&spec).await?;
+    let stored = super::traced::write(
+        &state,
+        &spec.name,
+        Some(&headers),
+        state.store.create_service(&spec),
+    )
+    .await?;
     Ok(tagged(
         StatusCode::CREATED,
         status_of(&state, stored).await?,
@@ -300,10 +306,13 @@ async fn put_service(
         ));
     }
     super::secrets::check_references(&state, &spec).await?;
-    let stored = match expected {
-        Some(revision) => state.store.put_service_if(&spec, revision).await?,
-        None => state.store.put_service(&spec).await?,
+    let write = async {
+        match expected {
+            Some(revision) => state.store.put_service_if(&spec, revision).await,
+            None => state.store.put_service(&spec).await,
+        }
     };
+    let stored = super::traced::write(&state, &name, Some(&headers), write).await?;
     Ok(tagged(StatusCode::OK, status_of(&state, stored).await?))
 }
 
@@ -352,13 +361,11 @@ pub(super) async fn scale_service(
             ),
         ));
     }
-    let stored = state
-        .store
-        .update_service(&name, |spec| {
-            spec.replicas = req.replicas;
-            spec.validate_with(&limits).map_err(orion_core::Error::from)
-        })
-        .await?;
+    let write = state.store.update_service(&name, |spec| {
+        spec.replicas = req.replicas;
+        spec.validate_with(&limits).map_err(orion_core::Error::from)
+    });
+    let stored = super::traced::write(&state, &name, None, write).await?;
     Ok(tagged(StatusCode::OK, status_of(&state, stored).await?))
 }
 
@@ -448,7 +455,8 @@ async fn simple_task(
     spec.validate_with(&state.settings.limits)
         .map_err(orion_core::Error::from)?;
     check_spec_for(&state, &caller, &spec)?;
-    let stored = state.store.create_service(&spec).await?;
+    let stored =
+        super::traced::write(&state, &spec.name, None, state.store.create_service(&spec)).await?;
     Ok(tagged(
         StatusCode::CREATED,
         status_of(&state, stored).await?,

@@ -219,6 +219,10 @@ pub struct Task {
     /// ran (re-placement: a network rule the old node broke), for humans; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_because: Option<String>,
+    /// The W3C `traceparent` of the work that made this task (the deploy's trace, see
+    /// [`crate::trace`]): set only when tracing is installed, `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
     #[serde(default)]
     pub created_at: Millis,
     #[serde(default)]
@@ -248,6 +252,7 @@ impl Task {
             restarts: 0,
             attempt: 0,
             moved_because: None,
+            trace_parent: None,
             created_at: now,
             updated_at: now,
         }

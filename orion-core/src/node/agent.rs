@@ -40,6 +40,7 @@ use crate::model::{DesiredState, Millis, NodeId, Task, TaskHealth, TaskState};
 use crate::observe::{SharedObserver, no_observer};
 use crate::runtime::{ContainerInfo, DEFAULT_STOP_GRACE, Runtime, labels};
 use crate::store::{ClusterStore, Store};
+use crate::trace;
 
 /// Restarts in place before a crash-looping task is handed back to the reconciler, when its spec
 /// does not say (`reschedule_after`'s default).
@@ -309,7 +310,21 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         Ok(())
     }
 
+    /// [`Agent::start_untraced`] under an [`trace::names::AGENT_START`] span whose parent is the task's
+    /// trace context (no span without tracing installed).
     async fn start(&self, task: &Task) -> crate::Result<()> {
+        let span = trace::child_of(task.trace_parent.as_deref(), || {
+            info_span!(
+                "orion.agent.start",
+                task = %task.id,
+                service = %task.service,
+                node = %self.node_id
+            )
+        });
+        self.start_untraced(task).instrument(span).await
+    }
+
+    async fn start_untraced(&self, task: &Task) -> crate::Result<()> {
         {
             let now = self.clock.now();
             let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
@@ -349,6 +364,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             Ok(c) => {
                 self.observer.container_started(attempt.elapsed());
                 info!(task = %task.id, container = %c.id, "task running");
+                let running = trace::span(|| info_span!("orion.task.running", task = %task.id));
                 self.store
                     .update_task(&task.id, |t| {
                         if t.state == TaskState::Starting {
@@ -360,6 +376,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                         t.health = initial_health(checked);
                         Ok(())
                     })
+                    .instrument(running)
                     .await?;
             }
             Err(e) => {

@@ -104,7 +104,8 @@ impl<S: Store> ReconcileController<S> {
             });
         }
         let planning = std::time::Instant::now();
-        let plan = reconcile_state(&state, self.clock.now(), self.policy, &self.scheduler);
+        let mut plan = reconcile_state(&state, self.clock.now(), self.policy, &self.scheduler);
+        let traced = super::traces::open(&self.store, &mut plan).await;
         let placed = plan
             .actions
             .iter()
@@ -117,6 +118,7 @@ impl<S: Store> ReconcileController<S> {
         self.observer
             .reconcile_planned(planning.elapsed(), placed, plan.unplaced.len());
         let applied = apply_plan(&self.store, &plan, &state, Some(&fence.compare())).await;
+        traced.close();
         for (task, e) in &applied.failed {
             let known = state.tasks.iter().find(|t| &t.id == task).or_else(|| {
                 plan.actions.iter().find_map(|a| match a {

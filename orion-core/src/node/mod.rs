@@ -57,6 +57,7 @@ mod liveness;
 mod restart;
 mod rollouts;
 mod secrets;
+mod traces;
 
 pub use agent::{Agent, MAX_PARALLEL_CONVERGE, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
 pub use agent_loop::MAX_EVENTS_PER_BATCH;

@@ -180,6 +180,7 @@ pub(crate) fn new_task(
         restarts: 0,
         attempt: 0,
         moved_because: None,
+        trace_parent: None,
         created_at: now,
         updated_at: now,
     })

@@ -37,6 +37,7 @@ mod links;
 mod secrets;
 mod service_cas;
 mod task_batch;
+mod traces;
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 

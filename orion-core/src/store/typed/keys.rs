@@ -38,6 +38,9 @@ pub const SECRETS: &str = "/orion/secrets/";
 pub const USAGE: &str = "/orion/usage/";
 /// `/orion/autoscale/<service>` -> `AutoscaleRecord` (JSON): the autoscaler's latest decisions.
 pub const AUTOSCALE: &str = "/orion/autoscale/";
+/// `/orion/traces/<service>` -> the W3C `traceparent` of the service's latest traced API write
+/// (JSON string); written only when tracing is installed ([`crate::trace`]).
+pub const TRACES: &str = "/orion/traces/";
 /// `/orion/leader` -> the controllers' leadership record (`orion_core::node::LeaderRecord`).
 /// Every controller write compares its revision, so a deposed leader's writes fail.
 pub const LEADER: &str = "/orion/leader";
@@ -49,6 +52,10 @@ pub fn service(name: &str) -> String {
 /// The key of service `name`'s spec version.
 pub fn service_version(name: &str) -> String {
     format!("{SERVICE_VERSIONS}{name}")
+}
+/// The key of service `name`'s trace context.
+pub fn trace(name: &str) -> String {
+    format!("{TRACES}{name}")
 }
 /// The key of secret `name`.
 pub fn secret(name: &str) -> String {
