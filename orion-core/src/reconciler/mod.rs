@@ -110,11 +110,13 @@ mod apply;
 mod moves;
 mod place;
 mod placer;
+pub mod rebalance;
 pub mod rollout;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
 pub use apply::{ApplyReport, MAX_ACTIONS_PER_TXN, apply_plan};
 pub use placer::{GUARD, GUARD_FILTERS};
+pub use rebalance::{REBALANCE_PREFIX, RebalancePolicy};
 pub use rollout::{Rollout, RolloutGate, RolloutPhase};
 
 use placer::{IdMaker, Placer};
@@ -183,6 +185,9 @@ pub struct ReconcilePolicy {
     pub move_cooldown: Millis,
     /// Moves in flight across the cluster at most; 0 turns re-placement off (see `moves`).
     pub max_moves_in_flight: u32,
+    /// Rebalancing: replicas moving to nodes that joined or came back (module [`rebalance`]).
+    #[serde(default)]
+    pub rebalance: RebalancePolicy,
 }
 
 impl Default for ReconcilePolicy {
@@ -195,6 +200,7 @@ impl Default for ReconcilePolicy {
             move_tolerance_percent: 20,
             move_cooldown: 60_000,
             max_moves_in_flight: 2,
+            rebalance: RebalancePolicy::default(),
         }
     }
 }
@@ -217,6 +223,7 @@ pub fn reconcile(input: &ReconcileInput<'_>, scheduler: &Scheduler) -> Plan {
     let nodes = scheduler.annotated_nodes(input.nodes, input.network, input.now);
     let view = ClusterView::new(nodes.into_owned(), input.tasks, input.network.clone());
     r.find_misplaced(scheduler, &view);
+    r.find_rebalancing();
     let mut works = Vec::new();
     for vs in r.specs.values().copied().collect::<Vec<_>>() {
         works.push(r.analyze(vs));
@@ -267,8 +274,18 @@ struct ServiceWork<'a> {
     moves_in_flight: u32,
     /// Kept tasks from an older version, not-serving ones first.
     updates: Vec<&'a Task>,
-    /// Slots whose update is in flight (new task not serving yet).
+    /// Slots whose update is in flight: a new task not serving yet, or an old one stopping
+    /// first (`max_surge`).
     updates_in_flight: u32,
+    /// Of those, slots whose new task started before the old one stopped (the surge).
+    surge_in_flight: u32,
+    /// Slots whose rebalancing move is in flight (new task not serving yet).
+    rebalances_in_flight: u32,
+    /// The kept task of every occupied slot.
+    kept: Vec<&'a Task>,
+    /// True when something else (a refill, drain, move, update, pending task, a replica not
+    /// serving) is going on: no rebalancing then.
+    busy: bool,
     /// Slots whose kept task is from the current version (a canary's count).
     current_slots: u32,
 }
@@ -284,6 +301,8 @@ struct Round<'a> {
     lost: HashSet<&'a str>,
     /// Tasks to move off their node, with why (`moves`).
     misplaced: HashMap<&'a str, String>,
+    /// Those of them leaving for rebalancing (`rebalance`), not for a broken rule.
+    rebalancing: HashSet<&'a str>,
     stopped: HashSet<&'a str>,
     ids: IdMaker,
     /// Creates this round may still make ([`ReconcilePolicy::max_creates_per_round`]).
@@ -318,6 +337,7 @@ impl<'a> Round<'a> {
             tasks,
             lost: HashSet::new(),
             misplaced: HashMap::new(),
+            rebalancing: HashSet::new(),
             stopped: HashSet::new(),
             ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str())),
             creates_left: input.policy.max_creates_per_round,
@@ -409,10 +429,16 @@ impl<'a> Round<'a> {
                 } else {
                     entry.active.push(t);
                 }
-            } else if (t.state.is_terminal() || self.lost.contains(t.id.as_str()))
-                && entry.latest.is_none_or(|l| latest_key(t) > latest_key(l))
+            } else if t.state.is_terminal() || self.lost.contains(t.id.as_str()) {
+                if entry.latest.is_none_or(|l| latest_key(t) > latest_key(l)) {
+                    entry.latest = Some(t);
+                }
+            } else if t.desired == DesiredState::Shutdown
+                && t.node.is_some()
+                && t.state != TaskState::Pending
+                && entry.stopping.is_none_or(|l| latest_key(t) > latest_key(l))
             {
-                entry.latest = Some(t);
+                entry.stopping = Some(t);
             }
         }
         for st in slots.values_mut() {
@@ -435,6 +461,10 @@ impl<'a> Round<'a> {
             moves_in_flight: 0,
             updates: Vec::new(),
             updates_in_flight: 0,
+            surge_in_flight: 0,
+            rebalances_in_flight: 0,
+            kept: Vec::new(),
+            busy: false,
             current_slots: 0,
         };
         let mut occupied = 0u32;
@@ -442,26 +472,46 @@ impl<'a> Round<'a> {
         let mut vacated = Vec::new();
         for (&slot, st) in &slots {
             let Some(&keep) = st.active.first() else {
+                if slot < replicas
+                    && let Some(s) = st.stopping
+                    && s.spec_version != version
+                {
+                    // An update stopping the old replica first (`max_surge`): the slot is
+                    // refilled once it has stopped.
+                    occupied += 1;
+                    work.updates_in_flight += 1;
+                    continue;
+                }
                 match st.latest {
                     Some(l) if self.finished(l, spec.restart_policy, version) => {
                         finished_below += u32::from(slot < replicas);
                     }
-                    Some(l) if l.state != TaskState::Stopped => vacated.push((slot, l)),
+                    Some(l) if l.state != TaskState::Stopped => {
+                        vacated.push((slot, Purpose::Replacement, l));
+                    }
+                    Some(l) if l.spec_version != version && slot < replicas => {
+                        // Its old replica stopped first: the new one takes its place.
+                        vacated.push((slot, Purpose::Update, l));
+                    }
                     _ => {}
                 }
                 continue;
             };
             occupied += 1;
+            work.kept.push(keep);
             let keep_settled = self.is_settled(keep, version);
             let serving = serves(keep);
-            let (mut waiting_old, mut waiting_move) = (false, false);
+            let (mut waiting_old, mut waiting_move, mut waiting_rebalance) = (false, false, false);
             for &o in &st.active[1..] {
                 let moving = self.misplaced.contains_key(o.id.as_str());
+                let rebalancing = self.rebalancing.contains(o.id.as_str());
                 if serving || o.state != TaskState::Running {
                     let reason = if !keep_settled || self.is_settled(o, version) {
                         StopReason::DuplicateSlot
                     } else if o.spec_version != version {
                         StopReason::Updated
+                    } else if rebalancing {
+                        StopReason::Rebalanced
                     } else if moving {
                         StopReason::Moved
                     } else {
@@ -470,9 +520,14 @@ impl<'a> Round<'a> {
                     self.stop(o, reason);
                 } else if o.spec_version != version {
                     waiting_old = true;
+                } else if rebalancing {
+                    waiting_rebalance = true;
                 } else if moving {
                     waiting_move = true;
                 }
+            }
+            if !keep_settled || !serving || st.active.len() > 1 {
+                work.busy = true;
             }
             if keep_settled {
                 work.current_slots += 1;
@@ -481,9 +536,20 @@ impl<'a> Round<'a> {
                 }
                 if waiting_old {
                     work.updates_in_flight += 1;
+                    work.surge_in_flight += 1;
+                } else if !serving
+                    && st
+                        .latest
+                        .is_some_and(|l| l.spec_version != version && l.state == TaskState::Stopped)
+                {
+                    // The new replica of a slot whose old one stopped first, not serving yet.
+                    work.updates_in_flight += 1;
                 }
                 if waiting_move {
                     work.moves_in_flight += 1;
+                }
+                if waiting_rebalance {
+                    work.rebalances_in_flight += 1;
                 }
             } else if self.status_of(keep) == Some(NodeStatus::Draining) {
                 work.drains.push(keep);
@@ -498,7 +564,7 @@ impl<'a> Round<'a> {
         let mut need = replicas
             .saturating_sub(occupied)
             .saturating_sub(finished_below);
-        for (slot, l) in vacated {
+        for (slot, purpose, l) in vacated {
             if need == 0 {
                 break;
             }
@@ -506,14 +572,17 @@ impl<'a> Round<'a> {
             if let Some(at) = self.backing_off(l, version) {
                 // Crash loop: this slot waits; it still counts, so no other slot is filled instead.
                 self.retry_at(at);
+                work.busy = true;
                 continue;
             }
-            work.refills.push((slot, Purpose::Replacement, Some(l)));
+            work.refills.push((slot, purpose, Some(l)));
         }
         let mut slot = 0u32;
         while need > 0 {
             let free = slots.get(&slot).is_none_or(|st| {
-                st.active.is_empty() && st.latest.is_none_or(|l| l.state == TaskState::Stopped)
+                st.active.is_empty()
+                    && st.stopping.is_none_or(|s| s.spec_version == version)
+                    && st.latest.is_none_or(|l| l.state == TaskState::Stopped)
             });
             if free {
                 work.refills.push((slot, Purpose::NewReplica, None));
@@ -605,11 +674,13 @@ impl<'a> Round<'a> {
     }
 }
 
-/// The tasks of one slot: active ones (best to keep first) and the latest inactive one.
+/// The tasks of one slot: active ones (best to keep first), the latest terminal (or lost) one,
+/// and the latest one still stopping.
 #[derive(Default)]
 struct SlotTasks<'a> {
     active: Vec<&'a Task>,
     latest: Option<&'a Task>,
+    stopping: Option<&'a Task>,
 }
 
 /// True when the task is running and its health check (if any) passed: [`Task::is_serving`].
