@@ -207,63 +207,62 @@ impl<'a> Round<'a> {
         let budget = spec.update_strategy.parallelism.max(1).min(left);
         let mut started = 0;
         while started < budget {
-            // The most loaded node with a replica old enough to move (ties: the lowest id).
-            let Some((source, high)) = counts
+            // Sources: the most loaded nodes first (ties: the lowest id), each with a replica
+            // old enough to move.
+            let mut sources: Vec<(u32, &str)> = counts
                 .iter()
-                .filter(|(_, (_, ts))| !ts.is_empty())
-                .max_by_key(|(n, (count, _))| (*count, Reverse(**n)))
-                .map(|(n, (count, _))| (*n, *count))
-            else {
-                break;
-            };
-            if high < min_spread {
-                break;
-            }
-            // Targets: ready for the cooldown, few enough replicas; least loaded first.
-            let mut targets: Vec<(u32, &str)> = Vec::new();
-            for n in nodes {
-                let count = counts.get(n.id.as_str()).map_or(0, |c| c.0);
-                if n.status != NodeStatus::Ready || n.id == source || count + min_spread > high {
-                    continue;
-                }
-                let settled_at = n.updated_at.saturating_add(policy.cooldown);
-                if now < settled_at {
-                    self.retry_at(settled_at);
-                    continue;
-                }
-                let (from, to) = (label_of(source), label_of(&n.id));
-                if from != to && by_label.get(&to) >= by_label.get(&from) {
-                    continue;
-                }
-                targets.push((count, n.id.as_str()));
-            }
-            targets.sort();
-            let Some(old) = counts[source].1.iter().copied().max_by_key(|t| t.slot) else {
-                break;
-            };
+                .filter(|(_, (count, ts))| !ts.is_empty() && *count >= min_spread)
+                .map(|(n, (count, _))| (*count, *n))
+                .collect();
+            sources.sort_by_key(|&(count, n)| (Reverse(count), n));
             let mut placed = None;
-            for (low, target) in targets {
-                if !placer.fits(spec, spec.resources.into(), target) {
+            'sources: for (high, source) in sources {
+                // Targets: ready for the cooldown, few enough replicas; least loaded first.
+                let mut targets: Vec<(u32, &str)> = Vec::new();
+                for n in nodes {
+                    let count = counts.get(n.id.as_str()).map_or(0, |c| c.0);
+                    if n.status != NodeStatus::Ready || n.id == source || count + min_spread > high
+                    {
+                        continue;
+                    }
+                    let settled_at = n.updated_at.saturating_add(policy.cooldown);
+                    if now < settled_at {
+                        self.retry_at(settled_at);
+                        continue;
+                    }
+                    let (from, to) = (label_of(source), label_of(&n.id));
+                    if from != to && by_label.get(&to) >= by_label.get(&from) {
+                        continue;
+                    }
+                    targets.push((count, n.id.as_str()));
+                }
+                targets.sort();
+                let Some(old) = counts[source].1.iter().copied().max_by_key(|t| t.slot) else {
                     continue;
-                }
-                if self.creates_left == 0 {
-                    self.plan.more = true;
-                    return started;
-                }
-                let id = self
-                    .ids
-                    .make(&spec.name, old.slot, vs.version, Some(&old.id));
-                if placer
-                    .place_on(spec, &id, spec.resources.into(), target)
-                    .is_ok()
-                {
-                    self.creates_left -= 1;
-                    placed = Some((id, target, low));
-                    break;
+                };
+                for (low, target) in targets {
+                    if !placer.fits(spec, spec.resources.into(), target) {
+                        continue;
+                    }
+                    if self.creates_left == 0 {
+                        self.plan.more = true;
+                        return started;
+                    }
+                    let id = self
+                        .ids
+                        .make(&spec.name, old.slot, vs.version, Some(&old.id));
+                    if placer
+                        .place_on(spec, &id, spec.resources.into(), target)
+                        .is_ok()
+                    {
+                        self.creates_left -= 1;
+                        placed = Some((source, high, old, id, target, low));
+                        break 'sources;
+                    }
                 }
             }
-            let Some((id, target, low)) = placed else {
-                // No node with few enough replicas can take one: as balanced as it gets.
+            // None: no node with few enough replicas can take one; as balanced as it gets.
+            let Some((source, high, old, id, target, low)) = placed else {
                 break;
             };
             let because = format!(
