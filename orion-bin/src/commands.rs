@@ -269,6 +269,7 @@ pub async fn status(client: &Client, service: Option<&str>, format: OutputFormat
                 let all: Vec<Task> = client
                     .get(&format!("/v1/tasks?service={name}&all=true"))
                     .await?;
+                let moves = crate::output::render_moves(&all);
                 let failed: Vec<Task> = all
                     .into_iter()
                     .filter(|t| t.state == orion_core::model::TaskState::Failed)
@@ -276,6 +277,10 @@ pub async fn status(client: &Client, service: Option<&str>, format: OutputFormat
                 if !failed.is_empty() {
                     println!("\nFailed attempts (restarts in place, then reschedules):");
                     println!("{}", crate::output::render_attempts(&failed));
+                }
+                if let Some(moves) = moves {
+                    println!("\nMoves (re-placement and rebalancing, start new then stop old):");
+                    println!("{moves}");
                 }
             } else {
                 println!("{}", render_value(&status, format));
