@@ -86,6 +86,7 @@ async fn a_stopped_node_gets_its_share_back_within_the_budget() {
 
     // It comes back, empty: replicas move to it one at a time.
     c.start(2).await;
+    let back_at = std::time::Instant::now();
     let (mut most_in_flight, mut least_running) = (0usize, usize::MAX);
     let mut last = String::new();
     let mut done = None;
@@ -119,6 +120,11 @@ async fn a_stopped_node_gets_its_share_back_within_the_budget() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let tasks = done.unwrap_or_else(|| panic!("node 3 did not get its share back: {last}"));
+    eprintln!(
+        "node 3 back: {:.1} s until its share ran there; at most {most_in_flight} moves in \
+         flight, at least {least_running} of {REPLICAS} running",
+        back_at.elapsed().as_secs_f64()
+    );
     assert!(
         per_node(&tasks).values().all(|&n| n == REPLICAS / 3),
         "{:?}",
