@@ -303,6 +303,8 @@ struct Round<'a> {
     misplaced: HashMap<&'a str, String>,
     /// Those of them leaving for rebalancing (`rebalance`), not for a broken rule.
     rebalancing: HashSet<&'a str>,
+    /// Services whose rebalancing replacement failed: no rebalancing before this time.
+    rebalance_held_until: HashMap<&'a str, Millis>,
     stopped: HashSet<&'a str>,
     ids: IdMaker,
     /// Creates this round may still make ([`ReconcilePolicy::max_creates_per_round`]).
@@ -338,6 +340,7 @@ impl<'a> Round<'a> {
             lost: HashSet::new(),
             misplaced: HashMap::new(),
             rebalancing: HashSet::new(),
+            rebalance_held_until: HashMap::new(),
             stopped: HashSet::new(),
             ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str())),
             creates_left: input.policy.max_creates_per_round,

@@ -73,16 +73,39 @@ impl<'a> Round<'a> {
     /// task is a rebalancing replacement (from the current version), the older active tasks of
     /// the current version on other nodes. They are treated like misplaced tasks.
     pub(super) fn find_rebalancing(&mut self) {
+        // One pass over the tasks: the slots with an active rebalancing replacement (rare), and
+        // per service when its latest failed one (failed, lost) frees its rebalancing again.
+        let cooldown = self.input.policy.rebalance.cooldown;
+        let mut marked: HashMap<(&'a str, u32), &'a Task> = HashMap::new();
+        for &t in &self.tasks {
+            if !t
+                .moved_because
+                .as_deref()
+                .is_some_and(|m| m.starts_with(REBALANCE_PREFIX))
+            {
+                continue;
+            }
+            if self.is_active(t) {
+                marked.insert((t.service.as_str(), t.slot), t);
+            } else if t.state != TaskState::Stopped {
+                let until = self
+                    .rebalance_held_until
+                    .entry(t.service.as_str())
+                    .or_default();
+                *until = (*until).max(t.created_at.saturating_add(cooldown));
+            }
+        }
+        if marked.is_empty() {
+            return;
+        }
         let mut slots: HashMap<(&str, u32), Vec<&'a Task>> = HashMap::new();
         for &t in &self.tasks {
             let Some(vs) = self.specs.get(t.service.as_str()) else {
                 continue;
             };
-            if self.is_active(t) && t.spec_version == vs.version {
-                slots
-                    .entry((t.service.as_str(), t.slot))
-                    .or_default()
-                    .push(t);
+            let key = (t.service.as_str(), t.slot);
+            if marked.contains_key(&key) && self.is_active(t) && t.spec_version == vs.version {
+                slots.entry(key).or_default().push(t);
             }
         }
         for tasks in slots.into_values().filter(|ts| ts.len() > 1) {
@@ -140,22 +163,11 @@ impl<'a> Round<'a> {
         {
             return false;
         }
-        let cooldown = self.input.policy.rebalance.cooldown;
-        let name = w.spec.spec.name.as_str();
         // A rebalancing replacement that failed (or was lost) recently: wait for the cooldown.
         let failed_at = self
-            .tasks
-            .iter()
-            .filter(|t| {
-                t.service == name
-                    && !self.is_active(t)
-                    && t.state != TaskState::Stopped
-                    && t.moved_because
-                        .as_deref()
-                        .is_some_and(|m| m.starts_with(REBALANCE_PREFIX))
-            })
-            .map(|t| t.created_at.saturating_add(cooldown))
-            .max();
+            .rebalance_held_until
+            .get(w.spec.spec.name.as_str())
+            .copied();
         if let Some(at) = failed_at
             && self.input.now < at
         {
@@ -181,11 +193,12 @@ impl<'a> Round<'a> {
         // Per node: replicas of the service, and those that may move.
         let mut counts: BTreeMap<&str, (u32, Vec<&'a Task>)> = BTreeMap::new();
         for &t in &w.kept {
-            if let Some(n) = nodes
-                .iter()
-                .find(|n| Some(n.id.as_str()) == t.node.as_deref())
+            if let Some((&n, _)) = t
+                .node
+                .as_deref()
+                .and_then(|n| self.node_status.get_key_value(n))
             {
-                let entry = counts.entry(n.id.as_str()).or_default();
+                let entry = counts.entry(n).or_default();
                 entry.0 += 1;
                 if movable(t) {
                     entry.1.push(t);
@@ -193,9 +206,17 @@ impl<'a> Round<'a> {
             }
         }
         let spread_label = spec.scheduling.spread_by.as_deref();
+        let labels: HashMap<&str, &str> = match spread_label {
+            Some(l) => nodes
+                .iter()
+                .filter_map(|n| Some((n.id.as_str(), n.labels.get(l)?.as_str())))
+                .collect(),
+            None => HashMap::new(),
+        };
         let label_of = |node: &str| -> String {
-            spread_label
-                .and_then(|l| nodes.iter().find(|n| n.id == node)?.labels.get(l).cloned())
+            labels
+                .get(node)
+                .map(|v| (*v).to_owned())
                 .unwrap_or_default()
         };
         let mut by_label: HashMap<String, u32> = HashMap::new();
