@@ -607,3 +607,63 @@ async fn a_node_back_from_a_reboot_gets_its_share_back_on_the_harness() {
         .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
 }
+
+/// On the harness: with `max_surge: 0`, an update never runs more than `replicas` containers
+/// (each old one stops before its new one starts), and the rollout completes only once the new
+/// replicas serve.
+#[tokio::test]
+async fn max_surge_zero_on_the_harness_never_runs_more_than_replicas() {
+    let mut config = ControllerConfig::default();
+    config.policy.rebalance.max_in_flight = 0;
+    let mut h = ClusterHarness::new(1, 5, config);
+    let mut svc = orion_core::model::ServiceSpec::new("web", "web:1", 2);
+    svc.update_strategy.parallelism = 2;
+    svc.update_strategy.max_surge = Some(0);
+    svc.update_strategy.health_wait_seconds = 5;
+    h.store.put_service(&svc).await.unwrap();
+    let serving = |ts: &[Task], v: u64| {
+        ts.iter()
+            .filter(|t| t.spec_version == v && t.desired == DesiredState::Running && t.is_serving())
+            .count()
+    };
+    assert!(h.run_until(400, |ts| serving(ts, 1) == 2).await);
+    assert!(h.run_until(5, |_| true).await);
+    h.store
+        .update_service("web", |s| {
+            s.image = "web:2".into();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let rt = h.runtime(0).clone();
+    let mut most = 0;
+    let mut done = false;
+    for _ in 0..400 {
+        h.step().await;
+        let containers = rt.list(&BTreeMap::new()).await.unwrap();
+        let alive = containers
+            .iter()
+            .filter(|c| c.status == orion_core::runtime::ContainerStatus::Running)
+            .count();
+        most = most.max(alive);
+        let ts = h.store.list_tasks().await.unwrap();
+        let record = h.store.get_rollout("web").await.unwrap().map(|(r, _)| r);
+        if let Some(r) = &record
+            && r.version == 2
+            && r.phase == orion_core::reconciler::RolloutPhase::Completed
+        {
+            assert_eq!(
+                serving(&ts, 2),
+                2,
+                "completed only once both new replicas serve"
+            );
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "the update completed");
+    assert!(
+        most <= 2,
+        "{most} containers ran at once, replicas 2, max_surge 0"
+    );
+}
