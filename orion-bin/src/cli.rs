@@ -195,7 +195,8 @@ pub enum Command {
         /// The node's id.
         node: String,
     },
-    /// Make a drained node schedulable again; tasks already moved off it stay where they are.
+    /// Make a drained node schedulable again; rebalancing then moves replicas back to it
+    /// gradually (`scheduler.rebalance` in orion.yaml).
     #[command(alias = "uncordon")]
     Undrain {
         /// The node's id.

@@ -169,6 +169,7 @@ pub async fn status(client: &Client, service: Option<&str>, format: OutputFormat
                 let all: Vec<Task> = client
                     .get(&format!("/v1/tasks?service={name}&all=true"))
                     .await?;
+                let moves = crate::output::render_moves(&all);
                 let failed: Vec<Task> = all
                     .into_iter()
                     .filter(|t| t.state == orion_core::model::TaskState::Failed)
@@ -180,6 +181,10 @@ pub async fn status(client: &Client, service: Option<&str>, format: OutputFormat
                 if let Some(policy) = &status.spec.scale_policy {
                     let view = crate::output::render_autoscale(policy, status.autoscale.as_ref());
                     println!("\n{view}");
+                }
+                if let Some(moves) = moves {
+                    println!("\nMoves (re-placement and rebalancing, start new then stop old):");
+                    println!("{moves}");
                 }
             } else {
                 println!("{}", render_value(&status, format));

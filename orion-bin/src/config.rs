@@ -15,6 +15,7 @@
 //!   # filters: [node_status, constraints, max_tasks, host_ports, resources, network_rules]
 //!   # scorers: [{name: least_allocated_cpu, weight: 0.3}, {name: network, weight: 0.4}]
 //!   replacement: { enabled: true, tolerancePercent: 20, cooldown: 60s, maxInFlight: 2 }
+//!   rebalance: { enabled: true, minSpread: 2, maxInFlight: 2, cooldown: 60s }
 //! runtime:
 //!   containerBackend: docker          # docker | containerd | process
 //!   resourceLimits: { maxContainersPerNode: 100 }
@@ -45,6 +46,7 @@ use crate::cli::RuntimeKind;
 mod api;
 mod autoscale;
 mod dns;
+mod rebalance;
 mod scheduler;
 pub use api::ApiConfig;
 pub use autoscale::AutoscaleSection;
@@ -402,11 +404,12 @@ impl Config {
         Ok(config)
     }
 
-    /// The leader's controllers' settings: `cluster` and `scheduler.replacement`, every bound
-    /// checked.
+    /// The leader's controllers' settings: `cluster`, `scheduler.replacement` and
+    /// `scheduler.rebalance`, every bound checked.
     pub fn controllers(&self, max_tasks: Option<u32>) -> anyhow::Result<ControllerConfig> {
         let mut c = self.cluster.controllers(max_tasks)?;
         self.scheduler.replacement.apply(&mut c.policy)?;
+        self.scheduler.rebalance.apply(&mut c.policy)?;
         Ok(c)
     }
 

@@ -246,6 +246,31 @@ pub fn render_attempts(failed: &[Task]) -> String {
     )
 }
 
+/// The replicas the leader moved (re-placement off a degraded link, rebalancing toward a node
+/// that joined or came back), oldest first, with why, for `status SERVICE`; `None` when there
+/// are none. The reason is shown whole.
+pub fn render_moves(tasks: &[Task]) -> Option<String> {
+    let mut rows: Vec<&Task> = tasks.iter().filter(|t| t.moved_because.is_some()).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by_key(|t| (t.created_at, t.id.as_str()));
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_header(vec!["TASK", "SLOT", "NODE", "STATE", "WHY"]);
+    for t in rows {
+        table.add_row(vec![
+            t.id.clone(),
+            t.slot.to_string(),
+            t.node.clone().unwrap_or_else(|| "-".into()),
+            t.state.to_string(),
+            t.moved_because.clone().unwrap_or_default(),
+        ]);
+    }
+    Some(table.to_string())
+}
+
 impl Tabular for Node {
     fn header() -> Vec<&'static str> {
         vec!["NODE", "STATUS", "ZONE", "CPU", "MEMORY", "API"]

@@ -90,6 +90,10 @@ fn the_shop_imports_every_supported_field() {
     assert_eq!(web.update_strategy.delay_seconds, 10);
     assert_eq!(web.update_strategy.health_wait_seconds, 90);
     assert_eq!(web.update_strategy.failure_action, FailureAction::Rollback);
+    assert_eq!(
+        web.update_strategy.max_surge, None,
+        "start-first: the whole batch"
+    );
     assert_eq!(web.scheduling.node_selector["zone"], "edge");
     let check = web.health_check.as_ref().expect("health check");
     assert_eq!(check.kind, HealthCheckType::Command);
@@ -289,4 +293,20 @@ fn malformed_documents_are_parse_errors() {
             "{text:?}: {err}"
         );
     }
+}
+
+#[test]
+fn update_config_order_is_max_surge() {
+    let text = "services:\n  db:\n    image: postgres:16\n    deploy:\n      replicas: 2\n      update_config:\n        order: stop-first\n";
+    let specs = parse_compose(text, &options("order.yml", &[])).expect("imported");
+    assert_eq!(
+        service(&specs.specs, "db").update_strategy.max_surge,
+        Some(0)
+    );
+    let bad = text.replace("stop-first", "sideways");
+    let err = parse_compose(&bad, &options("order.yml", &[])).expect_err("refused");
+    assert!(
+        err.to_string().contains("stop-first or start-first"),
+        "{err}"
+    );
 }

@@ -75,6 +75,10 @@ fn specs() -> impl Strategy<Value = Vec<VersionedSpec>> {
             .map(|(i, (replicas, cpu, version, parallelism, policy))| {
                 let mut s = spec(&format!("svc{i}"), replicas, cpu, version);
                 s.spec.update_strategy.parallelism = parallelism;
+                // Every surge from none (stop first) to the whole batch, or unset.
+                s.spec.update_strategy.max_surge = (i as u32 + parallelism + replicas)
+                    .checked_rem(parallelism + 2)
+                    .filter(|m| *m <= parallelism);
                 s.spec.restart_policy = policy;
                 s
             })
@@ -225,12 +229,15 @@ fn converge(
         }
         let before = tasks.clone();
         apply_actions(&p, &mut tasks);
-        // Never below desired: stops take effect now, new tasks are not running yet.
+        // Never below desired: stops take effect now, new tasks are not running yet. Only an
+        // update's slots that stop first (beyond `max_surge`) may stop serving.
         for vs in &c.specs {
             let was = serving_slots(&before, &nodes, &vs.spec.name);
             let now = serving_slots(&tasks, &nodes, &vs.spec.name);
+            let strategy = &vs.spec.update_strategy;
+            let stop_first = (strategy.parallelism - strategy.surge()) as usize;
             prop_assert!(
-                now >= was.min(vs.spec.replicas as usize),
+                now + stop_first >= was.min(vs.spec.replicas as usize),
                 "{} went from {} to {} serving slots (replicas {})",
                 vs.spec.name,
                 was,

@@ -378,6 +378,7 @@ fn update_strategy() -> impl Strategy<Value = UpdateStrategy> {
                 FailureAction::Continue,
             ][action as usize],
             canary: 0,
+            max_surge: None,
         }
     })
 }

@@ -701,3 +701,32 @@ fn every_problem_is_reported_at_once() {
         ]
     );
 }
+
+#[test]
+fn max_surge_is_at_most_parallelism_and_not_zero_with_it() {
+    let mut s = base();
+    s.update_strategy.parallelism = 2;
+    s.update_strategy.max_surge = Some(3);
+    assert_rule(
+        &s,
+        "update_strategy.max_surge",
+        "3",
+        "0 to update_strategy.parallelism (2)",
+    );
+    s.update_strategy.max_surge = Some(0);
+    assert!(s.validate().is_ok());
+    s.update_strategy.parallelism = 0;
+    assert_rule(
+        &s,
+        "update_strategy.parallelism",
+        "0",
+        "max_surge and parallelism cannot both be 0",
+    );
+    let parsed: ServiceSpec = serde_json::from_str(
+        r#"{"name": "db", "image": "postgres", "update_strategy": {"maxSurge": 0}}"#,
+    )
+    .expect("maxSurge is the Deployment-style spelling");
+    assert_eq!(parsed.update_strategy.max_surge, Some(0));
+    assert_eq!(parsed.update_strategy.surge(), 0);
+    assert_eq!(base().update_strategy.surge(), 1, "unset: the parallelism");
+}

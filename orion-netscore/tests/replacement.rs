@@ -233,7 +233,14 @@ fn moves_in_flight_stay_within_the_budget() {
         max_moves_in_flight: 0,
         ..policy
     };
-    assert!(plan_at(&specs, &tasks[..6], &nodes, &degraded, LATER, off).is_empty());
+    // Rebalancing (5 replicas on b, none on a or c) is another mover: off too.
+    let mut off_too = off;
+    off_too.rebalance.max_in_flight = 0;
+    assert!(plan_at(&specs, &tasks[..6], &nodes, &degraded, LATER, off_too).is_empty());
+    assert!(
+        moves(&plan_at(&specs, &tasks[..6], &nodes, &degraded, LATER, off)).is_empty(),
+        "re-placement is off; only rebalancing moves"
+    );
 }
 
 #[test]

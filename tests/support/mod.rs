@@ -626,3 +626,19 @@ pub fn docker_kill(id: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `docker exec <container> sh -c <script>`: its stdout, or what went wrong.
+pub fn docker_exec_sh(container: &str, script: &str) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(["exec", container, "sh", "-c", script])
+        .output()
+        .map_err(|e| format!("run the docker CLI: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "docker exec {container} {script:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

@@ -508,7 +508,7 @@ pub(super) async fn drain_node(
 }
 
 /// `POST /v1/nodes/{id}/undrain`: a draining node is `Ready` again (schedulable); a node in any
-/// other state is answered as it is. Tasks already moved off it stay where they are.
+/// other state is answered as it is. Rebalancing moves replicas back to it gradually.
 pub(super) async fn undrain_node(
     State(state): State<ApiState>,
     Path(id): Path<String>,

@@ -22,6 +22,8 @@ pub struct SchedulerSection {
     pub scorers: Option<Vec<NamedScorer>>,
     /// Moving running tasks off nodes that now break a network rule (a degraded link).
     pub replacement: ReplacementSection,
+    /// Moving replicas to nodes that join or come back.
+    pub rebalance: super::rebalance::RebalanceSection,
 }
 
 /// `scheduler.replacement`: re-placement of running tasks whose node now breaks a rule of the

@@ -134,6 +134,21 @@ impl<S: Store> ReconcileController<S> {
         for action in &plan.actions {
             if let Action::Create {
                 task,
+                purpose: Purpose::Rebalance,
+                replaces,
+            } = action
+            {
+                info!(
+                    task = %task.id,
+                    service = %task.service,
+                    node = task.node.as_deref().unwrap_or("-"),
+                    replaces = replaces.as_deref().unwrap_or("-"),
+                    because = task.moved_because.as_deref().unwrap_or("-"),
+                    "rebalancing: starting a replacement on a less loaded node"
+                );
+            }
+            if let Action::Create {
+                task,
                 purpose: Purpose::Move,
                 replaces,
             } = action

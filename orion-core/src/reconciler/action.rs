@@ -22,6 +22,9 @@ pub enum Purpose {
     /// Re-placement: moves a running task off a node that now breaks a rule of the scheduler
     /// past its tolerance (a degraded link), start new, then stop old.
     Move,
+    /// Rebalancing: moves a running replica from a node with many of its service's replicas to
+    /// one with few (a node that joined or came back), start new, then stop old.
+    Rebalance,
 }
 
 /// Why a task is asked to stop (on [`Action::Stop`]).
@@ -40,7 +43,11 @@ pub enum StopReason {
     /// Its replacement, started because its node broke a rule past its tolerance
     /// ([`Purpose::Move`]), is running; the replacement's `moved_because` says which.
     Moved,
-    /// Its replacement from the current spec version is running (or it never ran).
+    /// Its replacement, started on a node with fewer replicas of the service
+    /// ([`Purpose::Rebalance`]), is running; the replacement's `moved_because` says which.
+    Rebalanced,
+    /// Its replacement from the current spec version is running (or it never ran), or, under
+    /// `update_strategy.max_surge`, it stops before its replacement starts.
     Updated,
     /// It is terminal (failed, completed, lost) and must not be restarted in place any more:
     /// its slot is refilled by a new task if the restart policy asks for it.

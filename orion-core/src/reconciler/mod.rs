@@ -38,10 +38,11 @@
 //! | fewer occupied (plus finished) slots than `replicas` | `Create` in the vacated slots of lost, failed or completed tasks first (`replacement`), then in the lowest free slots (`new_replica`); unplaceable ones are created `Pending` with the reasons in `error` and reported in `unplaced`. A slot whose latest task failed is refilled only after a crash-loop back-off (exponential in [`Task::attempt`], capped; [`Plan::retry_at`] says when) |
 //! | kept task on a `Draining` node | `Create(drain)` a replacement in the same slot elsewhere; the old one is stopped in a later round once the new one serves. If no node can take it, the old one keeps running and the slot is reported |
 //! | kept task whose `Ready` node now breaks a scheduler rule past its tolerance (a degraded link; module `moves`) | `Create(move)` a replacement in the same slot elsewhere, within the disruption budget and after a cooldown; the old one is stopped (`moved`) once the new one serves. Unplaceable: reported, old one keeps running |
-//! | kept task from an older spec version | `Create(update)` in the same slot, at most `update_strategy.parallelism` slots in flight; the old one is stopped once the new one serves. Unplaceable: reported, old one keeps running. None while the service's [`RolloutGate`] holds (paused, a batch starting, a delay); with a canary, only while fewer slots than `max_new_slots` hold the current version |
+//! | kept task from an older spec version | `Create(update)` in the same slot, at most `update_strategy.parallelism` slots in flight; the old one is stopped once the new one serves. Beyond `update_strategy.max_surge` slots of a batch, `Stop(updated)` the old one first instead: its slot counts as in flight while it stops, and is refilled (`Create(update)`, same slot) once it has stopped. Unplaceable: reported, old one keeps running. None while the service's [`RolloutGate`] holds (paused, a batch starting, a delay); with a canary, only while fewer slots than `max_new_slots` hold the current version |
+//! | a service at rest whose replicas per node differ by at least [`RebalancePolicy::min_spread`] (a node joined or came back; module [`rebalance`]) | `Create(rebalance)` in the same slot on the least loaded node that every filter accepts and that has been ready for the cooldown, within the rebalancing budget; the old one is stopped (`rebalanced`) once the new one serves |
 //!
 //! Placement runs in that order over all services (pending tasks, then refills, then drains, then
-//! moves, then updates, services by name), through the [`Scheduler`] over one [`ClusterView`] of the input in
+//! moves, then rebalancing, then updates, services by name), through the [`Scheduler`] over one [`ClusterView`] of the input in
 //! which every placement is assigned, so later ones see earlier ones. Whatever filters the
 //! scheduler has, the reconciler's guard runs the real `node_status`, `resources` and `max_tasks`
 //! filters ([`GUARD_FILTERS`]) on the chosen node: it never places on a
@@ -93,12 +94,11 @@
 //! assert!(plan.actions.iter().all(|a| a.placed_on() == Some("n1")));
 //! ```
 
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::spec::{RestartPolicy, SpecLimits};
+use crate::model::spec::SpecLimits;
 use crate::model::{
     DesiredState, Millis, NetworkMatrix, Node, NodeStatus, ServiceSpec, Task, TaskState,
 };
@@ -110,14 +110,18 @@ mod apply;
 mod moves;
 mod place;
 mod placer;
+pub mod rebalance;
 pub mod rollout;
+mod slots;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
 pub use apply::{ApplyReport, MAX_ACTIONS_PER_TXN, apply_plan};
 pub use placer::{GUARD, GUARD_FILTERS};
+pub use rebalance::{REBALANCE_PREFIX, RebalancePolicy};
 pub use rollout::{Rollout, RolloutGate, RolloutPhase};
 
 use placer::{IdMaker, Placer};
+use slots::{SlotTasks, keep_key, latest_key, serves};
 
 /// A service spec with its version (bumped on every change; tasks record the version they were
 /// created from).
@@ -183,6 +187,9 @@ pub struct ReconcilePolicy {
     pub move_cooldown: Millis,
     /// Moves in flight across the cluster at most; 0 turns re-placement off (see `moves`).
     pub max_moves_in_flight: u32,
+    /// Rebalancing: replicas moving to nodes that joined or came back (module [`rebalance`]).
+    #[serde(default)]
+    pub rebalance: RebalancePolicy,
 }
 
 impl Default for ReconcilePolicy {
@@ -195,6 +202,7 @@ impl Default for ReconcilePolicy {
             move_tolerance_percent: 20,
             move_cooldown: 60_000,
             max_moves_in_flight: 2,
+            rebalance: RebalancePolicy::default(),
         }
     }
 }
@@ -217,6 +225,7 @@ pub fn reconcile(input: &ReconcileInput<'_>, scheduler: &Scheduler) -> Plan {
     let nodes = scheduler.annotated_nodes(input.nodes, input.network, input.now);
     let view = ClusterView::new(nodes.into_owned(), input.tasks, input.network.clone());
     r.find_misplaced(scheduler, &view);
+    r.find_rebalancing();
     let mut works = Vec::new();
     for vs in r.specs.values().copied().collect::<Vec<_>>() {
         works.push(r.analyze(vs));
@@ -267,8 +276,18 @@ struct ServiceWork<'a> {
     moves_in_flight: u32,
     /// Kept tasks from an older version, not-serving ones first.
     updates: Vec<&'a Task>,
-    /// Slots whose update is in flight (new task not serving yet).
+    /// Slots whose update is in flight: a new task not serving yet, or an old one stopping
+    /// first (`max_surge`).
     updates_in_flight: u32,
+    /// Of those, slots whose new task started before the old one stopped (the surge).
+    surge_in_flight: u32,
+    /// Slots whose rebalancing move is in flight (new task not serving yet).
+    rebalances_in_flight: u32,
+    /// The kept task of every occupied slot.
+    kept: Vec<&'a Task>,
+    /// True when something else (a refill, drain, move, update, pending task, a replica not
+    /// serving) is going on: no rebalancing then.
+    busy: bool,
     /// Slots whose kept task is from the current version (a canary's count).
     current_slots: u32,
 }
@@ -284,6 +303,10 @@ struct Round<'a> {
     lost: HashSet<&'a str>,
     /// Tasks to move off their node, with why (`moves`).
     misplaced: HashMap<&'a str, String>,
+    /// Those of them leaving for rebalancing (`rebalance`), not for a broken rule.
+    rebalancing: HashSet<&'a str>,
+    /// Services whose rebalancing replacement failed: no rebalancing before this time.
+    rebalance_held_until: HashMap<&'a str, Millis>,
     stopped: HashSet<&'a str>,
     ids: IdMaker,
     /// Creates this round may still make ([`ReconcilePolicy::max_creates_per_round`]).
@@ -318,6 +341,8 @@ impl<'a> Round<'a> {
             tasks,
             lost: HashSet::new(),
             misplaced: HashMap::new(),
+            rebalancing: HashSet::new(),
+            rebalance_held_until: HashMap::new(),
             stopped: HashSet::new(),
             ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str())),
             creates_left: input.policy.max_creates_per_round,
@@ -409,10 +434,16 @@ impl<'a> Round<'a> {
                 } else {
                     entry.active.push(t);
                 }
-            } else if (t.state.is_terminal() || self.lost.contains(t.id.as_str()))
-                && entry.latest.is_none_or(|l| latest_key(t) > latest_key(l))
+            } else if t.state.is_terminal() || self.lost.contains(t.id.as_str()) {
+                if entry.latest.is_none_or(|l| latest_key(t) > latest_key(l)) {
+                    entry.latest = Some(t);
+                }
+            } else if t.desired == DesiredState::Shutdown
+                && t.node.is_some()
+                && t.state != TaskState::Pending
+                && entry.stopping.is_none_or(|l| latest_key(t) > latest_key(l))
             {
-                entry.latest = Some(t);
+                entry.stopping = Some(t);
             }
         }
         for st in slots.values_mut() {
@@ -435,6 +466,10 @@ impl<'a> Round<'a> {
             moves_in_flight: 0,
             updates: Vec::new(),
             updates_in_flight: 0,
+            surge_in_flight: 0,
+            rebalances_in_flight: 0,
+            kept: Vec::new(),
+            busy: false,
             current_slots: 0,
         };
         let mut occupied = 0u32;
@@ -442,26 +477,46 @@ impl<'a> Round<'a> {
         let mut vacated = Vec::new();
         for (&slot, st) in &slots {
             let Some(&keep) = st.active.first() else {
+                if slot < replicas
+                    && let Some(s) = st.stopping
+                    && s.spec_version != version
+                {
+                    // An update stopping the old replica first (`max_surge`): the slot is
+                    // refilled once it has stopped.
+                    occupied += 1;
+                    work.updates_in_flight += 1;
+                    continue;
+                }
                 match st.latest {
                     Some(l) if self.finished(l, spec.restart_policy, version) => {
                         finished_below += u32::from(slot < replicas);
                     }
-                    Some(l) if l.state != TaskState::Stopped => vacated.push((slot, l)),
+                    Some(l) if l.state != TaskState::Stopped => {
+                        vacated.push((slot, Purpose::Replacement, l));
+                    }
+                    Some(l) if l.spec_version != version && slot < replicas => {
+                        // Its old replica stopped first: the new one takes its place.
+                        vacated.push((slot, Purpose::Update, l));
+                    }
                     _ => {}
                 }
                 continue;
             };
             occupied += 1;
+            work.kept.push(keep);
             let keep_settled = self.is_settled(keep, version);
             let serving = serves(keep);
-            let (mut waiting_old, mut waiting_move) = (false, false);
+            let (mut waiting_old, mut waiting_move, mut waiting_rebalance) = (false, false, false);
             for &o in &st.active[1..] {
                 let moving = self.misplaced.contains_key(o.id.as_str());
+                let rebalancing = self.rebalancing.contains(o.id.as_str());
                 if serving || o.state != TaskState::Running {
                     let reason = if !keep_settled || self.is_settled(o, version) {
                         StopReason::DuplicateSlot
                     } else if o.spec_version != version {
                         StopReason::Updated
+                    } else if rebalancing {
+                        StopReason::Rebalanced
                     } else if moving {
                         StopReason::Moved
                     } else {
@@ -470,9 +525,14 @@ impl<'a> Round<'a> {
                     self.stop(o, reason);
                 } else if o.spec_version != version {
                     waiting_old = true;
+                } else if rebalancing {
+                    waiting_rebalance = true;
                 } else if moving {
                     waiting_move = true;
                 }
+            }
+            if !keep_settled || !serving || st.active.len() > 1 {
+                work.busy = true;
             }
             if keep_settled {
                 work.current_slots += 1;
@@ -481,9 +541,20 @@ impl<'a> Round<'a> {
                 }
                 if waiting_old {
                     work.updates_in_flight += 1;
+                    work.surge_in_flight += 1;
+                } else if !serving
+                    && st
+                        .latest
+                        .is_some_and(|l| l.spec_version != version && l.state == TaskState::Stopped)
+                {
+                    // The new replica of a slot whose old one stopped first, not serving yet.
+                    work.updates_in_flight += 1;
                 }
                 if waiting_move {
                     work.moves_in_flight += 1;
+                }
+                if waiting_rebalance {
+                    work.rebalances_in_flight += 1;
                 }
             } else if self.status_of(keep) == Some(NodeStatus::Draining) {
                 work.drains.push(keep);
@@ -498,7 +569,7 @@ impl<'a> Round<'a> {
         let mut need = replicas
             .saturating_sub(occupied)
             .saturating_sub(finished_below);
-        for (slot, l) in vacated {
+        for (slot, purpose, l) in vacated {
             if need == 0 {
                 break;
             }
@@ -506,14 +577,17 @@ impl<'a> Round<'a> {
             if let Some(at) = self.backing_off(l, version) {
                 // Crash loop: this slot waits; it still counts, so no other slot is filled instead.
                 self.retry_at(at);
+                work.busy = true;
                 continue;
             }
-            work.refills.push((slot, Purpose::Replacement, Some(l)));
+            work.refills.push((slot, purpose, Some(l)));
         }
         let mut slot = 0u32;
         while need > 0 {
             let free = slots.get(&slot).is_none_or(|st| {
-                st.active.is_empty() && st.latest.is_none_or(|l| l.state == TaskState::Stopped)
+                st.active.is_empty()
+                    && st.stopping.is_none_or(|s| s.spec_version == version)
+                    && st.latest.is_none_or(|l| l.state == TaskState::Stopped)
             });
             if free {
                 work.refills.push((slot, Purpose::NewReplica, None));
@@ -523,120 +597,4 @@ impl<'a> Round<'a> {
         }
         work
     }
-
-    /// Stops whole slots while more than `replicas` are occupied (see the decision table).
-    fn scale_down(
-        &mut self,
-        slots: &mut BTreeMap<u32, SlotTasks<'a>>,
-        replicas: u32,
-        version: u64,
-    ) {
-        let occupied = slots.values().filter(|s| !s.active.is_empty()).count() as u32;
-        let mut surplus = occupied.saturating_sub(replicas);
-        if surplus == 0 {
-            return;
-        }
-        let mut per_node: HashMap<&str, u32> = HashMap::new();
-        for t in slots.values().flat_map(|s| s.active.iter()) {
-            if let Some(n) = t.node.as_deref() {
-                *per_node.entry(n).or_default() += 1;
-            }
-        }
-        while surplus > 0 {
-            let victim = slots
-                .iter()
-                .filter_map(|(&slot, st)| st.active.first().map(|k| (slot, *k, st)))
-                .max_by_key(|&(slot, k, st)| {
-                    // A slot serves if any of its tasks does (an update may be in flight).
-                    let serving = st.active.iter().any(|t| serves(t));
-                    let on_node = k.node.as_deref().and_then(|n| per_node.get(n)).copied();
-                    (
-                        !serving,
-                        !self.is_settled(k, version),
-                        on_node.unwrap_or(0),
-                        slot,
-                    )
-                })
-                .map(|(slot, _, _)| slot);
-            let Some(slot) = victim else { break };
-            let Some(st) = slots.get_mut(&slot) else {
-                break;
-            };
-            for t in std::mem::take(&mut st.active) {
-                if let Some(c) = t.node.as_deref().and_then(|n| per_node.get_mut(n)) {
-                    *c = c.saturating_sub(1);
-                }
-                self.stop(t, StopReason::ScaleDown);
-            }
-            st.latest = None;
-            surplus -= 1;
-        }
-    }
-
-    /// When `l` (the latest task of a vacated slot) failed from the current spec less than its
-    /// crash-loop back-off ago: the time the slot may be refilled.
-    fn backing_off(&self, l: &Task, version: u64) -> Option<Millis> {
-        if l.state != TaskState::Failed || l.spec_version != version {
-            return None;
-        }
-        let at = l
-            .updated_at
-            .saturating_add(self.input.policy.crash_backoff(l.attempt));
-        (self.input.now < at).then_some(at)
-    }
-
-    /// True when `l` (the latest task of a slot with no active task) ended as its policy accepts.
-    fn finished(&self, l: &Task, policy: RestartPolicy, version: u64) -> bool {
-        if l.spec_version != version || self.lost.contains(l.id.as_str()) {
-            return false;
-        }
-        match l.state {
-            TaskState::Failed => {
-                policy == RestartPolicy::No
-                    || (policy == RestartPolicy::UnlessStopped
-                        && crate::model::spec::stopped_from_outside(
-                            l.exit_code,
-                            l.error.as_deref().is_some_and(|e| e.contains("OOM killer")),
-                        ))
-            }
-            TaskState::Completed => matches!(policy, RestartPolicy::No | RestartPolicy::OnFailure),
-            _ => false,
-        }
-    }
-}
-
-/// The tasks of one slot: active ones (best to keep first) and the latest inactive one.
-#[derive(Default)]
-struct SlotTasks<'a> {
-    active: Vec<&'a Task>,
-    latest: Option<&'a Task>,
-}
-
-/// True when the task is running and its health check (if any) passed: [`Task::is_serving`].
-fn serves(t: &Task) -> bool {
-    t.is_serving()
-}
-
-/// Orders terminal tasks of a slot by recency.
-fn latest_key(t: &Task) -> (Millis, Millis, &str) {
-    (t.created_at, t.updated_at, t.id.as_str())
-}
-
-/// Orders active tasks of a slot: the greatest is kept. Between equals the oldest wins, so when a
-/// node comes back and its agent reconnects the original task, the replacement made meanwhile is
-/// the one stopped (as Nomad does for reconnecting clients).
-fn keep_key(t: &Task, settled: bool) -> (bool, u8, Reverse<Millis>, Reverse<&str>) {
-    let state = match t.state {
-        TaskState::Running if t.is_serving() => 4,
-        TaskState::Running => 3,
-        TaskState::Starting => 2,
-        TaskState::Scheduled => 1,
-        _ => 0,
-    };
-    (
-        settled,
-        state,
-        Reverse(t.created_at),
-        Reverse(t.id.as_str()),
-    )
 }

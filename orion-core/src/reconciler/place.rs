@@ -85,14 +85,14 @@ impl<'a> Round<'a> {
             }
         }
         self.place_moves(works, placer);
+        self.place_rebalancing(works, placer);
         for w in works {
             let gate = w.spec.gate;
+            let strategy = &w.spec.spec.update_strategy;
             let mut budget = if gate.hold {
                 0
             } else {
-                w.spec
-                    .spec
-                    .update_strategy
+                strategy
                     .parallelism
                     .max(1)
                     .saturating_sub(w.updates_in_flight)
@@ -100,8 +100,16 @@ impl<'a> Round<'a> {
             if let Some(max) = gate.max_new_slots {
                 budget = budget.min(max.saturating_sub(w.current_slots));
             }
+            let mut surge = strategy.surge().saturating_sub(w.surge_in_flight);
             for &old in w.updates.iter().take(budget as usize) {
-                self.start_first(w.spec, old, Purpose::Update, placer, None);
+                if surge > 0 {
+                    surge -= 1;
+                    self.start_first(w.spec, old, Purpose::Update, placer, None);
+                } else {
+                    // `max_surge` reached: the old replica stops first; its slot is refilled
+                    // with the new version once it has stopped.
+                    self.stop(old, super::StopReason::Updated);
+                }
             }
         }
     }

@@ -92,6 +92,37 @@ impl<'a> Placer<'a> {
         Err(rejections)
     }
 
+    /// Places one task of `spec` on `node` itself, already assigned in the view, when the
+    /// scheduler's filters and the guard accept it; the rejection otherwise.
+    pub(crate) fn place_on(
+        &mut self,
+        spec: &ServiceSpec,
+        task_id: &str,
+        resources: Resources,
+        node: &str,
+    ) -> Result<NodeId, Rejection> {
+        let req = PlacementRequest {
+            spec,
+            task_id,
+            resources,
+        };
+        self.guard(node, &req)?;
+        self.scheduler.check(&req, node, &self.view)?;
+        self.view.assign_request(node, &req);
+        Ok(node.to_owned())
+    }
+
+    /// Whether a task of `spec` could go on `node` (the scheduler's filters and the guard),
+    /// without assigning it.
+    pub(crate) fn fits(&self, spec: &ServiceSpec, resources: Resources, node: &str) -> bool {
+        let req = PlacementRequest {
+            spec,
+            task_id: "",
+            resources,
+        };
+        self.guard(node, &req).is_ok() && self.scheduler.check(&req, node, &self.view).is_ok()
+    }
+
     /// The safety guard: the real [`NodeStatusFilter`], [`ResourcesFilter`] and
     /// [`MaxTasksFilter`], whatever the scheduler was built with.
     fn guard(&self, node: &str, req: &PlacementRequest<'_>) -> Result<(), Rejection> {

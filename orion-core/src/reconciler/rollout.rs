@@ -13,7 +13,8 @@
 //! # Rules
 //!
 //! - **Batches.** The reconciler starts at most `update_strategy.parallelism` replacements at
-//!   once. The next batch starts only once every new-version replica serves (runs, and passes
+//!   once; of them, at most `max_surge` start their new replica before the old one stops, the
+//!   others stop the old one first (the batch is in flight until their new replicas serve). The next batch starts only once every new-version replica serves (runs, and passes
 //!   its health check when it has one), and then `delay_seconds` later.
 //! - **Failure.** A replica of the new version, created since the rollout began, fails the
 //!   rollout when it fails (bad image, exits under `restart_policy: no`...), restarts in place,
@@ -31,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::spec::FailureAction;
-use crate::model::{Millis, Task, TaskHealth, TaskState};
+use crate::model::{DesiredState, Millis, Task, TaskHealth, TaskState};
 
 use super::VersionedSpec;
 
@@ -285,7 +286,8 @@ pub fn step(vs: &VersionedSpec, tasks: &[Task], record: Option<&Rollout>, now: M
     for t in &starting {
         out.wake_at = min_time(out.wake_at, t.created_at.saturating_add(wait_ms));
     }
-    if !starting.is_empty() {
+    let refilling = stopped_first(&own, version, spec.replicas);
+    if !starting.is_empty() || refilling {
         if !r.batch_in_flight {
             r.batch_in_flight = true;
             r.updated_at = now;
@@ -298,7 +300,11 @@ pub fn step(vs: &VersionedSpec, tasks: &[Task], record: Option<&Rollout>, now: M
         r.updated_at = now;
     }
     let old_left = own.iter().any(|t| is_old(t, version));
-    if !old_left && starting.is_empty() && failed.is_none() && r.phase == RolloutPhase::Progressing
+    if !old_left
+        && !refilling
+        && starting.is_empty()
+        && failed.is_none()
+        && r.phase == RolloutPhase::Progressing
     {
         r.phase = RolloutPhase::Completed;
         r.canary = 0;
@@ -343,6 +349,23 @@ pub(super) fn gated_specs(
 /// An active task from another spec version than `version`.
 fn is_old(t: &Task, version: u64) -> bool {
     t.is_active() && t.spec_version != version
+}
+
+/// True while an old replica stopped first (`update_strategy.max_surge`) waits for its new one:
+/// fewer than `replicas` tasks are active, and an old-version task is stopping or stopped with
+/// no active task in its slot.
+fn stopped_first(own: &[&Task], version: u64, replicas: u32) -> bool {
+    let active: Vec<&Task> = own.iter().copied().filter(|t| t.is_active()).collect();
+    (active.len() as u32) < replicas
+        && own.iter().any(|t| {
+            t.spec_version != version
+                && t.desired == DesiredState::Shutdown
+                && !matches!(
+                    t.state,
+                    TaskState::Failed | TaskState::Completed | TaskState::Lost | TaskState::Pending
+                )
+                && !active.iter().any(|a| a.slot == t.slot)
+        })
 }
 
 /// Why new replica `t` fails its rollout, if it does (see the module docs).

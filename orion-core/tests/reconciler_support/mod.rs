@@ -10,7 +10,9 @@ use orion_core::model::NetworkMatrix;
 use orion_core::model::{
     DesiredState, Node, NodeStatus, Resources, ServiceSpec, Task, TaskHealth, TaskState,
 };
-use orion_core::reconciler::{Action, Plan, ReconcileInput, VersionedSpec, reconcile};
+use orion_core::reconciler::{
+    Action, Plan, ReconcileInput, ReconcilePolicy, VersionedSpec, reconcile,
+};
 use orion_core::scheduler::{
     ClusterView, Filter, NodeView, PlacementRequest, Rejection, Scheduler, SchedulerConfig, Scorer,
 };
@@ -271,4 +273,48 @@ pub fn serving_slots(tasks: &[Task], nodes: &[Node], service: &str) -> usize {
         .map(|t| t.slot)
         .collect();
     slots.len()
+}
+
+/// One reconcile over the given state under `p`, with [`scheduler`].
+pub fn policy_round(
+    specs: &[VersionedSpec],
+    tasks: &[Task],
+    nodes: &[Node],
+    now: u64,
+    p: ReconcilePolicy,
+) -> Plan {
+    reconcile(
+        &ReconcileInput {
+            specs,
+            tasks,
+            nodes,
+            network: &NetworkMatrix::new(),
+            now,
+            policy: p,
+        },
+        &scheduler(),
+    )
+}
+
+/// Running replicas of `vs`, `count` per node (`<service>-<slot>-<node>`), slots from 0.
+pub fn running(vs: &VersionedSpec, per_node: &[(&str, u32)]) -> Vec<Task> {
+    let mut slot = 0;
+    let mut out = Vec::new();
+    for &(n, count) in per_node {
+        for _ in 0..count {
+            let mut t = task(vs, slot, TaskState::Running, Some(n));
+            t.id = format!("{}-{slot}-{n}", vs.spec.name);
+            out.push(t);
+            slot += 1;
+        }
+    }
+    out
+}
+
+/// Three ready nodes `a`, `b`, `c` of 8 cores and 8 GiB.
+pub fn three_nodes() -> Vec<Node> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|id| node(id, 8000, 8 << 30, NodeStatus::Ready))
+        .collect()
 }

@@ -509,6 +509,24 @@ pub struct UpdateStrategy {
     /// promote`. At most `replicas`.
     #[serde(default)]
     pub canary: u32,
+    /// Extra replicas an update may run at once: of the `parallelism` slots being replaced, at
+    /// most this many start their new replica before the old one stops; the others stop the
+    /// old replica first, then start the new one in its place (for fixed host ports or tight
+    /// capacity). 0 stops every old replica first. Unset: `parallelism` (every slot starts its
+    /// new replica first). At most `parallelism`; `max_surge` and `parallelism` cannot both be
+    /// 0. Drains and moves always start the new replica first, on another node.
+    #[serde(default, alias = "maxSurge", skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<u32>,
+}
+
+impl UpdateStrategy {
+    /// The extra replicas an update runs at once: `max_surge`, or `parallelism` when unset,
+    /// never above `parallelism`.
+    pub fn surge(&self) -> u32 {
+        self.max_surge
+            .unwrap_or(self.parallelism)
+            .min(self.parallelism)
+    }
 }
 
 /// Longest accepted `delay_seconds` and `health_wait_seconds` (one hour).
@@ -526,6 +544,7 @@ impl Default for UpdateStrategy {
             health_wait_seconds: default_health_wait(),
             failure_action: FailureAction::Rollback,
             canary: 0,
+            max_surge: None,
         }
     }
 }

@@ -122,14 +122,29 @@ impl ServiceSpec {
     }
 
     pub(super) fn check_scaling(&self, errs: &mut ValidationErrors) {
-        if self.update_strategy.parallelism < 1 {
+        let rollout = &self.update_strategy;
+        if rollout.parallelism < 1 {
+            let why = if rollout.max_surge == Some(0) {
+                "at least 1 task per batch (max_surge and parallelism cannot both be 0)"
+            } else {
+                "at least 1 task per batch"
+            };
+            errs.push("update_strategy.parallelism", rollout.parallelism, why);
+        }
+        if let Some(surge) = rollout.max_surge
+            && surge > rollout.parallelism
+            && rollout.parallelism >= 1
+        {
             errs.push(
-                "update_strategy.parallelism",
-                self.update_strategy.parallelism,
-                "at least 1 task per batch",
+                "update_strategy.max_surge",
+                surge,
+                format!(
+                    "0 to update_strategy.parallelism ({}): the replicas of a batch whose new \
+                     replica starts before the old one stops (0 stops each old one first)",
+                    rollout.parallelism
+                ),
             );
         }
-        let rollout = &self.update_strategy;
         for (path, secs) in [
             ("update_strategy.delay_seconds", rollout.delay_seconds),
             (

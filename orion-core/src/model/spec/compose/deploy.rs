@@ -152,13 +152,14 @@ impl Importer<'_> {
                     Some("continue") => rollout.failure_action = FailureAction::Continue,
                     _ => self.refuse(&at, describe(v), "rollback, pause or continue"),
                 },
-                "order" => {
-                    if v.as_str() != Some("start-first") {
-                        self.refuse(&at, describe(v), "start-first: Orion always starts a new replica before it stops the old one");
-                    }
-                }
+                // Swarm's orders are Orion's `max_surge`: none, or the whole batch.
+                "order" => match v.as_str() {
+                    Some("stop-first") => rollout.max_surge = Some(0),
+                    Some("start-first") => rollout.max_surge = None,
+                    _ => self.refuse(&at, describe(v), "stop-first or start-first"),
+                },
                 "max_failure_ratio" if v.as_f64() == Some(0.0) => {}
-                _ => self.refuse(&at, format!("`{key}`"), "parallelism, delay, monitor, failure_action or order: start-first (max_failure_ratio is not imported)"),
+                _ => self.refuse(&at, format!("`{key}`"), "parallelism, delay, monitor, failure_action or order (max_failure_ratio is not imported)"),
             }
         }
     }
