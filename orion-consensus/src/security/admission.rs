@@ -33,6 +33,9 @@ pub struct AdmitResponse {
     pub cluster_key: [u8; 32],
     /// The role the token admitted it as.
     pub role: Role,
+    /// The CA key (PEM), for nodes admitted as voters, so that every voter admits and renews;
+    /// `None` for workers.
+    pub ca_key: Option<String>,
 }
 
 impl std::fmt::Debug for AdmitResponse {
@@ -141,6 +144,10 @@ impl Admission {
             ca: self.ca.cert_der().to_vec(),
             cluster_key: self.cluster_key.to_bytes(),
             role,
+            ca_key: match role {
+                Role::Voter => self.ca.key_pem(),
+                Role::Worker => None,
+            },
         })
     }
 
