@@ -249,9 +249,14 @@ pub struct ServerArgs {
     /// Start a new cluster with this node as its first member.
     #[arg(long, conflicts_with = "join")]
     pub bootstrap: bool,
-    /// Join the cluster through a member's gossip address.
+    /// Join the cluster through a member's Raft address (HOST:PORT). The first time, this
+    /// node is admitted there with --join-token; later starts use its stored certificate.
     #[arg(long)]
     pub join: Option<String>,
+    /// The voter or worker join token (printed at bootstrap, or by `orion token rotate`);
+    /// needed only the first time a node joins. Prefer ORION_JOIN_TOKEN: a flag shows in `ps`.
+    #[arg(long, env = "ORION_JOIN_TOKEN", hide_env_values = true, requires = "join")]
+    pub join_token: Option<String>,
     /// Container backend.
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeKind>,

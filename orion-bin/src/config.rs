@@ -29,6 +29,7 @@
 //! hostAccess:                         # what specs may ask of this host (admin tokens only)
 //!   paths: []                         # host directories that may be bind-mounted
 //!   features: []                      # hostNetwork, engineSocket
+//! security: { certRotation: 24h }   # node certificate lifetime, at least 1h (config/security.rs)
 //! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto, forward: [] }   # config/dns.rs
 //! ```
 
@@ -45,7 +46,9 @@ use crate::cli::RuntimeKind;
 mod api;
 mod dns;
 mod scheduler;
+mod security;
 pub use api::ApiConfig;
+pub use security::SecuritySection;
 pub use dns::{ContainerDns, DnsSection};
 pub use scheduler::SchedulerSection;
 
@@ -63,6 +66,8 @@ pub struct Config {
     /// nothing by default, and only admin tokens may use what is allowed. See docs/security.md.
     #[serde(alias = "hostAccess")]
     pub host_access: HostAccessPolicy,
+    /// Node-to-node security (certificate rotation period).
+    pub security: SecuritySection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -421,6 +426,7 @@ impl Config {
             .check()
             .map_err(|e| anyhow::anyhow!("hostAccess.{e}"))?;
         self.network.monitoring.check()?;
+        self.security.rotation()?;
         Ok(())
     }
 

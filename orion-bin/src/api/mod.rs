@@ -23,6 +23,7 @@ mod spec_body;
 #[cfg(test)]
 mod tests;
 mod token_routes;
+pub mod join_tokens;
 pub mod tokens;
 pub mod types;
 

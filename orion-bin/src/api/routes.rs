@@ -151,6 +151,7 @@ pub fn route_table() -> RouteTable {
         .merge(super::rollout::routes())
         .merge(super::secrets::routes())
         .merge(super::token_routes::routes())
+        .merge(super::join_tokens::routes())
 }
 
 /// The API's routes (from [`route_table`], each behind its access check), with the

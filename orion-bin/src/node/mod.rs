@@ -29,6 +29,7 @@ use crate::metrics::{self, Metrics, TimedStore};
 mod cluster;
 mod container_dns;
 mod network_probe;
+mod security;
 mod single;
 
 /// Revisions of history a node keeps for watches to resume from (older ones are compacted).
@@ -52,6 +53,8 @@ pub struct Settings {
     pub gossip_addr: SocketAddr,
     pub bootstrap: bool,
     pub join: Option<String>,
+    /// The join token, needed the first time this node joins (`--join-token`).
+    pub join_token: Option<String>,
     pub runtime: RuntimeKind,
     pub labels: BTreeMap<String, String>,
     pub capacity: Resources,
@@ -152,6 +155,7 @@ impl Settings {
             gossip_addr: parse_addr("gossip-addr", args.gossip_addr, DEFAULT_GOSSIP_ADDR)?,
             bootstrap: args.bootstrap || mode == Mode::Single,
             join: args.join,
+            join_token: args.join_token,
             runtime,
             labels,
             capacity: machine_capacity(),
@@ -270,6 +274,8 @@ pub struct Parts {
     pub leader: watch::Receiver<Leadership>,
     /// The Raft leader's id as this node sees it (`None` on a single node: no Raft).
     pub raft_leader: Option<watch::Receiver<Option<u64>>>,
+    /// The cluster CA's digest, for the join tokens (`None` on a single node: nobody joins).
+    pub ca_digest: Option<orion_consensus::security::CaDigest>,
     pub cluster: Arc<dyn ClusterInfo>,
 }
 
@@ -310,9 +316,10 @@ async fn run(
         .context("cluster.specHistoryPerService")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if settings.bootstrap {
-        tokio::spawn(bootstrap_management_token(
+        tokio::spawn(bootstrap_credentials(
             store.inner().clone(),
             settings.data_dir.clone(),
+            parts.ca_digest.clone(),
         ));
     }
     tokio::spawn(metrics::watch_cluster_events(
@@ -410,39 +417,81 @@ const TOKEN_BOOTSTRAP_ATTEMPTS: u32 = 120;
 /// Pause between two of those attempts (so at most a minute in all).
 const TOKEN_BOOTSTRAP_PAUSE: Duration = Duration::from_millis(500);
 
-/// On a bootstrapping node: makes the cluster's management token (admin) the first time, prints
-/// it once on stdout, and writes it to `<data dir>/credentials` (mode 0600) for local CLI use.
-/// A later start finds it made and does nothing. Retries (bounded) while the store has no
-/// leader yet.
-async fn bootstrap_management_token(store: SharedStore, data_dir: PathBuf) {
+/// On a bootstrapping node: makes the cluster's management token (admin) and, in a cluster, the
+/// voter and worker join tokens, the first time; prints them once on stdout, and writes them to
+/// `<data dir>/credentials` (mode 0600) for local use. A later start finds them made and does
+/// nothing. Retries (bounded) while the store has no leader yet.
+async fn bootstrap_credentials(
+    store: SharedStore,
+    data_dir: PathBuf,
+    ca_digest: Option<orion_consensus::security::CaDigest>,
+) {
+    use orion_consensus::security::JoinToken;
+    let mut management: Option<Option<String>> = None;
+    let mut join: Option<Option<(JoinToken, JoinToken)>> = match ca_digest {
+        Some(_) => None,
+        None => Some(None),
+    };
     for _ in 0..TOKEN_BOOTSTRAP_ATTEMPTS {
-        match api::tokens::bootstrap_management_token(store.as_ref()).await {
-            Ok(None) => return,
-            Ok(Some(token)) => {
-                match crate::credentials::write_credentials(&data_dir, &token) {
-                    Ok(path) => {
-                        info!(credentials = %path.display(), "management token created");
-                        println!(
-                            "Orion management token (admin role), shown once; also written to \
-                             {} (mode 0600):\n  {token}",
-                            path.display()
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!("management token created, but not written: {e:#}");
-                        println!("Orion management token (admin role), shown once:\n  {token}");
-                    }
-                }
-                return;
+        if management.is_none() {
+            match api::tokens::bootstrap_management_token(store.as_ref()).await {
+                Ok(made) => management = Some(made),
+                Err(e) => tracing::debug!("management token not made yet: {e}"),
             }
-            Err(e) => tracing::debug!("management token not made yet: {e}"),
+        }
+        if join.is_none()
+            && let Some(digest) = &ca_digest
+        {
+            match api::join_tokens::bootstrap(store.as_ref(), digest).await {
+                Ok(made) => join = Some(made),
+                Err(e) => tracing::debug!("join tokens not made yet: {e}"),
+            }
+        }
+        if management.is_some() && join.is_some() {
+            break;
         }
         tokio::time::sleep(TOKEN_BOOTSTRAP_PAUSE).await;
     }
-    tracing::warn!(
-        "could not make the management token within {:?}; it will be made on the next start",
-        TOKEN_BOOTSTRAP_PAUSE * TOKEN_BOOTSTRAP_ATTEMPTS
-    );
+    if management.is_none() || join.is_none() {
+        tracing::warn!(
+            "could not make the management and join tokens within {:?}; they will be made on \
+             the next start",
+            TOKEN_BOOTSTRAP_PAUSE * TOKEN_BOOTSTRAP_ATTEMPTS
+        );
+    }
+    let management = management.flatten();
+    let join = join.flatten();
+    if management.is_none() && join.is_none() {
+        return;
+    }
+    let join_text = join
+        .as_ref()
+        .map(|(voter, worker)| (voter.to_string(), worker.to_string()));
+    let written = management.as_deref().map(|token| {
+        crate::credentials::write_credentials(&data_dir, token, join_text.as_ref())
+    });
+    let mut notice = String::new();
+    if let Some(token) = &management {
+        notice.push_str(&format!(
+            "Orion management token (admin role), shown once:\n  {token}\n"
+        ));
+    }
+    if let Some((voter, worker)) = &join_text {
+        notice.push_str(&format!(
+            "Join tokens (orion server --join <this node's Raft address> --join-token TOKEN), \
+             shown once; rotate them with `orion token rotate voter|worker`:\n  voter:  \
+             {voter}\n  worker: {worker}\n"
+        ));
+    }
+    match written {
+        Some(Ok(path)) => {
+            info!(credentials = %path.display(), "management and join tokens created");
+            notice.push_str(&format!("(also written to {}, mode 0600)\n", path.display()));
+        }
+        Some(Err(e)) => tracing::warn!("tokens created, but not written: {e:#}"),
+        None => {}
+    }
+    print!("{notice}");
 }
 
 /// Starts the node's DNS server when it is on, with a second listener on port 53 for containers

@@ -88,6 +88,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         membership: membership.clone(),
         leader,
         raft_leader: None,
+        ca_digest: None,
         cluster: Arc::new(SingleInfo {
             cluster_id: settings.cluster_id.clone(),
             cluster_uuid,

@@ -179,6 +179,14 @@ async fn admit(
         Ok(r) => r,
         Err(refusal) => return refusal.into_response(),
     };
+    if let Err(e) = admission.refresh_tokens().await {
+        tracing::warn!(error = %e, "cannot read the current join tokens");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the current join tokens ({e}); try again"),
+        )
+            .into_response();
+    }
     match admission.admit(&request) {
         Ok(answer) => frame(&answer),
         Err(e) => {
