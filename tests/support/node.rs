@@ -35,7 +35,8 @@ pub enum Role {
     Single,
     /// `orion server --bootstrap`.
     Bootstrap,
-    /// `orion server --join <gossip addr>`.
+    /// `orion server --join <a member's Raft addr>`, with [`NodeProc::join_token`] in
+    /// `ORION_JOIN_TOKEN`.
     Join(SocketAddr),
 }
 
@@ -65,6 +66,9 @@ pub struct NodeProc {
     /// The API token requests to this node carry: the management token of the cluster it is
     /// in (its own when it bootstrapped one). Set by `TestCluster::start`.
     pub token: String,
+    /// The join token a [`Role::Join`] node is started with (in `ORION_JOIN_TOKEN`; none when
+    /// empty). Set by `TestCluster::start` to the cluster's voter token unless already set.
+    pub join_token: String,
 }
 
 impl NodeProc {
@@ -86,6 +90,7 @@ impl NodeProc {
             child: None,
             started_at: None,
             token: String::new(),
+            join_token: String::new(),
         }
     }
 
@@ -151,6 +156,9 @@ impl NodeProc {
             }
             None => Command::new(&*ORION_BIN),
         };
+        if !self.join_token.is_empty() {
+            cmd.env("ORION_JOIN_TOKEN", &self.join_token);
+        }
         let child = cmd
             .args(self.args())
             .env("ORION_LOG", "info,openraft=warn")
