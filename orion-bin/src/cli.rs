@@ -36,6 +36,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "ORION_CREDENTIALS")]
     pub credentials: Option<PathBuf>,
 
+    /// The cluster CA certificate (PEM) to trust for the API's TLS (default: keys/ca.crt next
+    /// to the credentials file, then ~/.config/orion/ca.crt); with one, an --addr without a
+    /// scheme is reached over https.
+    #[arg(long, global = true, env = "ORION_CA")]
+    pub ca: Option<PathBuf>,
+
     /// Output format of client commands.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -257,6 +263,10 @@ pub struct ServerArgs {
     /// needed only the first time a node joins. Prefer ORION_JOIN_TOKEN: a flag shows in `ps`.
     #[arg(long, env = "ORION_JOIN_TOKEN", hide_env_values = true, requires = "join")]
     pub join_token: Option<String>,
+    /// Serve the API in plain HTTP on its loopback address instead of TLS (`api.plainLoopback`);
+    /// refused when --api-addr is not loopback.
+    #[arg(long, env = "ORION_API_PLAIN_LOOPBACK")]
+    pub api_plain_loopback: bool,
     /// Container backend.
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeKind>,

@@ -26,6 +26,7 @@
 //!   metricsWithoutToken: false        # true: /metrics answers without a token
 //!   allowedHosts: []                  # Host names accepted besides IPs and localhost
 //!   allowedOrigins: []                # browser origins accepted besides the API's own
+//!   plainLoopback: false              # true: plain HTTP instead of TLS, on a loopback address only
 //! hostAccess:                         # what specs may ask of this host (admin tokens only)
 //!   paths: []                         # host directories that may be bind-mounted
 //!   features: []                      # hostNetwork, engineSocket

@@ -99,6 +99,51 @@ pub fn resolve_token(flag: Option<&str>, file: Option<&Path>) -> Result<Option<S
     Ok(None)
 }
 
+/// The cluster CA certificate (PEM) the CLI trusts for the API's TLS: the file `flag` names
+/// (`--ca` / `ORION_CA`, which must exist); else `keys/ca.crt` next to the credentials file
+/// named by `credentials` (`--credentials`), or next to `./orion-data/credentials`; else
+/// `~/.config/orion/ca.crt`. `None` when there is none (the CLI then speaks plain HTTP to an
+/// address without a scheme).
+pub fn resolve_ca(flag: Option<&Path>, credentials: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    const MAX_CA_BYTES: u64 = 64 * 1024;
+    let read = |path: &Path| -> Result<Vec<u8>> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.len() > MAX_CA_BYTES {
+            bail!(
+                "CA file {} is {} bytes, expected at most {MAX_CA_BYTES}",
+                path.display(),
+                meta.len()
+            );
+        }
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    if let Some(path) = flag {
+        return read(path).context("--ca / ORION_CA").map(Some);
+    }
+    let beside = |creds: &Path| {
+        creds
+            .parent()
+            .map(|dir| dir.join("keys").join("ca.crt"))
+    };
+    let mut candidates = Vec::new();
+    match credentials {
+        Some(creds) => candidates.extend(beside(creds)),
+        None => {
+            candidates.extend(beside(&PathBuf::from("orion-data").join(CREDENTIALS_FILE)));
+            if let Some(home) = std::env::var_os("HOME") {
+                candidates.push(PathBuf::from(home).join(".config/orion/ca.crt"));
+            }
+        }
+    }
+    for path in candidates {
+        if path.exists() {
+            return read(&path).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

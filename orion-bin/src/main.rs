@@ -77,7 +77,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Start(start) if start.file.is_none() => None,
         _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
     };
-    let client = Client::new(&cli.addr).with_token(token);
+    let ca = match &cli.command {
+        Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
+        Command::Start(start) if start.file.is_none() => None,
+        _ => credentials::resolve_ca(cli.ca.as_deref(), cli.credentials.as_deref())?,
+    };
+    let client = Client::new(&cli.addr)
+        .with_token(token)
+        .with_ca(ca.as_deref(), &cli.addr)?;
     let format = cli.output;
     match cli.command {
         Command::Server(args) => node::serve(args, node::Mode::Cluster).await,

@@ -583,7 +583,8 @@ pub fn run_cli(addr: &str, args: &[&str]) -> Output {
 pub fn run_cli_as(addr: &str, token: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(&*ORION_BIN);
     cmd.env_remove("ORION_TOKEN")
-        .env_remove("ORION_CREDENTIALS");
+        .env_remove("ORION_CREDENTIALS")
+        .env_remove("ORION_CA");
     if !token.is_empty() {
         cmd.env("ORION_TOKEN", token);
     }

@@ -69,6 +69,9 @@ pub struct NodeProc {
     /// The join token a [`Role::Join`] node is started with (in `ORION_JOIN_TOKEN`; none when
     /// empty). Set by `TestCluster::start` to the cluster's voter token unless already set.
     pub join_token: String,
+    /// Serve the API over TLS (the default of `orion`); false (the harness's default) starts
+    /// the node with `ORION_API_PLAIN_LOOPBACK=1`, so tests speak plain HTTP on loopback.
+    pub api_tls: bool,
 }
 
 impl NodeProc {
@@ -91,6 +94,7 @@ impl NodeProc {
             started_at: None,
             token: String::new(),
             join_token: String::new(),
+            api_tls: false,
         }
     }
 
@@ -158,6 +162,9 @@ impl NodeProc {
         };
         if !self.join_token.is_empty() {
             cmd.env("ORION_JOIN_TOKEN", &self.join_token);
+        }
+        if !self.api_tls {
+            cmd.env("ORION_API_PLAIN_LOOPBACK", "true");
         }
         let child = cmd
             .args(self.args())

@@ -82,6 +82,9 @@ pub struct ApiSettings {
     pub host_access: HostAccessPolicy,
     /// `api.allowedHosts` / `api.allowedOrigins`.
     pub forgery: ForgeryGuard,
+    /// How other nodes' APIs are reached (log proxy): `https`, or `http` with
+    /// `api.plainLoopback` (nodes of one cluster are expected to agree).
+    pub peer_scheme: &'static str,
 }
 
 impl ApiSettings {
@@ -94,6 +97,11 @@ impl ApiSettings {
             metrics_without_token: config.api.metrics_without_token,
             host_access: config.host_access.clone(),
             forgery: config.api.forgery_guard(),
+            peer_scheme: if config.api.plain_loopback {
+                "http"
+            } else {
+                "https"
+            },
         }
     }
 }

@@ -236,11 +236,11 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         raft.bootstrap().await.context("cannot bootstrap Raft")?;
     }
     tokio::spawn(super::security::renewal(
-        node_tls,
+        node_tls.clone(),
         &keys,
         settings,
         period,
-        raft.transport().clone(),
+        Some(raft.transport().clone()),
     ));
 
     let mut gossip = GossipConfig::new(settings.node_id.clone(), settings.gossip_addr)
@@ -314,6 +314,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         leader,
         raft_leader: Some(leader_ids(&raft)),
         ca_digest: Some(keys.ca.digest()),
+        tls: node_tls,
         cluster: Arc::new(ClusterNodeInfo {
             cluster_id: settings.cluster_id.clone(),
             node_id: settings.node_id.clone(),

@@ -29,7 +29,7 @@ use crate::metrics::{self, Metrics, TimedStore};
 mod cluster;
 mod container_dns;
 mod network_probe;
-mod security;
+pub(crate) mod security;
 mod single;
 
 /// Revisions of history a node keeps for watches to resume from (older ones are compacted).
@@ -96,10 +96,13 @@ fn machine_capacity() -> Resources {
 impl Settings {
     /// Combines flags, the config file and defaults; every bad value is named.
     pub fn resolve(args: ServerArgs, mode: Mode, cluster_id: Option<String>) -> Result<Settings> {
-        let config = match &args.config {
+        let mut config = match &args.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
+        if args.api_plain_loopback {
+            config.api.plain_loopback = true;
+        }
         let node_id = args.node_id.unwrap_or_else(host_name);
         if !orion_core::model::spec::validate::is_dns_label(&node_id) {
             bail!("--node-id {node_id:?}: expected a DNS label (a-z, 0-9 and '-', at most 63)");
@@ -276,6 +279,8 @@ pub struct Parts {
     pub raft_leader: Option<watch::Receiver<Option<u64>>>,
     /// The cluster CA's digest, for the join tokens (`None` on a single node: nobody joins).
     pub ca_digest: Option<orion_consensus::security::CaDigest>,
+    /// This node's certificate (kept current by its renewal), for the API's TLS.
+    pub tls: orion_consensus::security::NodeTls,
     pub cluster: Arc<dyn ClusterInfo>,
 }
 
@@ -336,6 +341,7 @@ async fn run(
         shutdown_rx.clone(),
     ));
 
+    let api_tls = api_tls(&settings, &parts.tls)?;
     let listener = tokio::net::TcpListener::bind(settings.api_addr)
         .await
         .with_context(|| format!("cannot listen on --api-addr {}", settings.api_addr))?;
@@ -354,7 +360,10 @@ async fn run(
         node_id: settings.node_id.clone(),
         runtime: runtime.clone(),
         cluster: parts.cluster.clone(),
-        http: api::proxy_client(&api_settings)?,
+        http: match api_tls {
+            Some(_) => security::peer_client(&api_settings, &parts.tls)?,
+            None => api::proxy_client(&api_settings)?,
+        },
         settings: api_settings,
         scheduler: Arc::new(build_scheduler(&settings.config)?),
         metrics: metrics.clone(),
@@ -364,7 +373,7 @@ async fn run(
     let mut api_shutdown = shutdown_rx.clone();
     let api_config = settings.config.api.clone();
     let api_task = tokio::spawn(async move {
-        api::server::serve(listener, app, &api_config, async move {
+        api::server::serve(listener, app, &api_config, api_tls, async move {
             let _ = api_shutdown.wait_for(|s| *s).await;
         })
         .await
@@ -372,6 +381,7 @@ async fn run(
     info!(
         node = %settings.node_id,
         api = %settings.api_addr,
+        api_tls = !settings.config.api.plain_loopback,
         runtime = runtime.name(),
         zone = settings.zone().unwrap_or("-"),
         data = %settings.data_dir.display(),
@@ -410,6 +420,27 @@ async fn run(
     })
     .await;
     Ok(())
+}
+
+/// The API's TLS configuration (the node's certificate), or `None` for plain HTTP with
+/// `api.plainLoopback`, which only a loopback API address may use.
+fn api_tls(
+    settings: &Settings,
+    tls: &orion_consensus::security::NodeTls,
+) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    if !settings.config.api.plain_loopback {
+        return Ok(Some(tls.server_config()));
+    }
+    if !settings.api_addr.ip().is_loopback() {
+        bail!(
+            "api.plainLoopback (--api-plain-loopback): the API address {} is not a loopback \
+             address; plain HTTP is allowed on 127.0.0.1 or ::1 only. Remove the option to \
+             serve the API over TLS, or listen on loopback",
+            settings.api_addr
+        );
+    }
+    tracing::warn!(api = %settings.api_addr, "the API is served in plain HTTP on loopback (api.plainLoopback)");
+    Ok(None)
 }
 
 /// Attempts at making the management token while the store is not writable yet (no leader).

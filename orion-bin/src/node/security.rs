@@ -143,7 +143,7 @@ pub fn renewal(
     keys: &NodeKeys,
     settings: &Settings,
     period: RotationPeriod,
-    transport: orion_consensus::transport::Transport,
+    transport: Option<orion_consensus::transport::Transport>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let ca = keys.ca.clone();
     let role = keys.role;
@@ -164,7 +164,7 @@ pub fn renewal(
             let cert = if ca.can_sign() {
                 NodeCert::issue(&ca, &name, role, &addresses, period.get())?
             } else {
-                let Some(via) = via else {
+                let (Some(via), Some(transport)) = (via, transport) else {
                     return Err(orion_consensus::Error::security(
                         "certificate renewal",
                         "this node holds no CA key and was not started with --join",
@@ -185,4 +185,17 @@ pub fn renewal(
             Ok(cert)
         }
     })
+}
+
+/// The HTTP client a node reaches other nodes' APIs with (log proxy) when the API is served over
+/// TLS: it trusts only the cluster CA and presents this node's certificate.
+pub fn peer_client(
+    settings: &crate::api::ApiSettings,
+    tls: &NodeTls,
+) -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls.client_config()).clone())
+        .connect_timeout(settings.proxy_timeout)
+        .tcp_keepalive(Duration::from_secs(15))
+        .build()?)
 }
