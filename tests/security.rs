@@ -401,3 +401,59 @@ fn a_certificate_rotation_under_an_hour_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("security.certRotation") && err.contains("at least 1h"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_tls_by_default_and_the_cli_trusts_the_ca_beside_its_credentials() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut node = support::NodeProc::new("tlsapi".into(), dir.path().to_path_buf(), Role::Single);
+    node.runtime = NodeRuntime::Process;
+    node.api_tls = true;
+    node.spawn();
+    let creds = node.data_dir.join("credentials");
+    let api = node.api.to_string();
+    // The CLI finds the token and keys/ca.crt through --credentials, and speaks https.
+    let status = wait_for("the CLI over TLS", JOIN_WAIT, || async {
+        let out = std::process::Command::new(&*support::ORION_BIN)
+            .env_remove("ORION_TOKEN")
+            .env_remove("ORION_CA")
+            .args(["--addr", &api, "--credentials"])
+            .arg(&creds)
+            .args(["token", "list"])
+            .output()
+            .expect("run orion");
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(format!("{out:?}"))
+        }
+    })
+    .await;
+    assert!(String::from_utf8_lossy(&status.stdout).contains("management"), "{status:?}");
+    // Plain HTTP to the TLS port gets no answer; a client trusting another CA is refused.
+    let plain = http_client("").get(format!("http://{api}/healthz")).send().await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+    let ca = std::fs::read(node.data_dir.join("keys/ca.crt")).expect("ca.crt");
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).expect("pem"))
+        .build()
+        .expect("client");
+    let ok = trusting
+        .get(format!("https://{api}/healthz"))
+        .send()
+        .await
+        .expect("https answers");
+    assert_eq!(ok.status(), StatusCode::OK);
+    let default_roots = reqwest::Client::new().get(format!("https://{api}/healthz")).send().await;
+    assert!(default_roots.is_err(), "an unknown CA was trusted");
+    node.sigterm();
+
+    // A plain listener on a non-loopback address is refused with a clear error.
+    let mut open = support::NodeProc::new("plainopen".into(), dir.path().to_path_buf(), Role::Single);
+    open.runtime = NodeRuntime::Process;
+    open.api = "0.0.0.0:0".parse().expect("addr");
+    open.spawn();
+    let status = open.wait_exit(JOIN_WAIT).expect("exits");
+    assert!(!status.success());
+    let log = open.read_log();
+    assert!(log.contains("plainLoopback") && log.contains("not a loopback"), "{log}");
+}
