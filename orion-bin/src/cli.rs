@@ -260,8 +260,9 @@ pub struct ServerArgs {
     #[arg(long)]
     pub join: Option<String>,
     /// The voter or worker join token (printed at bootstrap, or by `orion token rotate`);
-    /// needed only the first time a node joins. Prefer ORION_JOIN_TOKEN: a flag shows in `ps`.
-    #[arg(long, env = "ORION_JOIN_TOKEN", hide_env_values = true, requires = "join")]
+    /// used only the first time a node joins (later starts use its stored certificate). Prefer
+    /// ORION_JOIN_TOKEN: a flag shows in `ps`.
+    #[arg(long, env = "ORION_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
     /// Serve the API in plain HTTP on its loopback address instead of TLS (`api.plainLoopback`);
     /// refused when --api-addr is not loopback.
