@@ -320,12 +320,17 @@ async fn the_process_runtime_delivers_env_secrets_and_refuses_file_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_created_through_node_1_reaches_a_container_on_node_2() {
-    let mut c = TestCluster::new("xsecret", &[Role::Bootstrap, Role::Bootstrap, Role::Bootstrap])
-        .await;
+    let mut c = TestCluster::new(
+        "xsecret",
+        &[Role::Bootstrap, Role::Bootstrap, Role::Bootstrap],
+    )
+    .await;
     let seed = c.nodes[0].raft;
     c.nodes[1].role = Role::Join(seed);
     c.nodes[2].role = Role::Join(seed);
-    c.nodes[1].extra_args.extend(["--label".into(), "secret-test=here".into()]);
+    c.nodes[1]
+        .extra_args
+        .extend(["--label".into(), "secret-test=here".into()]);
     for i in 0..3 {
         c.start(i).await;
     }
@@ -367,7 +372,9 @@ async fn a_secret_created_through_node_1_reaches_a_container_on_node_2() {
     .await;
     let container = task.container_id.clone().unwrap();
     assert!(
-        c.containers_on(1).iter().any(|id| container.starts_with(id.as_str()) || id.starts_with(container.as_str())),
+        c.containers_on(1)
+            .iter()
+            .any(|id| container.starts_with(id.as_str()) || id.starts_with(container.as_str())),
         "the container {container} is not on node 2: {:?}",
         c.containers_on(1)
     );

@@ -250,7 +250,11 @@ async fn raft_members(c: &TestCluster, i: usize) -> (Vec<String>, Vec<String>) {
     let list = |f: &str| {
         let mut v: Vec<String> = body[f]
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -286,7 +290,10 @@ async fn a_wrong_ca_digest_aborts_before_the_token_is_sent_and_wrong_or_rotated_
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let new_worker = stdout.lines().last().unwrap_or_default().trim().to_owned();
-    assert!(new_worker.starts_with("ORN1::") && new_worker.contains("::worker::"), "{stdout}");
+    assert!(
+        new_worker.starts_with("ORN1::") && new_worker.contains("::worker::"),
+        "{stdout}"
+    );
     let log = refused_join(&c, "oldworker", &c.worker_token.clone());
     assert!(log.contains("rotated out"), "{log}");
     let out = c.cli(0, &["token", "rotate", "boss"]);
@@ -308,7 +315,11 @@ async fn a_wrong_ca_digest_aborts_before_the_token_is_sent_and_wrong_or_rotated_
         &["token", "create", "--name", "viewer", "--role", "read-only"],
     );
     let viewer = created_token(&out);
-    let out = run_cli_as(&c.nodes[0].api.to_string(), &viewer, &["token", "rotate", "voter"]);
+    let out = run_cli_as(
+        &c.nodes[0].api.to_string(),
+        &viewer,
+        &["token", "rotate", "voter"],
+    );
     assert_eq!(out.status.code(), Some(7), "{out:?}");
 }
 
@@ -399,7 +410,10 @@ fn a_certificate_rotation_under_an_hour_is_refused() {
         .expect("run orion");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("security.certRotation") && err.contains("at least 1h"), "{err}");
+    assert!(
+        err.contains("security.certRotation") && err.contains("at least 1h"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,9 +442,15 @@ async fn the_api_is_tls_by_default_and_the_cli_trusts_the_ca_beside_its_credenti
         }
     })
     .await;
-    assert!(String::from_utf8_lossy(&status.stdout).contains("management"), "{status:?}");
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("management"),
+        "{status:?}"
+    );
     // Plain HTTP to the TLS port gets no answer; a client trusting another CA is refused.
-    let plain = http_client("").get(format!("http://{api}/healthz")).send().await;
+    let plain = http_client("")
+        .get(format!("http://{api}/healthz"))
+        .send()
+        .await;
     assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
     let ca = std::fs::read(node.data_dir.join("keys/ca.crt")).expect("ca.crt");
     let trusting = reqwest::Client::builder()
@@ -443,17 +463,24 @@ async fn the_api_is_tls_by_default_and_the_cli_trusts_the_ca_beside_its_credenti
         .await
         .expect("https answers");
     assert_eq!(ok.status(), StatusCode::OK);
-    let default_roots = reqwest::Client::new().get(format!("https://{api}/healthz")).send().await;
+    let default_roots = reqwest::Client::new()
+        .get(format!("https://{api}/healthz"))
+        .send()
+        .await;
     assert!(default_roots.is_err(), "an unknown CA was trusted");
     node.sigterm();
 
     // A plain listener on a non-loopback address is refused with a clear error.
-    let mut open = support::NodeProc::new("plainopen".into(), dir.path().to_path_buf(), Role::Single);
+    let mut open =
+        support::NodeProc::new("plainopen".into(), dir.path().to_path_buf(), Role::Single);
     open.runtime = NodeRuntime::Process;
     open.api = "0.0.0.0:0".parse().expect("addr");
     open.spawn();
     let status = open.wait_exit(JOIN_WAIT).expect("exits");
     assert!(!status.success());
     let log = open.read_log();
-    assert!(log.contains("plainLoopback") && log.contains("not a loopback"), "{log}");
+    assert!(
+        log.contains("plainLoopback") && log.contains("not a loopback"),
+        "{log}"
+    );
 }

@@ -49,9 +49,9 @@ mod dns;
 mod scheduler;
 mod security;
 pub use api::ApiConfig;
-pub use security::SecuritySection;
 pub use dns::{ContainerDns, DnsSection};
 pub use scheduler::SchedulerSection;
+pub use security::SecuritySection;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

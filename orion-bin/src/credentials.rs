@@ -121,11 +121,7 @@ pub fn resolve_ca(flag: Option<&Path>, credentials: Option<&Path>) -> Result<Opt
     if let Some(path) = flag {
         return read(path).context("--ca / ORION_CA").map(Some);
     }
-    let beside = |creds: &Path| {
-        creds
-            .parent()
-            .map(|dir| dir.join("keys").join("ca.crt"))
-    };
+    let beside = |creds: &Path| creds.parent().map(|dir| dir.join("keys").join("ca.crt"));
     let mut candidates = Vec::new();
     match credentials {
         Some(creds) => candidates.extend(beside(creds)),
@@ -158,7 +154,9 @@ mod tests {
         )
         .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("voter-join-token ORN1::v") && text.contains("worker-join-token ORN1::w"));
+        assert!(
+            text.contains("voter-join-token ORN1::v") && text.contains("worker-join-token ORN1::w")
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(read_credentials(&path).unwrap(), "orion_abc_def");
         assert_eq!(

@@ -65,7 +65,10 @@ pub async fn bootstrap(
         .txn(
             Txn::new()
                 .when(Compare::Missing(CA_DIGEST_KEY.into()))
-                .and_then(Op::Put(CA_DIGEST_KEY.into(), ca.as_str().as_bytes().to_vec()))
+                .and_then(Op::Put(
+                    CA_DIGEST_KEY.into(),
+                    ca.as_str().as_bytes().to_vec(),
+                ))
                 .and_then(Op::Put(
                     key_of(Role::Voter),
                     hex(&voter.secret_hash()).into_bytes(),

@@ -10,6 +10,7 @@ mod errors;
 #[cfg(test)]
 mod errors_tests;
 pub mod guard;
+pub mod join_tokens;
 mod logs;
 pub mod network;
 pub mod plan;
@@ -23,7 +24,6 @@ mod spec_body;
 #[cfg(test)]
 mod tests;
 mod token_routes;
-pub mod join_tokens;
 pub mod tokens;
 pub mod types;
 

@@ -53,7 +53,10 @@ mod tests {
             cert_rotation: Duration::from_secs(59 * 60),
         };
         let err = s.rotation().unwrap_err().to_string();
-        assert!(err.contains("security.certRotation") && err.contains("at least 1h"), "{err}");
+        assert!(
+            err.contains("security.certRotation") && err.contains("at least 1h"),
+            "{err}"
+        );
         assert_eq!(
             SecuritySection::default().rotation().unwrap().get(),
             Duration::from_secs(24 * 3600)

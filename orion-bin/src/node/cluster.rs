@@ -33,11 +33,11 @@ use orion_consensus::cluster::{JoinOptions, join_any, leadership, member_raft_ad
 use orion_consensus::gossip::{
     GossipConfig, GossipMembership, LinkFaults, SealedTransport, UdpTransport,
 };
+use orion_consensus::raft::{RaftConfig, RaftNode, RaftStatus, ReadMode};
 use orion_consensus::security::admission::{Admission, TokenSource};
 use orion_consensus::security::{NodeTls, RaftTls, RotationPeriod, TokenRegistry};
-use orion_consensus::transport::join::gossip_addr_of;
-use orion_consensus::raft::{RaftConfig, RaftNode, RaftStatus, ReadMode};
 use orion_consensus::transport::FaultInjector;
+use orion_consensus::transport::join::gossip_addr_of;
 use orion_core::membership::{Member, Membership};
 use orion_core::store::MemoryStore;
 use tokio::net::lookup_host;
@@ -136,8 +136,7 @@ const SEED_WAIT: Duration = Duration::from_secs(15);
 async fn gossip_seed(raft: &RaftNode<MemoryStore>, join: &str) -> Option<SocketAddr> {
     let deadline = tokio::time::Instant::now() + SEED_WAIT;
     loop {
-        let answer =
-            gossip_addr_of(raft.transport(), join, Duration::from_secs(2)).await;
+        let answer = gossip_addr_of(raft.transport(), join, Duration::from_secs(2)).await;
         match answer {
             Ok(addr) => match resolve(&addr).await {
                 Ok(a) => return Some(a),
@@ -152,7 +151,9 @@ async fn gossip_seed(raft: &RaftNode<MemoryStore>, join: &str) -> Option<SocketA
                 );
                 return None;
             }
-            Err(e) => tracing::debug!(error = %e, "asking the --join member for its gossip address"),
+            Err(e) => {
+                tracing::debug!(error = %e, "asking the --join member for its gossip address")
+            }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

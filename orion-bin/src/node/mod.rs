@@ -498,9 +498,9 @@ async fn bootstrap_credentials(
     let join_text = join
         .as_ref()
         .map(|(voter, worker)| (voter.to_string(), worker.to_string()));
-    let written = management.as_deref().map(|token| {
-        crate::credentials::write_credentials(&data_dir, token, join_text.as_ref())
-    });
+    let written = management
+        .as_deref()
+        .map(|token| crate::credentials::write_credentials(&data_dir, token, join_text.as_ref()));
     let mut notice = String::new();
     if let Some(token) = &management {
         notice.push_str(&format!(
@@ -517,7 +517,10 @@ async fn bootstrap_credentials(
     match written {
         Some(Ok(path)) => {
             info!(credentials = %path.display(), "management and join tokens created");
-            notice.push_str(&format!("(also written to {}, mode 0600)\n", path.display()));
+            notice.push_str(&format!(
+                "(also written to {}, mode 0600)\n",
+                path.display()
+            ));
         }
         Some(Err(e)) => tracing::warn!("tokens created, but not written: {e:#}"),
         None => {}

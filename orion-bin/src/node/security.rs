@@ -85,8 +85,14 @@ pub async fn prepare(settings: &Settings, join_token: Option<&str>) -> Result<No
             .context("cannot create the cluster CA")?;
         let cluster_key =
             ClusterKey::load_or_create(&settings.data_dir).context("the cluster key")?;
-        let cert = NodeCert::issue(&ca, &settings.node_id, Role::Voter, &addresses, period.get())
-            .context("cannot issue this node's certificate")?;
+        let cert = NodeCert::issue(
+            &ca,
+            &settings.node_id,
+            Role::Voter,
+            &addresses,
+            period.get(),
+        )
+        .context("cannot issue this node's certificate")?;
         cert.save(&keys)?;
         info!(ca = %ca.digest(), keys = %keys.display(), "cluster CA and node certificate created");
         return Ok(NodeKeys {
@@ -97,7 +103,9 @@ pub async fn prepare(settings: &Settings, join_token: Option<&str>) -> Result<No
         });
     }
     let Some(seed) = &settings.join else {
-        bail!("a cluster node needs --bootstrap (the first node) or --join ADDR --join-token TOKEN");
+        bail!(
+            "a cluster node needs --bootstrap (the first node) or --join ADDR --join-token TOKEN"
+        );
     };
     let Some(token) = join_token.map(str::trim).filter(|t| !t.is_empty()) else {
         bail!(
@@ -189,10 +197,7 @@ pub fn renewal(
 
 /// The HTTP client a node reaches other nodes' APIs with (log proxy) when the API is served over
 /// TLS: it trusts only the cluster CA and presents this node's certificate.
-pub fn peer_client(
-    settings: &crate::api::ApiSettings,
-    tls: &NodeTls,
-) -> Result<reqwest::Client> {
+pub fn peer_client(settings: &crate::api::ApiSettings, tls: &NodeTls) -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured((*tls.client_config()).clone())
         .connect_timeout(settings.proxy_timeout)

@@ -364,7 +364,8 @@ impl<S: Store> RaftNode<S> {
         .await
         .map_err(ConsensusError::raft)?;
 
-        let workers = super::workers::Workers::new(inner.clone() as Arc<dyn orion_core::store::Store>);
+        let workers =
+            super::workers::Workers::new(inner.clone() as Arc<dyn orion_core::store::Store>);
         let ops = LeaderOps::new(
             raft.clone(),
             config.request_timeout,

@@ -337,11 +337,11 @@ pub(crate) fn serve(
             }
         }));
     };
-    let app =
-        app.merge(server_tls::routes(tls.admission.clone(), gossip_addr))
-            .layer(axum::middleware::from_fn(
-                server_tls::require_node_certificate,
-            ));
+    let app = app
+        .merge(server_tls::routes(tls.admission.clone(), gossip_addr))
+        .layer(axum::middleware::from_fn(
+            server_tls::require_node_certificate,
+        ));
     let listener = TlsListener::new(listener, tls.node.server_config())?;
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(

@@ -15,9 +15,9 @@ use axum::routing::post;
 
 use crate::cluster_id::LogLimiter;
 use crate::codec;
+use crate::raft::leader::LeaderRequest;
 use crate::security::admission::{Admission, AdmitRequest, RenewRequest};
 use crate::security::{PeerInfo, Role};
-use crate::raft::leader::LeaderRequest;
 use crate::transport::join::{ADMIT_PATH, GOSSIP_PATH, RENEW_PATH};
 
 /// The largest admission or renewal request accepted (a token and a CSR).

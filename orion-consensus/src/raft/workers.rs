@@ -49,9 +49,8 @@ impl Workers {
 
     /// The command that records `id` as a worker.
     pub(crate) fn mark(id: NodeId) -> Command {
-        Command::Txn(Txn::new().and_then(Op::Put(
-            format!("{WORKERS_PREFIX}{id}"),
-            b"worker".to_vec(),
-        )))
+        Command::Txn(
+            Txn::new().and_then(Op::Put(format!("{WORKERS_PREFIX}{id}"), b"worker".to_vec())),
+        )
     }
 }

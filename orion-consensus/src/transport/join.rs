@@ -27,7 +27,11 @@ pub const GOSSIP_PATH: &str = "/raft/gossip";
 
 /// The gossip address of the node whose Raft port is `addr`, asked over mutual TLS with
 /// `transport` (a node that was admitted through that port uses it as its gossip seed).
-pub async fn gossip_addr_of(transport: &Transport, addr: &str, timeout: Duration) -> Result<String> {
+pub async fn gossip_addr_of(
+    transport: &Transport,
+    addr: &str,
+    timeout: Duration,
+) -> Result<String> {
     transport.call(None, addr, GOSSIP_PATH, &(), timeout).await
 }
 
