@@ -248,7 +248,7 @@ async fn leader(
         Ok(req) => {
             let req = match server_tls::mark_workers(peer.as_ref().map(|p| &p.0), req) {
                 Ok(req) => req,
-                Err(refusal) => return refusal,
+                Err(refusal) => return refusal.into_response(),
             };
             answer(&s, s.ops.handle(req).await)
         }

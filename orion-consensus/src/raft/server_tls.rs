@@ -85,7 +85,7 @@ pub(crate) fn routes(admission: Option<Arc<Admission>>, gossip_addr: Option<Stri
 pub(crate) fn mark_workers(
     peer: Option<&PeerInfo>,
     request: LeaderRequest,
-) -> Result<LeaderRequest, Response> {
+) -> Result<LeaderRequest, Refusal> {
     let Some((name, role)) = peer.and_then(|p| p.node.as_ref()) else {
         return Ok(request);
     };
@@ -98,20 +98,18 @@ pub(crate) fn mark_workers(
                 return Err((
                     StatusCode::FORBIDDEN,
                     format!(
-                        "a worker certificate ({name}) may only join as itself, not as Raft                          node {}",
+                        "a worker certificate ({name}) may only join as itself, not as Raft node {}",
                         join.node_id
                     ),
-                )
-                    .into_response());
+                ));
             }
             join.worker = true;
             Ok(LeaderRequest::Join(join))
         }
         LeaderRequest::Remove(_) => Err((
             StatusCode::FORBIDDEN,
-            "a worker certificate may not change the membership",
-        )
-            .into_response()),
+            "a worker certificate may not change the membership".to_owned(),
+        )),
         other => Ok(other),
     }
 }
