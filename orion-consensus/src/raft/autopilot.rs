@@ -371,8 +371,8 @@ mod tests {
         let mut f = facts(&[1], &[2, 3]);
         f.workers = set(&[2, 3]);
         assert_eq!(plan(&f), None, "two worker learners stay learners");
+        let mut f = facts(&[1], &[2, 3, 4]);
         f.workers = set(&[3]);
-        f.learners = set(&[2, 3, 4]);
         assert_eq!(plan(&f).unwrap().voters, set(&[1, 2, 4]));
         let mut f = facts(&[1, 2, 3], &[4]);
         f.workers = set(&[4]);
