@@ -321,7 +321,7 @@ async fn run(
         .context("cluster.specHistoryPerService")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if settings.bootstrap {
-        tokio::spawn(bootstrap_credentials(
+        tokio::spawn(security::bootstrap_credentials(
             store.inner().clone(),
             settings.data_dir.clone(),
             parts.ca_digest.clone(),
@@ -441,91 +441,6 @@ fn api_tls(
     }
     tracing::warn!(api = %settings.api_addr, "the API is served in plain HTTP on loopback (api.plainLoopback)");
     Ok(None)
-}
-
-/// Attempts at making the management token while the store is not writable yet (no leader).
-const TOKEN_BOOTSTRAP_ATTEMPTS: u32 = 120;
-/// Pause between two of those attempts (so at most a minute in all).
-const TOKEN_BOOTSTRAP_PAUSE: Duration = Duration::from_millis(500);
-
-/// On a bootstrapping node: makes the cluster's management token (admin) and, in a cluster, the
-/// voter and worker join tokens, the first time; prints them once on stdout, and writes them to
-/// `<data dir>/credentials` (mode 0600) for local use. A later start finds them made and does
-/// nothing. Retries (bounded) while the store has no leader yet.
-async fn bootstrap_credentials(
-    store: SharedStore,
-    data_dir: PathBuf,
-    ca_digest: Option<orion_consensus::security::CaDigest>,
-) {
-    use orion_consensus::security::JoinToken;
-    let mut management: Option<Option<String>> = None;
-    let mut join: Option<Option<(JoinToken, JoinToken)>> = match ca_digest {
-        Some(_) => None,
-        None => Some(None),
-    };
-    for _ in 0..TOKEN_BOOTSTRAP_ATTEMPTS {
-        if management.is_none() {
-            match api::tokens::bootstrap_management_token(store.as_ref()).await {
-                Ok(made) => management = Some(made),
-                Err(e) => tracing::debug!("management token not made yet: {e}"),
-            }
-        }
-        if join.is_none()
-            && let Some(digest) = &ca_digest
-        {
-            match api::join_tokens::bootstrap(store.as_ref(), digest).await {
-                Ok(made) => join = Some(made),
-                Err(e) => tracing::debug!("join tokens not made yet: {e}"),
-            }
-        }
-        if management.is_some() && join.is_some() {
-            break;
-        }
-        tokio::time::sleep(TOKEN_BOOTSTRAP_PAUSE).await;
-    }
-    if management.is_none() || join.is_none() {
-        tracing::warn!(
-            "could not make the management and join tokens within {:?}; they will be made on \
-             the next start",
-            TOKEN_BOOTSTRAP_PAUSE * TOKEN_BOOTSTRAP_ATTEMPTS
-        );
-    }
-    let management = management.flatten();
-    let join = join.flatten();
-    if management.is_none() && join.is_none() {
-        return;
-    }
-    let join_text = join
-        .as_ref()
-        .map(|(voter, worker)| (voter.to_string(), worker.to_string()));
-    let written = management
-        .as_deref()
-        .map(|token| crate::credentials::write_credentials(&data_dir, token, join_text.as_ref()));
-    let mut notice = String::new();
-    if let Some(token) = &management {
-        notice.push_str(&format!(
-            "Orion management token (admin role), shown once:\n  {token}\n"
-        ));
-    }
-    if let Some((voter, worker)) = &join_text {
-        notice.push_str(&format!(
-            "Join tokens (orion server --join <this node's Raft address> --join-token TOKEN), \
-             shown once; rotate them with `orion token rotate voter|worker`:\n  voter:  \
-             {voter}\n  worker: {worker}\n"
-        ));
-    }
-    match written {
-        Some(Ok(path)) => {
-            info!(credentials = %path.display(), "management and join tokens created");
-            notice.push_str(&format!(
-                "(also written to {}, mode 0600)\n",
-                path.display()
-            ));
-        }
-        Some(Err(e)) => tracing::warn!("tokens created, but not written: {e:#}"),
-        None => {}
-    }
-    print!("{notice}");
 }
 
 /// Starts the node's DNS server when it is on, with a second listener on port 53 for containers
