@@ -137,7 +137,10 @@ async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_ag
     // on the node `orion plan` said.
     let web2_file = c.dir().join("web2.json");
     std::fs::write(&web2_file, near_but_not_on_spec("web2", "db", 5.0)).unwrap();
-    let out = ok(&c.cli(0, &["plan", "-f", web2_file.to_str().unwrap(), "-o", "json"]));
+    let out = ok(&c.cli(
+        0,
+        &["plan", "-f", web2_file.to_str().unwrap(), "-o", "json"],
+    ));
     let plan: Value = serde_json::from_str(&out).expect("plan -o json is JSON");
     let planned = plan["placements"][0]["node"]
         .as_str()
@@ -146,7 +149,11 @@ async fn a_degraded_link_moves_the_replica_once_and_the_slow_node_is_eligible_ag
     assert_eq!(planned, other, "only {other} is within 5 ms of db: {plan}");
     c.deploy(0, &near_but_not_on_spec("web2", "db", 5.0)).await;
     let web2 = wait_for("web2 running", FOLLOW, || one_running(&c, "web2")).await;
-    assert_eq!(web2.node.as_deref(), Some(planned.as_str()), "plan and scheduler agree");
+    assert_eq!(
+        web2.node.as_deref(),
+        Some(planned.as_str()),
+        "plan and scheduler agree"
+    );
 
     // A rule no node meets: the task stays pending, and `orion status` says which rule.
     let mut far: Value = serde_json::from_str(&near_but_not_on_spec("web", "db", 5.0)).unwrap();

@@ -7,8 +7,8 @@
 //! With `--runtime process` an env secret reaches the host process, and a file secret is refused:
 //! the task fails with a reason that says to use env.
 //!
-//! Multi-node delivery is not tested: until joining nodes receive the cluster key, a secret
-//! opens only on the node whose API sealed it (see docs/security.md).
+//! Across nodes: a secret created through node 1 of a three-node cluster reaches a container
+//! placed on node 2, which opens it with the cluster key it received when it was admitted.
 
 mod support;
 
@@ -316,4 +316,74 @@ async fn the_process_runtime_delivers_env_secrets_and_refuses_file_secrets() {
     let found = files_containing(&c.nodes[0].data_dir, password.as_bytes());
     assert!(found.is_empty(), "plaintext found in {found:?}");
     assert!(!c.nodes[0].read_log().contains(&password));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_created_through_node_1_reaches_a_container_on_node_2() {
+    let mut c = TestCluster::new(
+        "xsecret",
+        &[Role::Bootstrap, Role::Bootstrap, Role::Bootstrap],
+    )
+    .await;
+    let seed = c.nodes[0].raft;
+    c.nodes[1].role = Role::Join(seed);
+    c.nodes[2].role = Role::Join(seed);
+    c.nodes[1]
+        .extra_args
+        .extend(["--label".into(), "secret-test=here".into()]);
+    for i in 0..3 {
+        c.start(i).await;
+    }
+    let target = c.nodes[1].id.clone();
+    wait_for("node 2 listed ready", CONVERGE, || async {
+        let (status, body) = c.request(0, Method::GET, "/v1/nodes", None).await;
+        let ready = body.as_array().is_some_and(|nodes| {
+            nodes.iter().any(|n| {
+                n["id"].as_str() == Some(target.as_str())
+                    && n["status"]
+                        .as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("ready"))
+            })
+        });
+        if status == StatusCode::OK && ready {
+            Ok(())
+        } else {
+            Err(format!("{status}: {body}"))
+        }
+    })
+    .await;
+
+    let value = format!("cross-node-{}-secret", std::process::id());
+    let out = cli_with_stdin(&c, &["secret", "create", "shared"], value.as_bytes());
+    assert!(out.status.success(), "{}", text(&out));
+    let spec = serde_json::json!({
+        "name": "remote", "image": TEST_IMAGE, "command": ["sleep", "600"],
+        "scheduling": {"node_selector": {"secret-test": "here"}},
+        "secrets": [{"name": "shared", "env": "SHARED"}, {"name": "shared"}],
+    });
+    c.deploy(0, &spec.to_string()).await;
+    let task = wait_for("the task running on node 2", CONVERGE, || async {
+        let tasks = c.tasks(0, "remote").await?;
+        tasks
+            .into_iter()
+            .find(|t| t.state == TaskState::Running && t.container_id.is_some())
+            .ok_or_else(|| "not running yet".to_owned())
+    })
+    .await;
+    let container = task.container_id.clone().unwrap();
+    assert!(
+        c.containers_on(1)
+            .iter()
+            .any(|id| container.starts_with(id.as_str()) || id.starts_with(container.as_str())),
+        "the container {container} is not on node 2: {:?}",
+        c.containers_on(1)
+    );
+    assert_eq!(docker_exec(&container, "printf %s \"$SHARED\""), value);
+    assert_eq!(docker_exec(&container, "cat /run/secrets/shared"), value);
+    for i in 0..3 {
+        assert!(
+            !c.nodes[i].read_log().contains(&value),
+            "node {i}'s log shows the value"
+        );
+    }
 }

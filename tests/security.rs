@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{NodeRuntime, Role, TestCluster, http_client, run_cli_as};
+use support::{NodeRuntime, Role, TestCluster, http_client, run_cli_as, wait_for};
 
 /// A started single node on the process runtime, with `orion_yaml` as its config when given.
 async fn node(name: &str, orion_yaml: Option<&str>) -> TestCluster {
@@ -206,5 +206,281 @@ async fn with_the_allow_list_a_bind_of_root_is_for_admin_only() {
         bad.nodes[0].read_log().contains("hostAccess.paths[0]"),
         "{}",
         bad.nodes[0].read_log()
+    );
+}
+
+// Node-to-node security: three-node clusters on the process runtime (no container started).
+
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A cluster whose node 0 has bootstrapped (the others not started yet, all `Join(node 0)`).
+async fn bootstrapped(name: &str, nodes: usize) -> TestCluster {
+    let mut roles = vec![Role::Bootstrap];
+    roles.resize(nodes, Role::Bootstrap);
+    let mut c = TestCluster::with_runtime(name, &roles, NodeRuntime::Process).await;
+    let seed = c.nodes[0].raft;
+    for n in c.nodes.iter_mut().skip(1) {
+        n.role = Role::Join(seed);
+    }
+    c.start(0).await;
+    c
+}
+
+/// Starts a throwaway node joining node 0 with `token`; waits for it to exit on its own (a
+/// refused join) and returns its log.
+fn refused_join(c: &TestCluster, name: &str, token: &str) -> String {
+    let dir = c.dir().join(name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut node = support::NodeProc::new(name.into(), dir, Role::Join(c.nodes[0].raft));
+    node.runtime = NodeRuntime::Process;
+    node.join_token = token.into();
+    node.spawn();
+    let status = node
+        .wait_exit(JOIN_WAIT)
+        .unwrap_or_else(|| panic!("{name} was not refused: {}", node.read_log()));
+    assert!(!status.success(), "{name}: {status}");
+    let keys = node.data_dir.join("keys");
+    assert!(!keys.join("node.crt").exists(), "{name} got a certificate");
+    node.read_log()
+}
+
+/// Node `i`'s `/v1/cluster` voters and learners.
+async fn raft_members(c: &TestCluster, i: usize) -> (Vec<String>, Vec<String>) {
+    let (_, body) = c.request(i, Method::GET, "/v1/cluster", None).await;
+    let list = |f: &str| {
+        let mut v: Vec<String> = body[f]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    (list("voters"), list("learners"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_ca_digest_aborts_before_the_token_is_sent_and_wrong_or_rotated_tokens_are_refused()
+{
+    let mut c = bootstrapped("joins", 2).await;
+    let voter = c.voter_token.clone();
+    let parts: Vec<&str> = voter.split("::").collect();
+    assert_eq!(parts.len(), 4, "{voter}");
+
+    // Another CA digest: the join aborts in the TLS handshake; node 0 never sees a request.
+    let other_ca = format!("ORN1::{}::voter::{}", "ab".repeat(32), parts[3]);
+    let log = refused_join(&c, "wrongca", &other_ca);
+    assert!(log.contains("aborted before sending the token"), "{log}");
+    let seed_log = c.nodes[0].read_log();
+    assert!(
+        !seed_log.contains("admission request") && !seed_log.contains("wrongca"),
+        "node 0 saw the request: {seed_log}"
+    );
+
+    // The right CA, a secret that is not the cluster's: refused.
+    let wrong = format!("ORN1::{}::voter::{}", parts[1], "cd".repeat(32));
+    let log = refused_join(&c, "wrongsecret", &wrong);
+    assert!(log.contains("not a current token"), "{log}");
+
+    // Rotation: the old worker token is refused, the new one admits, as a worker.
+    let out = c.cli(0, &["token", "rotate", "worker"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let new_worker = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    assert!(
+        new_worker.starts_with("ORN1::") && new_worker.contains("::worker::"),
+        "{stdout}"
+    );
+    let log = refused_join(&c, "oldworker", &c.worker_token.clone());
+    assert!(log.contains("rotated out"), "{log}");
+    let out = c.cli(0, &["token", "rotate", "boss"]);
+    assert!(!out.status.success(), "{out:?}");
+    c.nodes[1].join_token = new_worker;
+    c.start(1).await;
+    let worker = c.nodes[1].id.clone();
+    wait_for("the worker a learner", JOIN_WAIT, || async {
+        match raft_members(&c, 0).await {
+            (_, learners) if learners.contains(&worker) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    // A read-only API token may not rotate join tokens.
+    let out = c.cli(
+        0,
+        &["token", "create", "--name", "viewer", "--role", "read-only"],
+    );
+    let viewer = created_token(&out);
+    let out = run_cli_as(
+        &c.nodes[0].api.to_string(),
+        &viewer,
+        &["token", "rotate", "voter"],
+    );
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_stay_learners_and_restart_without_a_token() {
+    let mut c = bootstrapped("workers", 3).await;
+    for i in [1, 2] {
+        c.nodes[i].join_token = c.worker_token.clone();
+        c.start(i).await;
+    }
+    let voter = vec![c.nodes[0].id.clone()];
+    let mut workers = vec![c.nodes[1].id.clone(), c.nodes[2].id.clone()];
+    workers.sort();
+    // Two caught-up learners would make three voters; workers never do.
+    wait_for("both workers caught-up learners", JOIN_WAIT, || async {
+        let (voters, learners) = raft_members(&c, 0).await;
+        let (_, body) = c.request(2, Method::GET, "/v1/cluster", None).await;
+        let (_, lead) = c.request(0, Method::GET, "/v1/cluster", None).await;
+        if voters == voter && learners == workers && body["applied_index"] == lead["applied_index"]
+        {
+            Ok(())
+        } else {
+            Err(format!("{voters:?} {learners:?}"))
+        }
+    })
+    .await;
+    // Several autopilot rounds (one a second) later, and after a worker restarts without its
+    // token (it uses its stored certificate), they are still learners.
+    c.nodes[2].sigterm();
+    c.nodes[2].join_token.clear();
+    c.start(2).await;
+    let (_, body) = c.request(2, Method::GET, "/v1/cluster", None).await;
+    assert!(body["leader"].is_string(), "{body}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(raft_members(&c, 0).await, (voter, workers));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_port_refuses_plaintext_and_clients_without_a_node_certificate() {
+    let c = bootstrapped("raftport", 1).await;
+    let raft = c.nodes[0].raft;
+    let plain = http_client("")
+        .post(format!("http://{raft}/raft/snapshot"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 64])
+        .send()
+        .await;
+    assert!(
+        plain.as_ref().map_or(true, |r| !r.status().is_success()),
+        "plaintext answered: {plain:?}"
+    );
+    let no_cert = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let resp = no_cert
+        .post(format!("https://{raft}/raft/snapshot"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 64])
+        .send()
+        .await
+        .expect("the TLS port answers");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let text = resp.text().await.unwrap_or_default();
+    assert!(text.contains("certificate of the cluster CA"), "{text}");
+
+    // Key files are private.
+    let keys = c.nodes[0].data_dir.join("keys");
+    for file in ["ca.key", "node.key", "cluster.key"] {
+        let mode = std::fs::metadata(keys.join(file)).expect(file).mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let creds = c.nodes[0].data_dir.join("credentials");
+    assert_eq!(std::fs::metadata(&creds).unwrap().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_certificate_rotation_under_an_hour_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("orion.yaml");
+    std::fs::write(&config, "security:\n  certRotation: 30m\n").unwrap();
+    let out = std::process::Command::new(&*support::ORION_BIN)
+        .args(["server", "--bootstrap", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run orion");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("security.certRotation") && err.contains("at least 1h"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_tls_by_default_and_the_cli_trusts_the_ca_beside_its_credentials() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut node = support::NodeProc::new("tlsapi".into(), dir.path().to_path_buf(), Role::Single);
+    node.runtime = NodeRuntime::Process;
+    node.api_tls = true;
+    node.spawn();
+    let creds = node.data_dir.join("credentials");
+    let api = node.api.to_string();
+    // The CLI finds the token and keys/ca.crt through --credentials, and speaks https.
+    let status = wait_for("the CLI over TLS", JOIN_WAIT, || async {
+        let out = std::process::Command::new(&*support::ORION_BIN)
+            .env_remove("ORION_TOKEN")
+            .env_remove("ORION_CA")
+            .args(["--addr", &api, "--credentials"])
+            .arg(&creds)
+            .args(["token", "list"])
+            .output()
+            .expect("run orion");
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(format!("{out:?}"))
+        }
+    })
+    .await;
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("management"),
+        "{status:?}"
+    );
+    // Plain HTTP to the TLS port gets no answer; a client trusting another CA is refused.
+    let plain = http_client("")
+        .get(format!("http://{api}/healthz"))
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+    let ca = std::fs::read(node.data_dir.join("keys/ca.crt")).expect("ca.crt");
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).expect("pem"))
+        .build()
+        .expect("client");
+    let ok = trusting
+        .get(format!("https://{api}/healthz"))
+        .send()
+        .await
+        .expect("https answers");
+    assert_eq!(ok.status(), StatusCode::OK);
+    let default_roots = reqwest::Client::new()
+        .get(format!("https://{api}/healthz"))
+        .send()
+        .await;
+    assert!(default_roots.is_err(), "an unknown CA was trusted");
+    node.sigterm();
+
+    // A plain listener on a non-loopback address is refused with a clear error.
+    let mut open =
+        support::NodeProc::new("plainopen".into(), dir.path().to_path_buf(), Role::Single);
+    open.runtime = NodeRuntime::Process;
+    open.api = "0.0.0.0:0".parse().expect("addr");
+    open.spawn();
+    let status = open.wait_exit(JOIN_WAIT).expect("exits");
+    assert!(!status.success());
+    let log = open.read_log();
+    assert!(
+        log.contains("plainLoopback") && log.contains("not a loopback"),
+        "{log}"
     );
 }

@@ -36,6 +36,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "ORION_CREDENTIALS")]
     pub credentials: Option<PathBuf>,
 
+    /// The cluster CA certificate (PEM) to trust for the API's TLS (default: keys/ca.crt next
+    /// to the credentials file, then ~/.config/orion/ca.crt); with one, an --addr without a
+    /// scheme is reached over https.
+    #[arg(long, global = true, env = "ORION_CA")]
+    pub ca: Option<PathBuf>,
+
     /// Output format of client commands: table (cells cut to the terminal's width), wide (a
     /// table with every cell whole), json or yaml.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
@@ -322,9 +328,19 @@ pub struct ServerArgs {
     /// Start a new cluster with this node as its first member.
     #[arg(long, conflicts_with = "join")]
     pub bootstrap: bool,
-    /// Join the cluster through a member's gossip address.
+    /// Join the cluster through a member's Raft address (HOST:PORT). The first time, this
+    /// node is admitted there with --join-token; later starts use its stored certificate.
     #[arg(long)]
     pub join: Option<String>,
+    /// The voter or worker join token (printed at bootstrap, or by `orion token rotate`);
+    /// used only the first time a node joins (later starts use its stored certificate). Prefer
+    /// ORION_JOIN_TOKEN: a flag shows in `ps`.
+    #[arg(long, env = "ORION_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Serve the API in plain HTTP on its loopback address instead of TLS (`api.plainLoopback`);
+    /// refused when --api-addr is not loopback.
+    #[arg(long, env = "ORION_API_PLAIN_LOOPBACK")]
+    pub api_plain_loopback: bool,
     /// Container backend.
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeKind>,

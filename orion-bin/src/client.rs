@@ -151,6 +151,29 @@ impl Client {
         self.timeout
     }
 
+    /// This client, trusting only the CA certificate(s) in `ca_pem` (PEM) for TLS; an address
+    /// given without a scheme is then reached over `https`. `None` leaves the client as it is
+    /// (an address without a scheme is reached over plain `http`).
+    pub fn with_ca(mut self, ca_pem: Option<&[u8]>, addr: &str) -> anyhow::Result<Self> {
+        let Some(pem) = ca_pem else {
+            return Ok(self);
+        };
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| anyhow::anyhow!("the cluster CA certificate (--ca / ORION_CA): {e}"))?;
+        if certs.is_empty() {
+            anyhow::bail!("the cluster CA file (--ca / ORION_CA) holds no PEM certificate");
+        }
+        self.http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .tls_certs_only(certs)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot set up TLS with the cluster CA: {e}"))?;
+        if !(addr.starts_with("http://") || addr.starts_with("https://")) {
+            self.base = format!("https://{}", addr.trim_end_matches('/'));
+        }
+        Ok(self)
+    }
+
     /// This client, sending `token` with every request.
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token;

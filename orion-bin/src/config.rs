@@ -27,9 +27,11 @@
 //!   metricsWithoutToken: false        # true: /metrics answers without a token
 //!   allowedHosts: []                  # Host names accepted besides IPs and localhost
 //!   allowedOrigins: []                # browser origins accepted besides the API's own
+//!   plainLoopback: false              # true: plain HTTP instead of TLS, on a loopback address only
 //! hostAccess:                         # what specs may ask of this host (admin tokens only)
 //!   paths: []                         # host directories that may be bind-mounted
 //!   features: []                      # hostNetwork, engineSocket
+//! security: { certRotation: 24h }   # node certificate lifetime, at least 1h (config/security.rs)
 //! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto, forward: [] }   # config/dns.rs
 //! ```
 
@@ -48,10 +50,12 @@ mod autoscale;
 mod dns;
 mod rebalance;
 mod scheduler;
+mod security;
 pub use api::ApiConfig;
 pub use autoscale::AutoscaleSection;
 pub use dns::{ContainerDns, DnsSection};
 pub use scheduler::SchedulerSection;
+pub use security::SecuritySection;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +71,8 @@ pub struct Config {
     /// nothing by default, and only admin tokens may use what is allowed. See docs/security.md.
     #[serde(alias = "hostAccess")]
     pub host_access: HostAccessPolicy,
+    /// Node-to-node security (certificate rotation period).
+    pub security: SecuritySection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -431,6 +437,7 @@ impl Config {
             .check()
             .map_err(|e| anyhow::anyhow!("hostAccess.{e}"))?;
         self.network.monitoring.check()?;
+        self.security.rotation()?;
         Ok(())
     }
 

@@ -17,11 +17,28 @@ pub const CREDENTIALS_FILE: &str = "credentials";
 /// Largest credentials file read.
 pub const MAX_CREDENTIALS_BYTES: u64 = 4096;
 
-/// Writes `token` to `<data_dir>/credentials`, mode 0600, atomically (replacing an older file).
-pub fn write_credentials(data_dir: &Path, token: &str) -> Result<PathBuf> {
+/// The line prefix of the voter join token in a credentials file.
+pub const VOTER_JOIN_TOKEN: &str = "voter-join-token ";
+/// The line prefix of the worker join token in a credentials file.
+pub const WORKER_JOIN_TOKEN: &str = "worker-join-token ";
+
+/// Writes `token` to `<data_dir>/credentials`, mode 0600, atomically (replacing an older file),
+/// followed by the `(voter, worker)` join tokens when given (lines after the token line, which
+/// the CLI does not read).
+pub fn write_credentials(
+    data_dir: &Path,
+    token: &str,
+    join: Option<&(String, String)>,
+) -> Result<PathBuf> {
     let path = data_dir.join(CREDENTIALS_FILE);
-    let text =
+    let mut text =
         format!("# Orion management token (admin role), written once at bootstrap\n{token}\n");
+    if let Some((voter, worker)) = join {
+        text.push_str(&format!(
+            "# Join tokens as made at bootstrap (`orion token rotate voter|worker` replaces them)\n\
+             {VOTER_JOIN_TOKEN}{voter}\n{WORKER_JOIN_TOKEN}{worker}\n"
+        ));
+    }
     orion_consensus::security::write_private(&path, text.as_bytes(), 0o600)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
@@ -82,6 +99,47 @@ pub fn resolve_token(flag: Option<&str>, file: Option<&Path>) -> Result<Option<S
     Ok(None)
 }
 
+/// The cluster CA certificate (PEM) the CLI trusts for the API's TLS: the file `flag` names
+/// (`--ca` / `ORION_CA`, which must exist); else `keys/ca.crt` next to the credentials file
+/// named by `credentials` (`--credentials`), or next to `./orion-data/credentials`; else
+/// `~/.config/orion/ca.crt`. `None` when there is none (the CLI then speaks plain HTTP to an
+/// address without a scheme).
+pub fn resolve_ca(flag: Option<&Path>, credentials: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    const MAX_CA_BYTES: u64 = 64 * 1024;
+    let read = |path: &Path| -> Result<Vec<u8>> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.len() > MAX_CA_BYTES {
+            bail!(
+                "CA file {} is {} bytes, expected at most {MAX_CA_BYTES}",
+                path.display(),
+                meta.len()
+            );
+        }
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    if let Some(path) = flag {
+        return read(path).context("--ca / ORION_CA").map(Some);
+    }
+    let beside = |creds: &Path| creds.parent().map(|dir| dir.join("keys").join("ca.crt"));
+    let mut candidates = Vec::new();
+    match credentials {
+        Some(creds) => candidates.extend(beside(creds)),
+        None => {
+            candidates.extend(beside(&PathBuf::from("orion-data").join(CREDENTIALS_FILE)));
+            if let Some(home) = std::env::var_os("HOME") {
+                candidates.push(PathBuf::from(home).join(".config/orion/ca.crt"));
+            }
+        }
+    }
+    for path in candidates {
+        if path.exists() {
+            return read(&path).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,7 +147,16 @@ mod tests {
     #[test]
     fn a_written_file_is_private_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_credentials(dir.path(), "orion_abc_def").unwrap();
+        let path = write_credentials(
+            dir.path(),
+            "orion_abc_def",
+            Some(&("ORN1::v".to_owned(), "ORN1::w".to_owned())),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("voter-join-token ORN1::v") && text.contains("worker-join-token ORN1::w")
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(read_credentials(&path).unwrap(), "orion_abc_def");
         assert_eq!(

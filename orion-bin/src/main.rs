@@ -32,9 +32,9 @@ mod secret_cli;
 mod selector;
 mod shell_cli;
 mod token_cli;
+mod top;
 mod verbs_cli;
 mod write_cli;
-mod top;
 
 use cli::{Cli, Command, LogFormat, StartMode};
 use client::Client;
@@ -91,8 +91,15 @@ async fn dispatch(mut cli: Cli) -> anyhow::Result<()> {
         Command::Completions { .. } | Command::Man { .. } | Command::Context { .. } => None,
         _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
     };
+    let ca = match &cli.command {
+        Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
+        Command::Start(start) if start.file.is_none() => None,
+        Command::Completions { .. } | Command::Man { .. } | Command::Context { .. } => None,
+        _ => credentials::resolve_ca(cli.ca.as_deref(), cli.credentials.as_deref())?,
+    };
     let client = Client::new(&cli.addr)
         .with_token(token)
+        .with_ca(ca.as_deref(), &cli.addr)?
         .with_timeout(cli.timeout.unwrap_or(client::DEFAULT_REQUEST_TIMEOUT));
     output::check_format(&cli.command, cli.output)?;
     let format = output::table_or(cli.output);

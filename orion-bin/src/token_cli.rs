@@ -1,5 +1,5 @@
-//! `orion token`: API tokens (`create`, `list`, `revoke`; admin role). Join tokens for nodes are
-//! a separate matter (`rotate` belongs to the node-join work and is not part of this group yet).
+//! `orion token`: API tokens (`create`, `list`, `revoke`) and node join tokens (`rotate
+//! voter|worker`); admin role.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -28,6 +28,12 @@ pub enum TokenAction {
     List,
     /// Revoke a token by id: it is refused from then on, on every node.
     Revoke { id: String },
+    /// Replace the node join token of a role (voter or worker) and print the new one, this
+    /// once; the previous token of that role is refused from then on.
+    Rotate {
+        #[arg(value_parser = ["voter", "worker"])]
+        role: String,
+    },
 }
 
 impl Tabular for TokenInfo {
@@ -79,6 +85,26 @@ pub async fn token(client: &Client, action: TokenAction, format: OutputFormat) -
                 println!("{}", render_value(&answer, format));
             } else {
                 println!("revoked token {id}");
+            }
+        }
+        TokenAction::Rotate { role } => {
+            let rotated: crate::api::join_tokens::RotatedJoinToken = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/join-tokens/{role}/rotate"),
+                    None::<&()>,
+                )
+                .await?;
+            match format {
+                OutputFormat::Table => {
+                    println!(
+                        "new {} join token (the previous one is refused from now on); it is \
+                         shown only this once:",
+                        rotated.role
+                    );
+                    println!("{}", rotated.token);
+                }
+                other => println!("{}", render_value(&rotated, other)),
             }
         }
     }

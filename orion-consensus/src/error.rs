@@ -191,7 +191,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn security(what: impl Into<String>, reason: impl ToString) -> Self {
+    pub fn security(what: impl Into<String>, reason: impl ToString) -> Self {
         Error::Security {
             what: what.into(),
             reason: reason.to_string(),

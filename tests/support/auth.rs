@@ -39,3 +39,17 @@ pub async fn wait_credentials(node: &NodeProc) -> String {
     )
     .await
 }
+
+/// The `(voter, worker)` join tokens a bootstrapping cluster node writes to
+/// `<data_dir>/credentials` with its management token (call after [`wait_credentials`]).
+pub fn read_join_tokens(node: &NodeProc) -> (String, String) {
+    let path = node.data_dir.join("credentials");
+    let text = std::fs::read_to_string(&path).expect("read the credentials file");
+    let find = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {}: {text}", path.display()))
+    };
+    (find("voter-join-token "), find("worker-join-token "))
+}

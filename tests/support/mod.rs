@@ -17,7 +17,7 @@
 mod auth;
 mod node;
 
-pub use auth::{http_client, wait_credentials};
+pub use auth::{http_client, read_join_tokens, wait_credentials};
 pub use node::{NodeProc, NodeRuntime, Role};
 
 use std::collections::BTreeSet;
@@ -173,6 +173,10 @@ pub struct TestCluster {
     pub http: reqwest::Client,
     /// The management token; empty until a bootstrapping node has made it.
     pub token: String,
+    /// The join tokens (voter, worker) of the first bootstrapped cluster, from its credentials
+    /// file; [`Role::Join`] nodes are started with the voter token.
+    pub voter_token: String,
+    pub worker_token: String,
     tmp: tempfile::TempDir,
 }
 
@@ -212,6 +216,8 @@ impl TestCluster {
             nodes,
             http: http_client(""),
             token: String::new(),
+            voter_token: String::new(),
+            worker_token: String::new(),
             tmp,
         }
     }
@@ -242,7 +248,7 @@ impl TestCluster {
                 n.use_config(yaml);
             }
         }
-        let seed = c.nodes[0].gossip;
+        let seed = c.nodes[0].raft;
         c.nodes[1].role = Role::Join(seed);
         c.nodes[2].role = Role::Join(seed);
         c.start(0).await;
@@ -317,6 +323,9 @@ impl TestCluster {
 
     /// Spawns node `i` (again, with the same data dir) and waits until `/healthz` answers.
     pub async fn start(&mut self, i: usize) {
+        if matches!(self.nodes[i].role, Role::Join(_)) && self.nodes[i].join_token.is_empty() {
+            self.nodes[i].join_token = self.voter_token.clone();
+        }
         self.nodes[i].spawn();
         self.wait_healthy(i).await;
         // A bootstrapping node has the token of the cluster it made (a wiped one makes a new
@@ -325,6 +334,10 @@ impl TestCluster {
             Role::Join(_) => self.token.clone(),
             Role::Single | Role::Bootstrap => wait_credentials(&self.nodes[i]).await,
         };
+        // Likewise the join tokens: the first bootstrapped cluster's.
+        if matches!(self.nodes[i].role, Role::Bootstrap) && self.voter_token.is_empty() {
+            (self.voter_token, self.worker_token) = read_join_tokens(&self.nodes[i]);
+        }
         if self.token.is_empty() {
             self.token = self.nodes[i].token.clone();
             self.http = http_client(&self.token);
@@ -570,7 +583,8 @@ pub fn run_cli(addr: &str, args: &[&str]) -> Output {
 pub fn run_cli_as(addr: &str, token: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(&*ORION_BIN);
     cmd.env_remove("ORION_TOKEN")
-        .env_remove("ORION_CREDENTIALS");
+        .env_remove("ORION_CREDENTIALS")
+        .env_remove("ORION_CA");
     if !token.is_empty() {
         cmd.env("ORION_TOKEN", token);
     }

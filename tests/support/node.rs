@@ -35,7 +35,8 @@ pub enum Role {
     Single,
     /// `orion server --bootstrap`.
     Bootstrap,
-    /// `orion server --join <gossip addr>`.
+    /// `orion server --join <a member's Raft addr>`, with [`NodeProc::join_token`] in
+    /// `ORION_JOIN_TOKEN`.
     Join(SocketAddr),
 }
 
@@ -65,6 +66,12 @@ pub struct NodeProc {
     /// The API token requests to this node carry: the management token of the cluster it is
     /// in (its own when it bootstrapped one). Set by `TestCluster::start`.
     pub token: String,
+    /// The join token a [`Role::Join`] node is started with (in `ORION_JOIN_TOKEN`; none when
+    /// empty). Set by `TestCluster::start` to the cluster's voter token unless already set.
+    pub join_token: String,
+    /// Serve the API over TLS (the default of `orion`); false (the harness's default) starts
+    /// the node with `ORION_API_PLAIN_LOOPBACK=1`, so tests speak plain HTTP on loopback.
+    pub api_tls: bool,
 }
 
 impl NodeProc {
@@ -86,6 +93,8 @@ impl NodeProc {
             child: None,
             started_at: None,
             token: String::new(),
+            join_token: String::new(),
+            api_tls: false,
         }
     }
 
@@ -151,6 +160,12 @@ impl NodeProc {
             }
             None => Command::new(&*ORION_BIN),
         };
+        if !self.join_token.is_empty() {
+            cmd.env("ORION_JOIN_TOKEN", &self.join_token);
+        }
+        if !self.api_tls {
+            cmd.env("ORION_API_PLAIN_LOOPBACK", "true");
+        }
         let child = cmd
             .args(self.args())
             .env("ORION_LOG", "info,openraft=warn")

@@ -92,7 +92,10 @@ async fn task_lines(
                 format!("node {node} has no API address"),
             )
         })?;
-    let mut url = format!("http://{api}/v1/tasks/{}/logs?follow={}", task.id, q.follow);
+    let mut url = format!(
+        "{}://{api}/v1/tasks/{}/logs?follow={}",
+        state.settings.peer_scheme, task.id, q.follow
+    );
     if let Some(n) = q.tail {
         url.push_str(&format!("&tail={n}"));
     }

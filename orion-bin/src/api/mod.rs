@@ -11,6 +11,7 @@ mod errors;
 mod errors_tests;
 mod events;
 pub mod guard;
+pub mod join_tokens;
 mod logs;
 pub mod network;
 pub mod openapi;

@@ -84,6 +84,9 @@ pub struct ApiSettings {
     pub host_access: HostAccessPolicy,
     /// `api.allowedHosts` / `api.allowedOrigins`.
     pub forgery: ForgeryGuard,
+    /// How other nodes' APIs are reached (log proxy): `https`, or `http` with
+    /// `api.plainLoopback` (nodes of one cluster are expected to agree).
+    pub peer_scheme: &'static str,
 }
 
 impl ApiSettings {
@@ -96,6 +99,11 @@ impl ApiSettings {
             metrics_without_token: config.api.metrics_without_token,
             host_access: config.host_access.clone(),
             forgery: config.api.forgery_guard(),
+            peer_scheme: if config.api.plain_loopback {
+                "http"
+            } else {
+                "https"
+            },
         }
     }
 }
@@ -155,6 +163,7 @@ pub fn route_table() -> RouteTable {
         .merge(super::secrets::routes())
         .merge(super::token_routes::routes())
         .merge(super::verbs::routes())
+        .merge(super::join_tokens::routes())
 }
 
 /// The API's routes (from [`route_table`], each behind its access check), with the

@@ -12,6 +12,10 @@
 //!   descriptors for the node's own files and sockets (store, Raft, gossip, the container
 //!   engine, logs), so a flood of connections cannot starve the agent or the store.
 //!
+//! - **TLS** when given a server configuration (the node's certificate, see docs/security.md):
+//!   each handshake runs in the connection's own task, within the header-read timeout, so a
+//!   slow or plaintext client holds up nobody.
+//!
 //! HTTP/1.1 only: the CLI and the nodes speak HTTP/1.1 to each other, and serving HTTP/2 by
 //! sniffing the preface would read from a connection before its header timeout starts.
 
@@ -87,8 +91,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: &ApiConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let file_limit = open_file_limit();
     let cap = connection_cap(file_limit, config.max_connections);
     info!(
@@ -136,12 +142,33 @@ pub async fn serve(
         if slots.available_permits() > cap / 2 {
             at_cap_logged = false;
         }
-        let conn = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
-        let conn = graceful.watch(conn);
+        let service = TowerToHyperService::new(router.clone());
+        let Some(acceptor) = tls.clone() else {
+            let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    debug!(%remote, "API connection ended: {e}");
+                }
+                drop(permit);
+            });
+            continue;
+        };
+        let (http, watcher) = (http.clone(), graceful.watcher());
+        let handshake_timeout = config.header_read_timeout;
         tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        debug!(%remote, "API TLS handshake refused: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(%remote, "API TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
             if let Err(e) = conn.await {
                 debug!(%remote, "API connection ended: {e}");
             }

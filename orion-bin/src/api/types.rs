@@ -29,6 +29,7 @@ pub struct ServiceStatus {
     /// The autoscaler's latest evaluation and changes (services with a `scale_policy`, in the
     /// single-service view only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub autoscale: Option<orion_core::autoscale::AutoscaleRecord>,
 }
 

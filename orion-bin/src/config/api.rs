@@ -39,6 +39,11 @@ pub struct ApiConfig {
     /// Browser origins (`https://console.example:8443`) allowed besides the API's own.
     #[serde(alias = "allowedOrigins")]
     pub allowed_origins: Vec<String>,
+    /// Serve the API in plain HTTP instead of TLS, for local use: only on a loopback address
+    /// (a node whose `--api-addr` is not loopback refuses to start with it). Default false: the
+    /// API is served over TLS with the node's certificate.
+    #[serde(alias = "plainLoopback")]
+    pub plain_loopback: bool,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +56,7 @@ impl Default for ApiConfig {
             metrics_without_token: false,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            plain_loopback: false,
         }
     }
 }

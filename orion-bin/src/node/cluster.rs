@@ -7,10 +7,15 @@
 //! every applied write on every node for nothing: with `SledStore` there, 64 writers got 1,869
 //! writes/s instead of about 22,000 (docs/benchmarks.md).
 //!
-//! Joining takes one flag: `--join` names any member's gossip address. The node joins the gossip
-//! cluster, learns the members' Raft addresses from their gossip metadata, and asks the cluster to
-//! add it to Raft: as a learner first, promoted to voter once caught up while voters stay an odd
-//! number, at most five (the rest remain learners).
+//! Security (see `super::security` and docs/security.md): Raft is mutual TLS with certificates of
+//! the cluster CA, gossip datagrams are sealed with the cluster key (`SealedTransport`).
+//!
+//! Joining: `--join` names any member's Raft address. The first time, the node is admitted there
+//! with its join token (`--join-token`) and receives its certificate and the cluster key; then
+//! it asks that member over mutual TLS for its gossip address, joins the gossip cluster, learns
+//! the members' Raft addresses from their gossip metadata, and asks the cluster to add it to
+//! Raft: as a learner first, promoted to voter once caught up while voters stay an odd number, at
+//! most five (the rest remain learners). A node admitted with a worker token stays a learner.
 //!
 //! Identity: `--bootstrap` is a one-time init that mints the cluster id (a random UUID kept in
 //! the data dir) and is a no-op on later starts; a joining node learns the id from its seed and
@@ -21,19 +26,25 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use orion_consensus::cluster::{JoinOptions, join_any, leadership, member_raft_addrs};
-use orion_consensus::gossip::{GossipConfig, GossipMembership, LinkFaults, UdpTransport};
+use orion_consensus::gossip::{
+    GossipConfig, GossipMembership, LinkFaults, SealedTransport, UdpTransport,
+};
 use orion_consensus::raft::{RaftConfig, RaftNode, RaftStatus, ReadMode};
+use orion_consensus::security::admission::{Admission, TokenSource};
+use orion_consensus::security::{NodeTls, RaftTls, RotationPeriod, TokenRegistry};
 use orion_consensus::transport::FaultInjector;
+use orion_consensus::transport::join::gossip_addr_of;
 use orion_core::membership::{Member, Membership};
 use orion_core::store::MemoryStore;
 use tokio::net::lookup_host;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use super::{Parts, Settings};
+use super::{Parts, Settings, SharedStore};
 use crate::api::ClusterInfo;
 use crate::api::types::ClusterStatus;
 
@@ -112,20 +123,88 @@ impl ClusterInfo for ClusterNodeInfo {
 async fn resolve(addr: &str) -> Result<SocketAddr> {
     lookup_host(addr)
         .await
-        .with_context(|| {
-            format!("--join {addr:?}: expected HOST:PORT of a member's gossip address")
-        })?
+        .with_context(|| format!("gossip seed {addr:?}: expected HOST:PORT"))?
         .next()
-        .with_context(|| format!("--join {addr:?}: the name resolves to no address"))
+        .with_context(|| format!("gossip seed {addr:?}: the name resolves to no address"))
+}
+
+/// How long a joining node keeps asking its `--join` member for a gossip seed.
+const SEED_WAIT: Duration = Duration::from_secs(15);
+
+/// The gossip address of the member at Raft address `join`, asked over mutual TLS; retried for
+/// [`SEED_WAIT`] (the member may be restarting too). `None` when it never answered.
+async fn gossip_seed(raft: &RaftNode<MemoryStore>, join: &str) -> Option<SocketAddr> {
+    let deadline = tokio::time::Instant::now() + SEED_WAIT;
+    loop {
+        let answer = gossip_addr_of(raft.transport(), join, Duration::from_secs(2)).await;
+        match answer {
+            Ok(addr) => match resolve(&addr).await {
+                Ok(a) => return Some(a),
+                Err(e) => tracing::warn!(error = %e, "the --join member's gossip address"),
+            },
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                tracing::warn!(
+                    via = %join,
+                    error = %e,
+                    "no gossip seed: the --join member does not answer; this node runs alone \
+                     until restarted with a live member's Raft address"
+                );
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "asking the --join member for its gossip address")
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Admission for a node holding the CA key: tokens read from the replicated store (through
+/// `store`, set once Raft runs) before every request.
+fn admission(
+    keys: &super::security::NodeKeys,
+    period: RotationPeriod,
+    store: Arc<std::sync::OnceLock<SharedStore>>,
+) -> Result<Option<Arc<Admission>>> {
+    if !keys.ca.can_sign() {
+        return Ok(None);
+    }
+    let source: TokenSource = Arc::new(move || {
+        let store = store.get().cloned();
+        Box::pin(async move {
+            let Some(store) = store else {
+                return Err(orion_consensus::Error::Unavailable(
+                    "this node is still starting".into(),
+                ));
+            };
+            crate::api::join_tokens::current(store.as_ref())
+                .await
+                .map_err(|e| orion_consensus::Error::Unavailable(e.to_string()))
+        })
+    });
+    let admission = Admission::new(
+        keys.ca.clone(),
+        Arc::new(TokenRegistry::new()),
+        keys.cluster_key.clone(),
+        period,
+    )?
+    .with_token_source(source);
+    Ok(Some(Arc::new(admission)))
 }
 
 /// Starts Raft and gossip for this node, and joins or bootstraps the cluster.
 pub async fn start(settings: &Settings) -> Result<Parts> {
     if !settings.bootstrap && settings.join.is_none() {
         bail!(
-            "a cluster node needs --bootstrap (the first node) or --join ADDR (any member's gossip address)"
+            "a cluster node needs --bootstrap (the first node) or --join ADDR (any member's Raft \
+             address, with --join-token the first time)"
         );
     }
+    let keys = super::security::prepare(settings, settings.join_token.as_deref()).await?;
+    let period = settings.config.security.rotation()?;
+    let node_tls = NodeTls::new(&keys.ca, &keys.cert).context("this node's TLS setup")?;
+    let store_cell = Arc::new(std::sync::OnceLock::new());
+    let admission = admission(&keys, period, store_cell.clone())?;
     let inner = MemoryStore::with_history_limit(super::WATCH_HISTORY);
     let consensus = &settings.config.cluster.consensus;
     let mut raft_config = RaftConfig::new(
@@ -142,15 +221,28 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     let faults = FaultInjector::new();
     let gossip_faults = LinkFaults::new();
     raft_config.faults = faults.clone();
+    raft_config.tls = Some(RaftTls {
+        node: node_tls.clone(),
+        admission,
+    });
+    raft_config.gossip_addr = Some(settings.gossip_addr.to_string());
     let raft = Arc::new(
         RaftNode::start(raft_config, inner)
             .await
             .context("cannot start Raft")?,
     );
+    let _ = store_cell.set(Arc::new(raft.store()) as SharedStore);
     if settings.bootstrap {
         // A one-time init: mints the cluster id on an empty data dir, a no-op afterwards.
         raft.bootstrap().await.context("cannot bootstrap Raft")?;
     }
+    tokio::spawn(super::security::renewal(
+        node_tls.clone(),
+        &keys,
+        settings,
+        period,
+        Some(raft.transport().clone()),
+    ));
 
     let mut gossip = GossipConfig::new(settings.node_id.clone(), settings.gossip_addr)
         .with_capacity(settings.capacity)
@@ -161,15 +253,19 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     for (k, v) in &settings.labels {
         gossip = gossip.with_label(k.clone(), v.clone());
     }
-    if let Some(join) = &settings.join {
-        gossip = gossip.with_seed(resolve(join).await?);
+    if let Some(join) = &settings.join
+        && let Some(seed) = gossip_seed(&raft, join).await
+    {
+        gossip = gossip.with_seed(seed);
     }
     let udp = UdpTransport::bind_with_faults(settings.gossip_addr, gossip_faults.clone())
         .await
         .with_context(|| format!("cannot bind gossip on {}", settings.gossip_addr))?;
     let gossip_addr = orion_consensus::gossip::Transport::local_addr(&udp);
+    // Every datagram sealed under the cluster key: others' are dropped unopened.
+    let sealed = SealedTransport::new(Arc::new(udp), &keys.cluster_key);
     let membership = Arc::new(
-        GossipMembership::start_with_transport(gossip, Arc::new(udp))
+        GossipMembership::start_with_transport(gossip, Arc::new(sealed))
             .await
             .context("cannot start gossip")?,
     );
@@ -218,6 +314,8 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         membership: membership.clone(),
         leader,
         raft_leader: Some(leader_ids(&raft)),
+        ca_digest: Some(keys.ca.digest()),
+        tls: node_tls,
         cluster: Arc::new(ClusterNodeInfo {
             cluster_id: settings.cluster_id.clone(),
             node_id: settings.node_id.clone(),

@@ -29,6 +29,7 @@ use crate::metrics::{self, Metrics, TimedStore};
 mod cluster;
 mod container_dns;
 mod network_probe;
+pub(crate) mod security;
 mod single;
 
 /// Revisions of history a node keeps for watches to resume from (older ones are compacted).
@@ -52,6 +53,8 @@ pub struct Settings {
     pub gossip_addr: SocketAddr,
     pub bootstrap: bool,
     pub join: Option<String>,
+    /// The join token, needed the first time this node joins (`--join-token`).
+    pub join_token: Option<String>,
     pub runtime: RuntimeKind,
     pub labels: BTreeMap<String, String>,
     pub capacity: Resources,
@@ -93,10 +96,13 @@ fn machine_capacity() -> Resources {
 impl Settings {
     /// Combines flags, the config file and defaults; every bad value is named.
     pub fn resolve(args: ServerArgs, mode: Mode, cluster_id: Option<String>) -> Result<Settings> {
-        let config = match &args.config {
+        let mut config = match &args.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
+        if args.api_plain_loopback {
+            config.api.plain_loopback = true;
+        }
         let node_id = args.node_id.unwrap_or_else(host_name);
         if !orion_core::model::spec::validate::is_dns_label(&node_id) {
             bail!("--node-id {node_id:?}: expected a DNS label (a-z, 0-9 and '-', at most 63)");
@@ -152,6 +158,7 @@ impl Settings {
             gossip_addr: parse_addr("gossip-addr", args.gossip_addr, DEFAULT_GOSSIP_ADDR)?,
             bootstrap: args.bootstrap || mode == Mode::Single,
             join: args.join,
+            join_token: args.join_token,
             runtime,
             labels,
             capacity: machine_capacity(),
@@ -270,6 +277,10 @@ pub struct Parts {
     pub leader: watch::Receiver<Leadership>,
     /// The Raft leader's id as this node sees it (`None` on a single node: no Raft).
     pub raft_leader: Option<watch::Receiver<Option<u64>>>,
+    /// The cluster CA's digest, for the join tokens (`None` on a single node: nobody joins).
+    pub ca_digest: Option<orion_consensus::security::CaDigest>,
+    /// This node's certificate (kept current by its renewal), for the API's TLS.
+    pub tls: orion_consensus::security::NodeTls,
     pub cluster: Arc<dyn ClusterInfo>,
 }
 
@@ -310,9 +321,10 @@ async fn run(
         .context("cluster.specHistoryPerService")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if settings.bootstrap {
-        tokio::spawn(bootstrap_management_token(
+        tokio::spawn(security::bootstrap_credentials(
             store.inner().clone(),
             settings.data_dir.clone(),
+            parts.ca_digest.clone(),
         ));
     }
     tokio::spawn(metrics::watch_cluster_events(
@@ -329,6 +341,7 @@ async fn run(
         shutdown_rx.clone(),
     ));
 
+    let api_tls = api_tls(&settings, &parts.tls)?;
     let listener = tokio::net::TcpListener::bind(settings.api_addr)
         .await
         .with_context(|| format!("cannot listen on --api-addr {}", settings.api_addr))?;
@@ -353,7 +366,10 @@ async fn run(
         node_id: settings.node_id.clone(),
         runtime: runtime.clone(),
         cluster: parts.cluster.clone(),
-        http: api::proxy_client(&api_settings)?,
+        http: match api_tls {
+            Some(_) => security::peer_client(&api_settings, &parts.tls)?,
+            None => api::proxy_client(&api_settings)?,
+        },
         settings: api_settings,
         scheduler: Arc::new(build_scheduler(&settings.config)?),
         metrics: metrics.clone(),
@@ -364,7 +380,7 @@ async fn run(
     let mut api_shutdown = shutdown_rx.clone();
     let api_config = settings.config.api.clone();
     let api_task = tokio::spawn(async move {
-        api::server::serve(listener, app, &api_config, async move {
+        api::server::serve(listener, app, &api_config, api_tls, async move {
             let _ = api_shutdown.wait_for(|s| *s).await;
         })
         .await
@@ -372,6 +388,7 @@ async fn run(
     info!(
         node = %settings.node_id,
         api = %settings.api_addr,
+        api_tls = !settings.config.api.plain_loopback,
         runtime = runtime.name(),
         zone = settings.zone().unwrap_or("-"),
         data = %settings.data_dir.display(),
@@ -412,44 +429,25 @@ async fn run(
     Ok(())
 }
 
-/// Attempts at making the management token while the store is not writable yet (no leader).
-const TOKEN_BOOTSTRAP_ATTEMPTS: u32 = 120;
-/// Pause between two of those attempts (so at most a minute in all).
-const TOKEN_BOOTSTRAP_PAUSE: Duration = Duration::from_millis(500);
-
-/// On a bootstrapping node: makes the cluster's management token (admin) the first time, prints
-/// it once on stdout, and writes it to `<data dir>/credentials` (mode 0600) for local CLI use.
-/// A later start finds it made and does nothing. Retries (bounded) while the store has no
-/// leader yet.
-async fn bootstrap_management_token(store: SharedStore, data_dir: PathBuf) {
-    for _ in 0..TOKEN_BOOTSTRAP_ATTEMPTS {
-        match api::tokens::bootstrap_management_token(store.as_ref()).await {
-            Ok(None) => return,
-            Ok(Some(token)) => {
-                match crate::credentials::write_credentials(&data_dir, &token) {
-                    Ok(path) => {
-                        info!(credentials = %path.display(), "management token created");
-                        println!(
-                            "Orion management token (admin role), shown once; also written to \
-                             {} (mode 0600):\n  {token}",
-                            path.display()
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!("management token created, but not written: {e:#}");
-                        println!("Orion management token (admin role), shown once:\n  {token}");
-                    }
-                }
-                return;
-            }
-            Err(e) => tracing::debug!("management token not made yet: {e}"),
-        }
-        tokio::time::sleep(TOKEN_BOOTSTRAP_PAUSE).await;
+/// The API's TLS configuration (the node's certificate), or `None` for plain HTTP with
+/// `api.plainLoopback`, which only a loopback API address may use.
+fn api_tls(
+    settings: &Settings,
+    tls: &orion_consensus::security::NodeTls,
+) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    if !settings.config.api.plain_loopback {
+        return Ok(Some(tls.server_config()));
     }
-    tracing::warn!(
-        "could not make the management token within {:?}; it will be made on the next start",
-        TOKEN_BOOTSTRAP_PAUSE * TOKEN_BOOTSTRAP_ATTEMPTS
-    );
+    if !settings.api_addr.ip().is_loopback() {
+        bail!(
+            "api.plainLoopback (--api-plain-loopback): the API address {} is not a loopback \
+             address; plain HTTP is allowed on 127.0.0.1 or ::1 only. Remove the option to \
+             serve the API over TLS, or listen on loopback",
+            settings.api_addr
+        );
+    }
+    tracing::warn!(api = %settings.api_addr, "the API is served in plain HTTP on loopback (api.plainLoopback)");
+    Ok(None)
 }
 
 /// Starts the node's DNS server when it is on, with a second listener on port 53 for containers

@@ -75,6 +75,17 @@ fn single_cluster_id(data_dir: &Path) -> Result<String> {
 
 pub async fn start(settings: &Settings) -> Result<Parts> {
     let cluster_uuid = single_cluster_id(&settings.data_dir)?;
+    // A CA and a node certificate for the API's TLS (and the cluster key for secrets).
+    let keys = super::security::prepare(settings, None).await?;
+    let tls = orion_consensus::security::NodeTls::new(&keys.ca, &keys.cert)
+        .context("this node's TLS setup")?;
+    tokio::spawn(super::security::renewal(
+        tls.clone(),
+        &keys,
+        settings,
+        settings.config.security.rotation()?,
+        None,
+    ));
     let path = settings.data_dir.join("state");
     let store = Arc::new(
         SledStore::open_with_history_limit(&path, super::WATCH_HISTORY)
@@ -88,6 +99,8 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
         membership: membership.clone(),
         leader,
         raft_leader: None,
+        ca_digest: None,
+        tls,
         cluster: Arc::new(SingleInfo {
             cluster_id: settings.cluster_id.clone(),
             cluster_uuid,

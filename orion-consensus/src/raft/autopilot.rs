@@ -97,6 +97,8 @@ pub(crate) struct Facts {
     pub leader: NodeId,
     pub voters: BTreeSet<NodeId>,
     pub learners: BTreeSet<NodeId>,
+    /// Learners admitted as workers: never promoted (see `super::workers`).
+    pub workers: BTreeSet<NodeId>,
     /// Members that answered the latest probe (the leader counts as live).
     pub live: BTreeSet<NodeId>,
     /// Members dead for longer than the grace period.
@@ -130,7 +132,9 @@ pub(crate) fn plan(f: &Facts) -> Option<Change> {
         .learners
         .iter()
         .copied()
-        .filter(|l| f.live.contains(l) && !f.dead.contains(l) && caught_up(l))
+        .filter(|l| {
+            f.live.contains(l) && !f.dead.contains(l) && !f.workers.contains(l) && caught_up(l)
+        })
         .collect();
     eligible.sort_by_key(|l| (std::cmp::Reverse(f.matched.get(l).copied()), *l));
     let removable: BTreeSet<NodeId> = f
@@ -176,6 +180,7 @@ struct Autopilot {
     config: AutopilotConfig,
     probe_timeout: Duration,
     change_timeout: Duration,
+    workers: super::workers::Workers,
     /// Since when each member has not answered (absent: it answered the latest probe).
     silent_since: BTreeMap<NodeId, Instant>,
 }
@@ -187,6 +192,7 @@ pub(crate) async fn run(
     config: AutopilotConfig,
     probe_timeout: Duration,
     change_timeout: Duration,
+    workers: super::workers::Workers,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(config.interval);
@@ -197,6 +203,7 @@ pub(crate) async fn run(
         config,
         probe_timeout,
         change_timeout,
+        workers,
         silent_since: BTreeMap::new(),
     };
     loop {
@@ -264,6 +271,7 @@ impl Autopilot {
             leader: m.id,
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
+            workers: self.workers.ids().await,
             live,
             dead,
             matched,
@@ -338,6 +346,7 @@ mod tests {
             leader: voters[0],
             voters: voters.iter().copied().collect(),
             learners: learners.iter().copied().collect(),
+            workers: BTreeSet::new(),
             live: all.iter().copied().collect(),
             dead: BTreeSet::new(),
             matched: all.iter().map(|id| (*id, 100)).collect(),
@@ -355,6 +364,21 @@ mod tests {
         assert_eq!(plan(&facts(&[1, 2, 3], &[])), None);
         assert_eq!(plan(&facts(&[1], &[])), None);
         assert_eq!(plan(&facts(&[1, 2, 3, 4, 5], &[6, 7])), None);
+    }
+
+    #[test]
+    fn workers_are_never_promoted() {
+        let mut f = facts(&[1], &[2, 3]);
+        f.workers = set(&[2, 3]);
+        assert_eq!(plan(&f), None, "two worker learners stay learners");
+        let mut f = facts(&[1], &[2, 3, 4]);
+        f.workers = set(&[3]);
+        assert_eq!(plan(&f).unwrap().voters, set(&[1, 2, 4]));
+        let mut f = facts(&[1, 2, 3], &[4]);
+        f.workers = set(&[4]);
+        f.live.remove(&3);
+        f.dead.insert(3);
+        assert_eq!(plan(&f), None, "a dead voter is not replaced by a worker");
     }
 
     #[test]

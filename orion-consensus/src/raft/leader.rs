@@ -25,6 +25,11 @@ pub struct JoinRequest {
     /// leader then admits it as a new learner, first removing any member of the same id, which
     /// can only be a wiped former self (see [`super::membership`]).
     pub fresh: bool,
+    /// True for a node admitted with a worker token: it stays a learner (see
+    /// [`super::workers`]). Set by the node that receives the request from the joining node's
+    /// certificate, whatever the joining node sent.
+    #[serde(default)]
+    pub worker: bool,
 }
 
 /// What a node sends the leader on `/raft/leader`.
@@ -84,6 +89,7 @@ pub(crate) struct LeaderOps {
     pub(super) request_timeout: Duration,
     pub(super) join_timeout: Duration,
     writes: mpsc::UnboundedSender<PendingWrite>,
+    pub(super) workers: super::workers::Workers,
 }
 
 /// Proposes queued writes as [`Command::Batch`] entries: one log entry, one append and one
@@ -182,7 +188,12 @@ pub(super) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNod
 impl LeaderOps {
     /// Leader operations on `raft`; starts the write batcher (it ends when the last clone of
     /// the returned value is dropped).
-    pub fn new(raft: OrionRaft, request_timeout: Duration, join_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        raft: OrionRaft,
+        request_timeout: Duration,
+        join_timeout: Duration,
+        workers: super::workers::Workers,
+    ) -> Self {
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(batch_writes(raft.clone(), request_timeout, queue));
         Self {
@@ -190,6 +201,7 @@ impl LeaderOps {
             request_timeout,
             join_timeout,
             writes,
+            workers,
         }
     }
 

@@ -74,6 +74,9 @@ impl LeaderOps {
         let view = self.view()?;
         let id = join.node_id;
         let known = view.voters.contains(&id) || view.learners.contains(&id);
+        if join.worker {
+            self.record_worker(id).await?;
+        }
         if join.fresh {
             if id == view.me {
                 return Err(WireError::Conflict(format!(
@@ -116,19 +119,31 @@ impl LeaderOps {
             Ok(Err(e)) => return Err(write_error(e)),
             Ok(Ok(_)) => {}
         }
-        // Voters stay an odd number, at most MAX_VOTERS; other members stay learners.
+        // Voters stay an odd number, at most MAX_VOTERS; other members stay learners, and
+        // workers stay learners for good.
         let view = self.view()?;
         if view.voters.contains(&id) {
             return Ok(LeaderResponse::Done);
         }
-        let wanted = target_voters(view.voters.len() + view.learners.len());
+        let workers = self.workers.ids().await;
+        if join.worker || workers.contains(&id) {
+            tracing::info!(node = id, "a worker joined; it stays a learner");
+            return Ok(LeaderResponse::Done);
+        }
+        let candidates: Vec<NodeId> = view
+            .learners
+            .iter()
+            .copied()
+            .filter(|l| !workers.contains(l))
+            .collect();
+        let wanted = target_voters(view.voters.len() + candidates.len());
         if wanted <= view.voters.len() {
             return Ok(LeaderResponse::Done);
         }
         // The joining node first (it is caught up), then the longest-standing learners.
         let mut promote = BTreeSet::from([id]);
         promote.extend(
-            view.learners
+            candidates
                 .iter()
                 .copied()
                 .filter(|l| *l != id)
@@ -155,10 +170,27 @@ impl LeaderOps {
                             .await?;
                         return Ok(LeaderResponse::Done);
                     }
-                    promote.retain(|p| !view.voters.contains(p));
+                    promote.retain(|p| !view.voters.contains(p) && !workers.contains(p));
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Records `id` as a worker in the replicated store (idempotent), before it is a learner.
+    async fn record_worker(&self, id: NodeId) -> std::result::Result<(), WireError> {
+        if self.workers.ids().await.contains(&id) {
+            return Ok(());
+        }
+        match timeout(
+            self.request_timeout,
+            self.raft.client_write(super::workers::Workers::mark(id)),
+        )
+        .await
+        {
+            Err(_) => Err(self.no_quorum("recording a worker")),
+            Ok(Err(e)) => Err(write_error(e)),
+            Ok(Ok(_)) => Ok(()),
         }
     }
 

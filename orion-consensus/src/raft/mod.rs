@@ -27,6 +27,7 @@ mod server;
 mod server_tls;
 mod state_machine;
 mod store;
+mod workers;
 
 pub use autopilot::AutopilotConfig;
 pub use election::{PreVoteRequest, PreVoteResponse};
@@ -36,6 +37,7 @@ pub use network::NetworkFactory;
 pub use node::{RaftConfig, RaftNode, RaftStatus, ReadMode};
 pub use state_machine::{SnapshotState, StateMachine};
 pub use store::RaftStore;
+pub use workers::WORKERS_PREFIX;
 
 /// A node's id in the Raft cluster.
 pub type NodeId = u64;

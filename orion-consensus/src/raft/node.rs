@@ -81,6 +81,10 @@ pub struct RaftConfig {
     /// Mutual TLS on the Raft port and for every request this node sends (`None`: plain HTTP,
     /// for embedders on a trusted network and tests of the plaintext path).
     pub tls: Option<RaftTls>,
+    /// This node's gossip address, told to nodes presenting a certificate of the cluster CA on
+    /// `/raft/gossip` (with [`RaftConfig::tls`] only), so a node that joined through this one's
+    /// Raft port finds a gossip seed. `None`: not served.
+    pub gossip_addr: Option<String>,
 }
 
 impl RaftConfig {
@@ -114,6 +118,7 @@ impl RaftConfig {
             faults: FaultInjector::new(),
             autopilot: AutopilotConfig::default(),
             tls: None,
+            gossip_addr: None,
         }
     }
 
@@ -359,7 +364,14 @@ impl<S: Store> RaftNode<S> {
         .await
         .map_err(ConsensusError::raft)?;
 
-        let ops = LeaderOps::new(raft.clone(), config.request_timeout, config.join_timeout);
+        let workers =
+            super::workers::Workers::new(inner.clone() as Arc<dyn orion_core::store::Store>);
+        let ops = LeaderOps::new(
+            raft.clone(),
+            config.request_timeout,
+            config.join_timeout,
+            workers.clone(),
+        );
         let router_transport = transport.clone();
         let router = Router::new(
             config.node_id,
@@ -387,6 +399,7 @@ impl<S: Store> RaftNode<S> {
             config.autopilot.clone(),
             config.election_timeout_max,
             config.request_timeout,
+            workers,
             stop_rx.clone(),
         ));
         let admitted = Arc::new(AtomicBool::new(!fresh));
@@ -398,6 +411,7 @@ impl<S: Store> RaftNode<S> {
             identity.clone(),
             admitted.clone(),
             config.tls.clone(),
+            config.gossip_addr.clone(),
             stop_rx,
         )
         .map_err(|e| ConsensusError::Io {
@@ -548,6 +562,7 @@ impl<S: Store> RaftNode<S> {
                 node_id: self.core.id,
                 addr: self.core.addr.clone(),
                 fresh,
+                worker: false,
             })
         };
         if !self.core.admitted.load(Ordering::SeqCst) {

@@ -238,9 +238,20 @@ async fn snapshot(State(s): State<ServerState>, headers: HeaderMap, body: Bytes)
     }
 }
 
-async fn leader(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn leader(
+    State(s): State<ServerState>,
+    peer: Option<axum::Extension<PeerInfo>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match decode::<LeaderRequest>(&s, Adopt::Never, paths::LEADER, &headers, &body) {
-        Ok(req) => answer(&s, s.ops.handle(req).await),
+        Ok(req) => {
+            let req = match server_tls::mark_workers(peer.as_ref().map(|p| &p.0), req) {
+                Ok(req) => req,
+                Err(refusal) => return refusal.into_response(),
+            };
+            answer(&s, s.ops.handle(req).await)
+        }
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -292,6 +303,7 @@ pub(crate) fn serve(
     identity: Arc<DataDirIdentity>,
     admitted: Arc<AtomicBool>,
     tls: Option<RaftTls>,
+    gossip_addr: Option<String>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let app = Router::new()
@@ -325,11 +337,11 @@ pub(crate) fn serve(
             }
         }));
     };
-    let app =
-        app.merge(server_tls::routes(tls.admission.clone()))
-            .layer(axum::middleware::from_fn(
-                server_tls::require_node_certificate,
-            ));
+    let app = app
+        .merge(server_tls::routes(tls.admission.clone(), gossip_addr))
+        .layer(axum::middleware::from_fn(
+            server_tls::require_node_certificate,
+        ));
     let listener = TlsListener::new(listener, tls.node.server_config())?;
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(

@@ -15,9 +15,10 @@ use axum::routing::post;
 
 use crate::cluster_id::LogLimiter;
 use crate::codec;
+use crate::raft::leader::LeaderRequest;
 use crate::security::admission::{Admission, AdmitRequest, RenewRequest};
 use crate::security::{PeerInfo, Role};
-use crate::transport::join::{ADMIT_PATH, RENEW_PATH};
+use crate::transport::join::{ADMIT_PATH, GOSSIP_PATH, RENEW_PATH};
 
 /// The largest admission or renewal request accepted (a token and a CSR).
 const ADMISSION_BODY_LIMIT: usize = 64 * 1024;
@@ -31,10 +32,11 @@ static REFUSALS: LogLimiter = LogLimiter::new(REFUSAL_LOG_PERIOD);
 /// admission requests; refuses everything else with `403` saying what is accepted.
 pub(crate) async fn require_node_certificate(
     ConnectInfo(peer): ConnectInfo<PeerInfo>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if peer.node.is_some() || request.uri().path() == ADMIT_PATH {
+        request.extensions_mut().insert(peer);
         return next.run(request).await;
     }
     let path = request.uri().path().to_owned();
@@ -51,13 +53,65 @@ pub(crate) async fn require_node_certificate(
         .into_response()
 }
 
-/// The admission routes, answered by `admission` (or refused when this node holds no CA key).
-pub(crate) fn routes(admission: Option<Arc<Admission>>) -> Router {
+/// The admission routes, answered by `admission` (or refused when this node holds no CA key),
+/// and `/raft/gossip`, answering `gossip_addr` to nodes with a certificate.
+pub(crate) fn routes(admission: Option<Arc<Admission>>, gossip_addr: Option<String>) -> Router {
     Router::new()
         .route(ADMIT_PATH, post(admit))
         .route(RENEW_PATH, post(renew))
         .layer(DefaultBodyLimit::max(ADMISSION_BODY_LIMIT))
         .with_state(admission)
+        .route(
+            GOSSIP_PATH,
+            post(move || {
+                let addr = gossip_addr.clone();
+                async move {
+                    match addr {
+                        Some(addr) => frame(&addr),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            "this node does not tell its gossip address",
+                        )
+                            .into_response(),
+                    }
+                }
+            }),
+        )
+}
+
+/// Marks a join request as a worker's when the node sending it presents a worker certificate,
+/// and refuses a worker asking for another node than itself. Requests from a node with a voter
+/// certificate (the joining voter, or a member forwarding a join) are left as they are.
+pub(crate) fn mark_workers(
+    peer: Option<&PeerInfo>,
+    request: LeaderRequest,
+) -> Result<LeaderRequest, Refusal> {
+    let Some((name, role)) = peer.and_then(|p| p.node.as_ref()) else {
+        return Ok(request);
+    };
+    if *role == Some(Role::Voter) {
+        return Ok(request);
+    }
+    match request {
+        LeaderRequest::Join(mut join) => {
+            if join.node_id != crate::cluster::raft_id(name) {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "a worker certificate ({name}) may only join as itself, not as Raft node {}",
+                        join.node_id
+                    ),
+                ));
+            }
+            join.worker = true;
+            Ok(LeaderRequest::Join(join))
+        }
+        LeaderRequest::Remove(_) => Err((
+            StatusCode::FORBIDDEN,
+            "a worker certificate may not change the membership".to_owned(),
+        )),
+        other => Ok(other),
+    }
 }
 
 fn no_ca_key() -> Response {
@@ -123,6 +177,14 @@ async fn admit(
         Ok(r) => r,
         Err(refusal) => return refusal.into_response(),
     };
+    if let Err(e) = admission.refresh_tokens().await {
+        tracing::warn!(error = %e, "cannot read the current join tokens");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the current join tokens ({e}); try again"),
+        )
+            .into_response();
+    }
     match admission.admit(&request) {
         Ok(answer) => frame(&answer),
         Err(e) => {

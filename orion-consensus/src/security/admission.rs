@@ -33,6 +33,9 @@ pub struct AdmitResponse {
     pub cluster_key: [u8; 32],
     /// The role the token admitted it as.
     pub role: Role,
+    /// The CA key (PEM), for nodes admitted as voters, so that every voter admits and renews;
+    /// `None` for workers.
+    pub ca_key: Option<String>,
 }
 
 impl std::fmt::Debug for AdmitResponse {
@@ -51,15 +54,35 @@ pub struct RenewRequest {
     pub csr: Vec<u8>,
 }
 
+/// Where the current join tokens' hashes live when they are kept outside the registry (the
+/// `orion` binary keeps them in the replicated store, so that any voter admits and a rotation
+/// through any node takes effect everywhere): read before every admission.
+pub type TokenSource = Arc<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<(Role, [u8; 32])>>> + Send>,
+        > + Send
+        + Sync,
+>;
+
 /// Admits nodes holding a current join token, and renews the certificates of nodes that
 /// present a valid one. Runs on nodes that hold the CA key.
-#[derive(Debug)]
 pub struct Admission {
     ca: Arc<ClusterCa>,
     tokens: Arc<TokenRegistry>,
     cluster_key: ClusterKey,
     period: RotationPeriod,
     requests: AtomicU64,
+    source: Option<TokenSource>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("ca", &self.ca)
+            .field("period", &self.period)
+            .field("token_source", &self.source.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks a node name from outside: 1 to [`MAX_NODE_NAME_LEN`] of `a-z A-Z 0-9 - _ .`.
@@ -101,7 +124,25 @@ impl Admission {
             cluster_key,
             period,
             requests: AtomicU64::new(0),
+            source: None,
         })
+    }
+
+    /// Reads the current tokens from `source` before every admission (see [`TokenSource`]);
+    /// a role missing from what it returns admits nobody.
+    pub fn with_token_source(mut self, source: TokenSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Installs the tokens of the [`TokenSource`], if there is one.
+    pub async fn refresh_tokens(&self) -> Result<()> {
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
+        let current = source().await?;
+        self.tokens.replace_hashes(&current);
+        Ok(())
     }
 
     /// The join tokens (to rotate them).
@@ -141,6 +182,10 @@ impl Admission {
             ca: self.ca.cert_der().to_vec(),
             cluster_key: self.cluster_key.to_bytes(),
             role,
+            ca_key: match role {
+                Role::Voter => self.ca.key_pem(),
+                Role::Worker => None,
+            },
         })
     }
 

@@ -180,6 +180,12 @@ impl ClusterCa {
         pem::encode(&pem::Pem::new("CERTIFICATE", self.cert.to_vec()))
     }
 
+    /// The CA key (PEM), when this node holds it: handed to nodes admitted as voters, so any
+    /// voter admits and renews.
+    pub fn key_pem(&self) -> Option<String> {
+        self.issuer.as_ref().map(|i| i.key().serialize_pem())
+    }
+
     /// The SHA-256 digest of the certificate, which join tokens carry.
     pub fn digest(&self) -> CaDigest {
         CaDigest::of(&self.cert)

@@ -19,6 +19,10 @@ use super::node_cert::identity_of;
 /// The longest a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Refused handshakes are logged at most this often.
+static REFUSED_HANDSHAKES: crate::cluster_id::LogLimiter =
+    crate::cluster_id::LogLimiter::new(Duration::from_secs(10));
+
 /// The most handshakes in progress at once; further connections wait to be accepted.
 pub const MAX_PENDING_HANDSHAKES: usize = 256;
 
@@ -106,7 +110,16 @@ impl TlsListener {
                             let _ = tx.send((tls, peer)).await;
                         }
                         Ok(Err(e)) => {
-                            tracing::debug!(peer = %addr, error = %e, "TLS handshake refused");
+                            // A peer of another cluster (another CA) retries every heartbeat.
+                            if let Some(held_back) = REFUSED_HANDSHAKES.allow() {
+                                tracing::warn!(
+                                    peer = %addr,
+                                    error = %e,
+                                    held_back,
+                                    "refused a TLS handshake on the Raft port (plaintext, or a \
+                                     certificate not of this cluster's CA)"
+                                );
+                            }
                         }
                         Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
                     }

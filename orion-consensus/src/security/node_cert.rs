@@ -129,6 +129,11 @@ impl NodeCert {
         self.not_after
     }
 
+    /// The node name (common name) and role (organizational unit) this certificate carries.
+    pub fn identity(&self) -> Option<(String, Option<Role>)> {
+        identity_of(&self.chain[0])
+    }
+
     /// The node's certificate (DER).
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.chain[0]

@@ -161,6 +161,20 @@ impl TokenRegistry {
         current.push((token.role, token.secret_hash()));
     }
 
+    /// Makes the token of `role` whose secret hashes to `hash` the one token of that role (for
+    /// hashes kept elsewhere, e.g. in the replicated store).
+    pub fn install_hash(&self, role: Role, hash: [u8; 32]) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        current.retain(|(r, _)| *r != role);
+        current.push((role, hash));
+    }
+
+    /// Makes `hashes` the current tokens, and only them.
+    pub fn replace_hashes(&self, hashes: &[(Role, [u8; 32])]) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        *current = hashes.to_vec();
+    }
+
     /// Mints a new token of `role` for the CA of digest `ca`, installs it (the previous token of
     /// that role is refused from now on) and returns it: print it once, it is not kept.
     pub fn rotate(&self, ca: CaDigest, role: Role) -> JoinToken {

@@ -22,12 +22,26 @@ pub const ADMIT_PATH: &str = "/raft/admit";
 /// The path on a CA-holding node's Raft port that renews a node's certificate (mutual TLS).
 pub const RENEW_PATH: &str = "/raft/renew";
 
+/// The path on any node's Raft port (mutual TLS) that answers its gossip address.
+pub const GOSSIP_PATH: &str = "/raft/gossip";
+
+/// The gossip address of the node whose Raft port is `addr`, asked over mutual TLS with
+/// `transport` (a node that was admitted through that port uses it as its gossip seed).
+pub async fn gossip_addr_of(
+    transport: &Transport,
+    addr: &str,
+    timeout: Duration,
+) -> Result<String> {
+    transport.call(None, addr, GOSSIP_PATH, &(), timeout).await
+}
+
 /// What an admitted node gets.
 #[derive(Debug)]
 pub struct Admitted {
     /// Its certificate and key (the key never left this node).
     pub cert: NodeCert,
-    /// The cluster CA (without its key).
+    /// The cluster CA: with its key for a voter (so it admits and renews too), without for a
+    /// worker.
     pub ca: ClusterCa,
     /// The cluster key.
     pub cluster_key: ClusterKey,
@@ -107,9 +121,16 @@ pub async fn request_admission(
         });
     }
     let ca = CertificateDer::from(answer.ca);
+    let cluster_ca = match &answer.ca_key {
+        Some(key) => ClusterCa::from_pem(
+            &pem::encode(&pem::Pem::new("CERTIFICATE", ca.to_vec())),
+            Some(key),
+        )?,
+        None => ClusterCa::trust_only(ca.clone()),
+    };
     Ok(Admitted {
         cert: NodeCert::from_parts(&key, CertificateDer::from(answer.cert), ca.clone())?,
-        ca: ClusterCa::trust_only(ca),
+        ca: cluster_ca,
         cluster_key: ClusterKey::from_bytes(answer.cluster_key),
         role: answer.role,
     })
