@@ -27,7 +27,7 @@ pub const CA_DIGEST_KEY: &str = "/orion/security/ca-digest";
 pub const JOIN_TOKENS_PREFIX: &str = "/orion/security/join-tokens/";
 
 /// The answer to a rotation: the new token, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RotatedJoinToken {
     pub role: String,
     pub token: String,

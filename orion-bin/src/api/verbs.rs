@@ -48,7 +48,7 @@ pub fn routes() -> RouteTable {
 }
 
 /// `POST /v1/tasks/{id}/exec`'s body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
     pub command: Vec<String>,
@@ -57,7 +57,7 @@ pub struct ExecRequest {
 }
 
 /// What an exec printed and how it ended.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecResponse {
     pub task: String,
     pub node: String,

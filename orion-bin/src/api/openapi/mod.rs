@@ -84,6 +84,9 @@ const ERROR_RESPONSE: &str = "Error";
         paths::list_tokens,
         paths::create_token,
         paths::revoke_token,
+        paths::rotate_join_token,
+        paths::exec_task,
+        paths::events,
     ),
     components(schemas(ApiError))
 )]

@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+use crate::api::join_tokens::RotatedJoinToken;
 use crate::api::rollout::{RolloutStatus, UndoRequest};
 use crate::api::secrets::SecretInfo;
 use crate::api::tokens::{CreatedToken, TokenInfo, TokenRequest};
 use crate::api::types::{ClusterStatus, ScaleRequest, ServiceStatus, SimpleTaskRequest};
+use crate::api::verbs::{ExecRequest, ExecResponse};
 use crate::chaos::{LatencyRequest, MonkeyRequest, NodeFailureRequest, PartitionRequest};
 
 // ---- meta ----
@@ -126,9 +128,29 @@ fn stop_task() {}
 #[utoipa::path(get, path = "/v1/tasks/{id}/logs", tag = "tasks",
     params(("id" = String, Path, description = "task id"),
            ("follow" = Option<bool>, Query, description = "keep streaming"),
-           ("tail" = Option<usize>, Query, description = "the last N lines")),
+           ("tail" = Option<usize>, Query, description = "the last N lines"),
+           ("since" = Option<String>, Query, description = "lines since a duration ago (`10m`) or an RFC 3339 time (Docker only)"),
+           ("timestamps" = Option<bool>, Query, description = "prefix each line with its time (Docker only)")),
     responses((status = 200, description = "the task's lines", body = String, content_type = "text/plain")))]
 fn task_logs() {}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/exec", tag = "tasks",
+    description = "Run a command in a running task's container, on its node; bounded in size and time.",
+    params(("id" = String, Path, description = "task id")),
+    request_body = ExecRequest,
+    responses((status = 200, description = "the command's exit code and output", body = ExecResponse)))]
+fn exec_task() {}
+
+#[utoipa::path(get, path = "/v1/events", tag = "cluster",
+    params(("since" = Option<u64>, Query, description = "only events after this store revision"),
+           ("service" = Option<String>, Query, description = "only this service's events"),
+           ("task" = Option<String>, Query, description = "only this task's events"),
+           ("node" = Option<String>, Query, description = "only this node's events"),
+           ("limit" = Option<usize>, Query, description = "at most this many, 1 to 2000"),
+           ("watch" = Option<bool>, Query, description = "stream new events as NDJSON"),
+           ("timeout" = Option<String>, Query, description = "how long a watch lasts, 1s to 1h")),
+    responses((status = 200, description = "cluster events, oldest first", body = Vec<Object>)))]
+fn events() {}
 
 #[utoipa::path(post, path = "/tasks", tag = "tasks",
     description = "The `POST /tasks` form: a one-replica service named after the image (or `name`); 409 if it exists.",
@@ -243,3 +265,9 @@ fn create_token() {}
     params(("id" = String, Path, description = "token id")),
     responses((status = 200, description = "revoked", body = Object)))]
 fn revoke_token() {}
+
+#[utoipa::path(post, path = "/v1/join-tokens/{role}/rotate", tag = "tokens",
+    description = "Replace the node join token of a role; the previous one is refused from then on.",
+    params(("role" = String, Path, description = "`voter` or `worker`")),
+    responses((status = 201, description = "the new join token, shown only this once", body = RotatedJoinToken)))]
+fn rotate_join_token() {}
