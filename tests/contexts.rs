@@ -40,7 +40,9 @@ async fn a_context_gives_client_commands_their_address_and_token() {
     let node = &cluster.nodes[0];
     let config = cluster.dir().join("client").join("config.yaml");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    let addr = node.api.to_string();
+    // The harness's nodes serve the API as plain HTTP on loopback, and the CA beside the
+    // credentials file would make an address without a scheme https.
+    let addr = format!("http://{}", node.api);
     let credentials = node.data_dir.join("credentials");
 
     let out = orion(

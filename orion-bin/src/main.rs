@@ -188,7 +188,7 @@ async fn dispatch(mut cli: Cli) -> anyhow::Result<()> {
         Command::Secret { action } => secret_cli::secret(&client, action, format).await,
         Command::Describe(args) => describe_cli::describe(&client, &args, format).await,
         Command::Events(args) => describe_cli::events(&client, &args, format).await,
-        Command::Exec(args) => verbs_cli::exec(&client, &args, format).await,
+        Command::Exec(args) => verbs_cli::exec(&client, &args, cli.timeout, format).await,
         Command::Completions { shell } => shell_cli::completions(shell),
         Command::Man { dir } => shell_cli::man(&dir),
         Command::Context { action } => context_cli::context(action),

@@ -24,9 +24,6 @@ use crate::selector::Selector;
 pub struct ExecArgs {
     /// The task to run the command in (`orion ps` lists them); it must be running.
     pub task: String,
-    /// How long the command may run (1s to 10m, below the node's api.requestTimeout).
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -118,20 +115,31 @@ struct ExecResult {
 
 /// `orion exec TASK -- CMD...`: prints the command's output and exits with its exit code
 /// (a code outside 0-255 becomes 255).
-pub async fn exec(client: &Client, args: &ExecArgs, format: OutputFormat) -> Result<()> {
+///
+/// The global `--timeout` bounds the command's run on the node (1 s to 10 min there, default
+/// 20 s); the request itself may last a little longer, for the answer to come back.
+pub async fn exec(
+    client: &Client,
+    args: &ExecArgs,
+    timeout: Option<std::time::Duration>,
+    format: OutputFormat,
+) -> Result<()> {
     #[derive(Serialize)]
     struct Body<'a> {
         command: &'a [String],
         #[serde(skip_serializing_if = "Option::is_none")]
-        timeout: Option<&'a str>,
+        timeout: Option<String>,
     }
+    const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+    let run_bound = timeout.unwrap_or(std::time::Duration::from_secs(20));
+    let client = client.clone().with_timeout(run_bound + ANSWER_MARGIN);
     let result: ExecResult = client
         .call(
             Method::POST,
             &format!("/v1/tasks/{}/exec", args.task),
             Some(&Body {
                 command: &args.command,
-                timeout: args.timeout.as_deref(),
+                timeout: timeout.map(|t| humantime::format_duration(t).to_string()),
             }),
         )
         .await?;

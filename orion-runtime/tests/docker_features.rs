@@ -114,9 +114,13 @@ async fn cpu_and_memory_limits_are_set_and_the_oom_killer_is_reported() {
         assert_eq!(stats.memory_limit_bytes, Some(32 << 20));
 
         // A line of zeros with no newline: `tail` buffers all of it until the OOM killer ends it.
+        // The shell then lives 2 s more and exits with tail's status: with cgroup v1 the shim
+        // reports the OOM event from the container's cgroup, and a container that ended at
+        // once could remove that cgroup before the event was read (the engine then never set
+        // `OOMKilled`: 1 run in about 40 under load).
         let mut hog = shell_spec(
             &name(&labels, 1),
-            "head -c 200000000 /dev/zero | tail",
+            "head -c 200000000 /dev/zero | tail; status=$?; sleep 2; exit $status",
             &labels,
         );
         hog.memory_bytes = 16 << 20;
