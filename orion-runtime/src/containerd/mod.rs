@@ -39,6 +39,7 @@
 
 mod content;
 mod errors;
+mod exec;
 mod image;
 mod io;
 mod layout;
