@@ -225,7 +225,9 @@ mod tests {
 
     /// The variants the containerd backend uses keep the `orion_core::Error` kind it returned
     /// directly before it had a `RuntimeError` of its own, so the agent and the API's status codes
-    /// see no change.
+    /// see no change. The one exception is a local file error: it was `Error::Io` and is now
+    /// `Error::Backend` naming the path, as for the other runtimes; both are internal errors to
+    /// the API and nothing matches on either.
     #[test]
     fn containerd_situations_keep_their_core_error_kind() {
         use orion_core::Error;
@@ -329,5 +331,13 @@ mod tests {
         }
         .into();
         assert!(matches!(e, Error::ImageUnavailable { .. }), "{e:?}");
+
+        let e: Error = RuntimeError::io(
+            "removing /var/lib/orion/containerd/containers/web",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        )
+        .into();
+        assert!(matches!(e, Error::Backend { .. }), "{e:?}");
+        assert!(e.to_string().contains("containers/web"), "{e}");
     }
 }
