@@ -65,9 +65,48 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
 
-    /// A persisted process record could not be decoded.
-    #[error("corrupt process record {path}: {reason}")]
-    CorruptRecord { path: String, reason: String },
+    /// A persisted record (a process record, a containerd blob, a metrics sample) could not be
+    /// encoded or decoded; `kind` says what it is, `path` where (a file, a digest, a task id).
+    #[error("corrupt {kind} {path}: {reason}")]
+    CorruptRecord {
+        kind: &'static str,
+        path: String,
+        reason: String,
+    },
+
+    /// Several inputs (spec fields, configuration, an imported image's files) are invalid at once;
+    /// each entry names the field, the value and what is accepted.
+    #[error("{0}")]
+    InvalidFields(ValidationErrors),
+
+    /// An object other than a container (an image, a task, a snapshot, a blob) does not exist.
+    #[error("{kind} {name:?} not found")]
+    ObjectNotFound { kind: &'static str, name: String },
+
+    /// An object other than a container already exists, or is in the wrong state for the request.
+    #[error("{kind} {name:?}: {reason}")]
+    ObjectConflict {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
+
+    /// A backend other than the Docker engine (containerd) cannot be reached or did not answer in
+    /// time; worth a retry once it is back.
+    #[error("{backend} is unavailable: {reason}")]
+    BackendUnavailable {
+        backend: &'static str,
+        reason: String,
+    },
+
+    /// Any other failure a backend other than the Docker engine reported, with what was being
+    /// done.
+    #[error("{context}: {source}")]
+    Backend {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl RuntimeError {
@@ -77,6 +116,23 @@ impl RuntimeError {
             context: context.into(),
             source,
         }
+    }
+
+    /// Wraps a backend failure with what was being done.
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        RuntimeError::Backend {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+impl From<ValidationErrors> for RuntimeError {
+    fn from(errors: ValidationErrors) -> Self {
+        RuntimeError::InvalidFields(errors)
     }
 }
 
@@ -106,9 +162,18 @@ impl From<RuntimeError> for orion_core::Error {
                 errors.push(field, format!("{value:?}"), expected);
                 Error::Invalid(errors)
             }
-            RuntimeError::Conflict { .. } => Error::Conflict(e.to_string()),
-            RuntimeError::EngineUnavailable { .. } => Error::Unavailable(e.to_string()),
-            RuntimeError::CorruptRecord { path, reason } => Error::Corrupt { key: path, reason },
+            RuntimeError::InvalidFields(errors) => Error::Invalid(errors),
+            RuntimeError::ObjectNotFound { kind, name } => Error::not_found(kind, name),
+            RuntimeError::Conflict { .. } | RuntimeError::ObjectConflict { .. } => {
+                Error::Conflict(e.to_string())
+            }
+            RuntimeError::EngineUnavailable { .. } | RuntimeError::BackendUnavailable { .. } => {
+                Error::Unavailable(e.to_string())
+            }
+            RuntimeError::CorruptRecord { path, reason, .. } => {
+                Error::Corrupt { key: path, reason }
+            }
+            RuntimeError::Backend { context, source } => Error::Backend { context, source },
             other => {
                 let context = match &other {
                     RuntimeError::StartFailed { name, .. } => {
@@ -156,5 +221,123 @@ mod tests {
         }
         .into();
         assert!(e.to_string().contains("no such file"), "{e}");
+    }
+
+    /// The variants the containerd backend uses keep the `orion_core::Error` kind it returned
+    /// directly before it had a `RuntimeError` of its own, so the agent and the API's status codes
+    /// see no change. The one exception is a local file error: it was `Error::Io` and is now
+    /// `Error::Backend` naming the path, as for the other runtimes; both are internal errors to
+    /// the API and nothing matches on either.
+    #[test]
+    fn containerd_situations_keep_their_core_error_kind() {
+        use orion_core::Error;
+        let mut fields = ValidationErrors::default();
+        fields.push("extra_hosts[1]", "\"bad\"", "name:ip");
+        fields.push("dns[0]", "\"x\"", "an IP address");
+        let e: Error = RuntimeError::InvalidFields(fields.clone()).into();
+        assert!(
+            matches!(e, Error::Invalid(ref got) if *got == fields),
+            "{e:?}"
+        );
+
+        // A single bad field renders its value quoted, as ValidationErrors did before.
+        let e: Error = RuntimeError::InvalidSpec {
+            field: "name".into(),
+            value: "bad name".into(),
+            expected: "letters and digits".into(),
+        }
+        .into();
+        let Error::Invalid(got) = e else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(
+            (got.0[0].path.as_str(), got.0[0].value.as_str()),
+            ("name", "\"bad name\"")
+        );
+
+        let e: Error = RuntimeError::NotFound("web".into()).into();
+        assert!(matches!(e, Error::NotFound { kind: "container", ref name } if name == "web"));
+        let e: Error = RuntimeError::ObjectNotFound {
+            kind: "task metrics",
+            name: "web".into(),
+        }
+        .into();
+        assert!(matches!(e, Error::NotFound { kind: "task metrics", ref name } if name == "web"));
+
+        let e: Error = RuntimeError::Conflict {
+            id: "web".into(),
+            reason: "not running; exec needs a running container".into(),
+        }
+        .into();
+        assert!(
+            matches!(e, Error::Conflict(ref m) if m.contains("not running")),
+            "{e:?}"
+        );
+        let e: Error = RuntimeError::ObjectConflict {
+            kind: "snapshot",
+            name: "sha256:ab".into(),
+            reason: "already exists in containerd (commit)".into(),
+        }
+        .into();
+        assert!(
+            matches!(e, Error::Conflict(ref m) if m.contains("snapshot")),
+            "{e:?}"
+        );
+
+        let e: Error = RuntimeError::BackendUnavailable {
+            backend: "containerd",
+            reason: "cannot connect to /run/containerd/containerd.sock".into(),
+        }
+        .into();
+        assert!(
+            matches!(e, Error::Unavailable(ref m) if m.contains("containerd.sock")),
+            "{e:?}"
+        );
+
+        let e: Error = RuntimeError::CorruptRecord {
+            kind: "content blob",
+            path: "sha256:ab".into(),
+            reason: "not the expected JSON".into(),
+        }
+        .into();
+        assert!(
+            matches!(e, Error::Corrupt { ref key, ref reason } if key == "sha256:ab" && reason == "not the expected JSON"),
+            "{e:?}"
+        );
+
+        let e: Error = RuntimeError::backend("containerd: start task \"web\"", "boom").into();
+        assert!(matches!(e, Error::Backend { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "containerd: start task \"web\": boom");
+
+        let e: Error = RuntimeError::Unsupported {
+            backend: "containerd",
+            feature: "port publishing".into(),
+            hint: "use network_mode host".into(),
+        }
+        .into();
+        assert!(
+            matches!(
+                e,
+                Error::Unsupported {
+                    backend: "containerd",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e: Error = RuntimeError::ImageUnavailable {
+            image: "busybox:1".into(),
+            reason: "the containerd backend does not pull".into(),
+        }
+        .into();
+        assert!(matches!(e, Error::ImageUnavailable { .. }), "{e:?}");
+
+        let e: Error = RuntimeError::io(
+            "removing /var/lib/orion/containerd/containers/web",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        )
+        .into();
+        assert!(matches!(e, Error::Backend { .. }), "{e:?}");
+        assert!(e.to_string().contains("containers/web"), "{e}");
     }
 }

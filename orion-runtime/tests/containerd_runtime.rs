@@ -120,7 +120,12 @@ async fn imports_oci_layout_and_docker_save_and_never_pulls() {
         .import_image_tar(std::io::Cursor::new(b"not a tarball".to_vec()), None)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert!(
+        matches!(err, orion_runtime::RuntimeError::InvalidFields(_)),
+        "{err:?}"
+    );
+    // The same kind of error callers of the Runtime trait see.
+    assert!(matches!(Error::from(err), Error::Invalid(_)));
 }
 
 #[tokio::test]

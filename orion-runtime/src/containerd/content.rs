@@ -12,14 +12,13 @@ use containerd_client::services::v1::{
 };
 use containerd_client::types::Descriptor;
 use futures::StreamExt;
-use orion_core::Error;
-use orion_core::error::Result;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::ContainerdRuntime;
 use super::errors::{is_gone, on};
 use super::oci::chain_ids;
+use crate::error::{Result, RuntimeError};
 
 /// Manifests and configs are small; anything bigger is not one.
 pub(crate) const MAX_METADATA_BLOB: usize = 16 << 20;
@@ -74,7 +73,9 @@ impl ContainerdRuntime {
                 .chain(futures::stream::iter([commit]))
                 .boxed(),
             BlobSource::File(path) => {
-                let file = tokio::fs::File::open(path).await?;
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| RuntimeError::io(format!("opening {}", path.display()), e))?;
                 let (reference, expected) = (reference.clone(), digest.clone());
                 futures::stream::unfold(
                     (Some(file), 0i64, Some(commit)),
@@ -240,7 +241,7 @@ impl ContainerdRuntime {
         match committed {
             Ok(()) => Ok(()),
             // Someone else unpacked the same layer meanwhile: theirs is as good as ours.
-            Err(Error::Conflict(_)) => {
+            Err(RuntimeError::ObjectConflict { .. }) => {
                 self.remove_snapshot(&key).await;
                 Ok(())
             }
@@ -272,8 +273,9 @@ impl ContainerdRuntime {
         digest: &str,
     ) -> Result<T> {
         let bytes = self.read_blob(digest).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-            key: digest.to_string(),
+        serde_json::from_slice(&bytes).map_err(|e| RuntimeError::CorruptRecord {
+            kind: "content blob",
+            path: digest.to_string(),
             reason: format!("not the expected JSON: {e}"),
         })
     }
@@ -293,8 +295,9 @@ impl ContainerdRuntime {
         while let Some(chunk) = stream.message().await.map_err(on("read", "blob", digest))? {
             out.extend_from_slice(&chunk.data);
             if out.len() > MAX_METADATA_BLOB {
-                return Err(Error::Corrupt {
-                    key: digest.to_string(),
+                return Err(RuntimeError::CorruptRecord {
+                    kind: "content blob",
+                    path: digest.to_string(),
                     reason: format!("larger than {MAX_METADATA_BLOB} bytes for a manifest/config"),
                 });
             }

@@ -1,27 +1,48 @@
-//! Turning containerd's gRPC statuses into [`orion_core::Error`].
+//! Turning containerd's gRPC statuses into [`RuntimeError`].
 
 use containerd_client::tonic::{Code, Status};
-use orion_core::Error;
+
+use super::NAME;
+use crate::error::RuntimeError;
 
 /// Maps a gRPC status from an operation on object `kind` named `name`.
 ///
-/// `NotFound` becomes [`Error::NotFound`], `AlreadyExists`/`FailedPrecondition` a
-/// [`Error::Conflict`], `Unavailable` an [`Error::Unavailable`] (worth a retry), anything else an
-/// [`Error::Backend`] saying what was being done.
-pub(crate) fn map_status(status: Status, doing: &str, kind: &'static str, name: &str) -> Error {
+/// `NotFound` becomes [`RuntimeError::NotFound`] for a container and
+/// [`RuntimeError::ObjectNotFound`] for anything else, `AlreadyExists`/`FailedPrecondition` a
+/// [`RuntimeError::ObjectConflict`], `Unavailable` a [`RuntimeError::BackendUnavailable`] (worth a
+/// retry), anything else a [`RuntimeError::Backend`] saying what was being done. At the trait
+/// boundary these become `NotFound`, `Conflict`, `Unavailable` and `Backend` of
+/// [`orion_core::Error`].
+pub(crate) fn map_status(
+    status: Status,
+    doing: &str,
+    kind: &'static str,
+    name: &str,
+) -> RuntimeError {
     match status.code() {
-        Code::NotFound => Error::not_found(kind, name),
-        Code::AlreadyExists => Error::Conflict(format!(
-            "{kind} {name:?} already exists in containerd ({doing})"
-        )),
-        Code::FailedPrecondition => {
-            Error::Conflict(format!("{doing} {kind} {name:?}: {}", status.message()))
-        }
-        Code::Unavailable => Error::Unavailable(format!(
-            "containerd is unavailable while trying to {doing} {kind} {name:?}: {}",
-            status.message()
-        )),
-        _ => Error::backend(format!("containerd: {doing} {kind} {name:?}"), status),
+        Code::NotFound if kind == "container" => RuntimeError::NotFound(name.to_owned()),
+        Code::NotFound => RuntimeError::ObjectNotFound {
+            kind,
+            name: name.to_owned(),
+        },
+        Code::AlreadyExists => RuntimeError::ObjectConflict {
+            kind,
+            name: name.to_owned(),
+            reason: format!("already exists in containerd ({doing})"),
+        },
+        Code::FailedPrecondition => RuntimeError::ObjectConflict {
+            kind,
+            name: name.to_owned(),
+            reason: format!("cannot {doing}: {}", status.message()),
+        },
+        Code::Unavailable => RuntimeError::BackendUnavailable {
+            backend: NAME,
+            reason: format!(
+                "while trying to {doing} {kind} {name:?}: {}",
+                status.message()
+            ),
+        },
+        _ => RuntimeError::backend(format!("containerd: {doing} {kind} {name:?}"), status),
     }
 }
 
@@ -30,7 +51,7 @@ pub(crate) fn on<'a>(
     doing: &'a str,
     kind: &'static str,
     name: &'a str,
-) -> impl FnOnce(Status) -> Error + 'a {
+) -> impl FnOnce(Status) -> RuntimeError + 'a {
     move |status| map_status(status, doing, kind, name)
 }
 
@@ -41,21 +62,41 @@ pub(crate) fn is_gone(status: &Status) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use orion_core::Error;
+
     use super::*;
+
+    fn core(status: Status, doing: &str, kind: &'static str, name: &str) -> Error {
+        map_status(status, doing, kind, name).into()
+    }
 
     #[test]
     fn codes_map_to_what_the_caller_should_do() {
-        assert!(map_status(Status::not_found("x"), "get", "container", "c").is_not_found());
-        assert!(matches!(
-            map_status(Status::already_exists("x"), "create", "container", "c"),
-            Error::Conflict(_)
-        ));
-        assert!(matches!(
-            map_status(Status::unavailable("x"), "get", "container", "c"),
-            Error::Unavailable(_)
-        ));
-        let err = map_status(Status::internal("boom"), "start", "task", "c");
-        assert!(matches!(err, Error::Backend { .. }));
+        let err = core(Status::not_found("x"), "get", "container", "c");
+        assert!(
+            matches!(err, Error::NotFound { kind: "container", ref name } if name == "c"),
+            "{err:?}"
+        );
+        let err = core(Status::not_found("x"), "get", "image", "busybox:1");
+        assert!(
+            matches!(err, Error::NotFound { kind: "image", ref name } if name == "busybox:1"),
+            "{err:?}"
+        );
+        let err = core(Status::already_exists("x"), "create", "container", "c");
+        assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let err = core(
+            Status::failed_precondition("not running"),
+            "exec in",
+            "task",
+            "c",
+        );
+        assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+        assert!(err.to_string().contains("not running"), "{err}");
+        let err = core(Status::unavailable("x"), "get", "container", "c");
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        let err = core(Status::internal("boom"), "start", "task", "c");
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
         assert!(err.to_string().contains("start task \"c\""), "{err}");
     }
 }

@@ -16,8 +16,6 @@ use containerd_client::services::v1::{
 };
 use containerd_client::services::v1::{CreateRequest as LeaseCreate, DeleteRequest as LeaseDelete};
 use containerd_client::types::Descriptor;
-use orion_core::Error;
-use orion_core::error::Result;
 
 use super::ContainerdRuntime;
 use super::content::{BlobSource, sha256_digest};
@@ -27,6 +25,7 @@ use super::layout::{
     choose_platform, invalid, plan_images, read_limited, to_descriptor,
 };
 use super::oci::{ImageConfigFile, chain_ids};
+use crate::error::{Result, RuntimeError};
 
 /// How long an import's lease outlives a crashed importer.
 const IMPORT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -59,8 +58,9 @@ impl ContainerdRuntime {
     /// of the tarball instead. Re-importing an image is harmless. Multi-platform indexes import
     /// the manifest for this machine's platform.
     ///
-    /// Errors: [`Error::Invalid`] for a tarball that is neither format, names no image, or is
-    /// inconsistent; [`Error::Io`] for a read failure; backend errors from containerd.
+    /// Errors: [`RuntimeError::InvalidFields`] for a tarball that is neither format, names no
+    /// image, or is inconsistent; [`RuntimeError::Io`] for a local read or write failure;
+    /// [`RuntimeError::BackendUnavailable`] or [`RuntimeError::Backend`] when containerd fails.
     pub async fn import_image_tar<R>(
         &self,
         reader: R,
@@ -70,7 +70,8 @@ impl ContainerdRuntime {
         R: Read + Send + 'static,
     {
         let staging = self.state_dir().join("import").join(self.unique("tar"));
-        std::fs::create_dir_all(&staging)?;
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| RuntimeError::io(format!("creating {}", staging.display()), e))?;
         let result = self.import_staged(reader, name, &staging).await;
         if let Err(e) = tokio::fs::remove_dir_all(&staging).await {
             tracing::warn!(dir = %staging.display(), error = %e, "cannot remove import staging dir");
@@ -99,7 +100,7 @@ impl ContainerdRuntime {
             plan_images(&dir)
         })
         .await
-        .map_err(|e| Error::backend("import task failed", e))??;
+        .map_err(|e| RuntimeError::backend("import task failed", e))??;
         let plans = apply_name_override(plans, name)?;
 
         let lease = self.unique("orion-import");
@@ -268,7 +269,7 @@ impl ContainerdRuntime {
 
     /// Finds `image` (exactly, or in Docker's normalized form) and makes sure it is unpacked.
     ///
-    /// Absent: [`Error::ImageUnavailable`] naming it; this backend never pulls.
+    /// Absent: [`RuntimeError::ImageUnavailable`] naming it; this backend never pulls.
     pub(crate) async fn resolve_image(&self, image: &str) -> Result<ResolvedImage> {
         let mut found = None;
         for candidate in name_candidates(image) {
@@ -288,7 +289,7 @@ impl ContainerdRuntime {
             }
         }
         let Some(record) = found else {
-            return Err(Error::ImageUnavailable {
+            return Err(RuntimeError::ImageUnavailable {
                 image: image.to_string(),
                 reason: format!(
                     "it is not in containerd namespace {:?}, and the containerd backend does not \
@@ -297,17 +298,19 @@ impl ContainerdRuntime {
                 ),
             });
         };
-        let target = record.target.ok_or_else(|| Error::ImageUnavailable {
-            image: image.to_string(),
-            reason: "its image record has no target".to_string(),
-        })?;
+        let target = record
+            .target
+            .ok_or_else(|| RuntimeError::ImageUnavailable {
+                image: image.to_string(),
+                reason: "its image record has no target".to_string(),
+            })?;
         let manifest_desc = self.platform_manifest(target).await?;
         let manifest: JsonManifest = self.read_json(&manifest_desc.digest).await?;
         let config: ImageConfigFile = self.read_json(&manifest.config.digest).await?;
         let diff_ids = config.rootfs.diff_ids.clone();
         let top = chain_ids(&diff_ids)
             .pop()
-            .ok_or_else(|| Error::ImageUnavailable {
+            .ok_or_else(|| RuntimeError::ImageUnavailable {
                 image: image.to_string(),
                 reason: "its config lists no layers".to_string(),
             })?;
@@ -341,7 +344,7 @@ impl ContainerdRuntime {
         let index: JsonIndex = self.read_json(&target.digest).await?;
         choose_platform(&index.manifests)
             .map(to_descriptor)
-            .ok_or_else(|| Error::ImageUnavailable {
+            .ok_or_else(|| RuntimeError::ImageUnavailable {
                 image: target.digest.clone(),
                 reason: "its index lists no manifest".to_string(),
             })

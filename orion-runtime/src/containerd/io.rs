@@ -19,10 +19,10 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use orion_core::error::Result;
 use orion_core::runtime::{LogLine, LogOptions, LogStream, LogStreamBox};
 
 use super::ContainerdRuntime;
+use crate::error::{Result, RuntimeError};
 
 /// How often a following log stream looks for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -128,6 +128,11 @@ impl Cursor {
         Ok(())
     }
 
+    /// A failure of [`Cursor::read_new`], naming the log file.
+    fn read_error(&self, e: std::io::Error) -> RuntimeError {
+        RuntimeError::io(format!("reading {}", self.path.display()), e)
+    }
+
     /// Emits a last line that has no newline yet.
     fn flush(&mut self, out: &mut Vec<LogLine>) {
         if !self.partial.is_empty() {
@@ -160,7 +165,8 @@ struct Follower {
 }
 
 impl Follower {
-    async fn next(mut self) -> Option<(Result<LogLine>, Self)> {
+    /// The next line; a stream item, so an error is already an [`orion_core::Error`].
+    async fn next(mut self) -> Option<(orion_core::Result<LogLine>, Self)> {
         loop {
             if let Some(line) = self.pending.pop_front() {
                 return Some((Ok(line), self));
@@ -171,7 +177,7 @@ impl Follower {
             let mut lines = Vec::new();
             if let Err(e) = self.cursor.read_new(&mut lines).await {
                 self.done = true;
-                return Some((Err(e.into()), self));
+                return Some((Err(self.cursor.read_error(e).into()), self));
             }
             if !lines.is_empty() {
                 self.pending.extend(lines);
@@ -185,7 +191,7 @@ impl Follower {
                     // Exited (or gone): take what the logger wrote last, then end.
                     if let Err(e) = self.cursor.read_new(&mut lines).await {
                         self.done = true;
-                        return Some((Err(e.into()), self));
+                        return Some((Err(self.cursor.read_error(e).into()), self));
                     }
                     self.cursor.flush(&mut lines);
                     self.pending.extend(lines);
@@ -193,7 +199,7 @@ impl Follower {
                 }
                 Err(e) => {
                     self.done = true;
-                    return Some((Err(e), self));
+                    return Some((Err(e.into()), self));
                 }
             }
         }
@@ -216,7 +222,10 @@ impl ContainerdRuntime {
         self.get_container(id).await?;
         let mut cursor = Cursor::new(main_log(&self.container_dir(id)));
         let mut backlog = Vec::new();
-        cursor.read_new(&mut backlog).await?;
+        cursor
+            .read_new(&mut backlog)
+            .await
+            .map_err(|e| cursor.read_error(e))?;
         if !options.follow {
             cursor.flush(&mut backlog);
         }

@@ -6,10 +6,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use containerd_client::types::Descriptor;
-use orion_core::Error;
-use orion_core::error::{Result, ValidationErrors};
+use orion_core::error::ValidationErrors;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::error::{Result, RuntimeError};
 
 use super::content::{MAX_METADATA_BLOB, WRITE_CHUNK, hex};
 
@@ -95,19 +96,20 @@ pub(crate) fn invalid(
     path: &str,
     value: impl std::fmt::Display,
     expected: impl Into<String>,
-) -> Error {
+) -> RuntimeError {
     let mut errors = ValidationErrors::default();
     errors.push(path, value, expected);
-    Error::Invalid(errors)
+    RuntimeError::InvalidFields(errors)
 }
 
 pub(crate) fn sha256_file(path: &Path) -> Result<(String, i64)> {
-    let mut file = std::fs::File::open(path)?;
+    let io = |e| RuntimeError::io(format!("reading {}", path.display()), e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; WRITE_CHUNK];
     let mut size = 0i64;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = file.read(&mut buf).map_err(io)?;
         if n == 0 {
             break;
         }
@@ -118,7 +120,8 @@ pub(crate) fn sha256_file(path: &Path) -> Result<(String, i64)> {
 }
 
 pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)?.len();
+    let io = |e| RuntimeError::io(format!("reading {}", path.display()), e);
+    let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_METADATA_BLOB as u64 {
         return Err(invalid(
             "image metadata blob",
@@ -126,7 +129,7 @@ pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>> {
             format!("at most {MAX_METADATA_BLOB} bytes"),
         ));
     }
-    Ok(std::fs::read(path)?)
+    std::fs::read(path).map_err(io)
 }
 
 /// The architecture name OCI uses for this machine.
@@ -322,7 +325,7 @@ pub(crate) fn plan_docker_save(root: &Path) -> Result<Vec<PlannedImage>> {
         plans.push(PlannedImage {
             names: entry.repo_tags.unwrap_or_default(),
             manifest: serde_json::to_vec(&manifest)
-                .map_err(|e| Error::backend("encode manifest", e))?,
+                .map_err(|e| RuntimeError::backend("encode manifest", e))?,
             manifest_media_type: DOCKER_MANIFEST.to_string(),
             config,
             layers,

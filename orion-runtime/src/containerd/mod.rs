@@ -6,17 +6,19 @@
 //!   store, creates the image record and unpacks the layers into a snapshot chain.
 //! - Networking has no CNI: only [`NetworkMode::Host`] (the host's network namespace) and
 //!   [`NetworkMode::None`] (an empty one) exist. Bridge networks, named networks and published
-//!   ports are [`Error::Unsupported`], never silently ignored.
+//!   ports are [`RuntimeError::Unsupported`], never silently ignored.
 //! - Output of every container goes to two log files under the state directory, written by a
 //!   small logger the containerd shim runs (so logs survive a restart of the caller).
 //! - OOM kills are read from the cgroup's OOM-kill counter while the stopped task still exists.
+//! - Like the other runtimes, everything inside returns [`RuntimeError`]; the [`Runtime`]
+//!   methods convert it into [`orion_core::Error`] (the same conversion for every backend).
 //!
 //! ```no_run
 //! use orion_core::model::spec::NetworkMode;
 //! use orion_core::runtime::{ContainerSpec, Runtime};
 //! use orion_runtime::containerd::{ContainerdConfig, ContainerdRuntime};
 //!
-//! # async fn demo() -> orion_core::error::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let rt = ContainerdRuntime::connect(ContainerdConfig::default()).await?;
 //! // No pulls: bring the image in from an OCI layout (or `docker save`) tarball.
 //! rt.import_image_tar(std::fs::File::open("busybox.oci.tar")?, Some("busybox:latest"))
@@ -37,6 +39,7 @@
 
 mod content;
 mod errors;
+mod exec;
 mod image;
 mod io;
 mod layout;
@@ -62,14 +65,15 @@ use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{self, Request};
-use orion_core::Error;
-use orion_core::error::{Result, ValidationErrors};
+use orion_core::error::ValidationErrors;
 use orion_core::model::spec::NetworkMode;
 use orion_core::runtime::{
     ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, LogOptions, LogStreamBox, Runtime,
 };
 
 pub use image::ImportedImage;
+
+use crate::error::{Result, RuntimeError};
 
 /// The runtime's name, as returned by [`Runtime::name`].
 pub const NAME: &str = "containerd";
@@ -133,16 +137,17 @@ impl ContainerdRuntime {
 
     /// Connects to containerd and checks that it answers.
     ///
-    /// Errors: [`Error::Invalid`] for a bad namespace; [`Error::Unavailable`] when no socket is
+    /// Errors: [`RuntimeError::InvalidFields`] for a bad namespace, snapshotter or state
+    /// directory (every bad field at once); [`RuntimeError::BackendUnavailable`] when no socket is
     /// found or containerd does not answer on it.
     pub async fn connect(config: ContainerdConfig) -> Result<Self> {
         validate_config(&config)?;
         let socket = detect_socket(config.socket.as_deref())?;
         let channel = containerd_client::connect(&socket).await.map_err(|e| {
-            Error::Unavailable(format!(
-                "cannot connect to containerd at {}: {e}",
-                socket.display()
-            ))
+            RuntimeError::BackendUnavailable {
+                backend: NAME,
+                reason: format!("cannot connect to {}: {e}", socket.display()),
+            }
         })?;
         let runtime = ContainerdRuntime {
             inner: Arc::new(Inner {
@@ -156,17 +161,19 @@ impl ContainerdRuntime {
         Ok(runtime)
     }
 
-    /// The server's version string (for example `1.6.20`).
+    /// The server's version string (for example `1.6.20`); [`RuntimeError::BackendUnavailable`]
+    /// when containerd does not answer.
     pub async fn version(&self) -> Result<String> {
         let response = VersionClient::new(self.channel())
             .version(())
             .await
-            .map_err(|status| {
-                Error::Unavailable(format!(
-                    "containerd at {} does not answer: {}",
+            .map_err(|status| RuntimeError::BackendUnavailable {
+                backend: NAME,
+                reason: format!(
+                    "no answer at {}: {}",
                     self.inner.socket.display(),
                     status.message()
-                ))
+                ),
             })?;
         Ok(response.into_inner().version)
     }
@@ -298,7 +305,7 @@ fn validate_config(config: &ContainerdConfig) -> Result<()> {
             "an absolute path",
         );
     }
-    errors.into_result().map_err(Error::Invalid)
+    Ok(errors.into_result()?)
 }
 
 fn detect_socket(configured: Option<&Path>) -> Result<PathBuf> {
@@ -312,12 +319,13 @@ fn detect_socket(configured: Option<&Path>) -> Result<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-        .ok_or_else(|| {
-            Error::Unavailable(format!(
-                "no containerd socket found (tried {}); start containerd, or set {SOCKET_ENV} \
-                 or ContainerdConfig::socket",
+        .ok_or_else(|| RuntimeError::BackendUnavailable {
+            backend: NAME,
+            reason: format!(
+                "no socket found (tried {}); start containerd, or set {SOCKET_ENV} or \
+                 ContainerdConfig::socket",
                 SOCKET_CANDIDATES.join(", ")
-            ))
+            ),
         })
 }
 
@@ -330,7 +338,7 @@ fn with_secret_env(spec: &ContainerSpec) -> Result<Vec<String>> {
     for secret in &spec.secrets {
         match &secret.target {
             SecretTarget::File(path) => {
-                return Err(Error::Unsupported {
+                return Err(RuntimeError::Unsupported {
                     backend: NAME,
                     feature: format!("secret {:?} as the file {path}", secret.name),
                     hint: "secret files are delivered by the docker runtime only; deliver it \
@@ -342,7 +350,7 @@ fn with_secret_env(spec: &ContainerSpec) -> Result<Vec<String>> {
                 let text = std::str::from_utf8(secret.value.expose())
                     .ok()
                     .filter(|t| !t.contains('\0'))
-                    .ok_or_else(|| Error::Unsupported {
+                    .ok_or_else(|| RuntimeError::Unsupported {
                         backend: NAME,
                         feature: format!("secret {:?}: a binary value in env {var}", secret.name),
                         hint: "env holds UTF-8 text without NUL".to_string(),
@@ -357,7 +365,7 @@ fn with_secret_env(spec: &ContainerSpec) -> Result<Vec<String>> {
 /// Rejects what this backend cannot do, before anything is created.
 fn check_supported(spec: &ContainerSpec) -> Result<()> {
     if !spec.ports.is_empty() {
-        return Err(Error::Unsupported {
+        return Err(RuntimeError::Unsupported {
             backend: NAME,
             feature: "port publishing".to_string(),
             hint: "there is no CNI here; use network_mode host and listen on the host's ports \
@@ -366,7 +374,7 @@ fn check_supported(spec: &ContainerSpec) -> Result<()> {
         });
     }
     if spec.network_mode == NetworkMode::Bridge {
-        return Err(Error::Unsupported {
+        return Err(RuntimeError::Unsupported {
             backend: NAME,
             feature: "network mode bridge".to_string(),
             hint: "there is no CNI here; accepted modes are host (the host's network) and none \
@@ -375,7 +383,7 @@ fn check_supported(spec: &ContainerSpec) -> Result<()> {
         });
     }
     if let Some(network) = &spec.network {
-        return Err(Error::Unsupported {
+        return Err(RuntimeError::Unsupported {
             backend: NAME,
             feature: format!("named network {network:?}"),
             hint: "there is no CNI here; leave network unset and use network_mode host or none"
@@ -391,41 +399,45 @@ impl Runtime for ContainerdRuntime {
         NAME
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<()> {
-        self.resolve_image(image).await.map(|_| ())
+    async fn ensure_image(&self, image: &str) -> orion_core::Result<()> {
+        self.resolve_image(image).await?;
+        Ok(())
     }
 
-    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerInfo> {
-        self.create_and_start_task(spec).await
+    async fn create_and_start(&self, spec: &ContainerSpec) -> orion_core::Result<ContainerInfo> {
+        Ok(self.create_and_start_task(spec).await?)
     }
 
-    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
-        self.stop_task(id, grace).await
+    async fn stop(&self, id: &str, grace: Duration) -> orion_core::Result<()> {
+        Ok(self.stop_task(id, grace).await?)
     }
 
-    async fn remove(&self, id: &str) -> Result<()> {
-        self.remove_container(id).await
+    async fn remove(&self, id: &str) -> orion_core::Result<()> {
+        Ok(self.remove_container(id).await?)
     }
 
-    async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
-        self.inspect_container(id).await
+    async fn inspect(&self, id: &str) -> orion_core::Result<ContainerInfo> {
+        Ok(self.inspect_container(id).await?)
     }
 
-    async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
-        self.list_containers(labels).await
+    async fn list(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> orion_core::Result<Vec<ContainerInfo>> {
+        Ok(self.list_containers(labels).await?)
     }
 
-    async fn logs(&self, id: &str, options: LogOptions) -> Result<LogStreamBox> {
+    async fn logs(&self, id: &str, options: LogOptions) -> orion_core::Result<LogStreamBox> {
         options.refuse_times(self.name())?;
-        self.container_logs(id, options).await
+        Ok(self.container_logs(id, options).await?)
     }
 
-    async fn stats(&self, id: &str) -> Result<ContainerStats> {
-        self.container_stats(id).await
+    async fn stats(&self, id: &str) -> orion_core::Result<ContainerStats> {
+        Ok(self.container_stats(id).await?)
     }
 
-    async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput> {
-        self.exec_in(id, command).await
+    async fn exec(&self, id: &str, command: &[String]) -> orion_core::Result<ExecOutput> {
+        Ok(self.exec_in(id, command).await?)
     }
 }
 
@@ -456,8 +468,8 @@ mod tests {
             state_dir: PathBuf::from("relative"),
             ..ContainerdConfig::default()
         };
-        let Err(Error::Invalid(errors)) = validate_config(&config) else {
-            panic!("expected Invalid");
+        let Err(RuntimeError::InvalidFields(errors)) = validate_config(&config) else {
+            panic!("expected InvalidFields");
         };
         let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
@@ -478,7 +490,7 @@ mod tests {
         };
         assert!(matches!(
             check_supported(&spec),
-            Err(Error::Unsupported { .. })
+            Err(RuntimeError::Unsupported { .. })
         ));
         let spec = ContainerSpec {
             network_mode: NetworkMode::Host,

@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use orion_core::error::{Result, ValidationErrors};
+use orion_core::error::ValidationErrors;
 use orion_core::model::spec::NetworkMode;
 use orion_core::runtime::ContainerSpec;
 
 use super::oci::BindMount;
+use crate::error::Result;
 
 /// `/etc/hosts` and `/etc/resolv.conf` for the container, mounted read-only.
 #[derive(Debug, Clone)]
@@ -82,9 +83,8 @@ impl NameFiles {
 
 #[cfg(test)]
 mod tests {
-    use orion_core::Error;
-
     use super::*;
+    use crate::error::RuntimeError;
 
     #[test]
     fn name_files_validate_entries() {
@@ -94,8 +94,9 @@ mod tests {
             dns: vec!["x".into()],
             ..ContainerSpec::default()
         };
-        let Err(Error::Invalid(errors)) = NameFiles::for_spec(&spec, dir.path()) else {
-            panic!("expected Invalid");
+        let Err(RuntimeError::InvalidFields(errors)) = NameFiles::for_spec(&spec, dir.path())
+        else {
+            panic!("expected InvalidFields");
         };
         let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["extra_hosts[1]", "dns[0]"]);

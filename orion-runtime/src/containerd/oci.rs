@@ -1,13 +1,13 @@
 //! OCI pieces: the image config, chain ids, and the runtime spec runc gets.
 
-use orion_core::Error;
-use orion_core::error::{Result, ValidationErrors};
+use orion_core::error::ValidationErrors;
 use orion_core::model::spec::NetworkMode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::content::hex;
+use crate::error::{Result, RuntimeError};
 
 /// The type URL containerd expects on a container's spec.
 pub(crate) const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -150,7 +150,7 @@ pub(crate) fn process_input(
     let (uid, gid) = match parse_user(defaults.user.as_deref().unwrap_or("")) {
         Some(ids) => ids,
         None => {
-            return Err(Error::Unsupported {
+            return Err(RuntimeError::Unsupported {
                 backend: super::NAME,
                 feature: format!("image user {:?}", defaults.user.unwrap_or_default()),
                 hint: "the containerd backend accepts numeric users (uid or uid:gid) only"
@@ -327,10 +327,10 @@ mod tests {
     #[test]
     fn bad_process_inputs_name_their_fields() {
         let img = image(&[], &[]);
-        let Err(Error::Invalid(errors)) =
+        let Err(RuntimeError::InvalidFields(errors)) =
             process_input(&img, None, &[], &["novalue".into()], "relative")
         else {
-            panic!("expected Invalid");
+            panic!("expected InvalidFields");
         };
         let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["command", "env[0]", "workdir"]);

@@ -5,13 +5,12 @@
 use std::time::{Duration, Instant};
 
 use containerd_client::services::v1::MetricsRequest;
-use orion_core::Error;
-use orion_core::error::Result;
 use orion_core::runtime::ContainerStats;
 use prost::Message;
 
 use super::ContainerdRuntime;
 use super::errors::on;
+use crate::error::{Result, RuntimeError};
 
 /// Time between the two CPU samples a stats call takes.
 const CPU_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -108,8 +107,9 @@ pub(crate) struct Sample {
 
 /// Decodes a metrics `Any` by its type URL.
 pub(crate) fn decode_sample(type_url: &str, value: &[u8]) -> Result<Sample> {
-    let corrupt = |e: prost::DecodeError| Error::Corrupt {
-        key: type_url.to_string(),
+    let corrupt = |e: prost::DecodeError| RuntimeError::CorruptRecord {
+        kind: "metrics sample",
+        path: type_url.to_string(),
         reason: e.to_string(),
     };
     let limit = |l: u64| (l > 0 && l < UNLIMITED_ABOVE).then_some(l);
@@ -136,7 +136,7 @@ pub(crate) fn decode_sample(type_url: &str, value: &[u8]) -> Result<Sample> {
             oom_kills: m.memory_events.map(|e| e.oom_kill).unwrap_or(0),
         })
     } else {
-        Err(Error::Unsupported {
+        Err(RuntimeError::Unsupported {
             backend: super::NAME,
             feature: format!("metrics of type {type_url:?}"),
             hint: "known types are io.containerd.cgroups.v1.Metrics and v2.Metrics".to_string(),
@@ -195,7 +195,10 @@ impl ContainerdRuntime {
             .into_iter()
             .find(|m| m.id == id)
             .and_then(|m| m.data)
-            .ok_or_else(|| Error::not_found("task metrics", id))?;
+            .ok_or_else(|| RuntimeError::ObjectNotFound {
+                kind: "task metrics",
+                name: id.to_owned(),
+            })?;
         decode_sample(&data.type_url, &data.value)
     }
 }
@@ -240,7 +243,7 @@ mod tests {
         );
         assert!(matches!(
             decode_sample("other", &[]),
-            Err(Error::Unsupported { .. })
+            Err(RuntimeError::Unsupported { .. })
         ));
     }
 

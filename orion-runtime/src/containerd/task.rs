@@ -1,4 +1,4 @@
-//! Containers and their tasks: create+start, stop, remove, inspect, list, exec.
+//! Containers and their tasks: create+start, stop, remove, inspect, list (exec is in `exec.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -8,21 +8,21 @@ use containerd_client::services::v1::container::Runtime as ContainerRuntimeInfo;
 use containerd_client::services::v1::snapshots::PrepareSnapshotRequest;
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
-    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
-    KillRequest, ListContainersRequest, ListTasksRequest, StartRequest, WaitRequest,
+    DeleteTaskRequest, GetContainerRequest, GetRequest, KillRequest, ListContainersRequest,
+    ListTasksRequest, StartRequest, WaitRequest,
 };
 use containerd_client::tonic::Status;
 use containerd_client::types::v1::{Process, Status as ProcessStatus};
-use orion_core::Error;
-use orion_core::error::{Result, ValidationErrors};
-use orion_core::runtime::{ContainerInfo, ContainerSpec, ContainerStatus, ExecOutput};
+use orion_core::error::ValidationErrors;
+use orion_core::runtime::{ContainerInfo, ContainerSpec, ContainerStatus};
 use prost_types::Any;
 
 use super::errors::{is_gone, on};
-use super::io::{OutputFiles, main_log, main_log_uri};
+use super::io::{main_log, main_log_uri};
 use super::name_files::NameFiles;
-use super::oci::{self, BindMount, PROCESS_TYPE_URL, SPEC_TYPE_URL, SpecInput};
-use super::{ContainerdRuntime, check_supported, is_valid_identifier, to_hash_map};
+use super::oci::{self, BindMount, SPEC_TYPE_URL, SpecInput};
+use super::{ContainerdRuntime, NAME, check_supported, is_valid_identifier, to_hash_map};
+use crate::error::{Result, RuntimeError};
 
 const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
@@ -76,7 +76,7 @@ fn info_of(container: Container, process: Option<&Process>) -> ContainerInfo {
 }
 
 /// A runc error that means the command itself is wrong (absent or not executable).
-fn is_bad_command(status: &Status) -> bool {
+pub(super) fn is_bad_command(status: &Status) -> bool {
     let m = status.message();
     m.contains("executable file not found")
         || m.contains("no such file or directory")
@@ -110,7 +110,7 @@ impl ContainerdRuntime {
             .map_err(on("get", "container", id))?
             .into_inner()
             .container
-            .ok_or_else(|| Error::not_found("container", id))
+            .ok_or_else(|| RuntimeError::NotFound(id.to_owned()))
     }
 
     /// The task's main process; `None` when the container has no task.
@@ -136,13 +136,13 @@ impl ContainerdRuntime {
         check_supported(spec)?;
         let id = spec.name.as_str();
         if !is_valid_identifier(id) {
-            let mut errors = ValidationErrors::default();
-            errors.push(
-                "name",
-                format!("{id:?}"),
-                "letters and digits, separated by single '.', '_' or '-' (at most 76 characters)",
-            );
-            return Err(Error::Invalid(errors));
+            return Err(RuntimeError::InvalidSpec {
+                field: "name".to_owned(),
+                value: id.to_owned(),
+                expected: "letters and digits, separated by single '.', '_' or '-' (at most 76 \
+                           characters)"
+                    .to_owned(),
+            });
         }
         let image = self.resolve_image(&spec.image).await?;
         let env = super::with_secret_env(spec)?;
@@ -177,7 +177,7 @@ impl ContainerdRuntime {
             spec: Some(Any {
                 type_url: SPEC_TYPE_URL.to_string(),
                 value: serde_json::to_vec(&runtime_spec)
-                    .map_err(|e| Error::backend("encode runtime spec", e))?,
+                    .map_err(|e| RuntimeError::backend("encode runtime spec", e))?,
             }),
             snapshotter: self.snapshotter().to_string(),
             snapshot_key: id.to_string(),
@@ -192,9 +192,10 @@ impl ContainerdRuntime {
         if let Err(status) = created {
             return Err(
                 if status.code() == containerd_client::tonic::Code::AlreadyExists {
-                    Error::Conflict(format!(
-                        "container name {id:?} is already in use; remove it first"
-                    ))
+                    RuntimeError::Conflict {
+                        id: id.to_owned(),
+                        reason: "the name is already in use; remove it first".to_owned(),
+                    }
                 } else {
                     on("create", "container", id)(status)
                 },
@@ -202,12 +203,19 @@ impl ContainerdRuntime {
         }
         // The name is ours now: replace whatever an interrupted earlier container left there.
         let started = async {
+            let io = |doing: &str, e| RuntimeError::io(format!("{doing} {}", dir.display()), e);
             match tokio::fs::remove_dir_all(&dir).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("removing", e));
+                }
                 _ => {}
             }
-            tokio::fs::create_dir_all(&dir).await?;
-            name_files.write()?;
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| io("creating", e))?;
+            name_files
+                .write()
+                .map_err(|e| io("writing hosts and resolv.conf in", e))?;
             self.start_task(id, &image.chain_id, &dir, spec).await
         };
         match started.await {
@@ -253,7 +261,7 @@ impl ContainerdRuntime {
                         status.message()
                     ),
                 );
-                Error::Invalid(errors)
+                RuntimeError::InvalidFields(errors)
             } else {
                 on("start", "task", id)(status)
             }
@@ -308,7 +316,9 @@ impl ContainerdRuntime {
                     continue;
                 }
                 let dir = self.state_dir().join("volumes").join(&m.source);
-                std::fs::create_dir_all(&dir)?;
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    RuntimeError::io(format!("creating volume {}", dir.display()), e)
+                })?;
                 dir.to_string_lossy().into_owned()
             };
             out.push(BindMount {
@@ -334,9 +344,10 @@ impl ContainerdRuntime {
         self.kill(id, SIGKILL, true).await?;
         match tokio::time::timeout(KILL_WAIT, self.wait(id, "")).await {
             Ok(result) => result.map(|_| ()),
-            Err(_) => Err(Error::Unavailable(format!(
-                "container {id:?} did not exit within {KILL_WAIT:?} of SIGKILL"
-            ))),
+            Err(_) => Err(RuntimeError::BackendUnavailable {
+                backend: NAME,
+                reason: format!("container {id:?} did not exit within {KILL_WAIT:?} of SIGKILL"),
+            }),
         }
     }
 
@@ -359,7 +370,7 @@ impl ContainerdRuntime {
     }
 
     /// Waits for a process to exit; returns its exit status.
-    async fn wait(&self, id: &str, exec_id: &str) -> Result<u32> {
+    pub(super) async fn wait(&self, id: &str, exec_id: &str) -> Result<u32> {
         let waited = self
             .tasks()
             .wait(self.request(WaitRequest {
@@ -408,8 +419,11 @@ impl ContainerdRuntime {
             return Err(on("delete", "container", id)(status));
         }
         self.remove_snapshot(id).await;
-        match tokio::fs::remove_dir_all(self.container_dir(id)).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        let dir = self.container_dir(id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RuntimeError::io(format!("removing {}", dir.display()), e))
+            }
             _ => Ok(()),
         }
     }
@@ -468,118 +482,6 @@ impl ContainerdRuntime {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
-
-    pub(crate) async fn exec_in(&self, id: &str, command: &[String]) -> Result<ExecOutput> {
-        if command.is_empty() {
-            let mut errors = ValidationErrors::default();
-            errors.push("command", "[]", "a program and its arguments");
-            return Err(Error::Invalid(errors));
-        }
-        let container = self.get_container(id).await?;
-        if !self
-            .task_process(id)
-            .await?
-            .is_some_and(|p| ProcessStatus::try_from(p.status) == Ok(ProcessStatus::Running))
-        {
-            return Err(Error::Conflict(format!(
-                "container {id:?} is not running; exec needs a running container"
-            )));
-        }
-        let mut process: serde_json::Value = container
-            .spec
-            .as_ref()
-            .and_then(|s| serde_json::from_slice::<serde_json::Value>(&s.value).ok())
-            .and_then(|s| s.get("process").cloned())
-            .ok_or_else(|| Error::Corrupt {
-                key: format!("container {id}"),
-                reason: "its runtime spec has no process".to_string(),
-            })?;
-        process["args"] = serde_json::json!(command);
-        let exec_id = self.unique("exec");
-        let files = OutputFiles::exec(&self.container_dir(id), &exec_id);
-        let uri = files.uri();
-        self.tasks()
-            .exec(
-                self.request(ExecProcessRequest {
-                    container_id: id.to_string(),
-                    stdin: String::new(),
-                    stdout: uri.clone(),
-                    stderr: uri,
-                    terminal: false,
-                    spec: Some(Any {
-                        type_url: PROCESS_TYPE_URL.to_string(),
-                        value: serde_json::to_vec(&process)
-                            .map_err(|e| Error::backend("encode exec process", e))?,
-                    }),
-                    exec_id: exec_id.clone(),
-                }),
-            )
-            .await
-            .map_err(on("exec in", "container", id))?;
-        let started = self
-            .tasks()
-            .start(self.request(StartRequest {
-                container_id: id.to_string(),
-                exec_id: exec_id.clone(),
-            }))
-            .await;
-        let outcome = match started {
-            Ok(_) => self
-                .wait(id, &exec_id)
-                .await
-                .map(|code| (i64::from(code), None)),
-            // Docker's convention: 127 for a command that is not there, 126 for one that cannot run.
-            Err(status) if is_bad_command(&status) => {
-                let code = if status.message().contains("permission denied") {
-                    126
-                } else {
-                    127
-                };
-                Ok((code, Some(status.message().to_string())))
-            }
-            Err(status) => Err(on("start exec in", "container", id)(status)),
-        };
-        let deleted = self
-            .tasks()
-            .delete_process(self.request(DeleteProcessRequest {
-                container_id: id.to_string(),
-                exec_id: exec_id.clone(),
-            }))
-            .await;
-        if let Err(status) = deleted
-            && !is_gone(&status)
-        {
-            tracing::warn!(id, exec_id, error = %status, "cannot delete exec process");
-        }
-        let (stdout, cut_out) = read_and_remove(&files.stdout).await;
-        let (mut stderr, cut_err) = read_and_remove(&files.stderr).await;
-        let (exit_code, start_error) = outcome?;
-        if let Some(message) = start_error {
-            stderr.push_str(&message);
-        }
-        Ok(ExecOutput {
-            exit_code,
-            stdout,
-            stderr,
-            truncated: cut_out || cut_err,
-        })
-    }
-}
-
-/// The file's first [`orion_core::runtime::MAX_EXEC_OUTPUT`] bytes, and whether it was
-/// longer; the file is removed.
-async fn read_and_remove(path: &Path) -> (String, bool) {
-    use tokio::io::AsyncReadExt;
-    let limit = orion_core::runtime::MAX_EXEC_OUTPUT;
-    let mut kept = Vec::new();
-    let mut longer = false;
-    if let Ok(file) = tokio::fs::File::open(path).await {
-        let _ = file.take(limit as u64 + 1).read_to_end(&mut kept).await;
-        longer = kept.len() > limit;
-        kept.truncate(limit);
-    }
-    let _ = tokio::fs::remove_file(path).await;
-    (String::from_utf8_lossy(&kept).into_owned(), longer)
 }
 
 #[cfg(test)]

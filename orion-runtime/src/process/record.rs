@@ -44,6 +44,7 @@ impl ProcessRecord {
     /// Writes `record.json` atomically (temp file, then rename).
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| RuntimeError::CorruptRecord {
+            kind: "process record",
             path: dir.join(RECORD_FILE).display().to_string(),
             reason: e.to_string(),
         })?;
@@ -61,6 +62,7 @@ impl ProcessRecord {
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| RuntimeError::CorruptRecord {
+                kind: "process record",
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })
