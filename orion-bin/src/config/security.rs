@@ -5,7 +5,7 @@
 //!   certRotation: 24h     # node certificate lifetime; renewed when a third is left; at least 1h
 //!   externalCa:           # optional: the bootstrap node's CA instead of a generated one
 //!     certFile: /etc/orion/ca.crt   # PEM, absolute path; the first certificate is the CA
-//!     keyFile: /etc/orion/ca.key    # PEM (PKCS#8), absolute path, no access for group or others
+//!     keyFile: /etc/orion/ca.key    # PEM (unencrypted PKCS#8), absolute path, mode 0600 or 0400
 //! ```
 
 use std::io::Read;
@@ -41,7 +41,7 @@ pub struct ExternalCa {
     /// The CA certificate (PEM; the first certificate in the file is the CA).
     #[serde(alias = "certFile")]
     pub cert_file: Option<PathBuf>,
-    /// The CA's private key (PEM, PKCS#8 or SEC1 as rcgen reads them).
+    /// The CA's private key (PEM, unencrypted PKCS#8: RSA, ECDSA P-256/P-384 or Ed25519).
     #[serde(alias = "keyFile")]
     pub key_file: Option<PathBuf>,
 }
@@ -297,6 +297,20 @@ mod tests {
             e.contains("security.externalCa.certFile") && e.contains("cannot open"),
             "{e}"
         );
+
+        let garbage = dir.path().join("garbage.key");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let not_pkcs8 = ExternalCa {
+            cert_file: ca.cert_file.clone(),
+            key_file: Some(garbage),
+        };
+        let e = err(&not_pkcs8);
+        assert!(e.contains("expected an unencrypted PKCS#8 PEM key"), "{e}");
 
         let big = dir.path().join("big.crt");
         std::fs::write(&big, vec![b'A'; MAX_PEM_BYTES as usize + 1]).unwrap();

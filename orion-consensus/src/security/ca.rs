@@ -131,9 +131,19 @@ impl ClusterCa {
     /// An external CA supplied by the operator (a root or an intermediate of their PKI): the
     /// first certificate of `cert_pem` and its key `key_pem`, checked before use.
     ///
-    /// Errors: the certificate is not a CA (no basic constraints `CA:TRUE`, or a key usage
-    /// without `keyCertSign`), is expired or not yet valid, or `key_pem` is not its key.
+    /// Errors: the key is not an unencrypted PKCS#8 PEM key, the certificate is not a CA (no
+    /// basic constraints `CA:TRUE`, or a key usage without `keyCertSign`), is expired or not yet
+    /// valid, or `key_pem` is not its key.
     pub fn external(cert_pem: &str, key_pem: &str) -> Result<Self> {
+        KeyPair::from_pem(key_pem).map_err(|e| {
+            Error::security(
+                "external CA key",
+                format!(
+                    "{e}; expected an unencrypted PKCS#8 PEM key (BEGIN PRIVATE KEY): RSA, \
+                     ECDSA P-256/P-384 or Ed25519"
+                ),
+            )
+        })?;
         let ca = Self::from_pem(cert_pem, Some(key_pem))?;
         let refuse = |reason: &str| Err(Error::security("external CA", reason));
         let (_, x509) = x509_parser::parse_x509_certificate(&ca.cert)
