@@ -599,4 +599,10 @@ async fn an_external_intermediate_ca_signs_the_node_certificates_and_join_tokens
     assert!(!status.success());
     let log = c.nodes[0].read_log();
     assert!(log.contains("already holds another cluster CA"), "{log}");
+
+    // The same external CA, its key file gone (the key is in keys/ now): the node starts.
+    std::fs::remove_file(dir.join("pki.key")).expect("rm");
+    c.nodes[0].extra_args.clear();
+    c.nodes[0].use_config(&external_ca_yaml(&dir, "pki"));
+    c.start(0).await;
 }

@@ -77,6 +77,19 @@ impl ExternalCa {
     }
 }
 
+impl ExternalCa {
+    /// The digest of the CA in `certFile` (the key file is not read): to compare with the CA a
+    /// data dir already holds.
+    pub fn cert_digest(&self) -> anyhow::Result<orion_consensus::security::CaDigest> {
+        let (cert_file, _) = self.paths()?;
+        let cert = read_pem(cert_file, "certFile", false)?;
+        let ca = ClusterCa::from_pem(&cert, None).map_err(|e| {
+            anyhow::anyhow!("security.externalCa.certFile {}: {e}", cert_file.display())
+        })?;
+        Ok(ca.digest())
+    }
+}
+
 /// A path of `security.externalCa.{field}`: present and absolute.
 fn checked_path<'a>(p: &'a Option<PathBuf>, field: &str) -> anyhow::Result<&'a Path> {
     let Some(p) = p.as_deref() else {

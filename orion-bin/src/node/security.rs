@@ -149,37 +149,38 @@ pub async fn prepare(settings: &Settings, join_token: Option<&str>) -> Result<No
     })
 }
 
-/// `security.externalCa`, loaded and checked against this node's data dir: `None` when not
-/// configured. Refused (saying how to proceed) on a node with no CA yet that does not bootstrap
-/// (a joining node gets the cluster's CA at admission), and on a data dir that already holds
-/// another CA (a cluster's CA is fixed at its first bootstrap).
+/// `security.externalCa`, loaded and checked, when this node is to take it: at a first
+/// bootstrap (no CA in the data dir yet). `None` when not configured, or when the data dir
+/// already holds that same CA (then only `certFile` is read, to compare). Refused, saying how to
+/// proceed, on a node with no CA yet that does not bootstrap (a joining node gets the cluster's
+/// CA at admission), and on a data dir that already holds another CA (a cluster's CA is fixed
+/// at its first bootstrap).
 fn external_ca(settings: &Settings, keys: &std::path::Path) -> Result<Option<ClusterCa>> {
     let Some(config) = &settings.config.security.external_ca else {
         return Ok(None);
     };
-    let current = ClusterCa::load(keys).context("the cluster CA")?;
-    if current.is_none() && !settings.bootstrap {
-        bail!(
-            "security.externalCa is only for the node that bootstraps the cluster: a joining \
-             node gets the cluster's CA at admission (pinned by its join token); remove \
-             security.externalCa from this node's orion.yaml"
-        );
-    }
-    let external = config.load()?;
-    if let Some(current) = current
-        && current.digest() != external.digest()
-    {
+    let Some(current) = ClusterCa::load(keys).context("the cluster CA")? else {
+        if !settings.bootstrap {
+            bail!(
+                "security.externalCa is only for the node that bootstraps the cluster: a joining \
+                 node gets the cluster's CA at admission (pinned by its join token); remove \
+                 security.externalCa from this node's orion.yaml"
+            );
+        }
+        return config.load().map(Some);
+    };
+    let external = config.cert_digest()?;
+    if current.digest() != external {
         bail!(
             "security.externalCa: the data dir {} already holds another cluster CA (digest {}; \
-             the external CA's is {}); a cluster's CA is fixed at its first bootstrap. Remove \
-             security.externalCa to keep the current CA, or bootstrap a new cluster with an \
-             empty --data-dir to use the external one",
+             the external CA's is {external}); a cluster's CA is fixed at its first bootstrap. \
+             Remove security.externalCa to keep the current CA, or bootstrap a new cluster with \
+             an empty --data-dir to use the external one",
             settings.data_dir.display(),
             current.digest(),
-            external.digest()
         );
     }
-    Ok(Some(external))
+    Ok(None)
 }
 
 /// The role a certificate names (a certificate without one is taken as a worker's: the least).
