@@ -484,3 +484,125 @@ async fn the_api_is_tls_by_default_and_the_cli_trusts_the_ca_beside_its_credenti
         "{log}"
     );
 }
+
+/// A root CA and an intermediate it signed, as rcgen makes them; the intermediate's certificate
+/// and key are written to `dir/<name>.crt` and `.key` (mode 0600). Returns (root PEM,
+/// intermediate PEM, intermediate DER).
+fn user_pki(dir: &std::path::Path, name: &str) -> (String, String, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use std::os::unix::fs::PermissionsExt;
+    let ca_params = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let root_key = KeyPair::generate().expect("key");
+    let root_params = ca_params(&format!("{name} root"));
+    let root = root_params.self_signed(&root_key).expect("root");
+    let key = KeyPair::generate().expect("key");
+    let issuer = Issuer::new(root_params, root_key);
+    let inter = ca_params(&format!("{name} intermediate"))
+        .signed_by(&key, &issuer)
+        .expect("intermediate");
+    std::fs::write(dir.join(format!("{name}.crt")), inter.pem()).expect("write");
+    let key_file = dir.join(format!("{name}.key"));
+    std::fs::write(&key_file, key.serialize_pem()).expect("write");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    (root.pem(), inter.pem(), inter.der().to_vec())
+}
+
+/// An orion.yaml naming `dir/<name>.crt` and `.key` as `security.externalCa`.
+fn external_ca_yaml(dir: &std::path::Path, name: &str) -> String {
+    let path = |ext: &str| dir.join(format!("{name}.{ext}")).display().to_string();
+    format!(
+        "security:\n  externalCa:\n    certFile: {}\n    keyFile: {}\n",
+        path("crt"),
+        path("key")
+    )
+}
+
+/// Whether a client trusting only `ca_pem` completes a TLS handshake with `addr` (any HTTP
+/// answer counts: the node's certificate chained to that CA).
+async fn handshake_trusting(ca_pem: &str, addr: std::net::SocketAddr) -> bool {
+    let client = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).expect("pem"))
+        .build()
+        .expect("client");
+    client
+        .get(format!("https://{addr}/healthz"))
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_intermediate_ca_signs_the_node_certificates_and_join_tokens_pin_it() {
+    use sha2::Digest;
+    let mut c = TestCluster::with_runtime(
+        "extca",
+        &[Role::Bootstrap, Role::Bootstrap],
+        NodeRuntime::Process,
+    )
+    .await;
+    let seed = c.nodes[0].raft;
+    c.nodes[1].role = Role::Join(seed);
+    let dir = c.dir().to_path_buf();
+    let (root, inter, inter_der) = user_pki(&dir, "pki");
+    let (_, other, _) = user_pki(&dir, "other");
+    c.nodes[0].use_config(&external_ca_yaml(&dir, "pki"));
+    c.start(0).await;
+
+    // The join tokens pin the external CA.
+    let digest: String = sha2::Sha256::digest(&inter_der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let parts: Vec<&str> = c.voter_token.split("::").collect();
+    assert_eq!(parts.get(1), Some(&digest.as_str()), "{}", c.voter_token);
+
+    // A joining node may not bring its own CA: it gets the cluster's at admission.
+    c.nodes[1].use_config(&external_ca_yaml(&dir, "other"));
+    c.nodes[1].join_token = c.voter_token.clone();
+    c.nodes[1].spawn();
+    let status = c.nodes[1].wait_exit(JOIN_WAIT).expect("refused");
+    assert!(!status.success());
+    let log = c.nodes[1].read_log();
+    assert!(log.contains("gets the cluster's CA at admission"), "{log}");
+    assert!(!c.nodes[1].data_dir.join("keys/node.crt").exists());
+
+    // Without it, the voter token admits the node; its certificate chains to the intermediate
+    // (and so to the user's root), not to another CA.
+    c.nodes[1].extra_args.clear();
+    c.start(1).await;
+    let ca = std::fs::read_to_string(c.nodes[1].data_dir.join("keys/ca.crt")).expect("ca.crt");
+    assert_eq!(ca.replace('\r', "").trim(), inter.replace('\r', "").trim());
+    for n in [0, 1] {
+        let raft = c.nodes[n].raft;
+        assert!(
+            handshake_trusting(&inter, raft).await,
+            "node {n}: intermediate"
+        );
+        assert!(handshake_trusting(&root, raft).await, "node {n}: root");
+        assert!(
+            !handshake_trusting(&other, raft).await,
+            "node {n}: another CA"
+        );
+    }
+
+    // Node 0 restarted with another external CA than the one its data dir holds: refused.
+    c.nodes[0].sigterm();
+    c.nodes[0].extra_args.clear();
+    c.nodes[0].use_config(&external_ca_yaml(&dir, "other"));
+    c.nodes[0].spawn();
+    let status = c.nodes[0].wait_exit(JOIN_WAIT).expect("refused");
+    assert!(!status.success());
+    let log = c.nodes[0].read_log();
+    assert!(log.contains("already holds another cluster CA"), "{log}");
+
+    // The same external CA, its key file gone (the key is in keys/ now): the node starts.
+    std::fs::remove_file(dir.join("pki.key")).expect("rm");
+    c.nodes[0].extra_args.clear();
+    c.nodes[0].use_config(&external_ca_yaml(&dir, "pki"));
+    c.start(0).await;
+}

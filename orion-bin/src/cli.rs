@@ -528,6 +528,8 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["orion", "token", "revoke"]).is_err());
         assert!(Cli::try_parse_from(["orion", "token", "list"]).is_ok());
+        assert!(Cli::try_parse_from(["orion", "token", "recover", "--data-dir", "d"]).is_ok());
+        assert!(Cli::try_parse_from(["orion", "token", "recover"]).is_err());
     }
 
     #[test]

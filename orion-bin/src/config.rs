@@ -31,7 +31,7 @@
 //! hostAccess:                         # what specs may ask of this host (admin tokens only)
 //!   paths: []                         # host directories that may be bind-mounted
 //!   features: []                      # hostNetwork, engineSocket
-//! security: { certRotation: 24h }   # node certificate lifetime, at least 1h (config/security.rs)
+//! security: { certRotation: 24h }   # node certificate lifetime, at least 1h; externalCa (config/security.rs)
 //! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto, forward: [] }   # config/dns.rs
 //! ```
 
@@ -437,7 +437,7 @@ impl Config {
             .check()
             .map_err(|e| anyhow::anyhow!("hostAccess.{e}"))?;
         self.network.monitoring.check()?;
-        self.security.rotation()?;
+        self.security.check()?;
         Ok(())
     }
 

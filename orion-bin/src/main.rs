@@ -32,6 +32,7 @@ mod secret_cli;
 mod selector;
 mod shell_cli;
 mod token_cli;
+mod token_recover;
 mod top;
 mod verbs_cli;
 mod write_cli;
@@ -89,12 +90,18 @@ async fn dispatch(mut cli: Cli) -> anyhow::Result<()> {
         Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
         Command::Start(start) if start.file.is_none() => None,
         Command::Completions { .. } | Command::Man { .. } | Command::Context { .. } => None,
+        Command::Token {
+            action: token_cli::TokenAction::Recover { .. },
+        } => None,
         _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
     };
     let ca = match &cli.command {
         Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
         Command::Start(start) if start.file.is_none() => None,
         Command::Completions { .. } | Command::Man { .. } | Command::Context { .. } => None,
+        Command::Token {
+            action: token_cli::TokenAction::Recover { .. },
+        } => None,
         _ => credentials::resolve_ca(cli.ca.as_deref(), cli.credentials.as_deref())?,
     };
     let client = Client::new(&cli.addr)

@@ -34,6 +34,13 @@ pub enum TokenAction {
         #[arg(value_parser = ["voter", "worker"])]
         role: String,
     },
+    /// Make a new admin token through the node running on a voter's data dir, for whoever can
+    /// write that dir (no API token needed); it is written to DIR/credentials and printed once.
+    Recover {
+        /// The voter's data dir (its --data-dir).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
 }
 
 impl Tabular for TokenInfo {
@@ -87,6 +94,7 @@ pub async fn token(client: &Client, action: TokenAction, format: OutputFormat) -
                 println!("revoked token {id}");
             }
         }
+        TokenAction::Recover { data_dir } => crate::token_recover::recover(&data_dir).await?,
         TokenAction::Rotate { role } => {
             let rotated: crate::api::join_tokens::RotatedJoinToken = client
                 .call(

@@ -327,6 +327,11 @@ async fn run(
             parts.ca_digest.clone(),
         ));
     }
+    // `orion token recover`: requests left in the data dir (see crate::token_recover).
+    tokio::spawn(crate::token_recover::serve_requests(
+        store.inner().clone(),
+        settings.data_dir.clone(),
+    ));
     tokio::spawn(metrics::watch_cluster_events(
         metrics.clone(),
         parts.raft_leader.clone(),

@@ -2,7 +2,8 @@
 //! CA, this node's certificate and key, and the cluster key, in `<data dir>/keys/`.
 //!
 //! - **First bootstrap** (`orion server --bootstrap`, `orion up`): generates the CA (its key
-//!   mode 0600), the cluster key and a voter certificate for this node.
+//!   mode 0600), or takes `security.externalCa` and copies it into the keys dir, then makes the
+//!   cluster key and a voter certificate for this node.
 //! - **First join** (`--join RAFT_ADDR --join-token TOKEN`): asks the member at `RAFT_ADDR` for
 //!   admission over TLS pinned to the CA digest in the token (nothing is sent to a server of
 //!   another CA), and keeps the certificate, the CA (with its key for a voter) and the cluster
@@ -60,6 +61,7 @@ pub async fn prepare(settings: &Settings, join_token: Option<&str>) -> Result<No
     let keys = keys_dir(&settings.data_dir);
     let period = settings.config.security.rotation()?;
     let addresses = cert_addresses(settings);
+    let external = external_ca(settings, &keys)?;
     if let Some(cert) = NodeCert::load(&keys).context("this node's certificate")? {
         let ca = ClusterCa::load(&keys)
             .context("the cluster CA")?
@@ -82,8 +84,18 @@ pub async fn prepare(settings: &Settings, join_token: Option<&str>) -> Result<No
         });
     }
     if settings.bootstrap {
-        let ca = ClusterCa::load_or_generate(&keys, &settings.cluster_id)
-            .context("cannot create the cluster CA")?;
+        let ca = match (ClusterCa::load(&keys).context("the cluster CA")?, external) {
+            (Some(ca), _) => ca,
+            (None, Some(external)) => {
+                external
+                    .save(&keys)
+                    .context("cannot store the external CA")?;
+                info!(ca = %external.digest(), "cluster CA: the external CA of security.externalCa");
+                external
+            }
+            (None, None) => ClusterCa::load_or_generate(&keys, &settings.cluster_id)
+                .context("cannot create the cluster CA")?,
+        };
         let cluster_key =
             ClusterKey::load_or_create(&settings.data_dir).context("the cluster key")?;
         let cert = NodeCert::issue(
@@ -135,6 +147,40 @@ pub async fn prepare(settings: &Settings, join_token: Option<&str>) -> Result<No
         role: admitted.role,
         cluster_key: admitted.cluster_key,
     })
+}
+
+/// `security.externalCa`, loaded and checked, when this node is to take it: at a first
+/// bootstrap (no CA in the data dir yet). `None` when not configured, or when the data dir
+/// already holds that same CA (then only `certFile` is read, to compare). Refused, saying how to
+/// proceed, on a node with no CA yet that does not bootstrap (a joining node gets the cluster's
+/// CA at admission), and on a data dir that already holds another CA (a cluster's CA is fixed
+/// at its first bootstrap).
+fn external_ca(settings: &Settings, keys: &std::path::Path) -> Result<Option<ClusterCa>> {
+    let Some(config) = &settings.config.security.external_ca else {
+        return Ok(None);
+    };
+    let Some(current) = ClusterCa::load(keys).context("the cluster CA")? else {
+        if !settings.bootstrap {
+            bail!(
+                "security.externalCa is only for the node that bootstraps the cluster: a joining \
+                 node gets the cluster's CA at admission (pinned by its join token); remove \
+                 security.externalCa from this node's orion.yaml"
+            );
+        }
+        return config.load().map(Some);
+    };
+    let external = config.cert_digest()?;
+    if current.digest() != external {
+        bail!(
+            "security.externalCa: the data dir {} already holds another cluster CA (digest {}; \
+             the external CA's is {external}); a cluster's CA is fixed at its first bootstrap. \
+             Remove security.externalCa to keep the current CA, or bootstrap a new cluster with \
+             an empty --data-dir to use the external one",
+            settings.data_dir.display(),
+            current.digest(),
+        );
+    }
+    Ok(None)
 }
 
 /// The role a certificate names (a certificate without one is taken as a worker's: the least).

@@ -128,6 +128,58 @@ impl ClusterCa {
         Ok(ClusterCa { cert, issuer })
     }
 
+    /// An external CA supplied by the operator (a root or an intermediate of their PKI): the
+    /// first certificate of `cert_pem` and its key `key_pem`, checked before use.
+    ///
+    /// Errors: the key is not an unencrypted PKCS#8 PEM key, the certificate is not a CA (no
+    /// basic constraints `CA:TRUE`, or a key usage without `keyCertSign`), is expired or not yet
+    /// valid, or `key_pem` is not its key.
+    pub fn external(cert_pem: &str, key_pem: &str) -> Result<Self> {
+        KeyPair::from_pem(key_pem).map_err(|e| {
+            Error::security(
+                "external CA key",
+                format!(
+                    "{e}; expected an unencrypted PKCS#8 PEM key (BEGIN PRIVATE KEY): RSA, \
+                     ECDSA P-256/P-384 or Ed25519"
+                ),
+            )
+        })?;
+        let ca = Self::from_pem(cert_pem, Some(key_pem))?;
+        let refuse = |reason: &str| Err(Error::security("external CA", reason));
+        let (_, x509) = x509_parser::parse_x509_certificate(&ca.cert)
+            .map_err(|e| Error::security("external CA certificate", e))?;
+        if !x509
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+        {
+            return refuse(
+                "the certificate is not a CA certificate (its basic constraints lack CA:TRUE); \
+                 give the certificate of a root or intermediate CA",
+            );
+        }
+        if let Ok(Some(usage)) = x509.key_usage()
+            && !usage.value.key_cert_sign()
+        {
+            return refuse(
+                "the certificate's key usage does not allow signing certificates (keyCertSign)",
+            );
+        }
+        if !x509.validity().is_valid() {
+            return refuse(&format!(
+                "the certificate is valid only from {} to {}, not now",
+                x509.validity().not_before,
+                x509.validity().not_after
+            ));
+        }
+        let key = ca.issuer.as_ref().map(|i| i.key().public_key_raw());
+        if key != Some(x509.public_key().subject_public_key.data.as_ref()) {
+            return refuse("the key does not match the certificate (their public keys differ)");
+        }
+        Ok(ca)
+    }
+
     /// A CA that only verifies: its certificate DER, no key.
     pub fn trust_only(cert: CertificateDer<'static>) -> Self {
         ClusterCa { cert, issuer: None }
