@@ -15,6 +15,11 @@ pub const DEFAULT_RAFT_ADDR: &str = "127.0.0.1:7000";
 /// Default gossip address of a local node.
 pub const DEFAULT_GOSSIP_ADDR: &str = "127.0.0.1:6000";
 
+/// `--help` heading of the options every client command takes.
+const CLIENT_OPTIONS: &str = "Client options";
+/// `--help` heading of the logging and tracing options (nodes and clients).
+const LOG_OPTIONS: &str = "Logging options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orion",
@@ -24,47 +29,47 @@ pub const DEFAULT_GOSSIP_ADDR: &str = "127.0.0.1:6000";
 )]
 pub struct Cli {
     /// API of the node to talk to (client commands).
-    #[arg(long, global = true, env = "ORION_ADDR", default_value = DEFAULT_API_ADDR)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, env = "ORION_ADDR", default_value = DEFAULT_API_ADDR)]
     pub addr: String,
 
     /// API token of client commands (prefer the ORION_TOKEN variable: a flag shows in `ps`).
-    #[arg(long, global = true, env = "ORION_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, env = "ORION_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
     /// Credentials file holding the API token (default: ./orion-data/credentials, then
     /// ~/.config/orion/credentials); it must be mode 0600.
-    #[arg(long, global = true, env = "ORION_CREDENTIALS")]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, env = "ORION_CREDENTIALS")]
     pub credentials: Option<PathBuf>,
 
     /// The cluster CA certificate (PEM) to trust for the API's TLS (default: keys/ca.crt next
     /// to the credentials file, then ~/.config/orion/ca.crt); with one, an --addr without a
     /// scheme is reached over https.
-    #[arg(long, global = true, env = "ORION_CA")]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, env = "ORION_CA")]
     pub ca: Option<PathBuf>,
 
     /// Output format of client commands: table (cells cut to the terminal's width), wide (a
     /// table with every cell whole), json or yaml.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(short = 'o', long, global = true, help_heading = CLIENT_OPTIONS, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
     /// How long to wait (100ms to 24h): for each request (default 30s), or, for `apply`,
     /// `deploy`, `run` and `scale`, for the whole rollout (default 5m); `dns lookup`: for the
     /// answer (default 2s, at most 60s).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::client::parse_timeout)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "DURATION", value_parser = crate::client::parse_timeout)]
     pub timeout: Option<std::time::Duration>,
 
     /// Log level (off, error, warn, info, debug, trace) or a tracing filter such as
     /// `info,orion_core=debug`; anything else is refused.
-    #[arg(long, global = true, env = "ORION_LOG", default_value = "info")]
+    #[arg(long, global = true, help_heading = LOG_OPTIONS, env = "ORION_LOG", default_value = "info")]
     pub log_level: String,
 
     /// Log format on stderr: text (coloured only on a terminal) or json (one object per line).
-    #[arg(long, global = true, env = "ORION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, help_heading = LOG_OPTIONS, env = "ORION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Cluster of client commands, from the client config file (`orion context`); default:
     /// its current context.
-    #[arg(long, global = true, env = "ORION_CONTEXT")]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, env = "ORION_CONTEXT")]
     pub context: Option<String>,
 
     /// Whether `--addr` or `ORION_ADDR` was given (set after parsing; a context's address
@@ -74,7 +79,7 @@ pub struct Cli {
     /// OTLP/HTTP endpoint a node exports its traces to, e.g. http://127.0.0.1:4318 (feature
     /// `otel`; spans go to <endpoint>/v1/traces). Unset: no traces.
     #[cfg(feature = "otel")]
-    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    #[arg(long, global = true, help_heading = LOG_OPTIONS, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_endpoint: Option<String>,
 
     #[command(subcommand)]
