@@ -84,25 +84,33 @@ pub(crate) fn init_tracing(filter: EnvFilter, format: LogFormat) {
     }
 }
 
+/// Whether `command` talks to a node's API, so needs a token and the CA to trust (the node
+/// commands, local checks and client-side helpers do not).
+fn calls_the_api(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Server(_)
+            | Command::Up(_)
+            | Command::Validate(_)
+            | Command::Dns { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Context { .. }
+            | Command::Token {
+                action: token_cli::TokenAction::Recover { .. },
+            }
+    ) && !matches!(command, Command::Start(start) if start.file.is_none())
+}
+
 async fn dispatch(mut cli: Cli) -> anyhow::Result<()> {
     context_cli::apply_to(&mut cli)?;
-    let token = match &cli.command {
-        Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
-        Command::Start(start) if start.file.is_none() => None,
-        Command::Completions { .. } | Command::Man { .. } | Command::Context { .. } => None,
-        Command::Token {
-            action: token_cli::TokenAction::Recover { .. },
-        } => None,
-        _ => credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
-    };
-    let ca = match &cli.command {
-        Command::Server(_) | Command::Up(_) | Command::Validate(_) | Command::Dns { .. } => None,
-        Command::Start(start) if start.file.is_none() => None,
-        Command::Completions { .. } | Command::Man { .. } | Command::Context { .. } => None,
-        Command::Token {
-            action: token_cli::TokenAction::Recover { .. },
-        } => None,
-        _ => credentials::resolve_ca(cli.ca.as_deref(), cli.credentials.as_deref())?,
+    let (token, ca) = if calls_the_api(&cli.command) {
+        (
+            credentials::resolve_token(cli.token.as_deref(), cli.credentials.as_deref())?,
+            credentials::resolve_ca(cli.ca.as_deref(), cli.credentials.as_deref())?,
+        )
+    } else {
+        (None, None)
     };
     let client = Client::new(&cli.addr)
         .with_token(token)

@@ -132,36 +132,27 @@ impl<S: Store> ReconcileController<S> {
         }
         let fenced_out = applied.skipped > 0 && !fence.held(&self.store).await?;
         for action in &plan.actions {
-            if let Action::Create {
+            let Action::Create {
                 task,
-                purpose: Purpose::Rebalance,
+                purpose,
                 replaces,
             } = action
-            {
-                info!(
-                    task = %task.id,
-                    service = %task.service,
-                    node = task.node.as_deref().unwrap_or("-"),
-                    replaces = replaces.as_deref().unwrap_or("-"),
-                    because = task.moved_because.as_deref().unwrap_or("-"),
-                    "rebalancing: starting a replacement on a less loaded node"
-                );
-            }
-            if let Action::Create {
-                task,
-                purpose: Purpose::Move,
-                replaces,
-            } = action
-            {
-                info!(
-                    task = %task.id,
-                    service = %task.service,
-                    node = task.node.as_deref().unwrap_or("-"),
-                    replaces = replaces.as_deref().unwrap_or("-"),
-                    because = task.moved_because.as_deref().unwrap_or("-"),
-                    "re-placement: starting a replacement on a better node"
-                );
-            }
+            else {
+                continue;
+            };
+            let what = match purpose {
+                Purpose::Rebalance => "rebalancing: starting a replacement on a less loaded node",
+                Purpose::Move => "re-placement: starting a replacement on a better node",
+                _ => continue,
+            };
+            info!(
+                task = %task.id,
+                service = %task.service,
+                node = task.node.as_deref().unwrap_or("-"),
+                replaces = replaces.as_deref().unwrap_or("-"),
+                because = task.moved_because.as_deref().unwrap_or("-"),
+                "{what}"
+            );
         }
         for u in &plan.unplaced {
             debug!(service = %u.service, slot = u.slot, "cannot place: {} nodes rejected", u.rejections.len());
