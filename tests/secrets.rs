@@ -48,6 +48,18 @@ fn cli_with_stdin(c: &TestCluster, args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().expect("orion output")
 }
 
+/// The first task of `service` that runs with a container, waited for as `what`.
+async fn running_task(c: &TestCluster, service: &str, what: &str) -> Task {
+    wait_for(what, CONVERGE, || async {
+        c.tasks(0, service)
+            .await?
+            .into_iter()
+            .find(|t| t.state == TaskState::Running && t.container_id.is_some())
+            .ok_or_else(|| "not running yet".to_owned())
+    })
+    .await
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -151,14 +163,7 @@ async fn secrets_reach_a_docker_container_as_env_and_files_and_are_never_shown()
         ],
     });
     c.deploy(0, &spec.to_string()).await;
-    let task = wait_for("the app task running", CONVERGE, || async {
-        let tasks = c.tasks(0, "app").await?;
-        tasks
-            .into_iter()
-            .find(|t| t.state == TaskState::Running && t.container_id.is_some())
-            .ok_or_else(|| "not running yet".to_owned())
-    })
-    .await;
+    let task = running_task(&c, "app", "the app task running").await;
     let container = task.container_id.clone().unwrap();
 
     // Delivered: env, and files that are 0400 on a tmpfs.
@@ -362,14 +367,7 @@ async fn a_secret_created_through_node_1_reaches_a_container_on_node_2() {
         "secrets": [{"name": "shared", "env": "SHARED"}, {"name": "shared"}],
     });
     c.deploy(0, &spec.to_string()).await;
-    let task = wait_for("the task running on node 2", CONVERGE, || async {
-        let tasks = c.tasks(0, "remote").await?;
-        tasks
-            .into_iter()
-            .find(|t| t.state == TaskState::Running && t.container_id.is_some())
-            .ok_or_else(|| "not running yet".to_owned())
-    })
-    .await;
+    let task = running_task(&c, "remote", "the task running on node 2").await;
     let container = task.container_id.clone().unwrap();
     assert!(
         c.containers_on(1)

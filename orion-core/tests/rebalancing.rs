@@ -5,10 +5,11 @@ mod reconciler_support;
 
 use std::collections::BTreeMap;
 
-use orion_core::model::{DesiredState, NodeStatus, Task, TaskState};
+use orion_core::model::{DesiredState, Node, NodeStatus, Task, TaskState};
 use orion_core::node::ControllerConfig;
 use orion_core::reconciler::{
     Action, Plan, Purpose, REBALANCE_PREFIX, RebalancePolicy, ReconcilePolicy, StopReason,
+    VersionedSpec,
 };
 use orion_core::runtime::Runtime;
 use orion_core::testing::cluster::{ClusterHarness, STEP_MS};
@@ -25,6 +26,11 @@ fn policy(max_in_flight: u32, min_spread: u32) -> ReconcilePolicy {
         },
         ..ReconcilePolicy::default()
     }
+}
+
+/// One reconcile round of `vs` alone, at [`LATER`] (past every cooldown).
+fn round_of(vs: &VersionedSpec, tasks: &[Task], nodes: &[Node], p: ReconcilePolicy) -> Plan {
+    round(std::slice::from_ref(vs), tasks, nodes, LATER, p)
 }
 
 fn rebalances(p: &Plan) -> Vec<&Task> {
@@ -62,7 +68,7 @@ fn a_returning_node_gets_its_share_back_one_move_at_a_time() {
     let mut moved = 0;
     while rounds < 20 {
         rounds += 1;
-        let plan = round(std::slice::from_ref(&vs), &tasks, &nodes, LATER, p);
+        let plan = round_of(&vs, &tasks, &nodes, p);
         let started = rebalances(&plan);
         let in_flight = tasks
             .iter()
@@ -117,18 +123,18 @@ fn the_old_replica_stops_only_once_its_replacement_serves() {
     let nodes = three_nodes();
     let mut tasks = running(&vs, &[("a", 2), ("b", 2)]);
     let p = policy(2, 2);
-    let first = round(std::slice::from_ref(&vs), &tasks, &nodes, LATER, p);
+    let first = round_of(&vs, &tasks, &nodes, p);
     let started = rebalances(&first);
     assert_eq!(started.len(), 1, "a has 2, c has 0: one move ({first:?})");
     reconciler_support::apply_actions(&first, &mut tasks);
     // Not serving yet: both stay, nothing else starts.
-    let waiting = round(std::slice::from_ref(&vs), &tasks, &nodes, LATER, p);
+    let waiting = round_of(&vs, &tasks, &nodes, p);
     assert!(waiting.is_empty(), "{waiting:?}");
     // It serves: the old one stops, as rebalanced.
     for t in tasks.iter_mut().filter(|t| t.state == TaskState::Scheduled) {
         t.state = TaskState::Running;
     }
-    let done = round(std::slice::from_ref(&vs), &tasks, &nodes, LATER, p);
+    let done = round_of(&vs, &tasks, &nodes, p);
     assert!(
         matches!(
             done.actions.as_slice(),
@@ -144,7 +150,7 @@ fn a_failed_replacement_leaves_the_old_replica_and_waits_for_the_cooldown() {
     let nodes = three_nodes();
     let mut tasks = running(&vs, &[("a", 2), ("b", 2)]);
     let p = policy(2, 2);
-    let first = round(std::slice::from_ref(&vs), &tasks, &nodes, LATER, p);
+    let first = round_of(&vs, &tasks, &nodes, p);
     reconciler_support::apply_actions(&first, &mut tasks);
     let new = tasks
         .iter_mut()
@@ -169,48 +175,18 @@ fn below_the_threshold_nothing_moves() {
     let vs = spec("web", 5, 100, 1);
     let nodes = three_nodes();
     let tasks = running(&vs, &[("a", 2), ("b", 2), ("c", 1)]);
-    assert!(
-        round(
-            std::slice::from_ref(&vs),
-            &tasks,
-            &nodes,
-            LATER,
-            policy(2, 2)
-        )
-        .is_empty()
-    );
+    assert!(round_of(&vs, &tasks, &nodes, policy(2, 2)).is_empty());
     let tasks = running(&vs, &[("a", 3), ("b", 1), ("c", 1)]);
     assert_eq!(
-        rebalances(&round(
-            std::slice::from_ref(&vs),
-            &tasks,
-            &nodes,
-            LATER,
-            policy(2, 2)
-        ))
-        .len(),
+        rebalances(&round_of(&vs, &tasks, &nodes, policy(2, 2))).len(),
         1
     );
     assert!(
-        round(
-            std::slice::from_ref(&vs),
-            &tasks,
-            &nodes,
-            LATER,
-            policy(2, 3)
-        )
-        .is_empty(),
+        round_of(&vs, &tasks, &nodes, policy(2, 3)).is_empty(),
         "a difference of 2 is below a threshold of 3"
     );
     assert!(
-        round(
-            std::slice::from_ref(&vs),
-            &tasks,
-            &nodes,
-            LATER,
-            policy(0, 2)
-        )
-        .is_empty(),
+        round_of(&vs, &tasks, &nodes, policy(0, 2)).is_empty(),
         "max_in_flight 0 turns rebalancing off"
     );
 }
@@ -221,13 +197,7 @@ fn a_node_that_just_came_back_or_a_young_replica_waits_for_the_cooldown() {
     let mut nodes = three_nodes();
     nodes[2].updated_at = LATER - 200;
     let tasks = running(&vs, &[("a", 2), ("b", 2)]);
-    let plan = round(
-        std::slice::from_ref(&vs),
-        &tasks,
-        &nodes,
-        LATER,
-        policy(2, 2),
-    );
+    let plan = round_of(&vs, &tasks, &nodes, policy(2, 2));
     assert!(plan.is_empty());
     assert_eq!(plan.retry_at, Some(LATER + 800));
     nodes[2].updated_at = 0;
@@ -235,16 +205,7 @@ fn a_node_that_just_came_back_or_a_young_replica_waits_for_the_cooldown() {
     for t in &mut young {
         t.created_at = LATER - 10;
     }
-    assert!(
-        round(
-            std::slice::from_ref(&vs),
-            &young,
-            &nodes,
-            LATER,
-            policy(2, 2)
-        )
-        .is_empty()
-    );
+    assert!(round_of(&vs, &young, &nodes, policy(2, 2)).is_empty());
 }
 
 #[test]
@@ -260,13 +221,7 @@ fn filters_are_never_broken_and_unsettled_services_wait() {
         n.labels.insert("disk".into(), "ssd".into());
     }
     let tasks = running(&vs, &[("a", 4)]);
-    let plan = round(
-        std::slice::from_ref(&vs),
-        &tasks,
-        &nodes,
-        LATER,
-        policy(2, 2),
-    );
+    let plan = round_of(&vs, &tasks, &nodes, policy(2, 2));
     assert!(
         rebalances(&plan)
             .iter()
@@ -277,40 +232,16 @@ fn filters_are_never_broken_and_unsettled_services_wait() {
     let mut nodes = three_nodes();
     nodes[2].capacity.cpu_millicores = 1000;
     let tasks = running(&vs, &[("a", 2), ("b", 2)]);
-    assert!(
-        round(
-            std::slice::from_ref(&vs),
-            &tasks,
-            &nodes,
-            LATER,
-            policy(2, 2)
-        )
-        .is_empty()
-    );
+    assert!(round_of(&vs, &tasks, &nodes, policy(2, 2)).is_empty());
     // A draining target is never used, and a service mid-update is left alone.
     let vs = spec("web", 4, 100, 2);
     let mut nodes = three_nodes();
     let mut tasks = running(&vs, &[("a", 2), ("b", 2)]);
     nodes[2].status = NodeStatus::Draining;
-    assert!(
-        round(
-            std::slice::from_ref(&vs),
-            &tasks,
-            &nodes,
-            LATER,
-            policy(2, 2)
-        )
-        .is_empty()
-    );
+    assert!(round_of(&vs, &tasks, &nodes, policy(2, 2)).is_empty());
     nodes[2].status = NodeStatus::Ready;
     tasks[0].spec_version = 1;
-    let plan = round(
-        std::slice::from_ref(&vs),
-        &tasks,
-        &nodes,
-        LATER,
-        policy(2, 2),
-    );
+    let plan = round_of(&vs, &tasks, &nodes, policy(2, 2));
     assert!(rebalances(&plan).is_empty(), "{plan:?}");
 }
 
@@ -351,13 +282,7 @@ fn spread_by_a_label_never_gets_worse() {
     nodes[2].labels.insert("zone".into(), "z2".into());
     // z1: 2 on a; z2: 2 on b, 0 on c. Moving a -> c would make z2 hold 3: only b -> c is fine.
     let tasks = running(&vs, &[("a", 2), ("b", 2)]);
-    let plan = round(
-        std::slice::from_ref(&vs),
-        &tasks,
-        &nodes,
-        LATER,
-        policy(2, 2),
-    );
+    let plan = round_of(&vs, &tasks, &nodes, policy(2, 2));
     let started = rebalances(&plan);
     assert_eq!(started.len(), 1, "{plan:?}");
     assert!(
