@@ -27,20 +27,25 @@ pub enum ChaosAction {
         /// `all` or node ids separated by commas.
         #[arg(long)]
         nodes: String,
+        /// How long the fault lasts, 1s to 1h; it ends by itself.
         #[arg(long)]
         duration: String,
     },
     /// Cut the links between groups of nodes: `A,B:C`.
     NetworkPartition {
+        /// Groups of node ids: commas within a group, colons between groups (`n1,n2:n3`).
         #[arg(long)]
         partition: String,
+        /// How long the fault lasts, 1s to 1h; it ends by itself.
         #[arg(long)]
         duration: String,
     },
     /// Cut every link of one node, as if it had failed.
     NodeFailure {
+        /// The node id whose links are cut.
         #[arg(long)]
         target: String,
+        /// How long the fault lasts, 1s to 1h; it ends by itself.
         #[arg(long)]
         duration: String,
     },
@@ -49,6 +54,8 @@ pub enum ChaosAction {
         /// Time between faults, 2s to 1h.
         #[arg(long)]
         interval: String,
+        /// Which faults it picks: low (latency), medium (latency, node failures) or high
+        /// (partitions too).
         #[arg(long, value_enum, default_value_t = Severity::Medium)]
         severity: Severity,
         /// How long the monkey runs: default ten intervals, at most 1h and 60 faults.

@@ -173,7 +173,9 @@ pub enum Command {
     Logs(crate::verbs_cli::LogsArgs),
     /// Set a service's replica count.
     Scale {
+        /// The service to scale.
         service: String,
+        /// The replica count wanted (within `scale_policy`'s bounds when it has one).
         replicas: u32,
         /// Return once the change is accepted instead of waiting for the rollout.
         #[arg(long)]
@@ -246,7 +248,10 @@ pub enum Command {
         action: crate::rollout_cli::RolloutAction,
     },
     /// Replace every replica of a service under its update strategy, without a spec change.
-    Restart { service: String },
+    Restart {
+        /// The service whose replicas are replaced.
+        service: String,
+    },
     /// A service, task or node in detail, with its recent events.
     Describe(crate::describe_cli::DescribeArgs),
     /// Cluster events: task states, placements, failures, moves, nodes, rollouts (`-w` to watch).
@@ -281,6 +286,7 @@ pub enum DnsAction {
     /// Query the node's own DNS server (UDP, then TCP if truncated) and print the answer.
     /// A NAME without a dot is taken in the zone: `web` asks `web.orion.`.
     Lookup {
+        /// The name to look up: `web`, `web.orion.` or a name to forward.
         name: String,
         /// Record type.
         #[arg(long = "type", value_enum, default_value_t = DnsType::A)]
@@ -310,7 +316,10 @@ pub enum ClusterAction {
     /// Remove a node from the Raft voters and learners (a dead node the autopilot keeps, or one
     /// being retired). Refused for the current leader and for the last voter. A removed node
     /// that starts again joins as a new learner.
-    Remove { node: String },
+    Remove {
+        /// The node's id (`orion cluster` lists the members).
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -378,6 +387,7 @@ pub struct ServerArgs {
 pub struct StartArgs {
     /// A spec file to apply (seed-style `start FILE`); without it, a node is started.
     pub file: Option<PathBuf>,
+    /// `single` starts a one-node cluster like `up`; `cluster` a node like `server`.
     #[arg(long, value_enum, default_value_t = StartMode::Cluster)]
     pub mode: StartMode,
     /// Cluster id (recorded in the data dir; a node refuses another cluster's data).
@@ -434,8 +444,10 @@ pub struct DeployArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// The image to run; the service is named after it unless `--name` is given.
     #[arg(short, long)]
     pub image: String,
+    /// How many replicas to run.
     #[arg(short, long, default_value_t = 1)]
     pub replicas: u32,
     /// Service name; defaults to the image's name.
@@ -471,6 +483,32 @@ pub struct FileArg {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// `--help` explains every flag and positional of every command (clap's own `--help`,
+    /// `--version` and `help` subcommand aside).
+    #[test]
+    fn every_argument_of_every_command_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                let undocumented = arg.get_help().is_none() && arg.get_long_help().is_none();
+                if undocumented && !arg.is_hide_set() && !matches!(id, "help" | "version") {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "orion", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without help text: {missing:?}"
+        );
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

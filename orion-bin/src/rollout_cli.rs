@@ -15,22 +15,39 @@ use crate::output::render_value;
 #[derive(Debug, Subcommand)]
 pub enum RolloutAction {
     /// The current rollout: phase, canary, replicas per version, why it paused or rolled back.
-    Status { service: String },
+    Status {
+        /// The service.
+        service: String,
+    },
     /// The stored spec versions (how many are kept: `rollout.history` in orion.yaml).
-    History { service: String },
+    History {
+        /// The service.
+        service: String,
+    },
     /// Go back to the previous version (or `--to-version V` from the history), with the
     /// update strategy.
     Undo {
+        /// The service.
         service: String,
+        /// The spec version to go back to (`rollout history` lists the kept ones).
         #[arg(long)]
         to_version: Option<u64>,
     },
     /// Start no further replacement until `resume`.
-    Pause { service: String },
+    Pause {
+        /// The service.
+        service: String,
+    },
     /// Continue a paused rollout (failures that paused it are forgotten).
-    Resume { service: String },
+    Resume {
+        /// The service.
+        service: String,
+    },
     /// Let a canary rollout replace every replica.
-    Promote { service: String },
+    Promote {
+        /// The service.
+        service: String,
+    },
 }
 
 /// Runs `orion rollout ACTION`.

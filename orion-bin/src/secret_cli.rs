@@ -32,7 +32,10 @@ pub enum SecretAction {
     Ls,
     /// Remove a secret (refused while a service references it).
     #[command(alias = "delete")]
-    Rm { name: String },
+    Rm {
+        /// The secret's name.
+        name: String,
+    },
 }
 
 impl Tabular for SecretInfo {

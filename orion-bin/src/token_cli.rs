@@ -27,10 +27,14 @@ pub enum TokenAction {
     /// List the tokens (ids, names, roles, scopes; never secrets).
     List,
     /// Revoke a token by id: it is refused from then on, on every node.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (`orion token list` shows it).
+        id: String,
+    },
     /// Replace the node join token of a role (voter or worker) and print the new one, this
     /// once; the previous token of that role is refused from then on.
     Rotate {
+        /// Which join token: `voter` or `worker`.
         #[arg(value_parser = ["voter", "worker"])]
         role: String,
     },
