@@ -5,7 +5,8 @@
 //! [`Controllers::run`] runs them all while this node leads: on every leadership (a new term) it
 //! claims the [`Fence`], then loops until leadership is lost, the fence is taken by another
 //! leader, or shutdown. They hold no state the store does not hold, except grace-period clocks
-//! that a new leader starts afresh.
+//! that a new leader starts afresh, and the reconciler's decoded copy of the cluster state
+//! ([`WatchedState`], kept current from a watch and dropped when leadership ends).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::membership::Membership;
 use crate::observe::{SharedObserver, no_observer};
 use crate::reconciler::{Action, Purpose, ReconcilePolicy, apply_plan, reconcile_state};
 use crate::scheduler::Scheduler;
-use crate::store::{ClusterStore, Store, keys};
+use crate::store::{ClusterStore, Store, WatchedState, keys};
 
 /// What one reconcile round did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -46,8 +47,15 @@ pub struct RoundReport {
 }
 
 /// Turns specs into placed tasks, one fenced plan per round.
+///
+/// Each round plans from a [`WatchedState`] brought up to the store's current revision (under
+/// Raft, the latest committed one this node knows), so a round decodes only what changed since
+/// the last one. Every write of the round is a fenced compare-and-swap on the revisions the plan
+/// saw: a state that was stale all the same would only waste the round.
 pub struct ReconcileController<S> {
     store: ClusterStore<S>,
+    /// The decoded cluster state, kept current between rounds (one round at a time holds it).
+    state: tokio::sync::Mutex<WatchedState<S>>,
     scheduler: Arc<Scheduler>,
     clock: Arc<dyn Clock>,
     policy: ReconcilePolicy,
@@ -63,7 +71,7 @@ impl<S> std::fmt::Debug for ReconcileController<S> {
     }
 }
 
-impl<S: Store> ReconcileController<S> {
+impl<S: Store + Clone> ReconcileController<S> {
     pub fn new(
         store: ClusterStore<S>,
         scheduler: Arc<Scheduler>,
@@ -71,6 +79,7 @@ impl<S: Store> ReconcileController<S> {
         policy: ReconcilePolicy,
     ) -> Self {
         ReconcileController {
+            state: tokio::sync::Mutex::new(store.watched_state()),
             store,
             scheduler,
             clock,
@@ -85,16 +94,26 @@ impl<S: Store> ReconcileController<S> {
         self
     }
 
-    /// Reads the state, plans, and applies the plan under `fence`.
+    /// Drops the decoded state and its watch (the next round reads everything): for a node
+    /// that stops leading.
+    pub async fn forget_state(&self) {
+        self.state.lock().await.forget();
+    }
+
+    /// How many times the rounds read the whole state (the first read included), and how many
+    /// watch events they applied instead.
+    pub async fn state_reads(&self) -> (u64, u64) {
+        let state = self.state.lock().await;
+        (state.reloads(), state.applied_events())
+    }
+
+    /// Brings the state up to the store's current revision, plans, and applies the plan under
+    /// `fence`.
     pub async fn round(&self, fence: &Fence) -> crate::Result<RoundReport> {
-        let mut state = self.store.load_state().await?;
-        let rollouts = advance_rollouts(
-            &self.store,
-            &mut state,
-            self.clock.now(),
-            Some(&fence.compare()),
-        )
-        .await?;
+        let mut watched = self.state.lock().await;
+        let state = watched.current().await?;
+        let rollouts =
+            advance_rollouts(&self.store, state, self.clock.now(), Some(&fence.compare())).await?;
         if !rollouts.rolled_back.is_empty() {
             // The specs changed under the state read: plan from a fresh read, at once.
             return Ok(RoundReport {
@@ -104,7 +123,7 @@ impl<S: Store> ReconcileController<S> {
             });
         }
         let planning = std::time::Instant::now();
-        let mut plan = reconcile_state(&state, self.clock.now(), self.policy, &self.scheduler);
+        let mut plan = reconcile_state(state, self.clock.now(), self.policy, &self.scheduler);
         let traced = super::traces::open(&self.store, &mut plan).await;
         let placed = plan
             .actions
@@ -117,7 +136,7 @@ impl<S: Store> ReconcileController<S> {
             .count();
         self.observer
             .reconcile_planned(planning.elapsed(), placed, plan.unplaced.len());
-        let applied = apply_plan(&self.store, &plan, &state, Some(&fence.compare())).await;
+        let applied = apply_plan(&self.store, &plan, state, Some(&fence.compare())).await;
         traced.close();
         for (task, e) in &applied.failed {
             let known = state.tasks.iter().find(|t| &t.id == task).or_else(|| {
@@ -307,6 +326,7 @@ impl<S: Store + Clone, M: Membership + ?Sized> Controllers<S, M> {
             _ = self.autoscale_loop(&fence) => {}
             _ = leadership.changed() => {}
         }
+        self.reconciler.forget_state().await;
         warn!(node = %self.node_id, term, "controllers stopped");
     }
 

@@ -30,8 +30,9 @@ pub use memory::MemoryStore;
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
 pub use typed::{
-    ClusterState, ClusterStore, DEFAULT_SPEC_HISTORY, MAX_CAS_ATTEMPTS, MAX_SPEC_HISTORY,
-    SpecRevision, TypedEvent, TypedWatch, VersionedService, keys,
+    ClusterState, ClusterStore, DEFAULT_SPEC_HISTORY, DEFAULT_WAIT_LIMIT, MAX_CAS_ATTEMPTS,
+    MAX_SPEC_HISTORY, MAX_WAIT_LIMIT, SpecRevision, TypedEvent, TypedWatch, VersionedService,
+    WatchedState, keys,
 };
 
 /// A store revision. 0 means "before the first write"; the first write makes revision 1.

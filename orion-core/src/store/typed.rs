@@ -25,7 +25,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Compare, KeyValue, Op, Revision, Store, Txn, WatchStream};
+use super::{Compare, KeyValue, Op, RangeResult, Revision, Store, Txn, WatchStream};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
@@ -38,10 +38,12 @@ mod secrets;
 mod service_cas;
 mod task_batch;
 mod traces;
+mod watched;
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
 pub use event::{TypedEvent, TypedWatch};
+pub use watched::{DEFAULT_WAIT_LIMIT, MAX_WAIT_LIMIT, WatchedState};
 
 /// How many times a read-modify-write helper tries before failing with [`Error::Conflict`].
 pub const MAX_CAS_ATTEMPTS: usize = 64;
@@ -506,38 +508,45 @@ impl<S: Store> ClusterStore<S> {
 
     // ----- everything -----
 
-    /// Services, tasks, nodes and measurements, read by one range at one revision.
+    /// Services, tasks, nodes and measurements, read by one range at one revision. A leader
+    /// that needs this every round keeps a [`WatchedState`] instead, which decodes only what
+    /// changed.
     pub async fn load_state(&self) -> Result<ClusterState> {
         let range = self.store.range(keys::ROOT).await?;
-        let mut rows = Vec::new();
-        let mut state = ClusterState {
-            revision: range.revision,
-            services: services_from(&range.kvs)?,
-            ..ClusterState::default()
-        };
-        for kv in &range.kvs {
-            if kv.key.starts_with(keys::TASKS) {
-                state.tasks.push(decode(kv)?);
-                state.revisions.insert(kv.key.clone(), kv.mod_revision);
-            } else if kv.key.starts_with(keys::SLOTS) {
-                state.revisions.insert(kv.key.clone(), kv.mod_revision);
-            } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
-                state.rollouts.insert(name.to_owned(), decode(kv)?);
-                state.revisions.insert(kv.key.clone(), kv.mod_revision);
-            } else if kv.key.starts_with(keys::NODES) {
-                state.nodes.push(decode(kv)?);
-            } else if kv.key.starts_with(keys::NETWORK) {
-                state.network.insert(decode(kv)?);
-            } else if kv.key.starts_with(keys::LINKS) {
-                rows.push(kv);
-            }
-        }
-        // Per-node records after the per-link ones: the newer layout wins for a pair in both.
-        for kv in rows {
-            links::add_row(&mut state.network, kv)?;
-        }
-        Ok(state)
+        state_from(&range)
     }
+}
+
+/// The [`ClusterState`] in `range`, a range of [`keys::ROOT`] (what `load_state` decodes).
+fn state_from(range: &RangeResult) -> Result<ClusterState> {
+    let mut rows = Vec::new();
+    let mut state = ClusterState {
+        revision: range.revision,
+        services: services_from(&range.kvs)?,
+        ..ClusterState::default()
+    };
+    for kv in &range.kvs {
+        if kv.key.starts_with(keys::TASKS) {
+            state.tasks.push(decode(kv)?);
+            state.revisions.insert(kv.key.clone(), kv.mod_revision);
+        } else if kv.key.starts_with(keys::SLOTS) {
+            state.revisions.insert(kv.key.clone(), kv.mod_revision);
+        } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
+            state.rollouts.insert(name.to_owned(), decode(kv)?);
+            state.revisions.insert(kv.key.clone(), kv.mod_revision);
+        } else if kv.key.starts_with(keys::NODES) {
+            state.nodes.push(decode(kv)?);
+        } else if kv.key.starts_with(keys::NETWORK) {
+            state.network.insert(decode(kv)?);
+        } else if kv.key.starts_with(keys::LINKS) {
+            rows.push(kv);
+        }
+    }
+    // Per-node records after the per-link ones: the newer layout wins for a pair in both.
+    for kv in rows {
+        links::add_row(&mut state.network, kv)?;
+    }
+    Ok(state)
 }
 
 /// True when `a` and `b` make the same tasks: they differ at most in `replicas`,

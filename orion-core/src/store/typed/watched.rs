@@ -1,0 +1,498 @@
+//! [`WatchedState`]: the [`ClusterState`] of [`ClusterStore::load_state`], loaded once and then
+//! kept current from a watch, decoding only the values that changed.
+//!
+//! **Contract.** After it has applied every write up to revision `R`, the state equals
+//! `load_state()` read at `R` (`tests/store_watched_state.rs` checks this against random
+//! writes, compactions and restores). [`WatchedState::at_least`] never hands out a state older
+//! than the revision asked for: it applies what the watch has delivered, waits (at most
+//! [`WatchedState::wait_limit`]) for the rest, and reads the whole state again with `load_state`
+//! when the wait runs out, when the watch fails ([`Error::Compacted`]: the history it needed was
+//! compacted away, or the store was restored from a snapshot, which starts a new epoch and ends
+//! every watch), or when the watch ends. [`WatchedState::current`] asks for the store's current
+//! revision (under Raft, the latest committed one this node knows).
+//!
+//! **Why a stale read does no harm.** Controllers act on a state with fenced compare-and-swap
+//! writes (the fence, and the `mod_revision` of every task, slot and rollout key the plan relied
+//! on): had the state been stale, the writes would fail and the round would only be wasted.
+//!
+//! **Cost.** A batch of `k` changes costs `k` JSON decodes; the sorted task, service and node
+//! lists are patched in place (`O(k log n)`) when only existing values change, and merged once
+//! (`O(n)` moves, no decoding, no clones) when values were created or deleted. A change of the
+//! per-link measurement records, a deleted per-node record or one that dropped links rebuilds
+//! the network matrix from the decoded records kept here (no decoding).
+//!
+//! Delivery: every write changes at least one key, so a watch of every key reports every
+//! revision. The stores' watches (`EventHub` cursors) deliver all events of one revision in one
+//! read, so draining what is ready never stops in the middle of a revision.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+
+use super::{ClusterState, ClusterStore, VersionedService, decode, keys};
+use crate::error::{Error, Result};
+use crate::model::{NetworkMatrix, NetworkMeasurement, NodeLinks, ServiceSpec};
+use crate::store::{EventKind, KeyValue, Revision, Store, WatchEvent, WatchStream};
+
+/// How long [`WatchedState::at_least`] waits by default for the watch before reading everything.
+pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(2);
+/// Longest accepted [`WatchedState::with_wait_limit`].
+pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
+/// Most events applied as one batch (a longer backlog is applied in several).
+const MAX_BATCH: usize = 65_536;
+/// Most attempts to read the state and open a watch after it before giving up (each fails only
+/// when compaction overtakes the fresh read).
+const MAX_RELOAD_ATTEMPTS: usize = 8;
+
+/// The cluster state kept current from a watch (see the module docs).
+pub struct WatchedState<S> {
+    store: ClusterStore<S>,
+    state: ClusterState,
+    /// Every spec-version key, by service name (kept when the service is deleted).
+    versions: HashMap<String, u64>,
+    /// The per-link measurement records, by key.
+    per_link: BTreeMap<String, NetworkMeasurement>,
+    /// The per-node measurement records, by key.
+    rows: BTreeMap<String, NodeLinks>,
+    /// The watch of every key from `state.revision + 1`; `None`: read everything next time.
+    watch: Option<WatchStream>,
+    wait_limit: Duration,
+    reloads: u64,
+    applied: u64,
+}
+
+impl<S> std::fmt::Debug for WatchedState<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedState")
+            .field("revision", &self.state.revision)
+            .field("watching", &self.watch.is_some())
+            .field("reloads", &self.reloads)
+            .field("applied", &self.applied)
+            .finish()
+    }
+}
+
+/// The changes of one batch to one sorted list: id -> new value, or `None` for a deletion.
+type Changes<T> = BTreeMap<String, Option<T>>;
+
+impl<S: Store> WatchedState<S> {
+    /// A state over `store`, read in full by the first [`WatchedState::at_least`] or
+    /// [`WatchedState::current`].
+    pub fn new(store: ClusterStore<S>) -> Self {
+        WatchedState {
+            store,
+            state: ClusterState::default(),
+            versions: HashMap::new(),
+            per_link: BTreeMap::new(),
+            rows: BTreeMap::new(),
+            watch: None,
+            wait_limit: DEFAULT_WAIT_LIMIT,
+            reloads: 0,
+            applied: 0,
+        }
+    }
+
+    /// This state, waiting at most `limit` for the watch before reading everything again.
+    /// [`Error::Invalid`] (naming `wait_limit`) beyond [`MAX_WAIT_LIMIT`].
+    pub fn with_wait_limit(mut self, limit: Duration) -> Result<Self> {
+        if limit > MAX_WAIT_LIMIT {
+            let mut errors = crate::error::ValidationErrors::default();
+            errors.push(
+                "wait_limit",
+                format!("{limit:?}"),
+                format!("at most {MAX_WAIT_LIMIT:?}"),
+            );
+            return Err(errors.into());
+        }
+        self.wait_limit = limit;
+        Ok(self)
+    }
+
+    /// How long [`WatchedState::at_least`] waits for the watch.
+    pub fn wait_limit(&self) -> Duration {
+        self.wait_limit
+    }
+
+    /// How many times the whole state was read (the first load included).
+    pub fn reloads(&self) -> u64 {
+        self.reloads
+    }
+
+    /// How many watch events were applied since creation.
+    pub fn applied_events(&self) -> u64 {
+        self.applied
+    }
+
+    /// The state as last brought up to date (possibly behind the store; empty before the first
+    /// load).
+    pub fn state(&self) -> &ClusterState {
+        &self.state
+    }
+
+    /// Drops the state and the watch (the next call reads everything): what a node that stops
+    /// leading does to give the memory back.
+    pub fn forget(&mut self) {
+        self.state = ClusterState::default();
+        self.versions = HashMap::new();
+        self.per_link = BTreeMap::new();
+        self.rows = BTreeMap::new();
+        self.watch = None;
+    }
+
+    /// The state at the store's current revision or later (see [`WatchedState::at_least`]).
+    pub async fn current(&mut self) -> Result<&mut ClusterState> {
+        let target = self.store.inner().revision().await?;
+        self.at_least(target).await
+    }
+
+    /// The state at revision `target` or later: applies what the watch has delivered, waits up
+    /// to the wait limit for the rest, and reads everything again if the watch cannot deliver
+    /// it. Callers may change the state they get only to record their own successful writes
+    /// (the watch later delivers the same values); anything else would last until the next
+    /// reload.
+    ///
+    /// Errors: the store's, [`Error::Corrupt`] for a value `load_state` could not decode either
+    /// (everything is read again on the next call), and [`Error::Unavailable`] when `target` is
+    /// beyond the store's revision even after a full read.
+    pub async fn at_least(&mut self, target: Revision) -> Result<&mut ClusterState> {
+        let deadline = tokio::time::Instant::now() + self.wait_limit;
+        let mut reads = 0;
+        loop {
+            if self.watch.is_none() {
+                reads += 1;
+                if reads > MAX_RELOAD_ATTEMPTS {
+                    return Err(Error::Unavailable(format!(
+                        "the watch kept failing right after {MAX_RELOAD_ATTEMPTS} full reads"
+                    )));
+                }
+                self.reload().await?;
+                if self.state.revision < target {
+                    return Err(Error::Unavailable(format!(
+                        "asked for revision {target}, but the store is at {}",
+                        self.state.revision
+                    )));
+                }
+            }
+            self.apply_ready()?;
+            // A watch that ended (compaction, restore) says nothing about the state it left:
+            // it may even be ahead of a store restored to an older snapshot. Read everything.
+            let Some(watch) = self.watch.as_mut() else {
+                continue;
+            };
+            if self.state.revision >= target {
+                return Ok(&mut self.state);
+            }
+            match tokio::time::timeout_at(deadline, watch.next()).await {
+                Ok(Some(Ok(event))) => self.apply_batch(vec![event])?,
+                // Compacted (or restored), or the store is gone: read everything.
+                Ok(Some(Err(_)) | None) | Err(_) => self.watch = None,
+            }
+        }
+    }
+
+    /// Applies every event the watch has ready, in batches, without waiting.
+    fn apply_ready(&mut self) -> Result<()> {
+        loop {
+            let Some(watch) = self.watch.as_mut() else {
+                return Ok(());
+            };
+            let mut batch = Vec::new();
+            let mut ended = false;
+            while batch.len() < MAX_BATCH {
+                match watch.next().now_or_never() {
+                    Some(Some(Ok(event))) => batch.push(event),
+                    Some(Some(Err(_)) | None) => {
+                        ended = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let full = batch.len() == MAX_BATCH;
+            self.apply_batch(batch)?;
+            if ended {
+                self.watch = None;
+            }
+            if !full || ended {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads everything with `load_state` and watches every key from the revision after it.
+    async fn reload(&mut self) -> Result<()> {
+        self.forget();
+        let mut last = None;
+        for _ in 0..MAX_RELOAD_ATTEMPTS {
+            self.reloads += 1;
+            let range = self.store.inner().range(keys::ROOT).await?;
+            let state = super::state_from(&range)?;
+            match self.store.inner().watch("", range.revision + 1).await {
+                Ok(watch) => {
+                    self.index_sources(&range.kvs)?;
+                    self.state = state;
+                    self.watch = Some(watch);
+                    return Ok(());
+                }
+                Err(e @ Error::Compacted { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Unavailable("no watch after a full read".into())))
+    }
+
+    /// Remembers the decoded sources the state joins: spec versions and measurement records.
+    fn index_sources(&mut self, kvs: &[KeyValue]) -> Result<()> {
+        for kv in kvs {
+            if let Some(name) = kv.key.strip_prefix(keys::SERVICE_VERSIONS) {
+                self.versions.insert(name.to_owned(), decode(kv)?);
+            } else if kv.key.starts_with(keys::NETWORK) {
+                self.per_link.insert(kv.key.clone(), decode(kv)?);
+            } else if kv.key.starts_with(keys::LINKS) {
+                self.rows.insert(kv.key.clone(), decode(kv)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one batch of events (in revision order). On an undecodable value the state is
+    /// dropped, so the next call reads everything (and reports the same error if it persists).
+    fn apply_batch(&mut self, events: Vec<WatchEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let result = self.try_apply_batch(events);
+        if result.is_err() {
+            self.forget();
+        }
+        result
+    }
+
+    fn try_apply_batch(&mut self, events: Vec<WatchEvent>) -> Result<()> {
+        let mut tasks: Changes<_> = BTreeMap::new();
+        let mut nodes: Changes<_> = BTreeMap::new();
+        let mut services: Changes<(ServiceSpec, Revision)> = BTreeMap::new();
+        let mut versions_touched = BTreeSet::new();
+        let mut network = NetworkChange::None;
+        self.applied += events.len() as u64;
+        for event in events {
+            let revision = event.revision();
+            self.state.revision = self.state.revision.max(revision);
+            let kv = event.kv;
+            let put = event.kind == EventKind::Put;
+            if let Some(id) = kv.key.strip_prefix(keys::TASKS) {
+                let id = id.to_owned();
+                tasks.insert(id, if put { Some(decode(&kv)?) } else { None });
+                self.set_revision(kv.key, put.then_some(revision));
+            } else if kv.key.starts_with(keys::SLOTS) {
+                self.set_revision(kv.key, put.then_some(revision));
+            } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
+                if put {
+                    self.state.rollouts.insert(name.to_owned(), decode(&kv)?);
+                } else {
+                    self.state.rollouts.remove(name);
+                }
+                self.set_revision(kv.key, put.then_some(revision));
+            } else if let Some(id) = kv.key.strip_prefix(keys::NODES) {
+                nodes.insert(id.to_owned(), if put { Some(decode(&kv)?) } else { None });
+            } else if let Some(name) = kv.key.strip_prefix(keys::SERVICES) {
+                let value = if put {
+                    Some((decode(&kv)?, revision))
+                } else {
+                    None
+                };
+                services.insert(name.to_owned(), value);
+            } else if let Some(name) = kv.key.strip_prefix(keys::SERVICE_VERSIONS) {
+                if put {
+                    self.versions.insert(name.to_owned(), decode(&kv)?);
+                } else {
+                    self.versions.remove(name);
+                }
+                versions_touched.insert(name.to_owned());
+            } else if kv.key.starts_with(keys::NETWORK) {
+                if put {
+                    let m = decode(&kv)?;
+                    self.per_link.insert(kv.key, m);
+                } else {
+                    self.per_link.remove(&kv.key);
+                }
+                network = NetworkChange::Rebuild;
+            } else if kv.key.starts_with(keys::LINKS) {
+                network = network.max(self.apply_row(kv, put)?);
+            }
+        }
+        merge_sorted(&mut self.state.tasks, tasks, |t| &t.id);
+        merge_sorted(&mut self.state.nodes, nodes, |n| &n.id);
+        let versions = &self.versions;
+        let services = services
+            .into_iter()
+            .map(|(name, change)| {
+                let value = change.map(|(spec, mod_revision)| VersionedService {
+                    spec_version: versions.get(&name).copied().unwrap_or(0),
+                    spec,
+                    mod_revision,
+                });
+                (name, value)
+            })
+            .collect();
+        merge_sorted(&mut self.state.services, services, |s| &s.spec.name);
+        for name in versions_touched {
+            let found = (self.state.services).binary_search_by(|s| s.spec.name.as_str().cmp(&name));
+            if let Ok(i) = found {
+                self.state.services[i].spec_version = versions.get(&name).copied().unwrap_or(0);
+            }
+        }
+        if network == NetworkChange::Rebuild {
+            self.rebuild_network();
+        }
+        Ok(())
+    }
+
+    /// Records (`Some`) or forgets (`None`) the `mod_revision` of a task, slot or rollout key.
+    fn set_revision(&mut self, key: String, revision: Option<Revision>) {
+        match revision {
+            Some(r) => {
+                self.state.revisions.insert(key, r);
+            }
+            None => {
+                self.state.revisions.remove(&key);
+            }
+        }
+    }
+
+    /// Applies a per-node measurement record: its links go straight into the matrix when the
+    /// record only adds or replaces links of its own node; anything else asks for a rebuild.
+    fn apply_row(&mut self, kv: KeyValue, put: bool) -> Result<NetworkChange> {
+        if !put {
+            self.rows.remove(&kv.key);
+            return Ok(NetworkChange::Rebuild);
+        }
+        let row: NodeLinks = decode(&kv)?;
+        let own = |r: &NodeLinks| r.links.iter().all(|m| m.from == r.from);
+        let keeps_old = match self.rows.get(&kv.key) {
+            None => true,
+            Some(old) => {
+                own(old)
+                    && old.from == row.from
+                    && old
+                        .links
+                        .iter()
+                        .all(|o| row.links.iter().any(|m| m.to == o.to))
+            }
+        };
+        let change = if keeps_old && own(&row) && kv.key == keys::links(&row.from) {
+            for m in &row.links {
+                self.state.network.insert(m.clone());
+            }
+            NetworkChange::None
+        } else {
+            NetworkChange::Rebuild
+        };
+        self.rows.insert(kv.key, row);
+        Ok(change)
+    }
+
+    /// The matrix from the kept records, as `load_state` joins them (per-node records win).
+    fn rebuild_network(&mut self) {
+        let mut matrix = NetworkMatrix::new();
+        for m in self.per_link.values() {
+            matrix.insert(m.clone());
+        }
+        for row in self.rows.values() {
+            for m in &row.links {
+                matrix.insert(m.clone());
+            }
+        }
+        self.state.network = matrix;
+    }
+}
+
+/// What a batch did to the network matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum NetworkChange {
+    /// Nothing, or changes already applied to the matrix.
+    None,
+    /// The matrix must be rebuilt from the kept records.
+    Rebuild,
+}
+
+/// Applies `changes` to `items`, sorted by `id` with unique ids: values of existing ids are
+/// replaced in place; when some ids are new or deleted, the list is rebuilt in one merge pass.
+fn merge_sorted<T>(items: &mut Vec<T>, changes: Changes<T>, id: impl Fn(&T) -> &str) {
+    let mut deleted = Vec::new();
+    let mut inserted = Vec::new();
+    for (key, change) in changes {
+        match (items.binary_search_by(|t| id(t).cmp(&key)), change) {
+            (Ok(i), Some(value)) => items[i] = value,
+            (Ok(i), None) => deleted.push(i),
+            (Err(_), Some(value)) => inserted.push(value),
+            (Err(_), None) => {}
+        }
+    }
+    if deleted.is_empty() && inserted.is_empty() {
+        return;
+    }
+    // `changes` iterates in id order, so `deleted` and `inserted` are sorted.
+    let old = std::mem::take(items);
+    let mut out = Vec::with_capacity(old.len() + inserted.len() - deleted.len());
+    let mut deleted = deleted.into_iter().peekable();
+    let mut inserted = inserted.into_iter().peekable();
+    for (i, item) in old.into_iter().enumerate() {
+        if deleted.next_if_eq(&i).is_some() {
+            continue;
+        }
+        while let Some(new) = inserted.next_if(|n| id(n) < id(&item)) {
+            out.push(new);
+        }
+        out.push(item);
+    }
+    out.extend(inserted);
+    *items = out;
+}
+
+impl<S: Store> ClusterStore<S> {
+    /// A [`WatchedState`] over this store (its first use reads everything).
+    pub fn watched_state(&self) -> WatchedState<S>
+    where
+        S: Clone,
+    {
+        WatchedState::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_sorted;
+    use std::collections::BTreeMap;
+
+    fn ids(items: &[String]) -> Vec<&str> {
+        items.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn merge_replaces_inserts_and_deletes_keeping_the_order() {
+        let mut items: Vec<String> = ["b", "d", "f"].map(String::from).to_vec();
+        let changes = BTreeMap::from([
+            ("a".to_owned(), Some("a".to_owned())),
+            ("d".to_owned(), None),
+            ("e".to_owned(), Some("e".to_owned())),
+            ("f".to_owned(), Some("f".to_owned())),
+            ("g".to_owned(), Some("g".to_owned())),
+            ("z".to_owned(), None),
+        ]);
+        merge_sorted(&mut items, changes, |s| s.as_str());
+        assert_eq!(ids(&items), ["a", "b", "e", "f", "g"]);
+    }
+
+    #[test]
+    fn merge_of_replacements_only_keeps_the_list() {
+        let mut items: Vec<String> = ["b", "d"].map(String::from).to_vec();
+        merge_sorted(
+            &mut items,
+            BTreeMap::from([("d".to_owned(), Some("d".to_owned()))]),
+            |s| s.as_str(),
+        );
+        assert_eq!(ids(&items), ["b", "d"]);
+    }
+}
