@@ -10,9 +10,16 @@
 //! store under Raft). It reads its RSS from `/proc/self/status`, loads realistic state through
 //! `ClusterStore` (100 services with env, a port and an HTTP health check; every task running and
 //! healthy on a ready node with a container id and a published port; 4 network measurements per
-//! node), then measures reconcile rounds: `ClusterStore::load_state` + `reconcile` with the
-//! default scheduler pipeline + `apply_plan` (the plan is empty at this steady state: the bench
-//! prints its size). Not counted: the Raft log and snapshots the cluster mode also keeps.
+//! node), reads it once into a `WatchedState` (the controller's decoded copy, counted in the RSS),
+//! then measures reconcile rounds as the controller runs them: `CHURN` task writes by "agents"
+//! (not timed), then `WatchedState::current` (applying those changes: the *apply* column) +
+//! `reconcile` with the default scheduler pipeline + `apply_plan` (the plan is empty at this
+//! steady state: the bench prints its size). For comparison it then times the same rounds the
+//! old way, from `ClusterStore::load_state` (the *full-read round* columns). Not counted: the
+//! Raft log and snapshots the cluster mode also keeps.
+//!
+//! Under callgrind, `kept_round` and `full_read_round` are never inlined, so their inclusive
+//! instruction counts divided by the rounds (plus the warm-up round) are the cost per round.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -24,7 +31,7 @@ use orion_core::model::{
 };
 use orion_core::reconciler::{ReconcilePolicy, apply_plan, reconcile_state};
 use orion_core::scheduler::{Scheduler, SchedulerConfig};
-use orion_core::store::{ClusterStore, MemoryStore, Store};
+use orion_core::store::{ClusterState, ClusterStore, MemoryStore, Store, WatchedState};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,6 +45,9 @@ const WATCH_HISTORY: u64 = 10_000;
 const SERVICES: usize = 100;
 const ZONES: usize = 8;
 const PEERS_MEASURED: usize = 4;
+/// Task writes made by "agents" before each kept-state round: one round's worth of changes (as
+/// many as the reconciler's default creation bound, 1,000 per round), capped at the task count.
+const CHURN: usize = 1_000;
 /// The longest one child may run before it is killed and the bench fails.
 const CHILD_LIMIT: Duration = Duration::from_secs(900);
 const NOW: u64 = 1_800_000_000_000;
@@ -60,9 +70,9 @@ fn main() {
         &[(1_000, 50), (10_000, 30), (100_000, 10)]
     };
     println!(
-        "| tasks | nodes | RSS growth | per task | tasks only, per task | peak RSS | round p50 | round p99 | round CPU (mean) | load_state p50 | reconcile p50 | plan | rounds |"
+        "| tasks | nodes | RSS growth | per task | tasks only, per task | peak RSS | round p50 | round p99 | round CPU (mean) | apply p50 | reconcile p50 | full-read round p50 | full-read CPU (mean) | plan | rounds |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &(tasks, rounds) in sizes {
         let out = run_child(tasks, rounds);
         let field = |name: &str| -> f64 {
@@ -75,7 +85,7 @@ fn main() {
         let growth = field("rss_loaded") - field("rss_start");
         let task_growth = field("rss_loaded") - field("rss_fixtures");
         println!(
-            "| {tasks} | {} | {:.1} MB | {:.0} B | {:.0} B | {:.1} MB | {:.2} ms | {:.2} ms | {:.1} ms | {:.2} ms | {:.2} ms | {} actions | {rounds} |",
+            "| {tasks} | {} | {:.1} MB | {:.0} B | {:.0} B | {:.1} MB | {:.2} ms | {:.2} ms | {:.1} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} ms | {} actions | {rounds} |",
             field("nodes"),
             growth / 1e6,
             growth / tasks as f64,
@@ -84,14 +94,19 @@ fn main() {
             field("round_p50"),
             field("round_p99"),
             field("round_cpu"),
-            field("load_p50"),
+            field("apply_p50"),
             field("reconcile_p50"),
+            field("full_p50"),
+            field("full_cpu"),
             field("actions"),
         );
         println!(
-            "  ({tasks} tasks: loaded in {:.0} ms; values {:.0} B/task of JSON; RSS after the rounds {:.1} MB)",
+            "  ({tasks} tasks: loaded in {:.0} ms; first full read into the kept state {:.0} ms; values {:.0} B/task of JSON; the kept state adds {:.0} B/task; {} changes applied per round; RSS after the rounds {:.1} MB)",
             field("load_ms"),
+            field("first_read_ms"),
             field("value_bytes") / tasks as f64,
+            (field("rss_loaded") - field("rss_stored")) / tasks as f64,
+            field("churn"),
             field("rss_after") / 1e6,
         );
     }
@@ -183,7 +198,7 @@ fn child(tasks: usize, rounds: usize) {
         let started = Instant::now();
         let (nodes, rss_fixtures) = load(&store, tasks).await;
         let load_ms = started.elapsed().as_secs_f64() * 1e3;
-        let (rss_loaded, _) = rss();
+        let (rss_stored, _) = rss();
         let value_bytes: usize = store
             .inner()
             .range("")
@@ -193,53 +208,139 @@ fn child(tasks: usize, rounds: usize) {
             .iter()
             .map(|kv| kv.value.len())
             .sum();
+        let started = Instant::now();
+        let mut kept = store.watched_state();
+        kept.current().await.expect("first full read");
+        let first_read_ms = started.elapsed().as_secs_f64() * 1e3;
+        // The leader's whole state: the store and the controller's decoded copy.
+        let (rss_loaded, _) = rss();
 
         let scheduler = Scheduler::default_pipeline(SchedulerConfig::default());
-        let (mut round, mut loading, mut reconciling) = (Vec::new(), Vec::new(), Vec::new());
+        let churn = CHURN.min(tasks);
+        let mut times = Times::default();
         let mut actions = 0;
         let mut cpu_start = 0.0;
+        let mut next_written = 0;
         // One warm-up round, not counted.
+        for i in 0..=rounds {
+            next_written = write_churn(&store, &kept, churn, i, next_written).await;
+            if i == 1 {
+                cpu_start = thread_cpu_ms();
+            }
+            let (apply, reconcile, total, n) = kept_round(&store, &mut kept, &scheduler).await;
+            actions = n;
+            if i > 0 {
+                times.round.push(total);
+                times.apply.push(apply);
+                times.reconcile.push(reconcile);
+            }
+        }
+        let round_cpu = (thread_cpu_ms() - cpu_start) / rounds as f64;
+        cpu_start = 0.0;
         for i in 0..=rounds {
             if i == 1 {
                 cpu_start = thread_cpu_ms();
             }
-            let t0 = Instant::now();
-            let state = store.load_state().await.expect("load_state");
-            let t1 = Instant::now();
-            let plan = reconcile_state(&state, NOW, ReconcilePolicy::default(), &scheduler);
-            let t2 = Instant::now();
-            let report = apply_plan(&store, &plan, &state, None).await;
-            assert!(
-                report.failed.is_empty(),
-                "applying the plan failed: {:?}",
-                report.failed
-            );
-            let t3 = Instant::now();
-            actions = plan.actions.len();
-            drop(state);
+            let total = full_read_round(&store, &scheduler).await;
             if i > 0 {
-                round.push((t3 - t0).as_secs_f64() * 1e3);
-                loading.push((t1 - t0).as_secs_f64() * 1e3);
-                reconciling.push((t2 - t1).as_secs_f64() * 1e3);
+                times.full.push(total);
             }
         }
-        let round_cpu = (thread_cpu_ms() - cpu_start) / rounds as f64;
-        for v in [&mut round, &mut loading, &mut reconciling] {
+        let full_cpu = (thread_cpu_ms() - cpu_start) / rounds as f64;
+        for v in [
+            &mut times.round,
+            &mut times.apply,
+            &mut times.reconcile,
+            &mut times.full,
+        ] {
             v.sort_by(f64::total_cmp);
         }
         let (rss_after, rss_peak) = rss();
         println!(
             "RESULT nodes={nodes} rss_start={rss_start} rss_fixtures={rss_fixtures} \
-             rss_loaded={rss_loaded} rss_after={rss_after} \
-             rss_peak={rss_peak} load_ms={load_ms:.1} value_bytes={value_bytes} \
-             round_p50={:.3} round_p99={:.3} load_p50={:.3} reconcile_p50={:.3} actions={actions} \
-             round_cpu={round_cpu:.3}",
-            percentile(&round, 0.5),
-            percentile(&round, 0.99),
-            percentile(&loading, 0.5),
-            percentile(&reconciling, 0.5),
+             rss_stored={rss_stored} rss_loaded={rss_loaded} rss_after={rss_after} \
+             rss_peak={rss_peak} load_ms={load_ms:.1} first_read_ms={first_read_ms:.1} \
+             value_bytes={value_bytes} churn={churn} \
+             round_p50={:.3} round_p99={:.3} apply_p50={:.3} reconcile_p50={:.3} \
+             full_p50={:.3} actions={actions} round_cpu={round_cpu:.3} full_cpu={full_cpu:.3}",
+            percentile(&times.round, 0.5),
+            percentile(&times.round, 0.99),
+            percentile(&times.apply, 0.5),
+            percentile(&times.reconcile, 0.5),
+            percentile(&times.full, 0.5),
         );
     });
+}
+
+/// Round times in ms.
+#[derive(Default)]
+struct Times {
+    round: Vec<f64>,
+    apply: Vec<f64>,
+    reconcile: Vec<f64>,
+    full: Vec<f64>,
+}
+
+/// `churn` task writes as agents make them (a new `updated_at` on running tasks, which changes
+/// no plan), spread over the tasks round after round. Returns the next task to write.
+async fn write_churn<S: Store>(
+    store: &ClusterStore<S>,
+    kept: &WatchedState<S>,
+    churn: usize,
+    round: usize,
+    next: usize,
+) -> usize {
+    let state = kept.state();
+    let picked: Vec<_> = (0..churn)
+        .map(|k| state.tasks[(next + k) % state.tasks.len()].clone())
+        .collect();
+    for mut task in picked {
+        task.updated_at = NOW + 1 + round as u64;
+        store.put_task(&task).await.expect("agent write");
+    }
+    next + churn
+}
+
+/// One round as the controller runs it: apply the watched changes, plan, apply the plan.
+/// Returns the times of the first two steps and of the whole round (ms), and the plan's size.
+#[inline(never)]
+async fn kept_round<S: Store>(
+    store: &ClusterStore<S>,
+    kept: &mut WatchedState<S>,
+    scheduler: &Scheduler,
+) -> (f64, f64, f64, usize) {
+    let t0 = Instant::now();
+    let state = kept.current().await.expect("kept state");
+    let t1 = Instant::now();
+    let actions = plan_and_apply(store, state, scheduler).await;
+    let t2 = Instant::now();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    (ms(t1 - t0), ms(t2 - t1), ms(t2 - t0), actions)
+}
+
+/// One round as it was before the kept state: read and decode everything, plan, apply.
+#[inline(never)]
+async fn full_read_round<S: Store>(store: &ClusterStore<S>, scheduler: &Scheduler) -> f64 {
+    let t0 = Instant::now();
+    let state = store.load_state().await.expect("load_state");
+    plan_and_apply(store, &state, scheduler).await;
+    t0.elapsed().as_secs_f64() * 1e3
+}
+
+/// `reconcile` and `apply_plan` on `state`; returns the plan's size.
+async fn plan_and_apply<S: Store>(
+    store: &ClusterStore<S>,
+    state: &ClusterState,
+    scheduler: &Scheduler,
+) -> usize {
+    let plan = reconcile_state(state, NOW, ReconcilePolicy::default(), scheduler);
+    let report = apply_plan(store, &plan, state, None).await;
+    assert!(
+        report.failed.is_empty(),
+        "applying the plan failed: {:?}",
+        report.failed
+    );
+    plan.actions.len()
 }
 
 /// Nodes for `tasks` tasks: one per 10 tasks, between 100 and 1,000.

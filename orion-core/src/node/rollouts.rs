@@ -28,11 +28,13 @@ pub async fn advance_rollouts<S: Store>(
 ) -> crate::Result<RolloutPassReport> {
     let mut report = RolloutPassReport::default();
     let mut written = Vec::new();
+    let by_service = rollout::tasks_by_service(&state.tasks);
     for service in &state.services {
         let name = service.spec.name.as_str();
         let vs = VersionedSpec::new(service.spec.clone(), service.spec_version);
         let stored = state.rollouts.get(name);
-        let step = rollout::step(&vs, &state.tasks, stored, now);
+        let own = by_service.get(name).map_or(&[][..], Vec::as_slice);
+        let step = rollout::step_own(&vs, own, stored, now);
         if let (Some(to), Some(why)) = (step.rollback_to, step.failure.as_deref()) {
             let reason = format!("version {} failed: {why}", service.spec_version);
             match store

@@ -31,6 +31,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hash::StableMap;
 use crate::model::spec::FailureAction;
 use crate::model::{DesiredState, Millis, Task, TaskHealth, TaskState};
 
@@ -206,9 +207,25 @@ pub struct Step {
 /// Decides one service's rollout from its spec, its tasks (any order; other services' tasks are
 /// ignored), its stored record and the time. Pure; see the module docs for the rules.
 pub fn step(vs: &VersionedSpec, tasks: &[Task], record: Option<&Rollout>, now: Millis) -> Step {
+    let own: Vec<&Task> = tasks.iter().filter(|t| t.service == vs.spec.name).collect();
+    step_own(vs, &own, record, now)
+}
+
+/// The tasks of each service, by service name, in `tasks` order: one pass, for calling
+/// [`step_own`] on every service (instead of [`step`], which scans all tasks per service).
+pub fn tasks_by_service(tasks: &[Task]) -> StableMap<&str, Vec<&Task>> {
+    let mut by_service: StableMap<&str, Vec<&Task>> = StableMap::default();
+    for t in tasks {
+        by_service.entry(t.service.as_str()).or_default().push(t);
+    }
+    by_service
+}
+
+/// [`step`] over `own`, the service's tasks (those whose `service` is the spec's name, in the
+/// state's order), already picked out by [`tasks_by_service`].
+pub fn step_own(vs: &VersionedSpec, own: &[&Task], record: Option<&Rollout>, now: Millis) -> Step {
     let spec = &vs.spec;
     let version = vs.version;
-    let own: Vec<&Task> = tasks.iter().filter(|t| t.service == spec.name).collect();
     let mut r = match record {
         Some(r) if r.version == version && r.service == spec.name => r.clone(),
         _ => {
@@ -286,7 +303,7 @@ pub fn step(vs: &VersionedSpec, tasks: &[Task], record: Option<&Rollout>, now: M
     for t in &starting {
         out.wake_at = min_time(out.wake_at, t.created_at.saturating_add(wait_ms));
     }
-    let refilling = stopped_first(&own, version, spec.replicas);
+    let refilling = stopped_first(own, version, spec.replicas);
     if !starting.is_empty() || refilling {
         if !r.batch_in_flight {
             r.batch_in_flight = true;
@@ -331,12 +348,16 @@ pub(super) fn gated_specs(
     now: Millis,
 ) -> (Vec<VersionedSpec>, Option<Millis>) {
     let mut wake_at: Option<Millis> = None;
+    let by_service = tasks_by_service(&state.tasks);
     let specs = state
         .services
         .iter()
         .map(|s| {
             let vs = VersionedSpec::new(s.spec.clone(), s.spec_version);
-            let step = step(&vs, &state.tasks, state.rollouts.get(&s.spec.name), now);
+            let own = by_service
+                .get(s.spec.name.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let step = step_own(&vs, own, state.rollouts.get(&s.spec.name), now);
             if let Some(at) = step.wake_at {
                 wake_at = min_time(wake_at, at);
             }

@@ -15,8 +15,8 @@ pub struct NodeView {
     pub allocated: Resources,
     /// Tasks holding resources on the node.
     pub task_count: u32,
-    /// Of those, how many per service.
-    pub services: HashMap<String, u32>,
+    /// Of those, how many per service (FNV-hashed: the view counts every task of a round).
+    pub services: StableMap<String, u32>,
     /// Host ports held by the node's tasks, one entry per use (a multiset): published ports of
     /// running tasks, and the fixed `host_port`s of the specs of tasks not yet running.
     pub host_ports: Vec<(u16, Protocol)>,
@@ -122,7 +122,7 @@ impl ClusterView {
                     node,
                     allocated: Resources::default(),
                     task_count: 0,
-                    services: HashMap::new(),
+                    services: StableMap::default(),
                     host_ports: Vec::new(),
                 })
                 .collect(),

@@ -520,9 +520,21 @@ impl<S: Store> ClusterStore<S> {
 /// The [`ClusterState`] in `range`, a range of [`keys::ROOT`] (what `load_state` decodes).
 fn state_from(range: &RangeResult) -> Result<ClusterState> {
     let mut rows = Vec::new();
+    // Exact capacities: a leader keeps this state (`WatchedState`), so no slack.
+    let count = |prefix: &str| {
+        range
+            .kvs
+            .iter()
+            .filter(|kv| kv.key.starts_with(prefix))
+            .count()
+    };
+    let tasks = count(keys::TASKS);
     let mut state = ClusterState {
         revision: range.revision,
         services: services_from(&range.kvs)?,
+        tasks: Vec::with_capacity(tasks),
+        nodes: Vec::with_capacity(count(keys::NODES)),
+        revisions: HashMap::with_capacity(tasks + count(keys::SLOTS) + count(keys::ROLLOUTS)),
         ..ClusterState::default()
     };
     for kv in &range.kvs {
