@@ -20,9 +20,10 @@
 //! An action whose compare fails is skipped, not retried: the next round re-reads the state and
 //! decides again. Applying a plan twice is harmless (the second time every compare fails).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::error::{Error, Result};
+use crate::hash::StableMap;
 use crate::model::{DesiredState, Task, TaskState};
 use crate::store::{ClusterState, ClusterStore, Compare, Op, Store, keys};
 
@@ -65,8 +66,11 @@ pub async fn apply_plan<S: Store>(
     state: &ClusterState,
     fence: Option<&Compare>,
 ) -> ApplyReport {
-    let tasks: HashMap<&str, &Task> = state.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut report = ApplyReport::default();
+    if plan.actions.is_empty() {
+        return report;
+    }
+    let tasks: StableMap<&str, &Task> = state.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut batch: Vec<Write> = Vec::new();
     let mut batch_keys: HashSet<String> = HashSet::new();
     for action in &plan.actions {
@@ -141,7 +145,7 @@ enum Prepared {
 fn prepare(
     action: &Action,
     state: &ClusterState,
-    tasks: &HashMap<&str, &Task>,
+    tasks: &StableMap<&str, &Task>,
 ) -> Result<Prepared> {
     let seen = |key: &str| state.revisions.get(key).copied().unwrap_or(0);
     if let Action::Create { task, .. } = action {

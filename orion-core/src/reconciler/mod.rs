@@ -94,10 +94,11 @@
 //! assert!(plan.actions.iter().all(|a| a.placed_on() == Some("n1")));
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::hash::{StableBuildHasher, StableMap};
 use crate::model::spec::SpecLimits;
 use crate::model::{
     DesiredState, Millis, NetworkMatrix, Node, NodeStatus, ServiceSpec, Task, TaskState,
@@ -292,22 +293,25 @@ struct ServiceWork<'a> {
     current_slots: u32,
 }
 
+/// A set of ids hashed with FNV (the round looks up every task in several).
+type StableSet<'a> = HashSet<&'a str, StableBuildHasher>;
+
 struct Round<'a> {
     input: &'a ReconcileInput<'a>,
     specs: BTreeMap<&'a str, &'a VersionedSpec>,
-    node_status: HashMap<&'a str, NodeStatus>,
+    node_status: StableMap<&'a str, NodeStatus>,
     /// Tasks by id order.
     tasks: Vec<&'a Task>,
     /// The same, per service (each service's list is taken by its analysis).
-    by_service: HashMap<&'a str, Vec<&'a Task>>,
-    lost: HashSet<&'a str>,
+    by_service: StableMap<&'a str, Vec<&'a Task>>,
+    lost: StableSet<'a>,
     /// Tasks to move off their node, with why (`moves`).
-    misplaced: HashMap<&'a str, String>,
+    misplaced: StableMap<&'a str, String>,
     /// Those of them leaving for rebalancing (`rebalance`), not for a broken rule.
-    rebalancing: HashSet<&'a str>,
+    rebalancing: StableSet<'a>,
     /// Services whose rebalancing replacement failed: no rebalancing before this time.
-    rebalance_held_until: HashMap<&'a str, Millis>,
-    stopped: HashSet<&'a str>,
+    rebalance_held_until: StableMap<&'a str, Millis>,
+    stopped: StableSet<'a>,
     ids: IdMaker,
     /// Creates this round may still make ([`ReconcilePolicy::max_creates_per_round`]).
     creates_left: usize,
@@ -325,7 +329,7 @@ impl<'a> Round<'a> {
         }
         let mut tasks: Vec<&Task> = input.tasks.iter().collect();
         tasks.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
+        let mut by_service: StableMap<&str, Vec<&Task>> = StableMap::default();
         for &t in &tasks {
             by_service.entry(t.service.as_str()).or_default().push(t);
         }
@@ -339,11 +343,11 @@ impl<'a> Round<'a> {
                 .map(|n| (n.id.as_str(), n.status))
                 .collect(),
             tasks,
-            lost: HashSet::new(),
-            misplaced: HashMap::new(),
-            rebalancing: HashSet::new(),
-            rebalance_held_until: HashMap::new(),
-            stopped: HashSet::new(),
+            lost: StableSet::default(),
+            misplaced: StableMap::default(),
+            rebalancing: StableSet::default(),
+            rebalance_held_until: StableMap::default(),
+            stopped: StableSet::default(),
             ids: IdMaker::new(input.tasks.iter().map(|t| t.id.as_str())),
             creates_left: input.policy.max_creates_per_round,
             plan: Plan::default(),
