@@ -1,0 +1,69 @@
+//! The reconcile controller plans from its kept state (`WatchedState`): on the deterministic
+//! cluster harness it reads the whole store once, then follows the watch, and still sees every
+//! write made between rounds.
+
+use orion_core::model::{ServiceSpec, Task, TaskState};
+use orion_core::node::ControllerConfig;
+use orion_core::testing::cluster::ClusterHarness;
+
+fn running(tasks: &[Task]) -> usize {
+    tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Running)
+        .count()
+}
+
+#[tokio::test]
+async fn rounds_follow_the_watch_and_see_every_write() {
+    let mut h = ClusterHarness::new(3, 7, ControllerConfig::default());
+    h.store
+        .put_service(&ServiceSpec::new("web", "busybox", 3))
+        .await
+        .unwrap();
+    assert!(h.run_until(50, |t| running(t) == 3).await, "deploy");
+    // A write between two rounds is planned from at the next round: scale up, then down.
+    h.store
+        .update_service("web", |s| {
+            s.replicas = 5;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(h.run_until(50, |t| running(t) == 5).await, "scale up");
+    h.store
+        .update_service("web", |s| {
+            s.replicas = 2;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(h.run_until(50, |t| running(t) == 2).await, "scale down");
+    let (full_reads, applied) = h.node(0).controllers().reconciler.state_reads().await;
+    assert_eq!(
+        full_reads, 1,
+        "the store was read in full once, then followed"
+    );
+    assert!(
+        applied > 10,
+        "the rounds applied the watched writes ({applied})"
+    );
+}
+
+#[tokio::test]
+async fn a_leader_that_steps_down_drops_its_copy_and_reads_again_when_it_leads() {
+    let mut h = ClusterHarness::new(3, 8, ControllerConfig::default());
+    h.store
+        .put_service(&ServiceSpec::new("web", "busybox", 2))
+        .await
+        .unwrap();
+    assert!(h.run_until(50, |t| running(t) == 2).await, "deploy");
+    let reconciler = &h.node(0).controllers().reconciler;
+    reconciler.forget_state().await;
+    let fence = h.node(0).controllers().claim(9).await.unwrap();
+    let report = reconciler.round(&fence).await.unwrap();
+    assert_eq!(
+        report.actions, 0,
+        "the fresh read plans nothing new: {report:?}"
+    );
+    assert_eq!(reconciler.state_reads().await.0, 2);
+}
