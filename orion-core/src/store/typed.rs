@@ -25,7 +25,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Compare, KeyValue, Op, RangeResult, Revision, Store, Txn, WatchStream};
+use super::{Compare, KeyValue, Op, Revision, Store, Txn, WatchStream};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
@@ -36,9 +36,12 @@ pub mod keys;
 mod links;
 mod secrets;
 mod service_cas;
+mod state;
 mod task_batch;
 mod traces;
 mod watched;
+
+use state::{services_from, state_from};
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
@@ -517,50 +520,6 @@ impl<S: Store> ClusterStore<S> {
     }
 }
 
-/// The [`ClusterState`] in `range`, a range of [`keys::ROOT`] (what `load_state` decodes).
-fn state_from(range: &RangeResult) -> Result<ClusterState> {
-    let mut rows = Vec::new();
-    // Exact capacities: a leader keeps this state (`WatchedState`), so no slack.
-    let count = |prefix: &str| {
-        range
-            .kvs
-            .iter()
-            .filter(|kv| kv.key.starts_with(prefix))
-            .count()
-    };
-    let tasks = count(keys::TASKS);
-    let mut state = ClusterState {
-        revision: range.revision,
-        services: services_from(&range.kvs)?,
-        tasks: Vec::with_capacity(tasks),
-        nodes: Vec::with_capacity(count(keys::NODES)),
-        revisions: HashMap::with_capacity(tasks + count(keys::SLOTS) + count(keys::ROLLOUTS)),
-        ..ClusterState::default()
-    };
-    for kv in &range.kvs {
-        if kv.key.starts_with(keys::TASKS) {
-            state.tasks.push(decode(kv)?);
-            state.revisions.insert(kv.key.clone(), kv.mod_revision);
-        } else if kv.key.starts_with(keys::SLOTS) {
-            state.revisions.insert(kv.key.clone(), kv.mod_revision);
-        } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
-            state.rollouts.insert(name.to_owned(), decode(kv)?);
-            state.revisions.insert(kv.key.clone(), kv.mod_revision);
-        } else if kv.key.starts_with(keys::NODES) {
-            state.nodes.push(decode(kv)?);
-        } else if kv.key.starts_with(keys::NETWORK) {
-            state.network.insert(decode(kv)?);
-        } else if kv.key.starts_with(keys::LINKS) {
-            rows.push(kv);
-        }
-    }
-    // Per-node records after the per-link ones: the newer layout wins for a pair in both.
-    for kv in rows {
-        links::add_row(&mut state.network, kv)?;
-    }
-    Ok(state)
-}
-
 /// True when `a` and `b` make the same tasks: they differ at most in `replicas`,
 /// `scale_policy` and `update_strategy`, which change how many tasks run and how they roll, not
 /// what a task is.
@@ -585,25 +544,4 @@ fn same_id(field: &str, expected: &str, got: &str) -> Result<()> {
         format!("{expected:?}: an update must not change the id"),
     );
     Err(errors.into())
-}
-
-/// Joins the service specs and spec versions among `kvs` (any order, other keys ignored).
-fn services_from(kvs: &[KeyValue]) -> Result<Vec<VersionedService>> {
-    let mut versions: HashMap<&str, u64> = HashMap::new();
-    for kv in kvs {
-        if let Some(name) = kv.key.strip_prefix(keys::SERVICE_VERSIONS) {
-            versions.insert(name, decode(kv)?);
-        }
-    }
-    let mut services = Vec::new();
-    for kv in kvs {
-        if let Some(name) = kv.key.strip_prefix(keys::SERVICES) {
-            services.push(VersionedService {
-                spec: decode(kv)?,
-                spec_version: versions.get(name).copied().unwrap_or(0),
-                mod_revision: kv.mod_revision,
-            });
-        }
-    }
-    Ok(services)
 }
