@@ -18,6 +18,7 @@
 //! - `testing` (feature `testing`): conformance suites and `FakeRuntime`.
 
 pub mod autoscale;
+pub mod blocking;
 pub mod error;
 pub mod hash;
 pub mod membership;

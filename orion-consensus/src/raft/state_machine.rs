@@ -276,8 +276,14 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
-        let state = self.state.as_ref().map_err(snap_err)?;
-        let data = codec::to_bytes(state).map_err(snap_err)?;
+        // Encoding a large store takes seconds: off the async workers, so heartbeats and
+        // appends keep flowing meanwhile (a stalled worker under a big snapshot cost elections).
+        let state = std::mem::replace(&mut self.state, Err("snapshot already built".into()))
+            .map_err(snap_err)?;
+        let data = tokio::task::spawn_blocking(move || codec::to_bytes(&state))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
         let stored = StoredSnapshot {
             meta: self.meta.clone(),
             data: data.clone(),

@@ -123,7 +123,11 @@ impl<S: Store + Clone> ReconcileController<S> {
             });
         }
         let planning = std::time::Instant::now();
-        let mut plan = reconcile_state(state, self.clock.now(), self.policy, &self.scheduler);
+        let now = self.clock.now();
+        // Seconds at a million tasks: keep the runtime's other tasks (Raft heartbeats) moving.
+        let mut plan = crate::blocking::cpu_bound(|| {
+            reconcile_state(state, now, self.policy, &self.scheduler)
+        });
         let traced = super::traces::open(&self.store, &mut plan).await;
         let placed = plan
             .actions

@@ -174,7 +174,8 @@ impl<S: Store> WatchedState<S> {
                     )));
                 }
             }
-            self.apply_ready()?;
+            // Decoding a large batch of changes takes long: keep the runtime's other tasks moving.
+            crate::blocking::cpu_bound(|| self.apply_ready())?;
             // A watch that ended (compaction, restore) says nothing about the state it left:
             // it may even be ahead of a store restored to an older snapshot. Read everything.
             let Some(watch) = self.watch.as_mut() else {
