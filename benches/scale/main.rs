@@ -3,8 +3,9 @@
 //! nothing about speed.
 //!
 //! `cargo bench --bench scale` runs 10,000 nodes and 1,000,000 tasks; `-- --nodes N --tasks M`
-//! picks a size; `-- --max-creates C` the reconciler's `max_creates_per_round`; `-- --limit-min
-//! L` the longest the run may take; `-- --test` (or `ORION_BENCH_QUICK=1`) runs 200 nodes and
+//! picks a size; `-- --max-creates C` the reconciler's `max_creates_per_round` (default
+//! 100,000); `-- --snapshot-every E` the members' `RaftConfig::snapshot_every` (default 10,000,
+//! the binary's); `-- --limit-min L` the longest the run may take (default 15); `-- --test` (or `ORION_BENCH_QUICK=1`) runs 200 nodes and
 //! 5,000 tasks, for CI.
 //!
 //! - The 3 voters are child processes (`raft_child`); the leader among them runs the
@@ -23,7 +24,7 @@ mod sim;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -43,6 +44,7 @@ const MAX_NODES: usize = 50_000;
 const MAX_TASKS: usize = 2_000_000;
 const MAX_CREATES: usize = 1_000_000;
 const MAX_LIMIT_MIN: u64 = 240;
+const MAX_SNAPSHOT_EVERY: usize = 10_000_000;
 /// The Raft id of this process (the voters are 1, 2 and 3).
 const SIM_ID: u64 = 4;
 const TASK_CPU: u64 = 10;
@@ -52,6 +54,7 @@ struct Options {
     nodes: usize,
     tasks: usize,
     max_creates: usize,
+    snapshot_every: u64,
     limit: Duration,
     quick: bool,
 }
@@ -82,7 +85,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         nodes: if quick { 200 } else { 10_000 },
         tasks: if quick { 5_000 } else { 1_000_000 },
-        max_creates: 20_000,
+        max_creates: 100_000,
+        snapshot_every: 10_000,
         limit: Duration::from_secs(if quick { 300 } else { 900 }),
         quick,
     };
@@ -95,7 +99,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 .ok_or_else(|| format!("{arg} needs a value"))?;
             match v.parse::<usize>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(format!("{arg} {v}: expected a whole number from 1 to {max}")),
+                _ => Err(format!(
+                    "{arg} {v}: expected a whole number from 1 to {max}"
+                )),
             }
         };
         match arg {
@@ -103,16 +109,23 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--nodes" => o.nodes = bounded(MAX_NODES)?,
             "--tasks" => o.tasks = bounded(MAX_TASKS)?,
             "--max-creates" => o.max_creates = bounded(MAX_CREATES)?,
-            "--limit-min" => o.limit = Duration::from_secs(60 * bounded(MAX_LIMIT_MIN as usize)? as u64),
+            "--snapshot-every" => o.snapshot_every = bounded(MAX_SNAPSHOT_EVERY)? as u64,
+            "--limit-min" => {
+                o.limit = Duration::from_secs(60 * bounded(MAX_LIMIT_MIN as usize)? as u64)
+            }
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; accepted: --test, --nodes N (1..={MAX_NODES}), \
                      --tasks M (1..={MAX_TASKS}), --max-creates C (1..={MAX_CREATES}), \
-                     --limit-min L (1..={MAX_LIMIT_MIN})"
+                     --snapshot-every E (1..={MAX_SNAPSHOT_EVERY}), --limit-min L (1..={MAX_LIMIT_MIN})"
                 ));
             }
         }
-        i += if matches!(arg, "--bench" | "--test") { 1 } else { 2 };
+        i += if matches!(arg, "--bench" | "--test") {
+            1
+        } else {
+            2
+        };
     }
     Ok(o)
 }
@@ -143,6 +156,21 @@ struct Timeline {
 
 async fn run(o: &Options) -> Result<(), String> {
     let started = Instant::now();
+    // Ctrl-C or SIGTERM ends the run through the error path, so the children are killed and
+    // the temp dir removed.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        flag.store(true, Ordering::Relaxed);
+    });
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let child_args = |id: u64, join: Option<String>| ChildArgs {
         id,
@@ -150,6 +178,7 @@ async fn run(o: &Options) -> Result<(), String> {
         join,
         worker: SIM_ID,
         max_creates: o.max_creates,
+        snapshot_every: o.snapshot_every,
     };
     // Dropped (killed) on every return below, before `dir` is removed.
     let mut voters = vec![RaftChild::spawn(&child_args(1, None))?];
@@ -164,20 +193,33 @@ async fn run(o: &Options) -> Result<(), String> {
         "127.0.0.1:0".parse().unwrap(),
     );
     config.request_timeout = Duration::from_secs(30);
-    let raft = RaftNode::start(config, MemoryStore::with_history_limit(raft_child::WATCH_HISTORY))
+    config.snapshot_every = o.snapshot_every;
+    let raft = RaftNode::start(
+        config,
+        MemoryStore::with_history_limit(raft_child::WATCH_HISTORY),
+    )
+    .await
+    .map_err(|e| format!("start this process's raft member: {e}"))?;
+    raft.join(&first)
         .await
-        .map_err(|e| format!("start this process's raft member: {e}"))?;
-    raft.join(&first).await.map_err(|e| format!("join as a learner: {e}"))?;
+        .map_err(|e| format!("join as a learner: {e}"))?;
     let status = raft.status();
     if !status.learners.contains(&SIM_ID) || status.voters.len() != 3 {
-        return Err(format!("expected 3 voters and this process a learner: {status:?}"));
+        return Err(format!(
+            "expected 3 voters and this process a learner: {status:?}"
+        ));
     }
     let store = ClusterStore::new(raft.store().with_read_mode(ReadMode::Stale));
     let per_node = (2 * o.tasks.div_ceil(o.nodes)).max(4) as u32;
     let t = Instant::now();
-    sim::register_nodes(&store, o.nodes, per_node, Resources::new(TASK_CPU, TASK_MEMORY))
-        .await
-        .map_err(|e| format!("register nodes: {e}"))?;
+    sim::register_nodes(
+        &store,
+        o.nodes,
+        per_node,
+        Resources::new(TASK_CPU, TASK_MEMORY),
+    )
+    .await
+    .map_err(|e| format!("register nodes: {e}"))?;
     let register_s = since(t);
 
     let specs = services(o.tasks);
@@ -185,9 +227,15 @@ async fn run(o: &Options) -> Result<(), String> {
         specs.iter().map(|s| (s.name.clone(), s.clone())).collect();
     let progress = Arc::new(Progress::default());
     let from = store.inner().revision().await.map_err(|e| e.to_string())? + 1;
-    sim::start(store.clone(), o.nodes, Arc::new(by_name), from, progress.clone())
-        .await
-        .map_err(|e| format!("start the simulated nodes: {e}"))?;
+    sim::start(
+        store.clone(),
+        o.nodes,
+        Arc::new(by_name),
+        from,
+        progress.clone(),
+    )
+    .await
+    .map_err(|e| format!("start the simulated nodes: {e}"))?;
 
     let leader = |raft: &RaftNode<MemoryStore>| -> Result<usize, String> {
         let id = raft.status().leader.ok_or("no leader")?;
@@ -222,6 +270,9 @@ async fn run(o: &Options) -> Result<(), String> {
     let mut rss_peak: f64 = rss_before;
     let mut next_print = 0.0;
     while tl.all_running.is_none() {
+        if interrupted.load(Ordering::Relaxed) {
+            return Err("interrupted".into());
+        }
         if started.elapsed() > o.limit {
             return Err(format!(
                 "gave up after {:?}: {} of {total} tasks assigned, {} running",
@@ -242,14 +293,25 @@ async fn run(o: &Options) -> Result<(), String> {
         mark(&mut tl.p10, assigned * 10 >= total);
         mark(&mut tl.p90, assigned * 10 >= total * 9);
         mark(&mut tl.all_assigned, assigned >= total);
-        mark(&mut tl.all_running, progress.running.load(Ordering::Relaxed) >= total);
+        mark(
+            &mut tl.all_running,
+            progress.running.load(Ordering::Relaxed) >= total,
+        );
         if let Ok((rss, _)) = voters[leader(&raft)?].rss() {
             rss_peak = rss_peak.max(rss);
         }
         if now >= next_print {
+            let st = raft.status();
             eprintln!(
-                "  {now:>6.1} s: {assigned} assigned, {} running",
-                progress.running.load(Ordering::Relaxed)
+                "  {now:>6.1} s: {assigned} assigned, {} running; leader {:?} term {}, log {}, \
+                 committed {}; {} report txns, {} conflicts",
+                progress.running.load(Ordering::Relaxed),
+                st.leader,
+                st.term,
+                st.last_log_index,
+                st.commit_index,
+                progress.report_txns.load(Ordering::Relaxed),
+                progress.report_conflicts.load(Ordering::Relaxed),
             );
             next_print = now + if o.quick { 5.0 } else { 15.0 };
         }
@@ -257,8 +319,8 @@ async fn run(o: &Options) -> Result<(), String> {
     let leader_now = leader(&raft)?;
     let (rss_after, rss_hwm) = voters[leader_now].rss()?;
     let log_after = raft.status().last_log_index;
-    let log_bytes = dir_bytes(&voters[leader_now].dir.join("log"))
-        .max(dir_bytes(&voters[leader_now].dir));
+    let log_bytes =
+        dir_bytes(&voters[leader_now].dir.join("log")).max(dir_bytes(&voters[leader_now].dir));
     voters[leader_now].send("LOAD")?;
     let load = voters[leader_now].wait_line("LOAD ", Duration::from_secs(300))?;
     let rounds = voters[leader_now].lines("ROUND ");
@@ -281,23 +343,26 @@ async fn run(o: &Options) -> Result<(), String> {
     };
     let fan = fanout::measure(&raft.store(), store.inner(), &sample, events, ks).await?;
 
-    report(o, &Report {
-        register_s,
-        specs_written,
-        tl,
-        rss_before,
-        rss_after,
-        rss_peak: rss_peak.max(rss_hwm),
-        log_entries: log_after - log_before,
-        log_bytes,
-        load,
-        rounds,
-        progress: &progress,
-        fan,
-        events,
-        leader_changed: leader_now != leader_at_start,
-        sample_bytes: sample.len(),
-    });
+    report(
+        o,
+        &Report {
+            register_s,
+            specs_written,
+            tl,
+            rss_before,
+            rss_after,
+            rss_peak: rss_peak.max(rss_hwm),
+            log_entries: log_after - log_before,
+            log_bytes,
+            load,
+            rounds,
+            progress: &progress,
+            fan,
+            events,
+            leader_changed: leader_now != leader_at_start,
+            sample_bytes: sample.len(),
+        },
+    );
     drop(voters);
     let _ = raft.shutdown().await;
     Ok(())
@@ -342,7 +407,11 @@ fn report(o: &Options, r: &Report<'_>) {
     let (first, all) = (s(r.tl.first_assigned), s(r.tl.all_assigned));
     let steady = 0.8 * n / (s(r.tl.p90) - s(r.tl.p10));
     let per_task = (r.rss_after - r.rss_before) / n;
-    let num = |line: &str, name: &str| field(line, name).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let num = |line: &str, name: &str| {
+        field(line, name)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     let round_ms: Vec<f64> = r.rounds.iter().map(|l| num(l, "ms")).collect();
     let plan_ms: f64 = r.rounds.iter().map(|l| num(l, "plan_ms")).sum();
     let total_ms: f64 = round_ms.iter().sum();
@@ -351,33 +420,77 @@ fn report(o: &Options, r: &Report<'_>) {
     println!();
     println!(
         "scale simulation: {} simulated nodes, {} tasks ({} services), 3 Raft voters (child \
-         processes, plain HTTP on loopback) + this process as a learner; max_creates_per_round {}",
+         processes, plain HTTP on loopback) + this process as a learner; max_creates_per_round {}, \
+         snapshot every {} entries",
         o.nodes,
         o.tasks,
         o.tasks.div_ceil(REPLICAS_PER_SERVICE),
-        o.max_creates
+        o.max_creates,
+        o.snapshot_every
     );
     println!("| measure | value | goal |");
     println!("|---|---|---|");
-    println!("| nodes registered (one txn per 500) | {:.2} s | |", r.register_s);
-    println!("| specs written ({} services, 8 at a time) | {:.2} s | |", o.tasks.div_ceil(REPLICAS_PER_SERVICE), r.specs_written);
-    println!("| placements committed/s, spec writes to all assigned | {:.0} | >= 10,000 |", n / all);
+    println!(
+        "| nodes registered (one txn per 500) | {:.2} s | |",
+        r.register_s
+    );
+    println!(
+        "| specs written ({} services, 8 at a time) | {:.2} s | |",
+        o.tasks.div_ceil(REPLICAS_PER_SERVICE),
+        r.specs_written
+    );
+    println!(
+        "| placements committed/s, spec writes to all assigned | {:.0} | >= 10,000 |",
+        n / all
+    );
     println!("| placements committed/s, 10% to 90% assigned | {steady:.0} | >= 10,000 |");
     println!("| spec writes to first task assigned | {first:.2} s | |");
     println!("| spec writes to all tasks assigned | {all:.2} s | 1M on 10k nodes <= 300 s |");
-    println!("| spec writes to all tasks running (simulated) | {:.2} s | |", s(r.tl.all_running));
-    println!("| leader RSS before the specs | {:.1} MB | |", r.rss_before / 1e6);
-    println!("| leader RSS after all placed and running | {:.1} MB | |", r.rss_after / 1e6);
-    println!("| leader RSS peak (sampled / VmHWM) | {:.1} MB | |", r.rss_peak / 1e6);
+    println!(
+        "| spec writes to all tasks running (simulated) | {:.2} s | |",
+        s(r.tl.all_running)
+    );
+    println!(
+        "| leader RSS before the specs | {:.1} MB | |",
+        r.rss_before / 1e6
+    );
+    println!(
+        "| leader RSS after all placed and running | {:.1} MB | |",
+        r.rss_after / 1e6
+    );
+    println!(
+        "| leader RSS peak (sampled / VmHWM) | {:.1} MB | |",
+        r.rss_peak / 1e6
+    );
     println!("| leader RSS growth per task | {per_task:.0} B | <= 1 KB |");
-    println!("| Raft log entries written (specs to all running) | {} | |", r.log_entries);
-    println!("| leader's Raft dir (log + snapshot) | {:.1} MB | |", r.log_bytes as f64 / 1e6);
-    println!("| reconcile rounds that acted / placed | {} / {placed:.0} | |", round_ms.len());
-    println!("| round time: total / longest | {:.1} s / {:.0} ms | |", total_ms / 1e3, max_ms);
-    println!("| of which planning (reconcile + scheduler) | {:.1} s | |", plan_ms / 1e3);
-    println!("| load_state on the leader at the end | {} ms ({} tasks) | |", field(&r.load, "ms").unwrap_or("?"), field(&r.load, "tasks").unwrap_or("?"));
+    println!(
+        "| Raft log entries written (specs to all running) | {} | |",
+        r.log_entries
+    );
+    println!(
+        "| leader's Raft dir (log + snapshot) | {:.1} MB | |",
+        r.log_bytes as f64 / 1e6
+    );
+    println!(
+        "| reconcile rounds that acted / placed | {} / {placed:.0} | |",
+        round_ms.len()
+    );
+    println!(
+        "| round time: total / longest | {:.1} s / {:.0} ms | |",
+        total_ms / 1e3,
+        max_ms
+    );
+    println!("| of which planning (reconcile + scheduler) | {plan_ms:.0} ms | |");
+    println!(
+        "| load_state on the leader at the end | {} ms ({} tasks) | |",
+        field(&r.load, "ms").unwrap_or("?"),
+        field(&r.load, "tasks").unwrap_or("?")
+    );
     let p = r.progress;
-    println!("| task events read by the one routed watch | {} | |", p.events.load(Ordering::Relaxed));
+    println!(
+        "| task events read by the one routed watch | {} | |",
+        p.events.load(Ordering::Relaxed)
+    );
     println!(
         "| status report txns (<= {} reports each, {} in flight) / conflicts / errors / resyncs | {} / {} / {} / {} | |",
         sim::MAX_REPORTS_PER_TXN,

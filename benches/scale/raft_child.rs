@@ -39,6 +39,8 @@ pub struct ChildArgs {
     /// The Raft id of the simulation process, recorded as a worker so it stays a learner.
     pub worker: u64,
     pub max_creates: usize,
+    /// `RaftConfig::snapshot_every` (the binary's default: 10,000 entries).
+    pub snapshot_every: u64,
 }
 
 /// A running Raft child and what it printed.
@@ -71,15 +73,25 @@ impl RaftChild {
             .arg(args.join.as_deref().unwrap_or("-"))
             .arg(args.worker.to_string())
             .arg(args.max_creates.to_string())
+            .arg(args.snapshot_every.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("start a raft child: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("start a raft child: {e}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
+        let id = args.id;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if ["LEAD ", "ROUND ", "ROUNDERR "]
+                    .iter()
+                    .any(|p| line.starts_with(p))
+                {
+                    eprintln!("    [raft-{id}] {line}");
+                }
                 sink.lock().unwrap().push(line);
             }
         });
@@ -93,7 +105,9 @@ impl RaftChild {
             lines,
         };
         let ready = me.wait_line("READY ", READY_LIMIT)?;
-        me.addr = field(&ready, "addr").ok_or("READY without addr")?.to_owned();
+        me.addr = field(&ready, "addr")
+            .ok_or("READY without addr")?
+            .to_owned();
         Ok(me)
     }
 
@@ -171,13 +185,17 @@ pub fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 
 /// Parses a child's command line (after [`ROLE_ARG`]).
 pub fn parse_child_args(args: &[String]) -> ChildArgs {
-    let arg = |i: usize| args.get(i).unwrap_or_else(|| panic!("raft child argument {i}"));
+    let arg = |i: usize| {
+        args.get(i)
+            .unwrap_or_else(|| panic!("raft child argument {i}"))
+    };
     ChildArgs {
         id: arg(0).parse().expect("raft child id"),
         dir: arg(1).into(),
         join: Some(arg(2).clone()).filter(|a| a != "-"),
         worker: arg(3).parse().expect("worker id"),
         max_creates: arg(4).parse().expect("max creates"),
+        snapshot_every: arg(5).parse().expect("snapshot every"),
     }
 }
 
@@ -195,13 +213,10 @@ impl Observer for Planned {
 pub fn child_main(args: ChildArgs) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async move {
-        let mut config = RaftConfig::new(
-            args.id,
-            CLUSTER,
-            &args.dir,
-            "127.0.0.1:0".parse().unwrap(),
-        );
+        let mut config =
+            RaftConfig::new(args.id, CLUSTER, &args.dir, "127.0.0.1:0".parse().unwrap());
         config.request_timeout = Duration::from_secs(30);
+        config.snapshot_every = args.snapshot_every;
         let inner = MemoryStore::with_history_limit(WATCH_HISTORY);
         let raft = RaftNode::start(config, inner).await.expect("start raft");
         match &args.join {
@@ -280,19 +295,23 @@ async fn lead(raft: &RaftNode<MemoryStore>, id: u64, max_creates: usize) {
                 continue;
             }
         };
+        println!("LEAD term={term}");
         let from = store.inner().revision().await.unwrap_or(0) + 1;
         let mut changes = store.inner().watch(keys::ROOT, from).await.ok();
         while matches!(*leadership.borrow(), Leadership::Leader { term: t } if t == term) {
             let started = Instant::now();
             let mut wait = Duration::from_secs(5);
             match controller.round(&fence).await {
-                Ok(r) if r.fenced_out => break,
+                Ok(r) if r.fenced_out => {
+                    println!("ROUNDERR fenced out in term {term}");
+                    break;
+                }
                 Ok(r) => {
                     if r.actions > 0 {
                         let (plan, placed) = *planned.0.lock().unwrap();
                         println!(
                             "ROUND ms={:.1} plan_ms={:.1} placed={placed} actions={} applied={} \
-                             skipped={} failed={} unplaced={}",
+                             skipped={} failed={} unplaced={} revision={}",
                             started.elapsed().as_secs_f64() * 1e3,
                             plan.as_secs_f64() * 1e3,
                             r.actions,
@@ -300,13 +319,20 @@ async fn lead(raft: &RaftNode<MemoryStore>, id: u64, max_creates: usize) {
                             r.skipped,
                             r.failed,
                             r.unplaced,
+                            r.revision,
                         );
                     }
                     if r.more {
                         wait = Duration::ZERO;
                     }
                 }
-                Err(_) => wait = Duration::from_millis(500),
+                Err(e) => {
+                    println!(
+                        "ROUNDERR ms={:.1} {e}",
+                        started.elapsed().as_secs_f64() * 1e3
+                    );
+                    wait = Duration::from_millis(500);
+                }
             }
             let change = async {
                 match changes.as_mut() {

@@ -75,10 +75,8 @@ pub async fn register_nodes<S: Store>(
             let node = Node {
                 max_tasks: Some(per_node),
                 updated_at: orion_core::model::now_millis(),
-                ..Node::new(node_name(i), capacity).with_label(
-                    orion_core::model::ZONE_LABEL,
-                    format!("zone-{}", i % ZONES),
-                )
+                ..Node::new(node_name(i), capacity)
+                    .with_label(orion_core::model::ZONE_LABEL, format!("zone-{}", i % ZONES))
             };
             let key = keys::node(&node.id);
             let value = serde_json::to_vec(&node).expect("encode a node");
@@ -103,12 +101,7 @@ pub async fn start<S: Store + Clone>(
     for i in 0..nodes {
         let name = node_name(i);
         let events = demux.subscribe(&name);
-        tokio::spawn(node_loop(
-            name,
-            events,
-            specs.clone(),
-            reports_tx.clone(),
-        ));
+        tokio::spawn(node_loop(name, events, specs.clone(), reports_tx.clone()));
     }
     tokio::spawn(report_writer(store.clone(), reports, progress.clone()));
     let watch = store.watch_tasks(from).await?;
