@@ -341,8 +341,6 @@ async fn run(o: &Options) -> Result<(), String> {
     } else {
         (2_000, &[1, 10, 100, 1_000])
     };
-    let fan = fanout::measure(&raft.store(), store.inner(), &sample, events, ks).await?;
-
     report(
         o,
         &Report {
@@ -357,12 +355,12 @@ async fn run(o: &Options) -> Result<(), String> {
             load,
             rounds,
             progress: &progress,
-            fan,
-            events,
             leader_changed: leader_now != leader_at_start,
-            sample_bytes: sample.len(),
         },
     );
+    // After the table above, so a failure here (a leader change under load) loses only this.
+    let fan = fanout::measure(&raft.store(), store.inner(), &sample, events, ks).await?;
+    report_fanout(&fan, events, sample.len());
     drop(voters);
     let _ = raft.shutdown().await;
     Ok(())
@@ -395,10 +393,7 @@ struct Report<'a> {
     load: String,
     rounds: Vec<String>,
     progress: &'a Progress,
-    fan: Vec<fanout::FanoutRow>,
-    events: usize,
     leader_changed: bool,
-    sample_bytes: usize,
 }
 
 fn report(o: &Options, r: &Report<'_>) {
@@ -503,14 +498,23 @@ fn report(o: &Options, r: &Report<'_>) {
     if r.leader_changed {
         println!("| NOTE | the leader changed during the run | |");
     }
+    // The rounds, for where the time goes.
+    if let (Some(f), Some(l)) = (r.rounds.first(), r.rounds.last()) {
+        println!();
+        println!("first round: {f}");
+        println!("last round:  {l}");
+    }
+}
+
+fn report_fanout(rows: &[fanout::FanoutRow], events: usize, sample_bytes: usize) {
     println!();
     println!(
         "watch fan-out on the learner's replica: {} task-sized writes ({} B), K watchers each decoding every event",
-        r.events, r.sample_bytes
+        events, sample_bytes
     );
     println!("| watchers | CPU for the burst | CPU per delivered event | wall |");
     println!("|---|---|---|---|");
-    for row in &r.fan {
+    for row in rows {
         println!(
             "| {} | {:.2} s | {:.1} µs | {:.2} s |",
             row.watchers,
@@ -518,11 +522,5 @@ fn report(o: &Options, r: &Report<'_>) {
             row.per_event_ns / 1e3,
             row.wall_s
         );
-    }
-    // The rounds, for where the time goes.
-    if let (Some(f), Some(l)) = (r.rounds.first(), r.rounds.last()) {
-        println!();
-        println!("first round: {f}");
-        println!("last round:  {l}");
     }
 }
