@@ -50,6 +50,7 @@ mod agent;
 mod agent_loop;
 mod container;
 mod controllers;
+mod demux;
 mod fence;
 mod gc;
 pub mod health;
@@ -63,6 +64,7 @@ pub use agent::{Agent, MAX_PARALLEL_CONVERGE, MAX_RESTARTS_IN_PLACE, RESYNC_INTE
 pub use agent_loop::MAX_EVENTS_PER_BATCH;
 pub use container::container_spec;
 pub use controllers::{ControllerConfig, Controllers, ReconcileController, RoundReport};
+pub use demux::TaskDemux;
 pub use fence::{Fence, LeaderRecord};
 pub use gc::{GarbageCollector, GcConfig, collectable};
 pub use liveness::{LivenessConfig, LivenessController, LivenessReport};
