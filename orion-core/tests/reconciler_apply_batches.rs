@@ -3,7 +3,8 @@
 
 use orion_core::model::{Node, Resources, ServiceSpec, TaskState};
 use orion_core::reconciler::{
-    Action, MAX_ACTIONS_PER_TXN, Plan, ReconcilePolicy, apply_plan, reconcile_state,
+    Action, MAX_ACTIONS_PER_TXN, MAX_BATCHES_IN_FLIGHT, Plan, ReconcilePolicy, apply_plan,
+    reconcile_state,
 };
 use orion_core::scheduler::{Scheduler, SchedulerConfig};
 use orion_core::store::{ClusterState, ClusterStore, Compare, MemoryStore, Store, keys};
@@ -89,6 +90,44 @@ async fn a_lost_fence_writes_nothing_of_a_batch() {
     assert_eq!((report.applied, report.skipped), (0, 10));
     assert_eq!(store.inner().revision().await.unwrap(), before);
     assert!(store.list_tasks().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_fence_stops_the_plan_without_trying_each_action() {
+    // A deposed leader's plan of many batches: it must not fall back to one transaction per
+    // action (each a Raft entry) once the fence is known lost.
+    let batches = 3 * MAX_BATCHES_IN_FLIGHT;
+    let (store, state, plan) = planned((batches * MAX_ACTIONS_PER_TXN) as u32).await;
+    let before = store.inner().revision().await.unwrap();
+    let fence = Compare::Value("/orion/leader-test".into(), b"me".to_vec());
+    let report = apply_plan(&store, &plan, &state, Some(&fence)).await;
+    assert_eq!((report.applied, report.skipped), (0, plan.actions.len()));
+    assert!(
+        report.transactions <= 2 * MAX_BATCHES_IN_FLIGHT,
+        "{} transactions tried for a lost fence",
+        report.transactions
+    );
+    assert_eq!(store.inner().revision().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn batches_in_flight_together_keep_each_actions_outcome() {
+    let n = (2 * MAX_BATCHES_IN_FLIGHT * MAX_ACTIONS_PER_TXN) as u32;
+    let (store, state, plan) = planned(n).await;
+    // A slot in a later batch was filled by someone else after the state was read.
+    let stale = MAX_BATCHES_IN_FLIGHT as u32 * MAX_ACTIONS_PER_TXN as u32 + 5;
+    store
+        .inner()
+        .put(&keys::slot("web", stale), b"\"someone-else\"".to_vec())
+        .await
+        .unwrap();
+    let fence = Compare::Missing("/orion/leader-test".into());
+    let report = apply_plan(&store, &plan, &state, Some(&fence)).await;
+    assert_eq!((report.applied, report.skipped), (n as usize - 1, 1));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let tasks = store.list_tasks().await.unwrap();
+    assert_eq!(tasks.len(), n as usize - 1);
+    assert!(tasks.iter().all(|t| t.slot != stale));
 }
 
 #[tokio::test]

@@ -17,21 +17,37 @@
 //! failed), each of its actions is tried again on its own, so one stale action never holds back
 //! the others: the outcome per action is the same as writing them one by one, in plan order.
 //!
+//! **Pipelining.** Up to [`MAX_BATCHES_IN_FLIGHT`] batches are written at once, so their Raft
+//! entries share commit rounds instead of waiting one round each. Batches in flight never share
+//! a key: a batch that touches a key of one in flight waits until those in flight have ended, so
+//! the outcome per action stays that of plan order.
+//!
+//! **A lost fence stops the plan.** When a batch commits nothing and a fence is given, the fence
+//! alone is checked (one compare-only transaction); if it no longer holds, this batch and every
+//! later one are skipped without being tried action by action: a deposed leader's plan adds no
+//! entries to the log.
+//!
 //! An action whose compare fails is skipped, not retried: the next round re-reads the state and
 //! decides again. Applying a plan twice is harmless (the second time every compare fails).
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
 use crate::error::{Error, Result};
 use crate::hash::StableMap;
 use crate::model::{DesiredState, Task, TaskState};
-use crate::store::{ClusterState, ClusterStore, Compare, Op, Store, keys};
+use crate::store::{ClusterState, ClusterStore, Compare, Op, Store, Txn, keys};
 
 use super::{Action, Plan};
 
 /// Actions written in one transaction at most, which bounds a Raft entry (a task record is
 /// well under 4 KiB, so an entry stays under about 256 KiB).
 pub const MAX_ACTIONS_PER_TXN: usize = 64;
+
+/// Batches written at once at most (see the module docs).
+pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
 
 /// What applying a plan did.
 #[derive(Debug, Default)]
@@ -71,6 +87,7 @@ pub async fn apply_plan<S: Store>(
         return report;
     }
     let tasks: StableMap<&str, &Task> = state.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let mut batches: Vec<(Vec<Write>, HashSet<String>)> = Vec::new();
     let mut batch: Vec<Write> = Vec::new();
     let mut batch_keys: HashSet<String> = HashSet::new();
     for action in &plan.actions {
@@ -91,23 +108,77 @@ pub async fn apply_plan<S: Store>(
         };
         let full = batch.len() >= MAX_ACTIONS_PER_TXN;
         if full || write.keys.iter().any(|k| batch_keys.contains(k)) {
-            write_batch(store, std::mem::take(&mut batch), fence, &mut report).await;
-            batch_keys.clear();
+            batches.push((std::mem::take(&mut batch), std::mem::take(&mut batch_keys)));
         }
         batch_keys.extend(write.keys.iter().cloned());
         batch.push(write);
     }
-    write_batch(store, batch, fence, &mut report).await;
+    if !batch.is_empty() {
+        batches.push((batch, batch_keys));
+    }
+    write_pipelined(store, batches, fence, &mut report).await;
     report
 }
 
-/// Writes `batch` in one transaction; when that commits nothing, each write on its own.
+/// Writes `batches` in order, up to [`MAX_BATCHES_IN_FLIGHT`] at once, never two sharing a key.
+async fn write_pipelined<S: Store>(
+    store: &ClusterStore<S>,
+    batches: Vec<(Vec<Write>, HashSet<String>)>,
+    fence: Option<&Compare>,
+    report: &mut ApplyReport,
+) {
+    let mut in_flight = FuturesUnordered::new();
+    let mut in_flight_keys: HashSet<String> = HashSet::new();
+    let mut fenced_out = false;
+    for (batch, keys) in batches {
+        let shares_key = keys.iter().any(|k| in_flight_keys.contains(k));
+        while !in_flight.is_empty() && (shares_key || in_flight.len() >= MAX_BATCHES_IN_FLIGHT) {
+            if let Some(outcome) = in_flight.next().await {
+                fenced_out |= merge(report, outcome);
+            }
+            if shares_key && in_flight.is_empty() {
+                in_flight_keys.clear();
+            }
+        }
+        if in_flight.is_empty() {
+            in_flight_keys.clear();
+        }
+        if fenced_out {
+            report.skipped += batch.len();
+            continue;
+        }
+        in_flight_keys.extend(keys);
+        in_flight.push(write_batch(store, batch, fence));
+    }
+    while let Some(outcome) = in_flight.next().await {
+        merge(report, outcome);
+    }
+}
+
+/// Adds one batch's outcome to `report`; true when the batch found the fence lost.
+fn merge(report: &mut ApplyReport, outcome: BatchOutcome) -> bool {
+    report.applied += outcome.report.applied;
+    report.skipped += outcome.report.skipped;
+    report.failed.extend(outcome.report.failed);
+    report.transactions += outcome.report.transactions;
+    outcome.fenced_out
+}
+
+/// What writing one batch did.
+struct BatchOutcome {
+    report: ApplyReport,
+    /// The batch committed nothing because the fence no longer holds.
+    fenced_out: bool,
+}
+
+/// Writes `batch` in one transaction; when that commits nothing, checks the fence (if any) and,
+/// while it holds, each write on its own.
 async fn write_batch<S: Store>(
     store: &ClusterStore<S>,
     batch: Vec<Write>,
     fence: Option<&Compare>,
-    report: &mut ApplyReport,
-) {
+) -> BatchOutcome {
+    let mut report = ApplyReport::default();
     if batch.len() > 1 {
         let mut when: Vec<Compare> = fence.into_iter().cloned().collect();
         let mut records = Vec::with_capacity(batch.len());
@@ -118,7 +189,23 @@ async fn write_batch<S: Store>(
         report.transactions += 1;
         if let Ok(true) = store.put_tasks_if(&records, when).await {
             report.applied += batch.len();
-            return;
+            return BatchOutcome {
+                report,
+                fenced_out: false,
+            };
+        }
+        if let Some(fence) = fence {
+            report.transactions += 1;
+            let check = Txn::new().when(fence.clone());
+            if let Ok(held) = store.inner().txn(check).await
+                && !held.succeeded
+            {
+                report.skipped += batch.len();
+                return BatchOutcome {
+                    report,
+                    fenced_out: true,
+                };
+            }
         }
     }
     for w in batch {
@@ -130,6 +217,10 @@ async fn write_batch<S: Store>(
             Ok(false) => report.skipped += 1,
             Err(e) => report.failed.push((w.task.id.clone(), e)),
         }
+    }
+    BatchOutcome {
+        report,
+        fenced_out: false,
     }
 }
 

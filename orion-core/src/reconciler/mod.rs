@@ -116,7 +116,7 @@ pub mod rollout;
 mod slots;
 
 pub use action::{Action, Plan, Purpose, StopReason, Unplaced};
-pub use apply::{ApplyReport, MAX_ACTIONS_PER_TXN, apply_plan};
+pub use apply::{ApplyReport, MAX_ACTIONS_PER_TXN, MAX_BATCHES_IN_FLIGHT, apply_plan};
 pub use placer::{GUARD, GUARD_FILTERS};
 pub use rebalance::{REBALANCE_PREFIX, RebalancePolicy};
 pub use rollout::{Rollout, RolloutGate, RolloutPhase};
