@@ -217,7 +217,10 @@ pub fn child_main(args: ChildArgs) {
             RaftConfig::new(args.id, CLUSTER, &args.dir, "127.0.0.1:0".parse().unwrap());
         config.request_timeout = Duration::from_secs(30);
         config.snapshot_every = args.snapshot_every;
-        let inner = MemoryStore::with_history_limit(WATCH_HISTORY);
+        let inner = MemoryStore::with_history_bounds(
+            WATCH_HISTORY,
+            orion_core::store::DEFAULT_HISTORY_EVENTS,
+        );
         let raft = RaftNode::start(config, inner).await.expect("start raft");
         match &args.join {
             None => {

@@ -128,6 +128,10 @@ conformance!(
     memory_with_history_limit,
     MemoryStore::with_history_limit(10_000)
 );
+conformance!(
+    memory_with_history_bounds,
+    MemoryStore::with_history_bounds(10_000, 1_000)
+);
 conformance!(sled, temp_sled());
 
 #[tokio::test]

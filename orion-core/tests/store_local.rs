@@ -41,6 +41,38 @@ async fn memory_history_limit_keeps_the_newest_revisions() {
 }
 
 #[tokio::test]
+async fn memory_history_bound_in_events_compacts_whole_revisions() {
+    use orion_core::store::{Op, Txn};
+    let store = MemoryStore::with_history_bounds(100, 10);
+    // Five revisions of four writes each: 20 events, 10 allowed.
+    for r in 0..5 {
+        let mut txn = Txn::new();
+        for i in 0..4 {
+            txn.success.push(Op::Put(format!("k/{r}-{i}"), vec![1]));
+        }
+        store.txn(txn).await.unwrap();
+    }
+    // Revisions 4 and 5 (8 events) are kept; adding revision 3 would make 12.
+    assert_eq!(store.compacted_revision(), 4);
+    assert_compacted(store.watch("k/", 3).await, 3, 4);
+    let mut watch = store.watch("k/", 4).await.unwrap();
+    let first = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.kv.key.as_str(), first.revision()), ("k/3-0", 4));
+    // One revision larger than the bound is kept whole, on its own.
+    let mut big = Txn::new();
+    for i in 0..20 {
+        big.success.push(Op::Put(format!("k/big-{i}"), vec![2]));
+    }
+    store.txn(big).await.unwrap();
+    assert_eq!(store.compacted_revision(), 6);
+    assert!(store.watch("k/", 6).await.is_ok());
+}
+
+#[tokio::test]
 async fn sled_history_limit_and_compaction_point_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");

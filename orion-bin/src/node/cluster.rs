@@ -39,7 +39,7 @@ use orion_consensus::security::{NodeTls, RaftTls, RotationPeriod, TokenRegistry}
 use orion_consensus::transport::FaultInjector;
 use orion_consensus::transport::join::gossip_addr_of;
 use orion_core::membership::{Member, Membership};
-use orion_core::store::MemoryStore;
+use orion_core::store::{DEFAULT_HISTORY_EVENTS, MemoryStore};
 use tokio::net::lookup_host;
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -205,7 +205,7 @@ pub async fn start(settings: &Settings) -> Result<Parts> {
     let node_tls = NodeTls::new(&keys.ca, &keys.cert).context("this node's TLS setup")?;
     let store_cell = Arc::new(std::sync::OnceLock::new());
     let admission = admission(&keys, period, store_cell.clone())?;
-    let inner = MemoryStore::with_history_limit(super::WATCH_HISTORY);
+    let inner = MemoryStore::with_history_bounds(super::WATCH_HISTORY, DEFAULT_HISTORY_EVENTS);
     let consensus = &settings.config.cluster.consensus;
     let mut raft_config = RaftConfig::new(
         raft_id(&settings.node_id),

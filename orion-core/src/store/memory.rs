@@ -45,6 +45,9 @@ struct Shared {
     state: Mutex<State>,
     /// Compaction point, history limit and epoch of `history`.
     hub: EventHub,
+    /// The most events the history keeps, whatever the revision limit says (see
+    /// [`MemoryStore::with_history_bounds`]).
+    max_history_events: Option<usize>,
 }
 
 /// The state. Memory matters (the leader holds every task here), so each key/value is stored
@@ -57,6 +60,8 @@ struct State {
     revision: Revision,
     /// Events per revision, from the hub's compaction point on.
     history: BTreeMap<Revision, Vec<StoredEvent>>,
+    /// Events in `history`, all revisions together.
+    history_events: usize,
 }
 
 /// A live key/value, ordered (and looked up) by its key alone.
@@ -126,8 +131,27 @@ impl State {
             .first_key_value()
             .is_some_and(|(&oldest, _)| oldest < point)
         {
-            self.history.pop_first();
+            if let Some((_, events)) = self.history.pop_first() {
+                self.history_events -= events.len();
+            }
         }
+    }
+
+    /// The compaction point that leaves at most `max` events in the history (always keeping the
+    /// newest revision), or `None` when the history is within it.
+    fn point_for_events(&self, max: usize) -> Option<Revision> {
+        let mut excess = self.history_events.checked_sub(max).filter(|&n| n > 0)?;
+        let newest = *self.history.last_key_value()?.0;
+        for (&revision, events) in &self.history {
+            if revision == newest {
+                return Some(revision);
+            }
+            excess = excess.saturating_sub(events.len());
+            if excess == 0 {
+                return Some(revision + 1);
+            }
+        }
+        None
     }
 }
 
@@ -137,27 +161,41 @@ impl Default for MemoryStore {
     }
 }
 
+/// The history bound in events the `orion` binary gives its Raft-replicated store
+/// ([`MemoryStore::with_history_bounds`]): about 50 MB of task history at most.
+pub const DEFAULT_HISTORY_EVENTS: usize = 100_000;
+
 impl MemoryStore {
     /// An empty store at revision 0 that keeps history until compacted explicitly.
     pub fn new() -> Self {
-        Self::build(None)
+        Self::build(None, None)
     }
 
     /// An empty store that keeps only the newest `revisions` revisions of history (at least 1):
     /// watches from older revisions fail with [`Error::Compacted`].
     pub fn with_history_limit(revisions: u64) -> Self {
-        Self::build(Some(revisions.max(1)))
+        Self::build(Some(revisions.max(1)), None)
     }
 
-    fn build(history_limit: Option<u64>) -> Self {
+    /// An empty store that keeps the newest `revisions` revisions of history (at least 1), and
+    /// fewer when they hold more than `events` events (at least 1) in all: the oldest revisions
+    /// are compacted until the rest fit, the newest always kept. A revision can be a transaction
+    /// of hundreds of writes (a batched plan), so a revision count alone does not bound memory.
+    pub fn with_history_bounds(revisions: u64, events: usize) -> Self {
+        Self::build(Some(revisions.max(1)), Some(events.max(1)))
+    }
+
+    fn build(history_limit: Option<u64>, max_history_events: Option<usize>) -> Self {
         MemoryStore {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     kvs: BTreeSet::new(),
                     revision: 0,
                     history: BTreeMap::new(),
+                    history_events: 0,
                 }),
                 hub: EventHub::new(0, 1, history_limit),
+                max_history_events,
             }),
         }
     }
@@ -231,9 +269,16 @@ impl Store for MemoryStore {
                 prev: prev.map(|entry| entry.0),
             });
         }
+        state.history_events += stored.len();
         state.history.insert(revision, stored);
         state.revision = revision;
         if let Some(dropped) = self.shared.hub.compact_for_write(revision) {
+            state.discard_before(dropped.end);
+        }
+        let over = self.shared.max_history_events;
+        if let Some(point) = over.and_then(|max| state.point_for_events(max))
+            && let Some(dropped) = self.shared.hub.compact(revision, point)
+        {
             state.discard_before(dropped.end);
         }
         // Announced under the lock, so announcements are in revision order.
@@ -286,6 +331,7 @@ impl Store for MemoryStore {
             state.kvs = kvs.into_iter().map(|kv| Entry(Arc::new(kv))).collect();
             state.revision = revision;
             state.history.clear();
+            state.history_events = 0;
             Ok(())
         })
     }

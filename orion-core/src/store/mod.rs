@@ -26,7 +26,7 @@ mod sled_codec;
 mod sled_store;
 mod typed;
 
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_HISTORY_EVENTS, MemoryStore};
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
 pub use typed::{
