@@ -11,7 +11,7 @@
 //!   compacted watch, a deleted task, a container that died without an event).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -33,13 +33,25 @@ enum Wake {
     Resync,
     /// Converge these tasks (the latest value of each).
     Changed(Vec<Task>),
+    /// A restart back-off ended: converge the tasks waiting on one that is over.
+    BackoffOver,
+    /// Nothing to converge (a back-off was set: re-arm the timer).
+    Rearm,
     Shutdown,
 }
 
+/// How long the loop waits on shutdown for the operations under way to end.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
 impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
-    /// Runs until `shutdown` turns true. Containers are left running on shutdown: a restarted
-    /// agent adopts them.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` turns true. Passes hand their converges off as operations of their
+    /// own ([`super::inflight`]), so the loop takes events while the engine works. Containers
+    /// are left running on shutdown: a restarted agent adopts them.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        Arc::new(self).run_shared(shutdown).await;
+    }
+
+    async fn run_shared(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(RESYNC_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events: Option<TypedWatch<Task>> = None;
@@ -58,8 +70,10 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 exits = self.runtime.watch_exits(&self.node_labels()).await.ok();
             }
             let pass = match wake {
-                Wake::Resync => self.sync().await,
-                Wake::Changed(tasks) => self.sync_changed(tasks).await,
+                Wake::Resync => self.full_pass(Some(&self)).await,
+                Wake::Changed(tasks) => self.changed_pass(tasks, false, Some(&self)).await,
+                Wake::BackoffOver => self.backoff_pass(Some(&self)).await,
+                Wake::Rearm => Ok(()),
                 Wake::Shutdown => break,
             };
             if let Err(e) = pass {
@@ -72,7 +86,8 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 }
                 _ = tick.tick() => Wake::Resync,
                 _ = self.health.check_finished() => Wake::Resync,
-                _ = sleep_until_millis(&*self.clock, backoff_end) => Wake::Resync,
+                _ = sleep_until_millis(&*self.clock, backoff_end) => Wake::BackoffOver,
+                _ = self.backoff_set.notified() => Wake::Rearm,
                 first = next_of(&mut events) => match first {
                     Some(Ok(event)) => Wake::Changed(self.batch(event, events.as_mut())),
                     _ => {
@@ -92,6 +107,8 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 }
             };
         }
+        // Let operations under way finish their store writes (bounded).
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, self.inflight.idle()).await;
         info!(node = %self.node_id, "agent stopped; containers keep running");
     }
 
@@ -126,8 +143,20 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
 
     /// Converges only `changed` (tasks as the store's events delivered them), with one runtime
     /// list and no store read; tasks not placed on this node are ignored. Health verdicts and
-    /// stale containers wait for the next full pass ([`Agent::sync`]).
+    /// stale containers wait for the next full pass ([`Agent::sync`]). Returns when every
+    /// converge it started has ended; a task with an operation under way is left to it.
     pub async fn sync_changed(&self, changed: Vec<Task>) -> crate::Result<()> {
+        self.changed_pass(changed, false, None).await
+    }
+
+    /// [`Agent::sync_changed`]; with `wake`, a task with an operation under way is converged
+    /// again when it ends; with `detach`, the converges are spawned.
+    pub(super) async fn changed_pass(
+        &self,
+        changed: Vec<Task>,
+        wake: bool,
+        detach: Option<&Arc<Self>>,
+    ) -> crate::Result<()> {
         let mine: Vec<Task> = changed
             .into_iter()
             .filter(|t| t.node.as_deref() == Some(self.node_id.as_str()))
@@ -135,13 +164,49 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         if mine.is_empty() {
             return Ok(());
         }
+        let epoch = self.inflight.epoch();
         let mut containers = self.containers_by_task().await?;
         let work: Vec<_> = mine
-            .iter()
-            .map(|task| (task, containers.remove(&task.id)))
+            .into_iter()
+            .map(|task| {
+                let container = containers.remove(&task.id);
+                (task, container)
+            })
             .collect();
-        self.converge_all(work, &HashMap::new()).await;
+        self.converge_all(work, &HashMap::new(), epoch, wake, detach)
+            .await;
         Ok(())
+    }
+
+    /// Converges the tasks whose restart back-off is over, read from the store one by one (not
+    /// a full pass). A task that is gone loses its back-off.
+    async fn backoff_pass(&self, detach: Option<&Arc<Self>>) -> crate::Result<()> {
+        let now = self.clock.now();
+        let due: Vec<String> = self
+            .backoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut tasks = Vec::with_capacity(due.len());
+        for id in due {
+            match self.store.get_task(&id).await? {
+                Some(task) if task.state.is_terminal() => {}
+                Some(task) => {
+                    tasks.push(task);
+                    continue;
+                }
+                None => {}
+            }
+            // Gone or finished: it will not start again from this back-off.
+            self.backoff
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+        }
+        self.changed_pass(tasks, true, detach).await
     }
 
     /// When the earliest restart back-off ends, if any task waits on one.
