@@ -150,6 +150,8 @@ fn main() {
         sizes.deploy
     );
     trace.print();
-    println!("\nOrion: one killed container until its replacement runs (ms after `docker kill` was run)");
+    println!(
+        "\nOrion: one killed container until its replacement runs (ms after `docker kill` was run)"
+    );
     replaced.print();
 }

@@ -91,7 +91,10 @@ pub async fn kill_and_trace(
                 restarting.get_or_insert(at);
             }
             if now.state == TaskState::Running
-                && now.container_id.as_deref().is_some_and(|id| id != container)
+                && now
+                    .container_id
+                    .as_deref()
+                    .is_some_and(|id| id != container)
             {
                 running = Some(at);
                 break;

@@ -1,14 +1,19 @@
 //! The agent's loop: when it converges, and what.
 //!
 //! - A full pass ([`Agent::sync`]: every task of this node from the store, every container from
-//!   the runtime) runs at start, every [`RESYNC_INTERVAL`], when a health check finishes, when a
-//!   restart back-off ends, and when the runtime reports that one of this node's containers
-//!   exited ([`Runtime::watch_exits`], where the runtime has an event feed).
+//!   the runtime) runs at start, every [`RESYNC_INTERVAL`], when a health check finishes, and
+//!   when the runtime reports that one of this node's containers exited
+//!   ([`Runtime::watch_exits`], where the runtime has an event feed).
+//! - When a restart back-off ends, only the tasks whose back-off is over are read and converged.
 //! - Between full passes the agent acts on what changed: the task watch's events are taken in
 //!   batches (everything already delivered, at once), and only the tasks they name are
 //!   converged, from the values in the events, with one runtime list ([`Agent::sync_changed`]).
 //!   The periodic full pass is the safety net for anything an event did not say (a missed or
 //!   compacted watch, a deleted task, a container that died without an event).
+//! - The loop's passes do not wait for the engine: each task they converge becomes an operation
+//!   of its own, spawned, at most [`Agent::max_in_flight`] at once and one per task
+//!   ([`super::inflight`]); a pass skips a task with one under way (and, when it brings news such
+//!   as a stop, has the operation converge it again when it ends).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError};

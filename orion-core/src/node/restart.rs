@@ -5,8 +5,11 @@
 //! out an exponential back-off ([`backoff_delay`]) and counts in [`Task::restarts`]; after the
 //! service's `reschedule_after` restarts on this node (or when the policy says no) the task is
 //! reported `completed` (exit 0) or `failed`, and the reconciler retires it and refills its slot
-//! as the policy says, on another node when one can take it. An unhealthy container is stopped
-//! first (and removed when it is restarted; kept for its logs otherwise).
+//! as the policy says, on another node when one can take it. A container that is not restarted is
+//! stopped (an unhealthy one still runs) and kept for its logs, before its task is reported. One
+//! that is restarted is removed (stopped first if it still runs) after the status write, while
+//! the back-off runs: the restart's start waits for that removal (one operation per task,
+//! [`super::inflight`]), so the removal costs no time unless it outlasts the back-off.
 
 use std::sync::PoisonError;
 use std::time::Duration;
