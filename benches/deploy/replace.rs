@@ -21,7 +21,12 @@ const ACTIONS: [&str; 4] = ["die", "destroy", "create", "start"];
 #[derive(Debug, Default)]
 pub struct ReplaceTrace {
     stages: Vec<(&'static str, Option<f64>)>,
+    /// The node's last log lines about the task.
+    log: Vec<String>,
 }
+
+/// The node's log lines about the killed task printed at most.
+const MAX_LOG_LINES: usize = 8;
 
 fn millis_after(t0: SystemTime, t: SystemTime) -> f64 {
     match t.duration_since(t0) {
@@ -116,7 +121,16 @@ pub async fn kill_and_trace(
     let engine = std::mem::take(&mut *seen.lock().expect("events lock"));
     let at = |t: Option<SystemTime>| t.map(|t| millis_after(killed_at, t));
     let engine_at = |action: &str| at(engine.get(action).copied());
+    // The node's own account of the path: its log lines about the task since the kill.
+    let log: Vec<String> = c.nodes[0]
+        .read_log()
+        .lines()
+        .filter(|l| l.contains(task))
+        .map(str::to_owned)
+        .collect();
+    let log = log[log.len().saturating_sub(MAX_LOG_LINES)..].to_vec();
     let trace = ReplaceTrace {
+        log,
         stages: vec![
             ("engine: old container died", engine_at("die")),
             (
@@ -140,6 +154,10 @@ impl ReplaceTrace {
                 Some(ms) => println!("{name:<46} {ms:>9.0}"),
                 None => println!("{name:<46} {:>9}", "-"),
             }
+        }
+        println!("the node's last log lines about the task:");
+        for line in &self.log {
+            println!("  {line}");
         }
     }
 }

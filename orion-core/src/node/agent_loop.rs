@@ -1,9 +1,10 @@
 //! The agent's loop: when it converges, and what.
 //!
 //! - A full pass ([`Agent::sync`]: every task of this node from the store, every container from
-//!   the runtime) runs at start, every [`RESYNC_INTERVAL`], when a health check finishes, and
-//!   when the runtime reports that one of this node's containers exited
-//!   ([`Runtime::watch_exits`], where the runtime has an event feed).
+//!   the runtime) runs at start, every [`RESYNC_INTERVAL`] and when a health check finishes.
+//! - When the runtime reports that some of this node's containers exited
+//!   ([`Runtime::watch_exits`], where the runtime has an event feed), only their tasks are
+//!   converged: each container inspected, each task read.
 //! - When a restart back-off ends, only the tasks whose back-off is over are read and converged.
 //! - Between full passes the agent acts on what changed: the task watch's events are taken in
 //!   batches (everything already delivered, at once), and only the tasks they name are
@@ -26,7 +27,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::{Agent, RESYNC_INTERVAL};
 use crate::model::spec::ServiceSpec;
 use crate::model::{Millis, Task};
-use crate::runtime::{ExitStream, Runtime, labels};
+use crate::runtime::{ContainerId, ExitStream, Runtime, labels};
 use crate::store::{Store, TypedEvent, TypedWatch};
 
 /// Task events taken into one batch at most; a longer backlog waits for the next pass.
@@ -40,6 +41,8 @@ enum Wake {
     Changed(Vec<Task>),
     /// A restart back-off ended: converge the tasks waiting on one that is over.
     BackoffOver,
+    /// These containers exited: converge their tasks.
+    Exited(Vec<ContainerId>),
     /// Nothing to converge (a back-off was set: re-arm the timer).
     Rearm,
     Shutdown,
@@ -78,6 +81,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 Wake::Resync => self.full_pass(Some(&self)).await,
                 Wake::Changed(tasks) => self.changed_pass(tasks, false, Some(&self)).await,
                 Wake::BackoffOver => self.backoff_pass(Some(&self)).await,
+                Wake::Exited(ids) => self.exits_pass(ids, Some(&self)).await,
                 Wake::Rearm => Ok(()),
                 Wake::Shutdown => break,
             };
@@ -100,15 +104,24 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                         Wake::Resync
                     }
                 },
-                exit = next_of(&mut exits) => {
-                    if !matches!(exit, Some(Ok(_))) {
+                exit = next_of(&mut exits) => match exit {
+                    Some(Ok(first)) => {
+                        // Take every exit already reported: one pass handles them all.
+                        let mut ids = vec![first];
+                        if let Some(s) = exits.as_mut() {
+                            for _ in 1..MAX_EVENTS_PER_BATCH {
+                                match s.next().now_or_never() {
+                                    Some(Some(Ok(id))) => ids.push(id),
+                                    _ => break,
+                                }
+                            }
+                        }
+                        Wake::Exited(ids)
+                    }
+                    _ => {
                         exits = None;
+                        Wake::Resync
                     }
-                    // Take every exit already reported: one pass handles them all.
-                    if let Some(s) = exits.as_mut() {
-                        while let Some(Some(Ok(_))) = s.next().now_or_never() {}
-                    }
-                    Wake::Resync
                 }
             };
         }
@@ -180,6 +193,41 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .collect();
         self.converge_all(work, &HashMap::new(), epoch, wake, detach)
             .await;
+        Ok(())
+    }
+
+    /// Converges the tasks of the containers in `exited` (reported by the runtime's exit feed):
+    /// each container is inspected for its task, which is read from the store; no full list and
+    /// no full read. A container that cannot be inspected any more makes it a full pass.
+    async fn exits_pass(
+        &self,
+        exited: Vec<ContainerId>,
+        detach: Option<&Arc<Self>>,
+    ) -> crate::Result<()> {
+        let epoch = self.inflight.epoch();
+        let mut work = Vec::with_capacity(exited.len());
+        let mut specs = HashMap::new();
+        for id in exited {
+            let Ok(c) = self.runtime.inspect(&id).await else {
+                return self.full_pass(detach).await;
+            };
+            let Some(task_id) = c.labels.get(labels::TASK) else {
+                continue;
+            };
+            let Some(task) = self.store.get_task(task_id).await? else {
+                continue;
+            };
+            if task.node.as_deref() != Some(self.node_id.as_str()) {
+                continue;
+            }
+            if !specs.contains_key(&task.service)
+                && let Some(s) = self.store.get_service(&task.service).await?
+            {
+                specs.insert(task.service.clone(), s.spec);
+            }
+            work.push((task, Some(c)));
+        }
+        self.converge_all(work, &specs, epoch, true, detach).await;
         Ok(())
     }
 
