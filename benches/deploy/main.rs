@@ -2,7 +2,8 @@
 //! run on the same engine with the same tiny image; prints a table and the traced timeline of
 //! Orion's deploy.
 //!
-//! `cargo bench --bench deploy` measures in release mode. Quick mode (`-- --test` or
+//! `cargo bench --bench deploy` measures in release mode. `ORION_BENCH_MAX_IN_FLIGHT=N` runs the
+//! node with `agent.maxInFlight: N` (1 to 256; unset: the binary's default). Quick mode (`-- --test` or
 //! `ORION_BENCH_QUICK=1`, for CI): 3 -> 6 replicas and no Swarm. `ORION_BENCH_SWARM=0` skips
 //! Swarm in the full mode too. Goals are printed next to the figures, never asserted. Every wait
 //! is bounded; the bench removes every container and service it made, and when it initialised a
@@ -18,6 +19,7 @@ mod support;
 
 mod floor;
 mod orion;
+mod replace;
 mod swarm;
 mod timeline;
 
@@ -78,12 +80,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let (orion, trace, floor, swarm) = rt.block_on(async {
+    let (orion, trace, replaced, floor, swarm) = rt.block_on(async {
         orion_runtime::testing::ensure_test_image()
             .await
             .expect("the test image loads into the engine");
         let floor = floor::measure(sizes).await;
-        let (orion, trace) = orion::measure(sizes).await;
+        let (orion, trace, replaced) = orion::measure(sizes).await;
         let swarm = if with_swarm {
             swarm::measure(sizes).await
         } else if quick {
@@ -91,12 +93,13 @@ fn main() {
         } else {
             Err("skipped (ORION_BENCH_SWARM=0)".to_owned())
         };
-        (orion, trace, floor, swarm)
+        (orion, trace, replaced, floor, swarm)
     });
     println!(
-        "\norion deploy bench, one node ({} mode, binary {}, {} containers started at once by the floor)",
+        "\norion deploy bench, one node ({} mode, binary {}, agent.maxInFlight {}, {} containers started at once by the floor)",
         if quick { "quick" } else { "full" },
         support::ORION_BIN.display(),
+        std::env::var(orion::MAX_IN_FLIGHT_ENV).unwrap_or_else(|_| "default".to_owned()),
         floor::PARALLEL
     );
     let rows = [
@@ -147,4 +150,8 @@ fn main() {
         sizes.deploy
     );
     trace.print();
+    println!(
+        "\nOrion: one killed container until its replacement runs (ms after `docker kill` was run)"
+    );
+    replaced.print();
 }

@@ -5,7 +5,8 @@ use std::time::{Instant, SystemTime};
 
 use orion_core::model::{Task, TaskState};
 
-use super::support::{TestCluster, docker_kill, http_spec_restart};
+use super::replace::{ReplaceTrace, kill_and_trace};
+use super::support::{Role, TestCluster, http_spec_restart};
 use super::timeline::{EngineEvents, TaskSeen, Timeline};
 use super::{CPU_MILLICORES, Figures, LIMIT, POLL, Sizes};
 
@@ -51,9 +52,27 @@ async fn until_running(
     panic!("orion: {n} replicas not running within {LIMIT:?}: {last}");
 }
 
-/// Deploy, scale and a killed container's replacement; the deploy is traced.
-pub async fn measure(sizes: Sizes) -> (Figures, Timeline) {
-    let c = TestCluster::single("deploy").await;
+/// The environment variable that sets the node's `agent.maxInFlight` (unset: the binary's
+/// default, and no config file, so an older binary runs too).
+pub const MAX_IN_FLIGHT_ENV: &str = "ORION_BENCH_MAX_IN_FLIGHT";
+
+/// [`MAX_IN_FLIGHT_ENV`], checked: 1 to 256.
+fn max_in_flight() -> Option<usize> {
+    let raw = std::env::var(MAX_IN_FLIGHT_ENV).ok()?;
+    match raw.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Some(n),
+        _ => panic!("{MAX_IN_FLIGHT_ENV}: got {raw:?}, expected 1 to 256"),
+    }
+}
+
+/// Deploy, scale and a killed container's replacement; the deploy and the replacement are
+/// traced.
+pub async fn measure(sizes: Sizes) -> (Figures, Timeline, ReplaceTrace) {
+    let mut c = TestCluster::new("deploy", &[Role::Single]).await;
+    if let Some(n) = max_in_flight() {
+        c.nodes[0].use_config(&format!("agent: {{ maxInFlight: {n} }}"));
+    }
+    c.start(0).await;
     let mut spec: serde_json::Value =
         serde_json::from_str(&http_spec_restart(SERVICE, sizes.deploy as u32, "always"))
             .expect("JSON");
@@ -74,10 +93,8 @@ pub async fn measure(sizes: Sizes) -> (Figures, Timeline) {
     let scale = t.elapsed();
 
     let killed = tasks[0].container_id.clone().expect("a container id");
-    let t = Instant::now();
-    docker_kill(&killed);
+    let (replace, replaced) = kill_and_trace(&c, SERVICE, &tasks[0].id, &killed).await;
     until_running(&c, sizes.scale_to, Some(&killed), &mut HashMap::new()).await;
-    let replace = t.elapsed();
     (
         Figures {
             deploy,
@@ -85,5 +102,6 @@ pub async fn measure(sizes: Sizes) -> (Figures, Timeline) {
             replace,
         },
         trace,
+        replaced,
     )
 }

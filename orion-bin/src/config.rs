@@ -33,6 +33,7 @@
 //!   features: []                      # hostNetwork, engineSocket
 //! security: { certRotation: 24h }   # node certificate lifetime, at least 1h; externalCa (config/security.rs)
 //! dns: { enabled: true, zone: orion., listen: "", ttl: 5, containers: auto, forward: [] }   # config/dns.rs
+//! agent: { maxInFlight: 16 }          # task starts/stops at once, 1 to 256 (config/agent.rs)
 //! ```
 
 use std::path::Path;
@@ -45,12 +46,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::RuntimeKind;
 
+mod agent;
 mod api;
 mod autoscale;
 mod dns;
 mod rebalance;
 mod scheduler;
 mod security;
+pub use agent::AgentSection;
 pub use api::ApiConfig;
 pub use autoscale::AutoscaleSection;
 pub use dns::{ContainerDns, DnsSection};
@@ -73,6 +76,8 @@ pub struct Config {
     pub host_access: HostAccessPolicy,
     /// Node-to-node security (certificate rotation period).
     pub security: SecuritySection,
+    /// How this node's agent works its tasks (operations at once).
+    pub agent: AgentSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -438,6 +443,7 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("hostAccess.{e}"))?;
         self.network.monitoring.check()?;
         self.security.check()?;
+        self.agent.check()?;
         Ok(())
     }
 

@@ -420,6 +420,8 @@ async fn run(
     .leadership(parts.leader.clone())
     .observer(metrics)
     .secrets(sealer)
+    .max_in_flight(settings.config.agent.max_in_flight)
+    .context("agent.maxInFlight")?
     .build();
     let node_task = tokio::spawn(node.run(shutdown_rx.clone()));
 

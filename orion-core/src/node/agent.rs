@@ -28,13 +28,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
+use tokio::sync::Notify;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::Clock;
 use super::container::container_spec;
 use super::health::{DEFAULT_MAX_CONCURRENT_CHECKS, HealthMonitor};
+use super::inflight::{DEFAULT_MAX_IN_FLIGHT, InFlight};
 use super::restart::Ended;
+use super::status_writer::StatusWriter;
 use crate::model::spec::ServiceSpec;
 use crate::model::{DesiredState, Millis, NodeId, Task, TaskHealth, TaskState};
 use crate::observe::{SharedObserver, no_observer};
@@ -46,8 +48,9 @@ use crate::trace;
 /// does not say (`reschedule_after`'s default).
 pub const MAX_RESTARTS_IN_PLACE: u32 = crate::model::spec::DEFAULT_RESCHEDULE_AFTER;
 
-/// Tasks converged at once (container starts and stops run in parallel up to this).
-pub const MAX_PARALLEL_CONVERGE: usize = 8;
+/// Tasks converged at once by default (container starts and stops run in parallel up to this;
+/// see [`Agent::max_in_flight`]).
+pub const MAX_PARALLEL_CONVERGE: usize = DEFAULT_MAX_IN_FLIGHT;
 
 /// How often the agent re-checks its containers when nothing changes in the store.
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -74,6 +77,12 @@ pub struct Agent<S, R: ?Sized> {
     pub(super) secrets: Option<Arc<crate::secrets::SecretSealer>>,
     /// Images found present since the last full pass: checked once per pass, not per start.
     images_ready: Mutex<HashSet<String>>,
+    /// Operations under way, by task ([`super::inflight`]).
+    pub(super) inflight: InFlight,
+    /// Group-committed status writes ([`super::status_writer`]).
+    status: StatusWriter,
+    /// Told when a restart back-off is set, so the loop re-arms its timer.
+    pub(super) backoff_set: Notify,
 }
 
 /// The last successful read of this node's tasks.
@@ -115,7 +124,30 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             observer: no_observer(),
             secrets: None,
             images_ready: Mutex::new(HashSet::new()),
+            inflight: InFlight::new(DEFAULT_MAX_IN_FLIGHT),
+            status: StatusWriter::default(),
+            backoff_set: Notify::new(),
         }
+    }
+
+    /// Runs at most `n` task operations (starts, stops, restarts) at once, `n` in 1 to
+    /// [`crate::node::MAX_IN_FLIGHT_CEILING`] (default [`MAX_PARALLEL_CONVERGE`]); an `n` outside is an error
+    /// naming the accepted range.
+    pub fn max_in_flight(mut self, n: usize) -> crate::Result<Self> {
+        super::inflight::check_limit(n)?;
+        self.inflight = InFlight::new(n);
+        Ok(self)
+    }
+
+    /// Applies `f` to task `id` and writes it through the agent's group-committing status
+    /// writer: the meaning of [`ClusterStore::update_task`], batched with the agent's other
+    /// status writes ([`super::status_writer`]).
+    pub(super) async fn update_status(
+        &self,
+        id: &str,
+        f: impl FnMut(&mut Task) -> crate::Result<()> + Send + 'static,
+    ) -> crate::Result<Task> {
+        self.status.update(&self.store, id, Box::new(f)).await
     }
 
     /// Runs at most `n` (at least 1) health checks at once (default
@@ -146,10 +178,19 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
     /// One convergence pass over this node's tasks and containers: reads every task of this node
     /// and every container under its labels, converges each task, and removes stale containers.
     /// When the store cannot be read, nothing is started or stopped (except under
-    /// `stop_after_disconnect`), and the error is returned. The agent's loop runs it at start, on
-    /// every [`RESYNC_INTERVAL`] and when the runtime reports a container exit; between those it
+    /// `stop_after_disconnect`), and the error is returned. Returns when every converge it
+    /// started has ended; a task with an operation under way (from the agent's loop) is left to
+    /// it. The agent's loop runs full passes at start, on every [`RESYNC_INTERVAL`] and when the
+    /// runtime reports a container exit, without waiting for their operations; between those it
     /// converges only the tasks that changed ([`Agent::sync_changed`]).
     pub async fn sync(&self) -> crate::Result<()> {
+        self.full_pass(None).await
+    }
+
+    /// [`Agent::sync`]; with `detach`, the converges run as operations of their own (spawned),
+    /// and the pass returns once it has handed them off.
+    pub(super) async fn full_pass(&self, detach: Option<&Arc<Self>>) -> crate::Result<()> {
+        let epoch = self.inflight.epoch();
         let (tasks, specs) = match self.read_tasks().await {
             Ok(read) => read,
             Err(e) => {
@@ -163,19 +204,27 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         let mut containers = self.containers_by_task().await?;
-        let work: Vec<_> = tasks
-            .iter()
-            .map(|task| (task, containers.remove(&task.id)))
-            .collect();
-        self.converge_all(work, &specs).await;
-        let checked: HashSet<&str> = tasks
+        let checked: HashSet<String> = tasks
             .iter()
             .filter(|t| t.state == TaskState::Running)
-            .map(|t| t.id.as_str())
+            .map(|t| t.id.clone())
             .collect();
-        self.health.retain(&checked);
-        // Whatever is left has no task on this node any more: stale.
+        let work: Vec<_> = tasks
+            .into_iter()
+            .map(|task| {
+                let container = containers.remove(&task.id);
+                (task, container)
+            })
+            .collect();
+        self.converge_all(work, &specs, epoch, false, detach).await;
+        self.health
+            .retain(&checked.iter().map(String::as_str).collect());
+        // Whatever is left has no task on this node any more: stale (unless an operation
+        // started it after the read).
         for (task_id, c) in containers {
+            if self.inflight.busy(&task_id, epoch) {
+                continue;
+            }
             let service = c.labels.get(labels::SERVICE).map_or("", String::as_str);
             let span = info_span!("task", task = %task_id, service, node = %self.node_id);
             async {
@@ -185,6 +234,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .instrument(span)
             .await;
         }
+        self.inflight.prune(epoch);
         Ok(())
     }
 
@@ -202,29 +252,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         Ok(containers)
     }
 
-    /// Converges each task with its container, up to [`MAX_PARALLEL_CONVERGE`] at once. A task
-    /// whose service is not in `specs` is converged without its health check.
-    pub(super) async fn converge_all(
-        &self,
-        work: Vec<(&Task, Option<ContainerInfo>)>,
-        specs: &HashMap<String, ServiceSpec>,
-    ) {
-        futures::stream::iter(work)
-            .for_each_concurrent(MAX_PARALLEL_CONVERGE, |(task, container)| {
-                // Every line logged while converging a task carries its task, service and node.
-                let span = info_span!("task", task = %task.id, service = %task.service, node = %self.node_id);
-                async move {
-                    let spec = specs.get(&task.service);
-                    if let Err(e) = self.converge(task, container, spec).await {
-                        warn!(task = %task.id, error = %e, "could not converge task");
-                    }
-                }
-                .instrument(span)
-            })
-            .await;
-    }
-
-    async fn converge(
+    pub(super) async fn converge(
         &self,
         task: &Task,
         container: Option<ContainerInfo>,
@@ -291,22 +319,21 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .get_service(&task.service)
             .await?
             .is_some_and(|s| s.spec.health_check.is_some());
-        self.store
-            .update_task(&task.id, |t| {
-                if t.state == TaskState::Scheduled {
-                    t.transition(TaskState::Starting)?;
-                }
-                if t.state == TaskState::Starting {
-                    t.transition(TaskState::Running)?;
-                }
-                if t.container_id.as_deref() != Some(c.id.as_str()) {
-                    t.health = initial_health(checked);
-                }
-                t.container_id = Some(c.id.clone());
-                t.ports = c.ports.clone();
-                Ok(())
-            })
-            .await?;
+        self.update_status(&task.id, move |t| {
+            if t.state == TaskState::Scheduled {
+                t.transition(TaskState::Starting)?;
+            }
+            if t.state == TaskState::Starting {
+                t.transition(TaskState::Running)?;
+            }
+            if t.container_id.as_deref() != Some(c.id.as_str()) {
+                t.health = initial_health(checked);
+            }
+            t.container_id = Some(c.id.clone());
+            t.ports = c.ports.clone();
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -338,14 +365,13 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             return Ok(());
         };
         if task.state == TaskState::Scheduled {
-            self.store
-                .update_task(&task.id, |t| {
-                    if t.state == TaskState::Scheduled {
-                        t.transition(TaskState::Starting)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+            self.update_status(&task.id, |t| {
+                if t.state == TaskState::Scheduled {
+                    t.transition(TaskState::Starting)?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         let checked = service.spec.health_check.is_some();
         let mut spec = container_spec(&service.spec, task, &self.node_id, &self.publish_ip);
@@ -365,33 +391,31 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 self.observer.container_started(attempt.elapsed());
                 info!(task = %task.id, container = %c.id, "task running");
                 let running = trace::span(|| info_span!("orion.task.running", task = %task.id));
-                self.store
-                    .update_task(&task.id, |t| {
-                        if t.state == TaskState::Starting {
-                            t.transition(TaskState::Running)?;
-                        }
-                        t.container_id = Some(c.id.clone());
-                        t.ports = c.ports.clone();
-                        t.error = None;
-                        t.health = initial_health(checked);
-                        Ok(())
-                    })
-                    .instrument(running)
-                    .await?;
+                self.update_status(&task.id, move |t| {
+                    if t.state == TaskState::Starting {
+                        t.transition(TaskState::Running)?;
+                    }
+                    t.container_id = Some(c.id.clone());
+                    t.ports = c.ports.clone();
+                    t.error = None;
+                    t.health = initial_health(checked);
+                    Ok(())
+                })
+                .instrument(running)
+                .await?;
             }
             Err(e) => {
                 self.observer.container_start_failed();
                 warn!(task = %task.id, error = %e, "task failed to start");
                 let message = e.to_string();
-                self.store
-                    .update_task(&task.id, |t| {
-                        if t.state.can_transition_to(TaskState::Failed) {
-                            t.transition(TaskState::Failed)?;
-                        }
-                        t.error = Some(message.clone());
-                        Ok(())
-                    })
-                    .await?;
+                self.update_status(&task.id, move |t| {
+                    if t.state.can_transition_to(TaskState::Failed) {
+                        t.transition(TaskState::Failed)?;
+                    }
+                    t.error = Some(message.clone());
+                    Ok(())
+                })
+                .await?;
             }
         }
         Ok(())
@@ -423,26 +447,24 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
 
     async fn stop(&self, task: &Task, container: Option<ContainerInfo>) -> crate::Result<()> {
         if task.state != TaskState::Stopping {
-            self.store
-                .update_task(&task.id, |t| {
-                    if t.state.can_transition_to(TaskState::Stopping) {
-                        t.transition(TaskState::Stopping)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        if let Some(c) = &container {
-            self.discard(c).await;
-        }
-        self.store
-            .update_task(&task.id, |t| {
-                if t.state == TaskState::Stopping {
-                    t.transition(TaskState::Stopped)?;
+            self.update_status(&task.id, |t| {
+                if t.state.can_transition_to(TaskState::Stopping) {
+                    t.transition(TaskState::Stopping)?;
                 }
                 Ok(())
             })
             .await?;
+        }
+        if let Some(c) = &container {
+            self.discard(c).await;
+        }
+        self.update_status(&task.id, |t| {
+            if t.state == TaskState::Stopping {
+                t.transition(TaskState::Stopped)?;
+            }
+            Ok(())
+        })
+        .await?;
         info!(task = %task.id, "task stopped");
         Ok(())
     }
@@ -458,15 +480,16 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         let verdict = self.health.observe(task, c, check, self.clock.now());
         if verdict.health != task.health {
             info!(task = %task.id, health = %verdict.health, output = ?verdict.output, "health changed");
-            self.store
-                .update_task(&task.id, |t| {
-                    if t.state == TaskState::Running && t.container_id.as_deref() == Some(&c.id) {
-                        t.health = verdict.health;
-                        t.health_output = verdict.output.clone();
-                    }
-                    Ok(())
-                })
-                .await?;
+            let (container, health, output) =
+                (c.id.clone(), verdict.health, verdict.output.clone());
+            self.update_status(&task.id, move |t| {
+                if t.state == TaskState::Running && t.container_id.as_deref() == Some(&container) {
+                    t.health = health;
+                    t.health_output = output.clone();
+                }
+                Ok(())
+            })
+            .await?;
         }
         if verdict.health == TaskHealth::Unhealthy {
             let output = verdict.output.unwrap_or_default();
@@ -499,29 +522,28 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         match container {
             Some(c) if c.status.is_running() => {
                 info!(task = %task.id, container = %c.id, "node is back: reconnecting the running container");
-                self.store
-                    .update_task(&task.id, |t| {
-                        if t.state == TaskState::Lost && t.desired == DesiredState::Running {
-                            t.transition(TaskState::Running)?;
-                            t.container_id = Some(c.id.clone());
-                            t.error = None;
-                        }
-                        Ok(())
-                    })
-                    .await?;
+                let container = c.id.clone();
+                self.update_status(&task.id, move |t| {
+                    if t.state == TaskState::Lost && t.desired == DesiredState::Running {
+                        t.transition(TaskState::Running)?;
+                        t.container_id = Some(container.clone());
+                        t.error = None;
+                    }
+                    Ok(())
+                })
+                .await?;
             }
             other => {
                 if let Some(c) = &other {
                     self.discard(c).await;
                 }
-                self.store
-                    .update_task(&task.id, |t| {
-                        if t.state == TaskState::Lost {
-                            t.desired = DesiredState::Shutdown;
-                        }
-                        Ok(())
-                    })
-                    .await?;
+                self.update_status(&task.id, |t| {
+                    if t.state == TaskState::Lost {
+                        t.desired = DesiredState::Shutdown;
+                    }
+                    Ok(())
+                })
+                .await?;
             }
         }
         Ok(())

@@ -1,17 +1,23 @@
 //! The agent's loop: when it converges, and what.
 //!
 //! - A full pass ([`Agent::sync`]: every task of this node from the store, every container from
-//!   the runtime) runs at start, every [`RESYNC_INTERVAL`], when a health check finishes, when a
-//!   restart back-off ends, and when the runtime reports that one of this node's containers
-//!   exited ([`Runtime::watch_exits`], where the runtime has an event feed).
+//!   the runtime) runs at start, every [`RESYNC_INTERVAL`] and when a health check finishes.
+//! - When the runtime reports that some of this node's containers exited
+//!   ([`Runtime::watch_exits`], where the runtime has an event feed), only their tasks are
+//!   converged: each container inspected, each task read.
+//! - When a restart back-off ends, only the tasks whose back-off is over are read and converged.
 //! - Between full passes the agent acts on what changed: the task watch's events are taken in
 //!   batches (everything already delivered, at once), and only the tasks they name are
 //!   converged, from the values in the events, with one runtime list ([`Agent::sync_changed`]).
 //!   The periodic full pass is the safety net for anything an event did not say (a missed or
 //!   compacted watch, a deleted task, a container that died without an event).
+//! - The loop's passes do not wait for the engine: each task they converge becomes an operation
+//!   of its own, spawned, at most [`Agent::max_in_flight`] at once and one per task
+//!   ([`super::inflight`]); a pass skips a task with one under way (and, when it brings news such
+//!   as a stop, has the operation converge it again when it ends).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -21,7 +27,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::{Agent, RESYNC_INTERVAL};
 use crate::model::spec::ServiceSpec;
 use crate::model::{Millis, Task};
-use crate::runtime::{ExitStream, Runtime, labels};
+use crate::runtime::{ContainerId, ExitStream, Runtime, labels};
 use crate::store::{Store, TypedEvent, TypedWatch};
 
 /// Task events taken into one batch at most; a longer backlog waits for the next pass.
@@ -33,13 +39,27 @@ enum Wake {
     Resync,
     /// Converge these tasks (the latest value of each).
     Changed(Vec<Task>),
+    /// A restart back-off ended: converge the tasks waiting on one that is over.
+    BackoffOver,
+    /// These containers exited: converge their tasks.
+    Exited(Vec<ContainerId>),
+    /// Nothing to converge (a back-off was set: re-arm the timer).
+    Rearm,
     Shutdown,
 }
 
+/// How long the loop waits on shutdown for the operations under way to end.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
 impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
-    /// Runs until `shutdown` turns true. Containers are left running on shutdown: a restarted
-    /// agent adopts them.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` turns true. Passes hand their converges off as operations of their
+    /// own ([`super::inflight`]), so the loop takes events while the engine works. Containers
+    /// are left running on shutdown: a restarted agent adopts them.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        Arc::new(self).run_shared(shutdown).await;
+    }
+
+    async fn run_shared(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(RESYNC_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events: Option<TypedWatch<Task>> = None;
@@ -58,8 +78,11 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 exits = self.runtime.watch_exits(&self.node_labels()).await.ok();
             }
             let pass = match wake {
-                Wake::Resync => self.sync().await,
-                Wake::Changed(tasks) => self.sync_changed(tasks).await,
+                Wake::Resync => self.full_pass(Some(&self)).await,
+                Wake::Changed(tasks) => self.changed_pass(tasks, false, Some(&self)).await,
+                Wake::BackoffOver => self.backoff_pass(Some(&self)).await,
+                Wake::Exited(ids) => self.exits_pass(ids, Some(&self)).await,
+                Wake::Rearm => Ok(()),
                 Wake::Shutdown => break,
             };
             if let Err(e) = pass {
@@ -72,7 +95,8 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 }
                 _ = tick.tick() => Wake::Resync,
                 _ = self.health.check_finished() => Wake::Resync,
-                _ = sleep_until_millis(&*self.clock, backoff_end) => Wake::Resync,
+                _ = sleep_until_millis(&*self.clock, backoff_end) => Wake::BackoffOver,
+                _ = self.backoff_set.notified() => Wake::Rearm,
                 first = next_of(&mut events) => match first {
                     Some(Ok(event)) => Wake::Changed(self.batch(event, events.as_mut())),
                     _ => {
@@ -80,18 +104,29 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                         Wake::Resync
                     }
                 },
-                exit = next_of(&mut exits) => {
-                    if !matches!(exit, Some(Ok(_))) {
+                exit = next_of(&mut exits) => match exit {
+                    Some(Ok(first)) => {
+                        // Take every exit already reported: one pass handles them all.
+                        let mut ids = vec![first];
+                        if let Some(s) = exits.as_mut() {
+                            for _ in 1..MAX_EVENTS_PER_BATCH {
+                                match s.next().now_or_never() {
+                                    Some(Some(Ok(id))) => ids.push(id),
+                                    _ => break,
+                                }
+                            }
+                        }
+                        Wake::Exited(ids)
+                    }
+                    _ => {
                         exits = None;
+                        Wake::Resync
                     }
-                    // Take every exit already reported: one pass handles them all.
-                    if let Some(s) = exits.as_mut() {
-                        while let Some(Some(Ok(_))) = s.next().now_or_never() {}
-                    }
-                    Wake::Resync
                 }
             };
         }
+        // Let operations under way finish their store writes (bounded).
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, self.inflight.idle()).await;
         info!(node = %self.node_id, "agent stopped; containers keep running");
     }
 
@@ -126,8 +161,20 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
 
     /// Converges only `changed` (tasks as the store's events delivered them), with one runtime
     /// list and no store read; tasks not placed on this node are ignored. Health verdicts and
-    /// stale containers wait for the next full pass ([`Agent::sync`]).
+    /// stale containers wait for the next full pass ([`Agent::sync`]). Returns when every
+    /// converge it started has ended; a task with an operation under way is left to it.
     pub async fn sync_changed(&self, changed: Vec<Task>) -> crate::Result<()> {
+        self.changed_pass(changed, false, None).await
+    }
+
+    /// [`Agent::sync_changed`]; with `wake`, a task with an operation under way is converged
+    /// again when it ends; with `detach`, the converges are spawned.
+    pub(super) async fn changed_pass(
+        &self,
+        changed: Vec<Task>,
+        wake: bool,
+        detach: Option<&Arc<Self>>,
+    ) -> crate::Result<()> {
         let mine: Vec<Task> = changed
             .into_iter()
             .filter(|t| t.node.as_deref() == Some(self.node_id.as_str()))
@@ -135,13 +182,84 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         if mine.is_empty() {
             return Ok(());
         }
+        let epoch = self.inflight.epoch();
         let mut containers = self.containers_by_task().await?;
         let work: Vec<_> = mine
-            .iter()
-            .map(|task| (task, containers.remove(&task.id)))
+            .into_iter()
+            .map(|task| {
+                let container = containers.remove(&task.id);
+                (task, container)
+            })
             .collect();
-        self.converge_all(work, &HashMap::new()).await;
+        self.converge_all(work, &HashMap::new(), epoch, wake, detach)
+            .await;
         Ok(())
+    }
+
+    /// Converges the tasks of the containers in `exited` (reported by the runtime's exit feed):
+    /// each container is inspected for its task, which is read from the store; no full list and
+    /// no full read. A container that cannot be inspected any more makes it a full pass.
+    async fn exits_pass(
+        &self,
+        exited: Vec<ContainerId>,
+        detach: Option<&Arc<Self>>,
+    ) -> crate::Result<()> {
+        let epoch = self.inflight.epoch();
+        let mut work = Vec::with_capacity(exited.len());
+        let mut specs = HashMap::new();
+        for id in exited {
+            let Ok(c) = self.runtime.inspect(&id).await else {
+                return self.full_pass(detach).await;
+            };
+            let Some(task_id) = c.labels.get(labels::TASK) else {
+                continue;
+            };
+            let Some(task) = self.store.get_task(task_id).await? else {
+                continue;
+            };
+            if task.node.as_deref() != Some(self.node_id.as_str()) {
+                continue;
+            }
+            if !specs.contains_key(&task.service)
+                && let Some(s) = self.store.get_service(&task.service).await?
+            {
+                specs.insert(task.service.clone(), s.spec);
+            }
+            work.push((task, Some(c)));
+        }
+        self.converge_all(work, &specs, epoch, true, detach).await;
+        Ok(())
+    }
+
+    /// Converges the tasks whose restart back-off is over, read from the store one by one (not
+    /// a full pass). A task that is gone loses its back-off.
+    async fn backoff_pass(&self, detach: Option<&Arc<Self>>) -> crate::Result<()> {
+        let now = self.clock.now();
+        let due: Vec<String> = self
+            .backoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut tasks = Vec::with_capacity(due.len());
+        for id in due {
+            match self.store.get_task(&id).await? {
+                Some(task) if task.state.is_terminal() => {}
+                Some(task) => {
+                    tasks.push(task);
+                    continue;
+                }
+                None => {}
+            }
+            // Gone or finished: it will not start again from this back-off.
+            self.backoff
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+        }
+        self.changed_pass(tasks, true, detach).await
     }
 
     /// When the earliest restart back-off ends, if any task waits on one.

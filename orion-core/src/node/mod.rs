@@ -54,10 +54,13 @@ mod demux;
 mod fence;
 mod gc;
 pub mod health;
+mod inflight;
 mod liveness;
+mod operations;
 mod restart;
 mod rollouts;
 mod secrets;
+mod status_writer;
 mod traces;
 
 pub use agent::{Agent, MAX_PARALLEL_CONVERGE, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
@@ -67,8 +70,10 @@ pub use controllers::{ControllerConfig, Controllers, ReconcileController, RoundR
 pub use demux::TaskDemux;
 pub use fence::{Fence, LeaderRecord};
 pub use gc::{GarbageCollector, GcConfig, collectable};
+pub use inflight::{DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_CEILING};
 pub use liveness::{LivenessConfig, LivenessController, LivenessReport};
 pub use rollouts::{RolloutPassReport, advance_rollouts};
+pub use status_writer::MAX_UPDATES_PER_TXN;
 
 /// Where the loops read the time (milliseconds since the Unix epoch). The harness uses a manual
 /// clock to step through grace periods and back-offs without waiting.
@@ -142,6 +147,7 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> Node<S, M, R
             leadership: None,
             observer: None,
             secrets: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 
@@ -186,6 +192,7 @@ pub struct NodeBuilder<S, M: ?Sized, R: ?Sized> {
     leadership: Option<watch::Receiver<Leadership>>,
     observer: Option<SharedObserver>,
     secrets: Option<Arc<crate::secrets::SecretSealer>>,
+    max_in_flight: usize,
 }
 
 impl<S, M: ?Sized, R: ?Sized> std::fmt::Debug for NodeBuilder<S, M, R> {
@@ -240,6 +247,14 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
         self
     }
 
+    /// The agent's bound on task operations at once (see [`Agent::max_in_flight`]); an error
+    /// outside 1 to [`MAX_IN_FLIGHT_CEILING`].
+    pub fn max_in_flight(mut self, n: usize) -> crate::Result<Self> {
+        inflight::check_limit(n)?;
+        self.max_in_flight = n;
+        Ok(self)
+    }
+
     pub fn build(self) -> Node<S, M, R> {
         let scheduler = self
             .scheduler
@@ -264,7 +279,9 @@ impl<S: Store + Clone, M: Membership + ?Sized, R: Runtime + ?Sized> NodeBuilder<
             self.runtime,
             self.clock.clone(),
             self.publish_ip,
-        );
+        )
+        .max_in_flight(self.max_in_flight)
+        .expect("checked by NodeBuilder::max_in_flight");
         let mut controllers = Controllers::new(
             self.node_id,
             self.store,

@@ -5,8 +5,11 @@
 //! out an exponential back-off ([`backoff_delay`]) and counts in [`Task::restarts`]; after the
 //! service's `reschedule_after` restarts on this node (or when the policy says no) the task is
 //! reported `completed` (exit 0) or `failed`, and the reconciler retires it and refills its slot
-//! as the policy says, on another node when one can take it. An unhealthy container is stopped
-//! first (and removed when it is restarted; kept for its logs otherwise).
+//! as the policy says, on another node when one can take it. A container that is not restarted is
+//! stopped (an unhealthy one still runs) and kept for its logs, before its task is reported. One
+//! that is restarted is removed (stopped first if it still runs) after the status write, while
+//! the back-off runs: the restart's start waits for that removal (one operation per task,
+//! [`super::inflight`]), so the removal costs no time unless it outlasts the back-off.
 
 use std::sync::PoisonError;
 use std::time::Duration;
@@ -87,43 +90,49 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             }
         );
         let restart = task.restarts < limit && policy.restarts(code, oom);
-        if let Some(c) = c {
-            if restart {
-                self.discard(c).await;
-            } else if c.status.is_running() {
-                self.halt(c).await;
-            }
+        // A container that is not restarted is stopped (and kept for its logs) before its task
+        // is reported; one that is restarted is removed after the status write, while the
+        // back-off runs (the next start waits for this operation to end).
+        if let Some(c) = c
+            && !restart
+            && c.status.is_running()
+        {
+            self.halt(c).await;
         }
         let state = if code == Some(0) {
             TaskState::Completed
         } else {
             TaskState::Failed
         };
+        let given_restarts = task.restarts;
+        let reason = why.clone();
         let updated = self
-            .store
-            .update_task(&task.id, |t| {
+            .update_status(&task.id, move |t| {
                 if t.state != TaskState::Running {
                     return Ok(());
                 }
                 t.transition(state)?;
                 t.exit_code = code;
-                t.error = (state == TaskState::Failed).then(|| why.clone());
+                t.error = (state == TaskState::Failed).then(|| reason.clone());
                 if restart {
                     t.transition(TaskState::Starting)?;
                     t.error = Some(format!(
-                        "restarting ({} of {limit} on this node): {why}",
+                        "restarting ({} of {limit} on this node): {reason}",
                         t.restarts
                     ));
-                } else if state == TaskState::Failed && task.restarts >= limit {
+                } else if state == TaskState::Failed && given_restarts >= limit {
                     t.error = Some(format!(
-                        "{why}; gave up after {} restarts on node {}",
-                        task.restarts,
+                        "{reason}; gave up after {given_restarts} restarts on node {}",
                         t.node.as_deref().unwrap_or("?")
                     ));
                 }
                 Ok(())
             })
-            .await?;
+            .await;
+        if restart && let Some(c) = c {
+            self.discard(c).await;
+        }
+        let updated = updated?;
         if restart {
             // The restarts before this one: the first restart waits the base 200 ms.
             let delay = backoff_delay(updated.restarts.saturating_sub(1));
@@ -136,6 +145,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                     task.id.clone(),
                     self.clock.now() + delay.as_millis() as Millis,
                 );
+            self.backoff_set.notify_one();
         } else {
             info!(task = %task.id, state = %state, "{why}; not restarted in place");
         }
