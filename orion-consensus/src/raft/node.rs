@@ -87,6 +87,11 @@ pub struct RaftConfig {
     pub gossip_addr: Option<String>,
 }
 
+/// Entries in one append request at most (see [`RaftConfig`]'s openraft configuration); with
+/// entries of at most about 1 MiB (an API body, or a batched plan of 64 tasks) a request stays
+/// well under the Raft port's 64 MiB body limit.
+pub const MAX_ENTRIES_PER_APPEND: u64 = 32;
+
 impl RaftConfig {
     /// A configuration with defaults that fit a LAN or loopback: heartbeat 50 ms, election
     /// timeout 150-300 ms, a snapshot every 10,000 entries, 5 s request timeout.
@@ -175,6 +180,11 @@ impl RaftConfig {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             snapshot_max_chunk_size: 1024 * 1024,
+            // One append carries at most this many entries, so a follower or learner that lags
+            // behind entries of batched transactions (up to about 1 MiB each) is sent requests
+            // under the Raft port's body limit: openraft's default (300) built appends of
+            // ~100 MB in the scale simulation, refused forever, and the learner never caught up.
+            max_payload_entries: MAX_ENTRIES_PER_APPEND,
             // Elections are started by Orion's pre-vote driver (`election.rs`), not openraft's
             // timer: openraft 0.9 has no pre-vote.
             enable_elect: false,
