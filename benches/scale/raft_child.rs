@@ -253,7 +253,11 @@ pub fn child_main(args: ChildArgs) {
             while let Some(command) = commands.recv().await {
                 if command == "LOAD" {
                     let t = Instant::now();
-                    let state = local.load_state().await.expect("load_state");
+                    // Seconds of decoding at 1M tasks: off the async workers, or this
+                    // measurement itself stalls the heartbeats and costs an election.
+                    let handle = tokio::runtime::Handle::current();
+                    let state = tokio::task::block_in_place(|| handle.block_on(local.load_state()))
+                        .expect("load_state");
                     println!(
                         "LOAD ms={:.1} tasks={}",
                         t.elapsed().as_secs_f64() * 1e3,

@@ -516,7 +516,8 @@ impl<S: Store> ClusterStore<S> {
     /// changed.
     pub async fn load_state(&self) -> Result<ClusterState> {
         let range = self.store.range(keys::ROOT).await?;
-        state_from(&range)
+        // Seconds at a million tasks: keep the runtime's other tasks (Raft heartbeats) moving.
+        crate::blocking::cpu_bound(|| state_from(&range))
     }
 }
 

@@ -228,7 +228,7 @@ impl<S: Store> WatchedState<S> {
         for _ in 0..MAX_RELOAD_ATTEMPTS {
             self.reloads += 1;
             let range = self.store.inner().range(keys::ROOT).await?;
-            let state = super::state_from(&range)?;
+            let state = crate::blocking::cpu_bound(|| super::state_from(&range))?;
             match self.store.inner().watch("", range.revision + 1).await {
                 Ok(watch) => {
                     self.index_sources(&range.kvs)?;
