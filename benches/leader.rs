@@ -21,6 +21,9 @@
 //! Under callgrind, `kept_round` and `full_read_round` are never inlined, so their inclusive
 //! instruction counts divided by the rounds (plus the warm-up round) are the cost per round.
 
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -152,34 +155,14 @@ fn run_child(tasks: usize, rounds: usize) -> String {
 
 /// `VmRSS` and `VmHWM` of this process, in bytes.
 fn rss() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb * 1024.0)
-            .unwrap_or_else(|| panic!("{name} in /proc/self/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    proc_stats::rss_of("self").expect("/proc/self/status")
 }
 
 /// CPU time this thread has used (user + system), in ms, at the kernel's tick resolution
 /// (10 ms): summed over many rounds it shows the cost of a round on a machine shared with other
 /// work, where wall-clock times include waiting for a core.
 fn thread_cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc/thread-self/stat");
-    // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("stat format")
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks * 10.0
+    proc_stats::cpu_seconds("/proc/thread-self/stat") * 1000.0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -29,16 +29,7 @@ pub struct FanoutRow {
 
 /// This process's CPU time (user + system), in seconds.
 pub fn process_cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("stat format")
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks / 100.0
+    crate::proc_stats::cpu_seconds("/proc/self/stat")
 }
 
 /// Measures each count of `watchers` (0 first, as the baseline) with `events` writes of

@@ -19,6 +19,8 @@
 //!   `maxReplicas` (10,000); each node has room for twice its share of tasks.
 
 mod fanout;
+#[path = "../support/proc_stats.rs"]
+mod proc_stats;
 mod raft_child;
 mod sim;
 

@@ -163,18 +163,7 @@ impl RaftChild {
 
 /// `VmRSS` and `VmHWM` of process `pid`, in bytes.
 pub fn rss_of(pid: u32) -> Result<(f64, f64), String> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    let kb = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb * 1024.0)
-            .ok_or_else(|| format!("{name} in {path}"))
-    };
-    Ok((kb("VmRSS:")?, kb("VmHWM:")?))
+    crate::proc_stats::rss_of(&pid.to_string())
 }
 
 /// The value of `name=` in a `key=value` line.
