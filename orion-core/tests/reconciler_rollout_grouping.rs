@@ -2,21 +2,24 @@
 //! rollout pass now use: one pass over the tasks) decides exactly what `rollout::step` (a scan of
 //! every task per service) decides, on seeded random task sets of several services and versions.
 
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
+
 use orion_core::model::{DesiredState, Resources, ServiceSpec, Task, TaskHealth, TaskState};
 use orion_core::reconciler::VersionedSpec;
 use orion_core::reconciler::rollout::{self, Rollout};
 
 const NOW: u64 = 1_000_000;
 
-/// xorshift64*, so a failure names its seed.
-struct Rng(u64);
+/// Seeded (`rand`'s `StdRng`, as the cluster harness uses), so a failure names its seed.
+struct Rng(StdRng);
 
 impl Rng {
+    fn seeded(seed: u64) -> Self {
+        Rng(StdRng::seed_from_u64(seed))
+    }
     fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        self.0.random_range(0..n)
     }
 }
 
@@ -47,7 +50,7 @@ fn random_task(rng: &mut Rng, i: usize) -> Task {
 #[test]
 fn step_over_grouped_tasks_decides_as_step_over_all_tasks() {
     for seed in 1..=40u64 {
-        let mut rng = Rng(seed * 0x9e37_79b9);
+        let mut rng = Rng::seeded(seed);
         let tasks: Vec<Task> = (0..60).map(|i| random_task(&mut rng, i)).collect();
         let by_service = rollout::tasks_by_service(&tasks);
         for s in 0..5 {
