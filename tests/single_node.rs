@@ -267,3 +267,31 @@ async fn sigterm_right_after_healthz_exits_cleanly() {
         c.start(0).await;
     }
 }
+
+/// `resources.cpu_limit` reaches the engine: `none` sets no CFS quota, a number caps there, and
+/// either way the reservation weighs the container (CPU shares, 1024 per core).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_limit_sets_the_engines_quota_and_the_reservation_its_shares() {
+    let c = TestCluster::single("cpu-limit").await;
+    for (service, limit) in [("uncapped", "none"), ("burst", "1.5cpu")] {
+        let mut spec: serde_json::Value =
+            serde_json::from_str(&http_spec(service, 1)).expect("JSON");
+        spec["resources"] = serde_json::json!({ "cpu_millicores": 250, "cpu_limit": limit });
+        c.deploy(0, &spec.to_string()).await;
+    }
+    for (service, expected) in [("uncapped", "0 256"), ("burst", "1500000000 256")] {
+        let tasks = c.wait_serving(0, service, 1, CONVERGE).await;
+        let id = tasks[0].container_id.clone().expect("container id");
+        let out = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}}",
+                &id,
+            ])
+            .output()
+            .expect("docker inspect");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(shown.trim(), expected, "{service}");
+    }
+}

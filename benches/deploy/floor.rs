@@ -10,7 +10,7 @@ use orion_core::node::container_spec;
 use orion_core::runtime::{ContainerInfo, Runtime, labels};
 use orion_runtime::DockerRuntime;
 
-use super::{CPU_MILLICORES, Figures, MEMORY_BYTES, Sizes, support};
+use super::{CPU_MILLICORES, CpuMode, Figures, MEMORY_BYTES, Sizes, support};
 
 /// Containers started at once: the agent's bound.
 pub const PARALLEL: usize = orion_core::node::MAX_PARALLEL_CONVERGE;
@@ -56,11 +56,13 @@ async fn start_slots(
 }
 
 /// Deploy, scale and one replacement, straight through the engine.
-pub async fn measure(sizes: Sizes) -> Figures {
+pub async fn measure(sizes: Sizes, mode: CpuMode) -> Figures {
     let docker = DockerRuntime::connect().await.expect("the Docker engine");
     let node = format!("floor-{}", std::process::id());
     let _cleanup = Cleanup(node.clone());
-    let spec: ServiceSpec = serde_json::from_str(&support::http_spec("floor", 1)).expect("spec");
+    let mut spec: ServiceSpec =
+        serde_json::from_str(&support::http_spec("floor", 1)).expect("spec");
+    spec.resources.cpu_limit = mode.cpu_limit();
 
     let t = Instant::now();
     let first = start_slots(&docker, &spec, &node, 0..sizes.deploy).await;

@@ -4,13 +4,15 @@
 //!
 //! `cargo bench --bench deploy` measures in release mode. `ORION_BENCH_MAX_IN_FLIGHT=N` runs the
 //! node with `agent.maxInFlight: N` (1 to 256; unset: the binary's default). Quick mode (`-- --test` or
-//! `ORION_BENCH_QUICK=1`, for CI): 3 -> 6 replicas and no Swarm. `ORION_BENCH_SWARM=0` skips
-//! Swarm in the full mode too. Goals are printed next to the figures, never asserted. Every wait
+//! `ORION_BENCH_QUICK=1`, for CI): 3 -> 6 replicas, no Swarm, uncapped CPU only.
+//! `ORION_BENCH_SWARM=0` skips Swarm in the full mode too. `ORION_BENCH_CPU=capped|uncapped`
+//! measures one [`CpuMode`] (unset: both in the full mode). Goals are printed next to the figures, never asserted. Every wait
 //! is bounded; the bench removes every container and service it made, and when it initialised a
 //! swarm it always leaves it (`docker swarm leave --force`).
 //!
 //! The three sides run the same containers: the busybox test image serving HTTP on 8080,
-//! published on a free port of 127.0.0.1, 10 millicores and 64 MiB each. "Runs" means the engine
+//! published on a free port of 127.0.0.1, 10 millicores reserved (capped or not, see
+//! [`CpuMode`]) and 64 MiB each. "Runs" means the engine
 //! reports the container running (for Orion: the task is `running` in the API, which the agent
 //! writes once the engine has started it).
 
@@ -33,6 +35,56 @@ pub const POLL: Duration = Duration::from_millis(10);
 pub const CPU_MILLICORES: u64 = 10;
 /// The memory request (and limit) of each replica: the spec's default.
 pub const MEMORY_BYTES: u64 = 64 << 20;
+
+/// How every side sets the replicas' CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuMode {
+    /// 10 millicores reserved and capped there: a 1 % CFS quota (Orion's default `cpu_limit`,
+    /// Swarm's `--limit-cpu 0.01`). The containers' own start-up runs under that quota.
+    Capped,
+    /// 10 millicores reserved, no cap (Orion's `cpu_limit: none`, Swarm's `--reserve-cpu 0.01`).
+    Uncapped,
+}
+
+impl CpuMode {
+    /// Orion's `resources.cpu_limit` for this mode.
+    pub fn cpu_limit(self) -> orion_core::model::spec::CpuLimit {
+        match self {
+            CpuMode::Capped => orion_core::model::spec::CpuLimit::Reserved,
+            CpuMode::Uncapped => orion_core::model::spec::CpuLimit::None,
+        }
+    }
+
+    /// Swarm's flag for the same CPU amount.
+    pub fn swarm_flag(self) -> &'static str {
+        match self {
+            CpuMode::Capped => "--limit-cpu",
+            CpuMode::Uncapped => "--reserve-cpu",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            CpuMode::Capped => {
+                "CPU capped: 10 millicores reserved and capped (orion cpu_limit: reserved, swarm --limit-cpu 0.01)"
+            }
+            CpuMode::Uncapped => {
+                "CPU uncapped: 10 millicores reserved, no cap (orion cpu_limit: none, swarm --reserve-cpu 0.01)"
+            }
+        }
+    }
+
+    /// The modes to measure: `ORION_BENCH_CPU`, else both (uncapped only in quick mode).
+    fn chosen(quick: bool) -> Vec<CpuMode> {
+        match std::env::var("ORION_BENCH_CPU").as_deref() {
+            Ok("capped") => vec![CpuMode::Capped],
+            Ok("uncapped") => vec![CpuMode::Uncapped],
+            Ok(other) => panic!("ORION_BENCH_CPU: got {other:?}, expected capped or uncapped"),
+            Err(_) if quick => vec![CpuMode::Uncapped],
+            Err(_) => vec![CpuMode::Uncapped, CpuMode::Capped],
+        }
+    }
+}
 
 /// How many replicas a run deploys, then scales to.
 #[derive(Debug, Clone, Copy)]
@@ -80,14 +132,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    rt.block_on(orion_runtime::testing::ensure_test_image())
+        .expect("the test image loads into the engine");
+    for mode in CpuMode::chosen(quick) {
+        measure_and_print(&rt, quick, with_swarm, sizes, mode);
+    }
+}
+
+/// Measures the three sides in `mode` and prints their table and Orion's traces.
+fn measure_and_print(
+    rt: &tokio::runtime::Runtime,
+    quick: bool,
+    with_swarm: bool,
+    sizes: Sizes,
+    mode: CpuMode,
+) {
     let (orion, trace, replaced, floor, swarm) = rt.block_on(async {
-        orion_runtime::testing::ensure_test_image()
-            .await
-            .expect("the test image loads into the engine");
-        let floor = floor::measure(sizes).await;
-        let (orion, trace, replaced) = orion::measure(sizes).await;
+        let floor = floor::measure(sizes, mode).await;
+        let (orion, trace, replaced) = orion::measure(sizes, mode).await;
         let swarm = if with_swarm {
-            swarm::measure(sizes).await
+            swarm::measure(sizes, mode).await
         } else if quick {
             Err("skipped in quick mode".to_owned())
         } else {
@@ -96,11 +160,12 @@ fn main() {
         (orion, trace, replaced, floor, swarm)
     });
     println!(
-        "\norion deploy bench, one node ({} mode, binary {}, agent.maxInFlight {}, {} containers started at once by the floor)",
+        "\norion deploy bench, one node ({} mode, binary {}, agent.maxInFlight {}, {} containers started at once by the floor)\n{}",
         if quick { "quick" } else { "full" },
         support::ORION_BIN.display(),
         std::env::var(orion::MAX_IN_FLIGHT_ENV).unwrap_or_else(|_| "default".to_owned()),
-        floor::PARALLEL
+        floor::PARALLEL,
+        mode.describe()
     );
     let rows = [
         (

@@ -8,7 +8,7 @@ use orion_core::model::{Task, TaskState};
 use super::replace::{ReplaceTrace, kill_and_trace};
 use super::support::{Role, TestCluster, http_spec_restart};
 use super::timeline::{EngineEvents, TaskSeen, Timeline};
-use super::{CPU_MILLICORES, Figures, LIMIT, POLL, Sizes};
+use super::{CPU_MILLICORES, CpuMode, Figures, LIMIT, POLL, Sizes};
 
 const SERVICE: &str = "deploy";
 
@@ -67,7 +67,7 @@ fn max_in_flight() -> Option<usize> {
 
 /// Deploy, scale and a killed container's replacement; the deploy and the replacement are
 /// traced.
-pub async fn measure(sizes: Sizes) -> (Figures, Timeline, ReplaceTrace) {
+pub async fn measure(sizes: Sizes, mode: CpuMode) -> (Figures, Timeline, ReplaceTrace) {
     let mut c = TestCluster::new("deploy", &[Role::Single]).await;
     if let Some(n) = max_in_flight() {
         c.nodes[0].use_config(&format!("agent: {{ maxInFlight: {n} }}"));
@@ -76,7 +76,10 @@ pub async fn measure(sizes: Sizes) -> (Figures, Timeline, ReplaceTrace) {
     let mut spec: serde_json::Value =
         serde_json::from_str(&http_spec_restart(SERVICE, sizes.deploy as u32, "always"))
             .expect("JSON");
-    spec["resources"] = serde_json::json!({ "cpu_millicores": CPU_MILLICORES });
+    spec["resources"] = serde_json::json!({
+        "cpu_millicores": CPU_MILLICORES,
+        "cpu_limit": mode.cpu_limit(),
+    });
 
     let events = EngineEvents::follow(&c.nodes[0].id).await;
     let mut seen = HashMap::new();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bollard::query_parameters::ListContainersOptions;
 use orion_runtime::testing::TEST_IMAGE;
 
-use super::{CPU_MILLICORES, Figures, LIMIT, MEMORY_BYTES, POLL, Sizes};
+use super::{CPU_MILLICORES, CpuMode, Figures, LIMIT, MEMORY_BYTES, POLL, Sizes};
 
 fn docker(args: &[&str]) -> Result<String, String> {
     let out = Command::new("docker")
@@ -94,7 +94,7 @@ async fn until_running(
 }
 
 /// Deploy, scale and a killed container's replacement; `Err(reason)` when no swarm can be used.
-pub async fn measure(sizes: Sizes) -> Result<Figures, String> {
+pub async fn measure(sizes: Sizes, mode: CpuMode) -> Result<Figures, String> {
     let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])?;
     if state != "inactive" {
         return Err(format!(
@@ -126,7 +126,7 @@ pub async fn measure(sizes: Sizes) -> Result<Figures, String> {
         &replicas,
         "--restart-condition",
         "any",
-        "--limit-cpu",
+        mode.swarm_flag(),
         &cpus,
         "--limit-memory",
         &memory,

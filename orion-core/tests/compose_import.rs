@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use orion_core::Error;
 use orion_core::model::spec::compose::{ComposeOptions, is_compose, parse_compose};
 use orion_core::model::spec::{
-    FailureAction, HealthCheckType, NetworkMode, Protocol, RestartPolicy, ServiceSpec,
+    CpuLimit, FailureAction, HealthCheckType, NetworkMode, Protocol, RestartPolicy, ServiceSpec,
 };
 
 fn data_dir() -> PathBuf {
@@ -150,6 +150,11 @@ fn the_shop_imports_every_supported_field() {
         db.resources.cpu_millicores, 1000,
         "reservations without limits"
     );
+    assert_eq!(
+        db.resources.cpu_limit,
+        CpuLimit::None,
+        "no cap without limits"
+    );
     assert_eq!(db.resources.memory_bytes, 1 << 30);
     assert_eq!(db.restart_policy, RestartPolicy::Always);
 
@@ -266,6 +271,46 @@ fn imported_specs_are_validated_with_compose_paths() {
             .path
             .starts_with("services.web.deploy.resources"),
         "{problems}"
+    );
+}
+
+#[test]
+fn cpu_reservations_and_limits_become_the_reservation_and_the_cap() {
+    let with = |resources: &str| {
+        let text = format!(
+            "services:\n  web:\n    image: nginx\n    deploy:\n      resources:\n{resources}"
+        );
+        parse_compose(&text, &options("c.yml", &[]))
+    };
+    let both = with(
+        "        reservations: {cpus: '0.25', memory: 64M}\n        limits: {cpus: '1.5', memory: 128M}\n",
+    )
+    .unwrap();
+    let web = service(&both.specs, "web");
+    assert_eq!(web.resources.cpu_millicores, 250);
+    assert_eq!(web.resources.cpu_limit, CpuLimit::Millicores(1500));
+    assert_eq!(web.resources.memory_bytes, 128 << 20, "the memory limit");
+    assert!(
+        both.notes.iter().any(|n| n.contains("limits.memory")),
+        "{:?}",
+        both.notes
+    );
+
+    let limit_only = with("        limits: {cpus: '0.5'}\n").unwrap();
+    let web = service(&limit_only.specs, "web");
+    assert_eq!(web.resources.cpu_millicores, 500);
+    assert_eq!(web.resources.cpu_limit, CpuLimit::Reserved);
+
+    let Error::Invalid(problems) =
+        with("        reservations: {cpus: '2'}\n        limits: {cpus: '1'}\n").unwrap_err()
+    else {
+        panic!("expected Invalid");
+    };
+    let shown = problems.to_string();
+    assert!(
+        shown.contains("services.web.deploy.resources.limits.cpus")
+            && shown.contains("at least reservations.cpus (2)"),
+        "{shown}"
     );
 }
 

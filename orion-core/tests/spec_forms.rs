@@ -4,7 +4,8 @@ use orion_core::Error;
 use orion_core::error::ParseError;
 use orion_core::model::ServiceSpec;
 use orion_core::model::spec::{
-    AffinityRule, HealthCheckType, NetworkMode, Protocol, RestartPolicy, SpecFormat, parse_spec,
+    AffinityRule, CpuLimit, HealthCheckType, NetworkMode, Protocol, RestartPolicy, SpecFormat,
+    parse_spec,
 };
 
 fn yaml(text: &str) -> ServiceSpec {
@@ -93,6 +94,31 @@ scheduling:
         })
         .collect();
     assert_eq!(limits, [1500.0, 3.0, 1000.0, 0.5, 0.01]);
+}
+
+#[test]
+fn cpu_limit_forms_and_their_default() {
+    let base = "name: web\nimage: nginx\nresources:\n  cpu_millicores: 250m\n";
+    assert_eq!(yaml(base).resources.cpu_limit, CpuLimit::Reserved);
+    for (written, limit) in [
+        ("none", CpuLimit::None),
+        ("reserved", CpuLimit::Reserved),
+        ("1.5cpu", CpuLimit::Millicores(1500)),
+        ("800m", CpuLimit::Millicores(800)),
+        ("800", CpuLimit::Millicores(800)),
+    ] {
+        let spec = yaml(&format!("{base}  cpu_limit: {written}\n"));
+        assert_eq!(spec.resources.cpu_limit, limit, "{written}");
+        let back = serde_json::to_string(&spec).unwrap();
+        let again: ServiceSpec = serde_json::from_str(&back).unwrap();
+        assert_eq!(again.resources.cpu_limit, limit, "{back}");
+    }
+    let text = format!("{base}  cpu_limit: unlimited\n");
+    let err = parse_error(&text, SpecFormat::Yaml).to_string();
+    assert!(
+        err.contains("resources.cpu_limit") && err.contains("`none` (no cap)"),
+        "{err}"
+    );
 }
 
 #[test]

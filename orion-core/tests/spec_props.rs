@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use orion_core::Error;
 use orion_core::model::ServiceSpec;
 use orion_core::model::spec::{
-    AffinityRule, AntiAffinityRule, FailureAction, HealthCheck, HealthCheckType, NetworkMode,
-    PortSpec, Protocol, ResourceSpec, RestartPolicy, ScalePolicy, Scheduling, ScoringWeights,
-    SpecFormat, UpdateStrategy, VolumeSpec, parse_spec, parse_specs,
+    AffinityRule, AntiAffinityRule, CpuLimit, FailureAction, HealthCheck, HealthCheckType,
+    NetworkMode, PortSpec, Protocol, ResourceSpec, RestartPolicy, ScalePolicy, Scheduling,
+    ScoringWeights, SpecFormat, UpdateStrategy, VolumeSpec, parse_spec, parse_specs,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -415,6 +415,7 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
         any::<u32>(),
         update_strategy(),
         scheduling(),
+        0u8..3,
     );
     (identity, network, run).prop_map(|(identity, network, run)| {
         let (name, image, command, env, labels) = identity;
@@ -429,6 +430,7 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
             replicas,
             update_strategy,
             scheduling,
+            limit,
         ) = run;
         let network_mode =
             [NetworkMode::Bridge, NetworkMode::Host, NetworkMode::None][mode as usize];
@@ -482,6 +484,11 @@ fn valid_spec() -> impl Strategy<Value = ServiceSpec> {
                 cpu_millicores: cpu,
                 memory_bytes: memory,
                 disk_bytes: disk,
+                cpu_limit: match limit {
+                    0 => CpuLimit::Reserved,
+                    1 => CpuLimit::None,
+                    _ => CpuLimit::Millicores(cpu + disk % 4_000),
+                },
             },
             health_check,
             scale_policy,

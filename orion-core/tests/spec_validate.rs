@@ -4,8 +4,8 @@
 use orion_core::error::{FieldError, ValidationErrors};
 use orion_core::model::ServiceSpec;
 use orion_core::model::spec::{
-    AffinityRule, AntiAffinityRule, HealthCheck, HealthCheckType, NetworkMode, PortSpec, Protocol,
-    ScalePolicy, ScoringWeights, VolumeSpec,
+    AffinityRule, AntiAffinityRule, CpuLimit, HealthCheck, HealthCheckType, NetworkMode, PortSpec,
+    Protocol, ScalePolicy, ScoringWeights, VolumeSpec,
 };
 
 fn base() -> ServiceSpec {
@@ -107,6 +107,27 @@ fn cpu_at_least_5_millicores() {
     assert_rule(&s, "resources.cpu_millicores", "4", "at least 5 millicores");
     s.resources.cpu_millicores = 5;
     assert_eq!(s.validate(), Ok(()));
+}
+
+#[test]
+fn a_cpu_cap_is_at_least_the_reservation() {
+    let mut s = base();
+    s.resources.cpu_millicores = 500;
+    s.resources.cpu_limit = CpuLimit::Millicores(499);
+    assert_rule(
+        &s,
+        "resources.cpu_limit",
+        "499",
+        "at least resources.cpu_millicores (500 millicores)",
+    );
+    for fine in [
+        CpuLimit::Millicores(500),
+        CpuLimit::None,
+        CpuLimit::Reserved,
+    ] {
+        s.resources.cpu_limit = fine;
+        assert_eq!(s.validate(), Ok(()), "{fine:?}");
+    }
 }
 
 #[test]

@@ -105,7 +105,7 @@ async fn sled_undecodable_entries_are_corrupt_errors_naming_the_key() {
     }
     {
         // Damage the files behind the store's back: a kv entry too short for its header.
-        let db = sled::open(&path).unwrap();
+        let db = raw_sled_open(&path);
         db.open_tree("kv")
             .unwrap()
             .insert("bad", &b"short"[..])
@@ -138,6 +138,21 @@ async fn sled_open_on_a_file_path_is_a_backend_error_naming_the_path() {
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
 
+/// Opens the db under a `SledStore` directly. The store dropped just before can hold sled's file
+/// lock for a moment (its background jobs end on their own; `SledStore::open` retries for the
+/// same reason), so a lock conflict is retried for up to 2 s, as there.
+fn raw_sled_open(path: &std::path::Path) -> sled::Db {
+    for _ in 0..40 {
+        match sled::open(path) {
+            Err(sled::Error::Io(e)) if e.to_string().contains("acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("sled's lock on {} was not released in 2 s", path.display());
+}
+
 #[tokio::test]
 async fn sled_refuses_a_directory_left_by_an_interrupted_restore() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,7 +160,7 @@ async fn sled_refuses_a_directory_left_by_an_interrupted_restore() {
     drop(SledStore::open(&path).unwrap());
     {
         // What a crash in the middle of `restore` leaves behind: the marker.
-        let db = sled::open(&path).unwrap();
+        let db = raw_sled_open(&path);
         db.open_tree("meta")
             .unwrap()
             .insert("restoring", &[1u8][..])

@@ -94,6 +94,29 @@ async fn env_workdir_mounts_hosts_and_dns_reach_the_container() {
 }
 
 #[tokio::test]
+async fn a_cpu_reservation_without_a_cap_sets_shares_and_no_quota() {
+    let runtime = runtime().await;
+    let labels = test_labels("docker-cpu-shares");
+    with_cleanup(&runtime, &labels, async {
+        let mut spec = shell_spec(&name(&labels, 0), "sleep 300", &labels);
+        spec.cpu_millicores = 0;
+        spec.cpu_reserved_millicores = 250;
+        let info = runtime.create_and_start(&spec).await.unwrap();
+        let host = runtime
+            .client()
+            .inspect_container(&info.id, None)
+            .await
+            .unwrap()
+            .host_config
+            .unwrap();
+        assert_eq!(host.nano_cpus.unwrap_or(0), 0, "no CFS quota");
+        assert_eq!(host.cpu_quota.unwrap_or(0), 0, "no CFS quota");
+        assert_eq!(host.cpu_shares, Some(256), "weighted by its reservation");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn cpu_and_memory_limits_are_set_and_the_oom_killer_is_reported() {
     let runtime = runtime().await;
     let labels = test_labels("docker-limits");

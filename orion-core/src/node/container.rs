@@ -42,7 +42,12 @@ pub fn container_spec(
                 read_only: v.read_only,
             })
             .collect(),
-        cpu_millicores: task.resources.cpu_millicores,
+        cpu_millicores: spec
+            .resources
+            .cpu_limit
+            .cap(task.resources.cpu_millicores)
+            .unwrap_or(0),
+        cpu_reserved_millicores: task.resources.cpu_millicores,
         memory_bytes: task.resources.memory_bytes,
         network_mode: spec.network_mode,
         network: spec.network.clone(),
@@ -51,5 +56,28 @@ pub fn container_spec(
         extra_hosts: spec.extra_hosts.clone(),
         labels: container_labels,
         secrets: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::spec::CpuLimit;
+
+    #[test]
+    fn the_cpu_cap_follows_cpu_limit_and_the_weight_the_reservation() {
+        let mut spec = ServiceSpec::new("web", "nginx", 1);
+        spec.resources.cpu_millicores = 250;
+        let task = Task::new("web", 0, 1, spec.resources.into());
+        for (limit, cap) in [
+            (CpuLimit::Reserved, 250),
+            (CpuLimit::None, 0),
+            (CpuLimit::Millicores(1500), 1500),
+        ] {
+            spec.resources.cpu_limit = limit;
+            let container = container_spec(&spec, &task, "n1", "127.0.0.1");
+            assert_eq!(container.cpu_millicores, cap, "{limit:?}");
+            assert_eq!(container.cpu_reserved_millicores, 250, "{limit:?}");
+        }
     }
 }

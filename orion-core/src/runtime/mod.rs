@@ -80,6 +80,11 @@ pub struct ContainerSpec {
     pub mounts: Vec<Mount>,
     /// CPU limit in millicores (0 = unlimited).
     pub cpu_millicores: u64,
+    /// CPU reserved for it in millicores: its weight against other containers when the CPU is
+    /// contended (CPU shares, `cpu.weight`), whatever the limit. 0 keeps the runtime's default
+    /// weight.
+    #[serde(default)]
+    pub cpu_reserved_millicores: u64,
     /// Memory limit in bytes (0 = unlimited).
     pub memory_bytes: u64,
     pub network_mode: NetworkMode,
@@ -99,6 +104,22 @@ pub struct ContainerSpec {
     /// answers [`crate::Error::Unsupported`] naming it; it never drops one.
     #[serde(skip)]
     pub secrets: Vec<crate::secrets::SecretDelivery>,
+}
+
+impl ContainerSpec {
+    /// The CPU shares (cgroup v1, Docker's `CpuShares`) for its reservation: 1024 per core, as
+    /// Kubernetes converts a request, bounded to 2..=262144; `None` when nothing is reserved.
+    pub fn cpu_shares(&self) -> Option<u64> {
+        (self.cpu_reserved_millicores > 0)
+            .then(|| (self.cpu_reserved_millicores.saturating_mul(1024) / 1000).clamp(2, 262_144))
+    }
+
+    /// The cgroup v2 `cpu.weight` (1..=10000) for its reservation, mapped from the shares as
+    /// the kernel's and Kubernetes' conversion does; `None` when nothing is reserved.
+    pub fn cpu_weight(&self) -> Option<u64> {
+        self.cpu_shares()
+            .map(|shares| 1 + (shares - 2) * 9_999 / 262_142)
+    }
 }
 
 /// Where a container is.
@@ -286,3 +307,28 @@ pub trait Runtime: Send + Sync + 'static {
 
 /// Default grace period for `stop`, as Docker's.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod cpu_weight_tests {
+    use super::ContainerSpec;
+
+    fn reserving(millicores: u64) -> ContainerSpec {
+        ContainerSpec {
+            cpu_reserved_millicores: millicores,
+            ..ContainerSpec::default()
+        }
+    }
+
+    #[test]
+    fn shares_and_weight_follow_the_reservation_within_the_kernels_bounds() {
+        assert_eq!(reserving(0).cpu_shares(), None);
+        assert_eq!(reserving(0).cpu_weight(), None);
+        assert_eq!(reserving(1000).cpu_shares(), Some(1024));
+        assert_eq!(reserving(1000).cpu_weight(), Some(39));
+        assert_eq!(reserving(1).cpu_shares(), Some(2));
+        assert_eq!(reserving(1).cpu_weight(), Some(1));
+        assert_eq!(reserving(u64::MAX).cpu_shares(), Some(262_144));
+        assert_eq!(reserving(u64::MAX).cpu_weight(), Some(10_000));
+        assert!(reserving(500).cpu_weight() < reserving(2000).cpu_weight());
+    }
+}

@@ -82,6 +82,8 @@ pub(crate) struct SpecInput {
     pub network_mode: NetworkMode,
     pub memory_bytes: u64,
     pub cpu_millicores: u64,
+    /// CPU shares for the reservation (`None`: the runtime's default).
+    pub cpu_shares: Option<u64>,
     pub mounts: Vec<BindMount>,
 }
 
@@ -258,8 +260,16 @@ pub(crate) fn runtime_spec(input: &SpecInput) -> Value {
     if input.memory_bytes > 0 {
         resources["memory"] = json!({ "limit": input.memory_bytes.min(i64::MAX as u64) });
     }
+    let mut cpu = serde_json::Map::new();
     if let Some(quota) = cpu_quota(input.cpu_millicores) {
-        resources["cpu"] = json!({ "quota": quota, "period": CPU_PERIOD });
+        cpu.insert("quota".into(), json!(quota));
+        cpu.insert("period".into(), json!(CPU_PERIOD));
+    }
+    if let Some(shares) = input.cpu_shares {
+        cpu.insert("shares".into(), json!(shares));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
     }
     let hostname: String = input.id.chars().take(63).collect();
     json!({
@@ -354,6 +364,7 @@ mod tests {
             network_mode: NetworkMode::Host,
             memory_bytes: 64 << 20,
             cpu_millicores: 250,
+            cpu_shares: Some(256),
             mounts: vec![BindMount {
                 source: "/data".into(),
                 target: "/d".into(),
@@ -363,6 +374,13 @@ mod tests {
         let spec = runtime_spec(&input);
         assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 25_000);
+        assert_eq!(spec["linux"]["resources"]["cpu"]["shares"], 256);
+        let unlimited = runtime_spec(&SpecInput {
+            cpu_millicores: 0,
+            ..input.clone()
+        });
+        let cpu = &unlimited["linux"]["resources"]["cpu"];
+        assert_eq!((cpu.get("quota"), &cpu["shares"]), (None, &json!(256)));
         assert_eq!(spec["linux"]["cgroupsPath"], "/orion/c1");
         let namespaces = spec["linux"]["namespaces"].as_array().unwrap();
         assert!(!namespaces.iter().any(|n| n["type"] == "network"));

@@ -164,6 +164,7 @@ impl ContainerdRuntime {
             network_mode: spec.network_mode,
             memory_bytes: spec.memory_bytes,
             cpu_millicores: spec.cpu_millicores,
+            cpu_shares: spec.cpu_shares(),
             mounts,
         });
         let container = Container {

@@ -63,6 +63,7 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         port_bindings: Some(port_bindings).filter(|p| !p.is_empty()),
         mounts: Some(mounts).filter(|m| !m.is_empty()),
         nano_cpus: positive(spec.cpu_millicores.saturating_mul(1_000_000)),
+        cpu_shares: spec.cpu_shares().and_then(positive),
         memory: positive(spec.memory_bytes),
         // The limit covers swap too: a container over its limit is OOM-killed, not swapped.
         memory_swap: positive(spec.memory_bytes),
@@ -326,7 +327,19 @@ mod tests {
             },
         ];
         s.cpu_millicores = 500;
+        s.cpu_reserved_millicores = 250;
         s.memory_bytes = 64 << 20;
+        let unlimited = create_body(&ContainerSpec {
+            cpu_millicores: 0,
+            ..s.clone()
+        })
+        .unwrap()
+        .host_config
+        .unwrap();
+        assert_eq!(
+            (unlimited.nano_cpus, unlimited.cpu_shares),
+            (None, Some(256))
+        );
         let body = create_body(&s).unwrap();
         assert_eq!(body.exposed_ports, Some(vec!["80/tcp".to_owned()]));
         let host = body.host_config.unwrap();
@@ -334,6 +347,7 @@ mod tests {
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(binding.host_port.as_deref(), Some(""));
         assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.cpu_shares, Some(256));
         assert_eq!(host.memory, Some(64 << 20));
         let mounts = host.mounts.unwrap();
         assert_eq!(mounts[0].typ, Some(MountType::BIND));

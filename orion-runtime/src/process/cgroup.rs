@@ -6,7 +6,8 @@
 //! both controllers for the parent and its children (`+cpu +memory` in `cgroup.subtree_control`
 //! of the root and of the parent). Each process with a limit gets `<parent>/<id>`, with
 //! `cpu.max` = `<millicores * 100> 100000` (CFS quota over a 100 ms period, at least 1 ms) and
-//! `memory.max` = the bytes; the supervisor joins it before it starts the program, so the
+//! `memory.max` = the bytes, and `cpu.weight` from the CPU reservation (with or without a quota);
+//! the supervisor joins it before it starts the program, so the
 //! program and all its children are limited. The cgroup is removed with the process.
 //!
 //! When any of that is impossible (cgroup v1 host, controllers missing, no permission), limits
@@ -113,6 +114,7 @@ pub(crate) fn create(
     parent: &Path,
     id: &str,
     cpu_millicores: u64,
+    cpu_weight: Option<u64>,
     memory_bytes: u64,
 ) -> Result<PathBuf> {
     let dir = parent.join(id);
@@ -121,6 +123,9 @@ pub(crate) fn create(
     let mut writes = Vec::new();
     if cpu_millicores > 0 {
         writes.push(("cpu.max", cpu_max(cpu_millicores)));
+    }
+    if let Some(weight) = cpu_weight {
+        writes.push(("cpu.weight", weight.to_string()));
     }
     if memory_bytes > 0 {
         writes.push(("memory.max", memory_bytes.to_string()));
@@ -235,10 +240,14 @@ mod tests {
         );
         let enabled = std::fs::read_to_string(root.path().join("cgroup.subtree_control")).unwrap();
         assert_eq!(enabled, "+cpu +memory");
-        let child = create(&parent, "abc", 500, 64 << 20).unwrap();
+        let child = create(&parent, "abc", 500, Some(20), 64 << 20).unwrap();
         assert_eq!(
             std::fs::read_to_string(child.join("cpu.max")).unwrap(),
             "50000 100000"
+        );
+        assert_eq!(
+            std::fs::read_to_string(child.join("cpu.weight")).unwrap(),
+            "20"
         );
         assert_eq!(
             std::fs::read_to_string(child.join("memory.max")).unwrap(),

@@ -304,7 +304,13 @@ impl ProcessRuntime {
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
         let cgroup = match self.cgroup_parent_for(&spec) {
             Some(parent) => {
-                match cgroup::create(&parent, &id, spec.cpu_millicores, spec.memory_bytes) {
+                match cgroup::create(
+                    &parent,
+                    &id,
+                    spec.cpu_millicores,
+                    spec.cpu_weight(),
+                    spec.memory_bytes,
+                ) {
                     Ok(cgroup) => Some(cgroup),
                     Err(e) => {
                         let _ = std::fs::remove_dir_all(&dir);

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::secrets::SecretRef;
 
 pub mod compose;
+mod cpu_limit;
 mod forms;
 mod kinds;
 mod locate;
@@ -51,6 +52,7 @@ mod validate_lifecycle;
 mod validate_secrets;
 mod wrapper;
 
+pub use cpu_limit::CpuLimit;
 pub use forms::{parse_port, parse_volume};
 pub use parse::{SpecFormat, parse_spec, parse_spec_with, parse_specs};
 pub use safety::{HostAccess, HostAccessPolicy, HostFeature};
@@ -302,7 +304,8 @@ pub fn stopped_from_outside(exit_code: Option<i64>, oom_killed: bool) -> bool {
     !oom_killed && matches!(exit_code, Some(137 | 143))
 }
 
-/// Per-task resources. The scheduler reserves them; the runtime enforces them as limits.
+/// Per-task resources. The scheduler reserves them; the runtime enforces the memory as a limit,
+/// and the CPU as `cpu_limit` says (by default, capped at the reservation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSpec {
@@ -323,6 +326,14 @@ pub struct ResourceSpec {
     /// Disk in bytes (0 = not reserved).
     #[serde(default, with = "forms::bytes", alias = "diskBytes")]
     pub disk_bytes: u64,
+    /// The CPU cap the runtime enforces: by default the reservation (`cpu_millicores`); `none`
+    /// or a higher number of millicores lets the replica use idle CPU (see [`CpuLimit`]).
+    #[serde(
+        default,
+        skip_serializing_if = "CpuLimit::is_reserved",
+        alias = "cpuLimit"
+    )]
+    pub cpu_limit: CpuLimit,
 }
 
 fn default_cpu() -> u64 {
@@ -338,6 +349,7 @@ impl Default for ResourceSpec {
             cpu_millicores: default_cpu(),
             memory_bytes: default_memory(),
             disk_bytes: 0,
+            cpu_limit: CpuLimit::Reserved,
         }
     }
 }

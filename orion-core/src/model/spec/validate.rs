@@ -364,6 +364,19 @@ impl ServiceSpec {
                 format!("at least {MIN_CPU_MILLICORES} millicores (1000 = one core)"),
             );
         }
+        if let super::CpuLimit::Millicores(cap) = self.resources.cpu_limit
+            && cap < self.resources.cpu_millicores
+        {
+            errs.push(
+                "resources.cpu_limit",
+                cap,
+                format!(
+                    "at least resources.cpu_millicores ({} millicores): the cap cannot be below \
+                     what is reserved; `reserved` caps at the reservation, `none` sets no cap",
+                    self.resources.cpu_millicores
+                ),
+            );
+        }
         if self.resources.memory_bytes < MIN_MEMORY_BYTES {
             errs.push(
                 "resources.memory_bytes",

@@ -5,7 +5,16 @@ use serde_json::{Map, Value};
 
 use super::values::{compose_bytes, compose_millicores, go_duration_secs};
 use super::{Importer, describe};
-use crate::model::spec::{FailureAction, RestartPolicy, ServiceSpec};
+use crate::model::spec::{CpuLimit, FailureAction, RestartPolicy, ServiceSpec};
+
+/// What one `limits` or `reservations` mapping asks for.
+#[derive(Debug, Default)]
+struct Amounts {
+    /// Millicores.
+    cpus: Option<u64>,
+    /// Bytes.
+    memory: Option<u64>,
+}
 
 impl Importer<'_> {
     /// Applies `deploy` to `spec`; returns which spec fields came from which paths.
@@ -71,48 +80,69 @@ impl Importer<'_> {
         origins
     }
 
-    /// `limits` (enforced) or, without them, `reservations`: Orion reserves and limits the same
-    /// amount, so when both are given the limits are used.
+    /// `reservations` and `limits`. CPU: the reservation is what the scheduler reserves and the
+    /// limit the cap (`cpu_limit`); a reservation alone sets no cap, a limit alone is both.
+    /// Memory: Orion reserves what it limits, so the limit wins when both are given (a note
+    /// says so).
     fn resources(&mut self, path: &str, value: &Value, spec: &mut ServiceSpec) {
         let Some(map) = self.mapping(path, value) else {
             return;
         };
-        let mut reservations = None;
-        let mut limits = None;
+        let mut reserved = Amounts::default();
+        let mut limited = Amounts::default();
         for (key, v) in map {
+            let here = format!("{path}.{key}");
             match key.as_str() {
-                "limits" => limits = Some(v),
-                "reservations" => reservations = Some(v),
-                _ => self.refuse(
-                    &format!("{path}.{key}"),
-                    format!("`{key}`"),
-                    "limits or reservations",
-                ),
+                "limits" => limited = self.amounts(&here, v),
+                "reservations" => reserved = self.amounts(&here, v),
+                _ => self.refuse(&here, format!("`{key}`"), "limits or reservations"),
             }
         }
-        if limits.is_some() && reservations.is_some() {
+        match (reserved.cpus, limited.cpus) {
+            (Some(r), Some(l)) if l < r => self.refuse(
+                &format!("{path}.limits.cpus"),
+                format!("{} cpus", l as f64 / 1000.0),
+                format!(
+                    "at least reservations.cpus ({}): a cap below the reservation",
+                    r as f64 / 1000.0
+                ),
+            ),
+            (Some(r), Some(l)) => {
+                spec.resources.cpu_millicores = r;
+                spec.resources.cpu_limit = CpuLimit::Millicores(l);
+            }
+            (Some(r), None) => {
+                spec.resources.cpu_millicores = r;
+                spec.resources.cpu_limit = CpuLimit::None;
+            }
+            (None, Some(l)) => spec.resources.cpu_millicores = l,
+            (None, None) => {}
+        }
+        if reserved.memory.is_some() && limited.memory.is_some() {
             self.notes.push(format!(
-                "{path}: Orion reserves what it limits, so the limits were used for both"
+                "{path}: Orion reserves the memory it limits, so limits.memory was used for both"
             ));
         }
-        let (which, chosen) = match (limits, reservations) {
-            (Some(l), _) => ("limits", l),
-            (None, Some(r)) => ("reservations", r),
-            (None, None) => return,
+        if let Some(bytes) = limited.memory.or(reserved.memory) {
+            spec.resources.memory_bytes = bytes;
+        }
+    }
+
+    /// The `cpus` and `memory` of a `limits` or `reservations` mapping; refuses anything else.
+    fn amounts(&mut self, path: &str, value: &Value) -> Amounts {
+        let mut amounts = Amounts::default();
+        let Some(map) = self.mapping(path, value) else {
+            return amounts;
         };
-        let at = format!("{path}.{which}");
-        let Some(amounts) = self.mapping(&at, chosen) else {
-            return;
-        };
-        for (key, v) in amounts {
-            let here = format!("{at}.{key}");
+        for (key, v) in map {
+            let here = format!("{path}.{key}");
             match key.as_str() {
                 "cpus" => match compose_millicores(v) {
-                    Ok(m) => spec.resources.cpu_millicores = m,
+                    Ok(m) => amounts.cpus = Some(m),
                     Err(e) => self.refuse(&here, describe(v), e),
                 },
                 "memory" => match compose_bytes(v) {
-                    Ok(b) => spec.resources.memory_bytes = b,
+                    Ok(b) => amounts.memory = Some(b),
                     Err(e) => self.refuse(&here, describe(v), e),
                 },
                 _ => self.refuse(
@@ -122,6 +152,7 @@ impl Importer<'_> {
                 ),
             }
         }
+        amounts
     }
 
     fn update_config(&mut self, path: &str, value: &Value, spec: &mut ServiceSpec) {
