@@ -421,9 +421,12 @@ pub struct DeployArgs {
     /// `KEY=value` (repeatable).
     #[arg(long = "env")]
     pub env: Vec<String>,
-    /// CPU: millicores (`500`, `500m`) or cores (`0.5`, `0.5cpu`, `2cores`).
+    /// CPU reserved: millicores (`500`, `500m`) or cores (`0.5`, `0.5cpu`, `2cores`).
     #[arg(long)]
     pub cpu: Option<String>,
+    /// CPU cap: `reserved` (the default: capped at --cpu), `none`, or an amount as for --cpu.
+    #[arg(long)]
+    pub cpu_limit: Option<String>,
     /// Memory: bytes, or with a unit (`64Mi`, `1Gi`, `500M`).
     #[arg(long)]
     pub memory: Option<String>,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use orion_core::model::ServiceSpec;
-use orion_core::model::spec::{AffinityRule, ResourceSpec, units};
+use orion_core::model::spec::{AffinityRule, CpuLimit, ResourceSpec, units};
 use reqwest::Method;
 
 use crate::api::types::{ScaleRequest, ServiceStatus};
@@ -37,6 +37,20 @@ pub fn parse_cpu(text: &str) -> Result<u64> {
             "--cpu {text:?}: {e} (a decimal number such as 0.5 is taken as cores)"
         ))
     })
+}
+
+/// `--cpu-limit`: `reserved`, `none`, or an amount as [`parse_cpu`] reads it.
+pub fn parse_cpu_limit(text: &str) -> Result<CpuLimit> {
+    match text.trim() {
+        "reserved" => Ok(CpuLimit::Reserved),
+        "none" => Ok(CpuLimit::None),
+        amount => parse_cpu(amount).map(CpuLimit::Millicores).map_err(|_| {
+            invalid(format!(
+                "--cpu-limit {text:?}: expected `reserved` (capped at --cpu), `none` (no cap), \
+                 or millicores or cores as for --cpu (`1500m`, `1.5`)"
+            ))
+        }),
+    }
 }
 
 /// `--memory`: bytes, or with the spec's units (`64Mi`, `1Gi`, `500M`).
@@ -87,6 +101,9 @@ pub fn deploy_spec(args: &DeployArgs) -> Result<ServiceSpec> {
         Some(c) => parse_cpu(c)?,
         None => defaults.cpu_millicores,
     };
+    if let Some(limit) = &args.cpu_limit {
+        spec.resources.cpu_limit = parse_cpu_limit(limit)?;
+    }
     spec.resources.memory_bytes = match &args.memory {
         Some(m) => parse_memory(m)?,
         None => defaults.memory_bytes,
@@ -252,6 +269,24 @@ mod tests {
         let spec = deploy_spec(&a).unwrap();
         assert_eq!(spec.resources.cpu_millicores, 250);
         assert_eq!(spec.resources.memory_bytes, 64 << 20);
+        assert_eq!(spec.resources.cpu_limit, CpuLimit::Reserved);
+        for (written, limit) in [
+            ("none", CpuLimit::None),
+            ("1.5", CpuLimit::Millicores(1500)),
+            ("800m", CpuLimit::Millicores(800)),
+        ] {
+            let a = deploy_args(&["busybox", "--cpu", "0.25", "--cpu-limit", written]);
+            assert_eq!(deploy_spec(&a).unwrap().resources.cpu_limit, limit);
+        }
+        let below = deploy_args(&["busybox", "--cpu", "0.5", "--cpu-limit", "0.25"]);
+        let err = deploy_spec(&below).unwrap_err().to_string();
+        assert!(err.contains("resources.cpu_limit"), "{err}");
+        let bad = deploy_args(&["busybox", "--cpu-limit", "unbounded"]);
+        let err = deploy_spec(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("--cpu-limit \"unbounded\"") && err.contains("`none`"),
+            "{err}"
+        );
     }
 
     #[test]
