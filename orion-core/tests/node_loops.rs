@@ -260,7 +260,18 @@ async fn finished_tasks_are_collected_after_retention_and_by_history() {
     }
     let before = h.store.list_tasks().await.unwrap().len();
     let fence = h.node(0).controllers().claim(1).await.unwrap();
-    h.node(0).controllers().gc.round(&fence).await.unwrap();
+    let controllers = h.node(0).controllers();
+    let reads_before = controllers.reconciler.state_reads().await.0;
+    let deleted = controllers.collect_garbage(&fence).await.unwrap();
+    assert!(
+        deleted > 0,
+        "the leader's loop collects from the kept state"
+    );
+    assert_eq!(
+        controllers.reconciler.state_reads().await.0,
+        reads_before,
+        "and reads nothing in full for it"
+    );
     let after = h.store.list_tasks().await.unwrap();
     let finished = after.iter().filter(|t| t.state.is_terminal()).count();
     assert!(

@@ -107,6 +107,18 @@ impl<S: Store + Clone> ReconcileController<S> {
         (state.reloads(), state.applied_events())
     }
 
+    /// Runs `f` on the kept state brought up to the store's current revision (off the async
+    /// workers: it may be long), between rounds. For the leader's other readers of the whole
+    /// state (the garbage collector), so they decode nothing of their own.
+    pub async fn with_state<R>(
+        &self,
+        f: impl FnOnce(&crate::store::ClusterState) -> R,
+    ) -> crate::Result<R> {
+        let mut watched = self.state.lock().await;
+        let state = watched.current().await?;
+        Ok(crate::blocking::cpu_bound(|| f(state)))
+    }
+
     /// Brings the state up to the store's current revision, plans, and applies the plan under
     /// `fence`.
     pub async fn round(&self, fence: &Fence) -> crate::Result<RoundReport> {
@@ -408,10 +420,18 @@ impl<S: Store + Clone, M: Membership + ?Sized> Controllers<S, M> {
         }
     }
 
+    /// One garbage collection (see [`GarbageCollector`]) planned from the reconciler's kept
+    /// state rather than a read of its own (at a million tasks a full read decodes for
+    /// seconds); returns how many keys were deleted.
+    pub async fn collect_garbage(&self, fence: &Fence) -> crate::Result<usize> {
+        let doomed = self.reconciler.with_state(|s| self.gc.plan(s)).await?;
+        self.gc.delete(&doomed, fence).await
+    }
+
     async fn gc_loop(&self, fence: &Fence) {
         loop {
             tokio::time::sleep(self.config.gc.interval).await;
-            match self.gc.round(fence).await {
+            match self.collect_garbage(fence).await {
                 Ok(0) => {}
                 Ok(n) => info!(deleted = n, "collected finished task records"),
                 Err(e) => warn!(error = %e, "garbage collection failed; retrying"),

@@ -79,14 +79,36 @@ impl<S: Store> GarbageCollector<S> {
     /// One collection over a fresh read of the state; returns the number of keys deleted.
     pub async fn round(&self, fence: &Fence) -> crate::Result<usize> {
         let state = self.store.load_state().await?;
-        let doomed = collectable(&state, self.clock.now(), &self.config);
+        let doomed = crate::blocking::cpu_bound(|| self.plan(&state));
+        self.delete(&doomed, fence).await
+    }
+
+    /// The keys a round over `state` deletes, each with the revision it was read at (see
+    /// [`collectable`]). `state` may be one kept by a watch (the reconciler's): every delete
+    /// compares that revision, so a key changed since is left for the next round.
+    pub fn plan(&self, state: &ClusterState) -> Vec<(String, u64)> {
+        collectable(state, self.clock.now(), &self.config)
+            .into_iter()
+            .map(|key| {
+                let revision = state.revisions.get(&key).copied().unwrap_or(0);
+                (key, revision)
+            })
+            .collect()
+    }
+
+    /// Deletes `doomed` (from [`GarbageCollector::plan`]) under `fence`, [`BATCH`] keys per
+    /// transaction; returns how many went. Stops when the fence is lost.
+    pub async fn delete(&self, doomed: &[(String, u64)], fence: &Fence) -> crate::Result<usize> {
         let mut deleted = 0;
         for batch in doomed.chunks(BATCH) {
             let mut when = vec![fence.compare()];
-            when.extend(batch.iter().map(|k| {
-                Compare::ModRevision(k.clone(), state.revisions.get(k).copied().unwrap_or(0))
-            }));
-            if self.store.delete_if(batch.to_vec(), when).await? {
+            when.extend(
+                batch
+                    .iter()
+                    .map(|(key, revision)| Compare::ModRevision(key.clone(), *revision)),
+            );
+            let keys = batch.iter().map(|(key, _)| key.clone()).collect();
+            if self.store.delete_if(keys, when).await? {
                 deleted += batch.len();
             } else if !fence.held(&self.store).await? {
                 break;
