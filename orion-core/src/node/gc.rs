@@ -84,7 +84,10 @@ impl<S: Store> GarbageCollector<S> {
         for batch in doomed.chunks(BATCH) {
             let mut when = vec![fence.compare()];
             when.extend(batch.iter().map(|k| {
-                Compare::ModRevision(k.clone(), state.revisions.get(k).copied().unwrap_or(0))
+                Compare::ModRevision(
+                    k.clone(),
+                    state.revisions.get(k.as_str()).copied().unwrap_or(0),
+                )
             }));
             if self.store.delete_if(batch.to_vec(), when).await? {
                 deleted += batch.len();
@@ -152,7 +155,7 @@ pub fn collectable(state: &ClusterState, now: Millis, config: &GcConfig) -> Vec<
             && !services.contains(service)
             && !remaining.contains(service)
         {
-            keys_out.push(key.clone());
+            keys_out.push(key.to_string());
         }
     }
     keys_out.truncate(config.max_deletes_per_round);

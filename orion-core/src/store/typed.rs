@@ -20,7 +20,7 @@
 //! [`ClusterStore::create_service`] (create-if-missing) and [`ClusterStore::put_service_if`]
 //! (replace-if-unchanged) never overwrite another writer's spec.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -78,8 +78,9 @@ pub struct ClusterState {
     pub network: NetworkMatrix,
     /// The `mod_revision` of every task key, replica-slot key ([`keys::slot`]) and rollout key
     /// ([`keys::rollout`]) at `revision`: what a controller compares against when it acts on
-    /// this state.
-    pub revisions: HashMap<String, Revision>,
+    /// this state. A B-tree of exact-length keys: a leader keeps two entries per task (its
+    /// task and slot keys), and a hash table's spare buckets made those cost half as much again.
+    pub revisions: BTreeMap<Box<str>, Revision>,
     /// Each service's latest rollout record, by service name.
     pub rollouts: HashMap<String, crate::reconciler::Rollout>,
 }
@@ -529,7 +530,7 @@ impl<S: Store> ClusterStore<S> {
     pub async fn load_state(&self) -> Result<ClusterState> {
         let range = self.store.range(keys::ROOT).await?;
         // Seconds at a million tasks: keep the runtime's other tasks (Raft heartbeats) moving.
-        crate::blocking::cpu_bound(|| state_from(&range))
+        crate::blocking::cpu_bound(|| state_from(range))
     }
 }
 
