@@ -9,7 +9,9 @@
 //! membership) is saved durably (written, fdatasync'd and renamed into place) in the file
 //! `<data dir>/raft/snapshot` before openraft is told it exists, and on start the inner store is
 //! restored from it (or emptied when there is none); openraft then re-applies the log after the
-//! snapshot. A restarted node therefore never applies an entry twice.
+//! snapshot. A restarted node therefore never applies an entry twice. Only the current
+//! snapshot's meta stays in memory; its data (the whole store, encoded) is read back from that
+//! file when openraft asks for it, to send it to a follower.
 
 // openraft's trait methods return `StorageError`, which is large; the helpers here return it too.
 #![allow(clippy::result_large_err)]
