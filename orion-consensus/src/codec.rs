@@ -71,12 +71,13 @@ pub fn to_cluster_frame<T: Serialize + ?Sized>(cluster: &str, value: &T) -> Resu
     if !cluster.is_empty() {
         validate_cluster_id(cluster)?;
     }
-    let body = to_bytes(value)?;
-    let mut frame = Vec::with_capacity(1 + cluster.len() + body.len() + 4);
+    let mut frame = Vec::with_capacity(1 + cluster.len());
     // A valid id is at most MAX_CLUSTER_ID_LEN (64) bytes, so its length fits in one byte.
     frame.push(cluster.len() as u8);
     frame.extend_from_slice(cluster.as_bytes());
-    frame.extend_from_slice(&body);
+    // Encoded straight into the frame: a snapshot's frame is the whole store, so no second copy.
+    let mut frame = postcard::to_extend(value, frame)
+        .map_err(|e| Error::Raft(format!("cannot encode {}: {e}", short_type_name::<T>())))?;
     let crc = crc32fast::hash(&frame);
     frame.extend_from_slice(&crc.to_le_bytes());
     Ok(frame)

@@ -129,3 +129,78 @@ async fn a_tagged_write_proposed_twice_is_applied_once_even_after_a_snapshot_res
     assert_eq!(other_inner.revision().await.unwrap(), 1);
     let _: Option<<TypeConfig as RaftTypeConfig>::NodeId> = None;
 }
+
+#[tokio::test]
+async fn the_current_snapshot_is_served_from_its_file_not_from_memory() {
+    use openraft::RaftSnapshotBuilder;
+    use openraft::storage::RaftStateMachine;
+
+    let dir = tempfile::tempdir().unwrap();
+    let raft = dir.path().join("raft");
+    let mut sm = StateMachine::open(&raft, Arc::new(MemStore::new()))
+        .await
+        .unwrap();
+    assert!(sm.get_current_snapshot().await.unwrap().is_none());
+    sm.apply(vec![put_entry(1, "a"), put_entry(2, "b")])
+        .await
+        .unwrap();
+    let built = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let data = built.snapshot.into_inner();
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, built.meta);
+    assert_eq!(current.snapshot.into_inner(), data);
+
+    // Served after a restart too, with the same bytes.
+    drop(sm);
+    let mut sm = StateMachine::open(&raft, Arc::new(MemStore::new()))
+        .await
+        .unwrap();
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, built.meta);
+    assert_eq!(current.snapshot.into_inner(), data);
+
+    // Memory holds only the meta: without its file the snapshot cannot be served.
+    std::fs::remove_file(raft.join("snapshot")).unwrap();
+    let err = sm.get_current_snapshot().await.unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[tokio::test]
+async fn an_installed_snapshot_is_served_from_its_file() {
+    use openraft::RaftSnapshotBuilder;
+    use openraft::storage::RaftStateMachine;
+    use orion_core::store::Store;
+
+    let leader_dir = tempfile::tempdir().unwrap();
+    let mut leader = StateMachine::open(&leader_dir.path().join("raft"), Arc::new(MemStore::new()))
+        .await
+        .unwrap();
+    leader.apply(vec![put_entry(1, "a")]).await.unwrap();
+    let built = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let data = built.snapshot.get_ref().clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(MemStore::new());
+    let mut follower = StateMachine::open(&dir.path().join("raft"), inner.clone())
+        .await
+        .unwrap();
+    follower
+        .install_snapshot(&built.meta, built.snapshot)
+        .await
+        .unwrap();
+    assert!(inner.get("a").await.unwrap().is_some());
+    let current = follower.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, built.meta);
+    assert_eq!(current.snapshot.into_inner(), data);
+    assert!(dir.path().join("raft").join("snapshot").exists());
+}

@@ -9,7 +9,9 @@
 //! membership) is saved durably (written, fdatasync'd and renamed into place) in the file
 //! `<data dir>/raft/snapshot` before openraft is told it exists, and on start the inner store is
 //! restored from it (or emptied when there is none); openraft then re-applies the log after the
-//! snapshot. A restarted node therefore never applies an entry twice.
+//! snapshot. A restarted node therefore never applies an entry twice. Only the current
+//! snapshot's meta stays in memory; its data (the whole store, encoded) is read back from that
+//! file when openraft asks for it, to send it to a follower.
 
 // openraft's trait methods return `StorageError`, which is large; the helpers here return it too.
 #![allow(clippy::result_large_err)]
@@ -99,42 +101,81 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-/// The current snapshot, in memory and in its file, shared by the state machine and its
-/// builders. A snapshot is only replaced by a newer one.
+type Meta = SnapshotMeta<NodeId, BasicNode>;
+
+/// The current snapshot, shared by the state machine and its builders. Only its meta stays in
+/// memory: the data (the whole store, encoded) lives in its file, written durably before the
+/// snapshot becomes current, and is read back when openraft asks for it (to send it to a
+/// follower that needs it). A snapshot is only replaced by a newer one.
 #[derive(Debug, Clone)]
 struct SnapshotSlot {
     dir: PathBuf,
-    /// Serializes saves, so an older snapshot's file never lands after a newer one's.
+    /// Serializes saves and reads, so an older snapshot's file never lands after a newer one's
+    /// and a read never sees a file newer than the meta it checks against.
     saving: Arc<tokio::sync::Mutex<()>>,
-    current: Arc<Mutex<Option<StoredSnapshot>>>,
+    current: Arc<Mutex<Option<Meta>>>,
 }
 
 impl SnapshotSlot {
-    fn get(&self) -> Option<StoredSnapshot> {
+    fn current_meta(&self) -> Option<Meta> {
         self.current
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// Saves `snap` durably (fdatasync'd before this returns) unless a snapshot at least as new
-    /// is already there; only then does it become the current one.
-    async fn save(&self, snap: StoredSnapshot) -> StorageResult<()> {
+    /// The current snapshot, its data read back from its file (on a blocking thread). An error
+    /// when the file is gone or holds another snapshot than the current one (never written so
+    /// by this slot: someone changed the data dir).
+    async fn get(&self) -> StorageResult<Option<StoredSnapshot>> {
         let _saving = self.saving.lock().await;
-        let newer_exists = |current: &Option<StoredSnapshot>| {
-            current
-                .as_ref()
-                .is_some_and(|existing| existing.meta.last_log_id > snap.meta.last_log_id)
+        let Some(meta) = self.current_meta() else {
+            return Ok(None);
         };
-        if newer_exists(&self.current.lock().unwrap_or_else(|p| p.into_inner())) {
-            return Ok(());
+        let dir = self.dir.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            durable::read::<StoredSnapshot>(&dir, SNAPSHOT_FILE)
+        })
+        .await
+        .map_err(|e| read_snap_err(&meta, e))?
+        .map_err(|e| read_snap_err(&meta, e))?;
+        match read {
+            Some(snap) if snap.meta == meta => Ok(Some(snap)),
+            Some(snap) => Err(read_snap_err(
+                &meta,
+                format!(
+                    "the snapshot file holds snapshot {}, not the current one",
+                    snap.meta.snapshot_id
+                ),
+            )),
+            None => Err(read_snap_err(&meta, "the snapshot file is missing")),
         }
-        durable::replace_async(self.dir.clone(), SNAPSHOT_FILE, snap.clone())
-            .await
-            .map_err(snap_err)?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap);
-        Ok(())
     }
+
+    /// Saves `snap` durably (fdatasync'd before this returns) unless a snapshot at least as new
+    /// is already there; only then does it become the current one. Hands `snap` back.
+    async fn save(&self, snap: StoredSnapshot) -> StorageResult<StoredSnapshot> {
+        let _saving = self.saving.lock().await;
+        let newer_exists = self
+            .current_meta()
+            .is_some_and(|existing| existing.last_log_id > snap.meta.last_log_id);
+        if newer_exists {
+            return Ok(snap);
+        }
+        let dir = self.dir.clone();
+        let snap = tokio::task::spawn_blocking(move || {
+            durable::replace(&dir, SNAPSHOT_FILE, &snap).map(|()| snap)
+        })
+        .await
+        .map_err(snap_err)?
+        .map_err(snap_err)?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.meta.clone());
+        Ok(snap)
+    }
+}
+
+fn read_snap_err(meta: &Meta, e: impl ToString) -> StorageError<NodeId> {
+    StorageIOError::read_snapshot(Some(meta.signature()), openraft::AnyError::error(e)).into()
 }
 
 /// Applies committed commands to the inner store `S`; builds and installs snapshots.
@@ -181,7 +222,7 @@ impl<S: Store> StateMachine<S> {
             snapshots: SnapshotSlot {
                 dir: dir.to_owned(),
                 saving: Arc::default(),
-                current: Arc::new(Mutex::new(saved)),
+                current: Arc::new(Mutex::new(saved.map(|s| s.meta))),
             },
             snapshot_seq: 0,
             dedup,
@@ -286,12 +327,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(snap_err)?;
         let stored = StoredSnapshot {
             meta: self.meta.clone(),
-            data: data.clone(),
+            data,
         };
-        self.slot.save(stored).await?;
+        let stored = self.slot.save(stored).await?;
         Ok(Snapshot {
-            meta: self.meta.clone(),
-            snapshot: Box::new(Cursor::new(data)),
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
         })
     }
 }
@@ -388,10 +429,11 @@ impl<S: Store> RaftStateMachine<TypeConfig> for StateMachine<S> {
                 data,
             })
             .await
+            .map(drop)
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        Ok(self.snapshots.get().map(|s| Snapshot {
+        Ok(self.snapshots.get().await?.map(|s| Snapshot {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))

@@ -90,7 +90,7 @@ impl<S: Store> GarbageCollector<S> {
         collectable(state, self.clock.now(), &self.config)
             .into_iter()
             .map(|key| {
-                let revision = state.revisions.get(&key).copied().unwrap_or(0);
+                let revision = state.revisions.get(key.as_str()).copied().unwrap_or(0);
                 (key, revision)
             })
             .collect()
@@ -174,7 +174,7 @@ pub fn collectable(state: &ClusterState, now: Millis, config: &GcConfig) -> Vec<
             && !services.contains(service)
             && !remaining.contains(service)
         {
-            keys_out.push(key.clone());
+            keys_out.push(key.to_string());
         }
     }
     keys_out.truncate(config.max_deletes_per_round);

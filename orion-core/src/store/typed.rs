@@ -1,6 +1,7 @@
 //! The typed layer: services, tasks, nodes and network measurements on any [`Store`].
 //!
-//! Values are JSON under the keys of [`keys`]. Reads that find bytes they cannot decode fail with
+//! Values are JSON under the keys of [`keys`]; a task is stored without its default-valued
+//! fields (`task_record`), and decodes to the same [`Task`]. Reads that find bytes they cannot decode fail with
 //! [`Error::Corrupt`] naming the key. Names and ids become key segments, so they must be
 //! non-empty and free of `/` ([`Error::Invalid`] otherwise).
 //!
@@ -19,7 +20,7 @@
 //! [`ClusterStore::create_service`] (create-if-missing) and [`ClusterStore::put_service_if`]
 //! (replace-if-unchanged) never overwrite another writer's spec.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -38,10 +39,12 @@ mod secrets;
 mod service_cas;
 mod state;
 mod task_batch;
+mod task_record;
 mod traces;
 mod watched;
 
 use state::{services_from, state_from};
+use task_record::encode_task;
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
@@ -75,8 +78,9 @@ pub struct ClusterState {
     pub network: NetworkMatrix,
     /// The `mod_revision` of every task key, replica-slot key ([`keys::slot`]) and rollout key
     /// ([`keys::rollout`]) at `revision`: what a controller compares against when it acts on
-    /// this state.
-    pub revisions: HashMap<String, Revision>,
+    /// this state. A B-tree of exact-length keys: a leader keeps two entries per task (its
+    /// task and slot keys), and a hash table's spare buckets made those cost half as much again.
+    pub revisions: BTreeMap<Box<str>, Revision>,
     /// Each service's latest rollout record, by service name.
     pub rollouts: HashMap<String, crate::reconciler::Rollout>,
 }
@@ -133,8 +137,12 @@ fn check_segment(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// `value`'s JSON, without spare capacity (an in-process store keeps the bytes as given).
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::backend(format!("encoding {key}"), e))
+    let mut bytes =
+        serde_json::to_vec(value).map_err(|e| Error::backend(format!("encoding {key}"), e))?;
+    bytes.shrink_to_fit();
+    Ok(bytes)
 }
 
 fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
@@ -167,16 +175,18 @@ impl<S: Store> ClusterStore<S> {
         self.store.put(key, encode(key, value)?).await
     }
 
-    /// Read-modify-write of an existing value with a compare on its `mod_revision`.
+    /// Read-modify-write of an existing value with a compare on its `mod_revision`, writing
+    /// the new value as `encode` gives it.
     async fn update_typed<T, F>(
         &self,
         kind: &'static str,
         id: &str,
         key: &str,
+        encode: fn(&str, &T) -> Result<Vec<u8>>,
         mut f: F,
     ) -> Result<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: DeserializeOwned,
         F: FnMut(&mut T) -> Result<()>,
     {
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -301,7 +311,8 @@ impl<S: Store> ClusterStore<S> {
     /// Stores `task` under its id (create or overwrite).
     pub async fn put_task(&self, task: &Task) -> Result<Revision> {
         check_segment("id", &task.id)?;
-        self.put_typed(&keys::task(&task.id), task).await
+        let key = keys::task(&task.id);
+        self.store.put(&key, encode_task(&key, task)?).await
     }
 
     /// Stores `task` only if no task has its id; [`Error::Conflict`] otherwise.
@@ -310,7 +321,7 @@ impl<S: Store> ClusterStore<S> {
         let key = keys::task(&task.id);
         let txn = Txn::new()
             .when(Compare::Missing(key.clone()))
-            .and_then(Op::Put(key.clone(), encode(&key, task)?));
+            .and_then(Op::Put(key.clone(), encode_task(&key, task)?));
         let result = self.store.txn(txn).await?;
         if result.succeeded {
             Ok(result.revision)
@@ -333,7 +344,7 @@ impl<S: Store> ClusterStore<S> {
     ) -> Result<bool> {
         check_segment("id", &task.id)?;
         let key = keys::task(&task.id);
-        let mut txn = Txn::new().and_then(Op::Put(key.clone(), encode(&key, task)?));
+        let mut txn = Txn::new().and_then(Op::Put(key.clone(), encode_task(&key, task)?));
         txn.compare = when;
         txn.success.extend(also);
         Ok(self.store.txn(txn).await?.succeeded)
@@ -379,7 +390,8 @@ impl<S: Store> ClusterStore<S> {
         F: FnMut(&mut Task) -> Result<()>,
     {
         check_segment("id", id)?;
-        self.update_typed("task", id, &keys::task(id), |task: &mut Task| {
+        let key = keys::task(id);
+        self.update_typed("task", id, &key, encode_task, |task: &mut Task| {
             f(task)?;
             same_id("id", id, &task.id)
         })
@@ -441,7 +453,8 @@ impl<S: Store> ClusterStore<S> {
         F: FnMut(&mut Node) -> Result<()>,
     {
         check_segment("id", id)?;
-        self.update_typed("node", id, &keys::node(id), |node: &mut Node| {
+        let key = keys::node(id);
+        self.update_typed("node", id, &key, encode, |node: &mut Node| {
             f(node)?;
             same_id("id", id, &node.id)
         })
@@ -517,7 +530,7 @@ impl<S: Store> ClusterStore<S> {
     pub async fn load_state(&self) -> Result<ClusterState> {
         let range = self.store.range(keys::ROOT).await?;
         // Seconds at a million tasks: keep the runtime's other tasks (Raft heartbeats) moving.
-        crate::blocking::cpu_bound(|| state_from(&range))
+        crate::blocking::cpu_bound(|| state_from(range))
     }
 }
 

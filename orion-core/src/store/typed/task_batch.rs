@@ -1,7 +1,7 @@
 //! Many task records in one transaction: the write path of the controllers' batched plans
 //! (`orion_core::reconciler::apply_plan`), one revision (and one Raft entry) for many actions.
 
-use super::{ClusterStore, check_segment, decode, encode, keys};
+use super::{ClusterStore, check_segment, decode, encode_task, keys};
 use crate::error::Result;
 use crate::model::Task;
 use crate::store::{Compare, Op, Revision, Store, Txn};
@@ -20,7 +20,8 @@ impl<S: Store> ClusterStore<S> {
         for (task, also) in records {
             check_segment("id", &task.id)?;
             let key = keys::task(&task.id);
-            txn.success.push(Op::Put(key.clone(), encode(&key, *task)?));
+            txn.success
+                .push(Op::Put(key.clone(), encode_task(&key, task)?));
             txn.success.extend(also.iter().cloned());
         }
         Ok(self.store.txn(txn).await?.succeeded)

@@ -228,11 +228,10 @@ impl<S: Store> WatchedState<S> {
         for _ in 0..MAX_RELOAD_ATTEMPTS {
             self.reloads += 1;
             let range = self.store.inner().range(keys::ROOT).await?;
-            let state = crate::blocking::cpu_bound(|| super::state_from(&range))?;
             match self.store.inner().watch("", range.revision + 1).await {
                 Ok(watch) => {
                     self.index_sources(&range.kvs)?;
-                    self.state = state;
+                    self.state = crate::blocking::cpu_bound(|| super::state_from(range))?;
                     self.watch = Some(watch);
                     return Ok(());
                 }
@@ -354,10 +353,10 @@ impl<S: Store> WatchedState<S> {
     fn set_revision(&mut self, key: String, revision: Option<Revision>) {
         match revision {
             Some(r) => {
-                self.state.revisions.insert(key, r);
+                self.state.revisions.insert(key.into_boxed_str(), r);
             }
             None => {
-                self.state.revisions.remove(&key);
+                self.state.revisions.remove(key.as_str());
             }
         }
     }
