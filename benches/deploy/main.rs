@@ -3,18 +3,19 @@
 //! Orion's deploy.
 //!
 //! `cargo bench --bench deploy` measures in release mode. `ORION_BENCH_MAX_IN_FLIGHT=N` runs the
-//! node with `agent.maxInFlight: N` (1 to 256; unset: the binary's default). Quick mode (`-- --test` or
-//! `ORION_BENCH_QUICK=1`, for CI): 3 -> 6 replicas, no Swarm, uncapped CPU only.
+//! node with `agent.maxInFlight: N` (1 to 256; unset: the binary's default). Quick mode
+//! (`-- --test` or `ORION_BENCH_QUICK=1`, for CI): 3 -> 6 replicas, no Swarm, uncapped CPU only.
 //! `ORION_BENCH_SWARM=0` skips Swarm in the full mode too. `ORION_BENCH_CPU=capped|uncapped`
-//! measures one [`CpuMode`] (unset: both in the full mode). Goals are printed next to the figures, never asserted. Every wait
-//! is bounded; the bench removes every container and service it made, and when it initialised a
-//! swarm it always leaves it (`docker swarm leave --force`).
+//! measures one [`CpuMode`] (unset: both in the full mode). Goals are printed next to the
+//! figures, never asserted. Every wait is bounded; the bench removes every container and
+//! service it made, and when it initialised a swarm it always leaves it (`docker swarm leave
+//! --force`).
 //!
 //! The three sides run the same containers: the busybox test image serving HTTP on 8080,
 //! published on a free port of 127.0.0.1, 10 millicores reserved (capped or not, see
-//! [`CpuMode`]) and 64 MiB each. "Runs" means the engine
-//! reports the container running (for Orion: the task is `running` in the API, which the agent
-//! writes once the engine has started it).
+//! [`CpuMode`]) and 64 MiB each. "Runs" means the engine reports the container running (for
+//! Orion: the task is `running` in the API, which the agent writes once the engine has started
+//! it).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;

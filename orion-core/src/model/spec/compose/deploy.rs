@@ -103,7 +103,7 @@ impl Importer<'_> {
                 &format!("{path}.limits.cpus"),
                 format!("{} cpus", l as f64 / 1000.0),
                 format!(
-                    "at least reservations.cpus ({}): a cap below the reservation",
+                    "at least reservations.cpus ({}); a limit cannot be below what is reserved",
                     r as f64 / 1000.0
                 ),
             ),
