@@ -7,9 +7,8 @@ mod agent_support;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use agent_support::{GatedRuntime, eventually, scheduled};
+use agent_support::{GatedRuntime, agent_on_n1, eventually, scheduled, state_of};
 use orion_core::model::{DesiredState, ServiceSpec, TaskState};
-use orion_core::node::{Agent, SystemClock};
 use orion_core::runtime::Runtime;
 use orion_core::store::{ClusterStore, MemoryStore};
 
@@ -28,28 +27,11 @@ async fn setup() -> (ClusterStore<MemoryStore>, Arc<GatedRuntime>) {
     (store, Arc::new(GatedRuntime::holding(&[SLOW_IMAGE])))
 }
 
-fn agent(
-    store: &ClusterStore<MemoryStore>,
-    rt: &Arc<GatedRuntime>,
-) -> Agent<MemoryStore, GatedRuntime> {
-    Agent::new(
-        "n1",
-        store.clone(),
-        rt.clone(),
-        Arc::new(SystemClock),
-        "127.0.0.1",
-    )
-}
-
-async fn state_of(store: &ClusterStore<MemoryStore>, id: &str) -> TaskState {
-    store.get_task(id).await.unwrap().unwrap().state
-}
-
 #[tokio::test]
 async fn a_held_start_delays_neither_another_tasks_start_nor_a_stop() {
     let (store, rt) = setup().await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(agent(&store, &rt).run(shutdown));
+    let running = tokio::spawn(agent_on_n1(&store, &rt).run(shutdown));
 
     let to_stop = scheduled("web", 0, "n1");
     store.put_task(&to_stop).await.unwrap();
@@ -101,7 +83,7 @@ async fn a_held_start_delays_neither_another_tasks_start_nor_a_stop() {
 async fn a_task_is_never_started_twice_while_its_start_is_under_way() {
     let (store, rt) = setup().await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(agent(&store, &rt).run(shutdown));
+    let running = tokio::spawn(agent_on_n1(&store, &rt).run(shutdown));
 
     let slow = scheduled("slow", 0, "n1");
     store.put_task(&slow).await.unwrap();
@@ -143,7 +125,7 @@ async fn a_task_is_never_started_twice_while_its_start_is_under_way() {
 async fn a_stop_asked_for_while_its_start_is_under_way_is_done_when_the_start_ends() {
     let (store, rt) = setup().await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(agent(&store, &rt).run(shutdown));
+    let running = tokio::spawn(agent_on_n1(&store, &rt).run(shutdown));
 
     let slow = scheduled("slow", 0, "n1");
     store.put_task(&slow).await.unwrap();
@@ -182,10 +164,10 @@ fn the_bound_on_operations_is_checked() {
         Arc::new(GatedRuntime::holding(&[])),
     );
     for bad in [0, 257] {
-        let err = agent(&store, &rt).max_in_flight(bad).unwrap_err();
+        let err = agent_on_n1(&store, &rt).max_in_flight(bad).unwrap_err();
         assert!(err.to_string().contains("max_in_flight"), "{err}");
     }
     for good in [1, 16, 256] {
-        assert!(agent(&store, &rt).max_in_flight(good).is_ok());
+        assert!(agent_on_n1(&store, &rt).max_in_flight(good).is_ok());
     }
 }

@@ -1,21 +1,15 @@
 //! The agent's two kinds of pass: `sync_changed` converges only the tasks a watch batch named,
 //! and the full pass (`sync`, run by the loop every resync interval) repairs what no event said.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod agent_support;
 
-use orion_core::model::{Resources, ServiceSpec, Task, TaskState};
-use orion_core::node::{Agent, SystemClock};
+use std::sync::Arc;
+
+use agent_support::{agent_on_n1, eventually, scheduled, state_of};
+
+use orion_core::model::{ServiceSpec, TaskState};
 use orion_core::runtime::{FakeRuntime, Runtime};
 use orion_core::store::{ClusterStore, MemoryStore};
-
-/// A scheduled task of `web`, slot `slot`, on `node`.
-fn scheduled(slot: u32, node: &str) -> Task {
-    let mut t = Task::new("web", slot, 1, Resources::new(10, 16 << 20));
-    t.node = Some(node.to_owned());
-    t.transition(TaskState::Scheduled).unwrap();
-    t
-}
 
 async fn setup() -> (ClusterStore<MemoryStore>, Arc<FakeRuntime>) {
     let store = ClusterStore::new(MemoryStore::new());
@@ -26,31 +20,18 @@ async fn setup() -> (ClusterStore<MemoryStore>, Arc<FakeRuntime>) {
     (store, Arc::new(FakeRuntime::new()))
 }
 
-fn agent(
-    store: &ClusterStore<MemoryStore>,
-    rt: &Arc<FakeRuntime>,
-) -> Agent<MemoryStore, FakeRuntime> {
-    Agent::new(
-        "n1",
-        store.clone(),
-        rt.clone(),
-        Arc::new(SystemClock),
-        "127.0.0.1",
-    )
-}
-
-async fn state_of(store: &ClusterStore<MemoryStore>, id: &str) -> TaskState {
-    store.get_task(id).await.unwrap().unwrap().state
-}
-
 #[tokio::test]
 async fn sync_changed_converges_only_the_named_tasks_of_this_node() {
     let (store, rt) = setup().await;
-    let (a, b, elsewhere) = (scheduled(0, "n1"), scheduled(1, "n1"), scheduled(2, "n2"));
+    let (a, b, elsewhere) = (
+        scheduled("web", 0, "n1"),
+        scheduled("web", 1, "n1"),
+        scheduled("web", 2, "n2"),
+    );
     for t in [&a, &b, &elsewhere] {
         store.put_task(t).await.unwrap();
     }
-    let agent = agent(&store, &rt);
+    let agent = agent_on_n1(&store, &rt);
 
     agent
         .sync_changed(vec![a.clone(), elsewhere.clone()])
@@ -76,33 +57,14 @@ async fn sync_changed_converges_only_the_named_tasks_of_this_node() {
     assert_eq!(rt.list(&Default::default()).await.unwrap().len(), 2);
 }
 
-/// Polls `probe` every 20 ms for at most 10 s; panics naming `what` otherwise.
-async fn eventually<F, Fut>(what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    for _ in 0..500 {
-        if probe().await {
-            return;
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("not within 10 s: {what}");
-}
-
 #[tokio::test]
 async fn the_loop_acts_on_events_and_its_resync_repairs_a_change_no_event_reported() {
     let (store, rt) = setup().await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(agent(&store, &rt).run(shutdown));
+    let running = tokio::spawn(agent_on_n1(&store, &rt).run(shutdown));
 
     // A task written to the store reaches the agent as an event.
-    let task = scheduled(0, "n1");
+    let task = scheduled("web", 0, "n1");
     store.put_task(&task).await.unwrap();
     eventually("the task runs", || async {
         state_of(&store, &task.id).await == TaskState::Running

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use orion_core::Result;
 use orion_core::model::{Resources, Task, TaskState};
+use orion_core::node::{Agent, SystemClock};
 use orion_core::runtime::{
     ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, FakeRuntime, LogOptions,
     LogStreamBox, Runtime,
 };
 use orion_core::store::{
-    KeyValue, MemoryStore, RangeResult, Revision, Store, StoreSnapshot, Txn, TxnResult, WatchStream,
+    ClusterStore, KeyValue, MemoryStore, RangeResult, Revision, Store, StoreSnapshot, Txn,
+    TxnResult, WatchStream,
 };
 use tokio::sync::{Semaphore, watch};
 
@@ -204,6 +206,25 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("not within 10 s: {what}");
+}
+
+/// The agent of node `n1` over `store` and `rt`, publishing on 127.0.0.1.
+pub fn agent_on_n1<R: Runtime>(
+    store: &ClusterStore<MemoryStore>,
+    rt: &Arc<R>,
+) -> Agent<MemoryStore, R> {
+    Agent::new(
+        "n1",
+        store.clone(),
+        rt.clone(),
+        Arc::new(SystemClock),
+        "127.0.0.1",
+    )
+}
+
+/// The stored state of task `id` (which must exist).
+pub async fn state_of(store: &ClusterStore<MemoryStore>, id: &str) -> TaskState {
+    store.get_task(id).await.unwrap().unwrap().state
 }
 
 /// Shares `value` (for `Arc`-taking helpers).
