@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use orion_core::model::Task;
-use orion_core::store::{Op, Store, Txn};
+use orion_core::store::{Op, Store, Txn, decode_value};
 
 /// Outside `/orion/`, which the leader's reconcile loop watches: these writes start no round.
 const PREFIX: &str = "/scale-bench/fanout/";
@@ -74,7 +74,7 @@ async fn burst<W: Store, R: Store>(
         let seen = seen.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(event)) = watch.next().await {
-                if serde_json::from_slice::<Task>(&event.kv.value).is_ok() {
+                if decode_value::<Task>(&event.kv.key, &event.kv.value).is_ok() {
                     seen.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -19,7 +19,9 @@ use futures::StreamExt;
 use orion_core::model::{DesiredState, Node, Resources, ServiceSpec, Task, TaskHealth, TaskState};
 use orion_core::node::{TaskDemux, container_spec};
 use orion_core::runtime::{FakeRuntime, Runtime};
-use orion_core::store::{ClusterStore, Compare, Op, Revision, Store, Txn, TypedEvent, keys};
+use orion_core::store::{
+    ClusterStore, Compare, Op, Revision, Store, Txn, TypedEvent, decode_value, keys,
+};
 use tokio::sync::{Semaphore, mpsc};
 
 /// Most task reports in one transaction.
@@ -128,7 +130,7 @@ async fn route<S: Store>(
                     return;
                 };
                 for kv in range.kvs {
-                    let Ok(task) = serde_json::from_slice::<Task>(&kv.value) else {
+                    let Ok(task) = decode_value::<Task>(&kv.key, &kv.value) else {
                         continue;
                     };
                     let event = TypedEvent::Put {

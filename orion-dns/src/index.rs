@@ -16,7 +16,7 @@ use orion_core::model::{
     NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, NodeLinks, Task,
 };
 use orion_core::model::{NodeStatus, ServiceSpec};
-use orion_core::store::{ClusterStore, EventKind, KeyValue, Revision, Store, keys};
+use orion_core::store::{ClusterStore, EventKind, KeyValue, Revision, Store, decode_value, keys};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -80,7 +80,7 @@ impl Raw {
             key: &str,
             value: Option<&[u8]>,
         ) {
-            match value.map(serde_json::from_slice::<T>) {
+            match value.map(|bytes| decode_value::<T>(key, bytes)) {
                 Some(Ok(v)) => {
                     map.insert(id.to_owned(), v);
                 }

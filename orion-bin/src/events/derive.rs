@@ -2,14 +2,14 @@
 
 use orion_core::model::{Node, NodeStatus, ServiceSpec, Task, TaskState, now_millis};
 use orion_core::reconciler::Rollout;
-use orion_core::store::{EventKind, KeyValue, WatchEvent, keys};
+use orion_core::store::{EventKind, KeyValue, WatchEvent, decode_value, keys};
 use serde::de::DeserializeOwned;
 
 use super::{ClusterEvent, Severity};
 
 fn decode<T: DeserializeOwned>(kv: Option<&KeyValue>) -> Option<T> {
     kv.filter(|kv| !kv.value.is_empty())
-        .and_then(|kv| serde_json::from_slice(&kv.value).ok())
+        .and_then(|kv| decode_value(&kv.key, &kv.value).ok())
 }
 
 /// The events one change means (none for keys no one asks about, such as measurements).

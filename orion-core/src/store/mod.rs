@@ -31,8 +31,8 @@ pub use memory::{DEFAULT_HISTORY_EVENTS, MemoryStore};
 pub use sled_store::SledStore;
 pub use typed::{
     ClusterState, ClusterStore, DEFAULT_SPEC_HISTORY, DEFAULT_WAIT_LIMIT, MAX_CAS_ATTEMPTS,
-    MAX_SPEC_HISTORY, MAX_WAIT_LIMIT, SpecRevision, TypedEvent, TypedWatch, VersionedService,
-    WatchedState, keys,
+    MAX_SPEC_HISTORY, MAX_WAIT_LIMIT, SpecRevision, TASK_RECORD_V1, TypedEvent, TypedWatch,
+    VersionedService, WatchedState, decode_value, keys,
 };
 
 /// A store revision. 0 means "before the first write"; the first write makes revision 1.

@@ -1,8 +1,8 @@
 //! The typed layer: services, tasks, nodes and network measurements on any [`Store`].
 //!
-//! Values are JSON under the keys of [`keys`]; a task is stored without its default-valued
-//! fields (`task_record`), and decodes to the same [`Task`]. Reads that find bytes they cannot decode fail with
-//! [`Error::Corrupt`] naming the key. Names and ids become key segments, so they must be
+//! Values are JSON under the keys of [`keys`], except tasks, which are kept in a compact binary
+//! record (`record`; [`decode_value`] reads either). Reads that find bytes they cannot decode
+//! fail with [`Error::Corrupt`] naming the key. Names and ids become key segments, so they must be
 //! non-empty and free of `/` ([`Error::Invalid`] otherwise).
 //!
 //! **Spec versions.** Every service has a `spec_version` counter, kept next to it under
@@ -26,7 +26,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Compare, KeyValue, Op, Revision, Store, Txn, WatchStream};
+use super::{Compare, Op, Revision, Store, Txn, WatchStream};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::model::{NetworkCoordinate, NetworkMatrix, NetworkMeasurement, Node, ServiceSpec, Task};
 
@@ -35,20 +35,21 @@ mod event;
 mod history;
 pub mod keys;
 mod links;
+mod record;
 mod secrets;
 mod service_cas;
 mod state;
 mod task_batch;
-mod task_record;
 mod traces;
 mod watched;
 
+use record::{decode, encode, encode_task};
 use state::{services_from, state_from};
-use task_record::encode_task;
 
 pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
 pub use event::{TypedEvent, TypedWatch};
+pub use record::{TASK_RECORD_V1, decode_value};
 pub use watched::{DEFAULT_WAIT_LIMIT, MAX_WAIT_LIMIT, WatchedState};
 
 /// How many times a read-modify-write helper tries before failing with [`Error::Conflict`].
@@ -135,21 +136,6 @@ fn check_segment(field: &str, value: &str) -> Result<()> {
         return Err(errors.into());
     }
     Ok(())
-}
-
-/// `value`'s JSON, without spare capacity (an in-process store keeps the bytes as given).
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
-    let mut bytes =
-        serde_json::to_vec(value).map_err(|e| Error::backend(format!("encoding {key}"), e))?;
-    bytes.shrink_to_fit();
-    Ok(bytes)
-}
-
-fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
-    serde_json::from_slice(&kv.value).map_err(|e| Error::Corrupt {
-        key: kv.key.clone(),
-        reason: e.to_string(),
-    })
 }
 
 fn gave_up(key: &str) -> Error {
