@@ -90,7 +90,7 @@ impl<S: Store> GarbageCollector<S> {
         collectable(state, self.clock.now(), &self.config)
             .into_iter()
             .map(|key| {
-                let revision = state.revisions.get(key.as_str()).copied().unwrap_or(0);
+                let revision = state.revisions.get(&key).unwrap_or(0);
                 (key, revision)
             })
             .collect()
@@ -168,13 +168,12 @@ pub fn collectable(state: &ClusterState, now: Millis, config: &GcConfig) -> Vec<
         .filter(|t| !going.contains(t.id.as_str()))
         .map(|t| t.service.as_str())
         .collect();
-    for key in state.revisions.keys() {
-        if let Some(rest) = key.strip_prefix(keys::SLOTS)
-            && let Some((service, _)) = rest.split_once('/')
+    for rest in state.revisions.slots() {
+        if let Some((service, _)) = rest.split_once('/')
             && !services.contains(service)
             && !remaining.contains(service)
         {
-            keys_out.push(key.to_string());
+            keys_out.push(format!("{}{rest}", keys::SLOTS));
         }
     }
     keys_out.truncate(config.max_deletes_per_round);

@@ -52,7 +52,7 @@ pub async fn advance_rollouts<S: Store>(
                     record.reason = Some(format!("{reason}; cannot roll back ({e}): paused"));
                     record.updated_at = now;
                     let key = keys::rollout(name);
-                    let expected = state.revisions.get(key.as_str()).copied().unwrap_or(0);
+                    let expected = state.revisions.get(&key).unwrap_or(0);
                     if store.put_rollout_if(&record, expected, fence).await? {
                         warn!(service = name, error = %e, "cannot roll back: rollout paused");
                         report.written += 1;
@@ -67,7 +67,7 @@ pub async fn advance_rollouts<S: Store>(
             continue;
         }
         let key = keys::rollout(name);
-        let expected = state.revisions.get(key.as_str()).copied().unwrap_or(0);
+        let expected = state.revisions.get(&key).unwrap_or(0);
         if store.put_rollout_if(&step.record, expected, fence).await? {
             report.written += 1;
             written.push(step.record.clone());

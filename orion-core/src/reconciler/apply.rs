@@ -238,7 +238,7 @@ fn prepare(
     state: &ClusterState,
     tasks: &StableMap<&str, &Task>,
 ) -> Result<Prepared> {
-    let seen = |key: &str| state.revisions.get(key).copied().unwrap_or(0);
+    let seen = |key: &str| state.revisions.get(key).unwrap_or(0);
     if let Action::Create { task, .. } = action {
         let (task_key, slot_key) = (keys::task(&task.id), keys::slot(&task.service, task.slot));
         let record = serde_json::to_vec(&task.id).map_err(|e| Error::backend("slot record", e))?;

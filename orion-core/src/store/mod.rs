@@ -30,9 +30,9 @@ pub use memory::{DEFAULT_HISTORY_EVENTS, MemoryStore};
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
 pub use typed::{
-    ClusterState, ClusterStore, DEFAULT_SPEC_HISTORY, DEFAULT_WAIT_LIMIT, MAX_CAS_ATTEMPTS,
-    MAX_SPEC_HISTORY, MAX_WAIT_LIMIT, SpecRevision, TASK_RECORD_V1, TypedEvent, TypedWatch,
-    VersionedService, WatchedState, decode_value, keys,
+    ClusterState, ClusterStore, DEFAULT_SPEC_HISTORY, DEFAULT_WAIT_LIMIT, KeyRevisions,
+    MAX_CAS_ATTEMPTS, MAX_SPEC_HISTORY, MAX_WAIT_LIMIT, SpecRevision, TASK_RECORD_V1, TypedEvent,
+    TypedWatch, VersionedService, WatchedState, decode_value, keys,
 };
 
 /// A store revision. 0 means "before the first write"; the first write makes revision 1.

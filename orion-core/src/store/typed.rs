@@ -20,7 +20,7 @@
 //! [`ClusterStore::create_service`] (create-if-missing) and [`ClusterStore::put_service_if`]
 //! (replace-if-unchanged) never overwrite another writer's spec.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -36,6 +36,7 @@ mod history;
 pub mod keys;
 mod links;
 mod record;
+mod revisions;
 mod secrets;
 mod service_cas;
 mod state;
@@ -50,6 +51,7 @@ pub use history::{DEFAULT_SPEC_HISTORY, MAX_SPEC_HISTORY, SpecRevision};
 
 pub use event::{TypedEvent, TypedWatch};
 pub use record::{TASK_RECORD_V1, decode_value};
+pub use revisions::KeyRevisions;
 pub use watched::{DEFAULT_WAIT_LIMIT, MAX_WAIT_LIMIT, WatchedState};
 
 /// How many times a read-modify-write helper tries before failing with [`Error::Conflict`].
@@ -79,9 +81,8 @@ pub struct ClusterState {
     pub network: NetworkMatrix,
     /// The `mod_revision` of every task key, replica-slot key ([`keys::slot`]) and rollout key
     /// ([`keys::rollout`]) at `revision`: what a controller compares against when it acts on
-    /// this state. A B-tree of exact-length keys: a leader keeps two entries per task (its
-    /// task and slot keys), and a hash table's spare buckets made those cost half as much again.
-    pub revisions: BTreeMap<Box<str>, Revision>,
+    /// this state.
+    pub revisions: KeyRevisions,
     /// Each service's latest rollout record, by service name.
     pub rollouts: HashMap<String, crate::reconciler::Rollout>,
 }

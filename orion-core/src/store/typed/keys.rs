@@ -9,7 +9,7 @@ pub const SERVICES: &str = "/orion/services/";
 pub const SERVICE_VERSIONS: &str = "/orion/service-versions/";
 /// The common prefix of [`SERVICES`] and [`SERVICE_VERSIONS`]: one range reads both.
 pub const SERVICE_ANY: &str = "/orion/service";
-/// `/orion/tasks/<id>` -> `Task` (JSON).
+/// `/orion/tasks/<id>` -> `Task` (a binary record, `decode_value` reads it).
 pub const TASKS: &str = "/orion/tasks/";
 /// `/orion/nodes/<id>` -> `Node` (JSON).
 pub const NODES: &str = "/orion/nodes/";

@@ -29,12 +29,7 @@ pub(super) fn state_from(range: RangeResult) -> Result<ClusterState> {
         nodes: Vec::with_capacity(count(keys::NODES)),
         // Collected from keys in order: the B-tree is built with full nodes.
         revisions: (range.kvs.iter())
-            .filter(|kv| {
-                [keys::TASKS, keys::SLOTS, keys::ROLLOUTS]
-                    .iter()
-                    .any(|p| kv.key.starts_with(p))
-            })
-            .map(|kv| (Box::from(kv.key.as_str()), kv.mod_revision))
+            .map(|kv| (kv.key.as_str(), kv.mod_revision))
             .collect(),
         ..ClusterState::default()
     };

@@ -284,16 +284,16 @@ impl<S: Store> WatchedState<S> {
             if let Some(id) = kv.key.strip_prefix(keys::TASKS) {
                 let id = id.to_owned();
                 tasks.insert(id, if put { Some(decode(&kv)?) } else { None });
-                self.set_revision(kv.key, put.then_some(revision));
+                self.set_revision(&kv.key, put.then_some(revision));
             } else if kv.key.starts_with(keys::SLOTS) {
-                self.set_revision(kv.key, put.then_some(revision));
+                self.set_revision(&kv.key, put.then_some(revision));
             } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
                 if put {
                     self.state.rollouts.insert(name.to_owned(), decode(&kv)?);
                 } else {
                     self.state.rollouts.remove(name);
                 }
-                self.set_revision(kv.key, put.then_some(revision));
+                self.set_revision(&kv.key, put.then_some(revision));
             } else if let Some(id) = kv.key.strip_prefix(keys::NODES) {
                 nodes.insert(id.to_owned(), if put { Some(decode(&kv)?) } else { None });
             } else if let Some(name) = kv.key.strip_prefix(keys::SERVICES) {
@@ -350,14 +350,10 @@ impl<S: Store> WatchedState<S> {
     }
 
     /// Records (`Some`) or forgets (`None`) the `mod_revision` of a task, slot or rollout key.
-    fn set_revision(&mut self, key: String, revision: Option<Revision>) {
+    fn set_revision(&mut self, key: &str, revision: Option<Revision>) {
         match revision {
-            Some(r) => {
-                self.state.revisions.insert(key.into_boxed_str(), r);
-            }
-            None => {
-                self.state.revisions.remove(key.as_str());
-            }
+            Some(r) => self.state.revisions.insert(key, r),
+            None => self.state.revisions.remove(key),
         }
     }
 
