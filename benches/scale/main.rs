@@ -51,6 +51,12 @@ const MAX_SNAPSHOT_EVERY: usize = 10_000_000;
 const SIM_ID: u64 = 4;
 const TASK_CPU: u64 = 10;
 const TASK_MEMORY: u64 = 16 << 20;
+/// When the idle leader's RSS is read again, after all tasks run.
+const IDLE_SAMPLES: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+];
 
 struct Options {
     nodes: usize,
@@ -320,6 +326,13 @@ async fn run(o: &Options) -> Result<(), String> {
     }
     let leader_now = leader(&raft)?;
     let (rss_after, rss_hwm) = voters[leader_now].rss()?;
+    // The allocator hands freed pages back lazily: the leader's RSS again while it idles.
+    let mut rss_idle = Vec::new();
+    let started_idle = Instant::now();
+    for at in IDLE_SAMPLES {
+        tokio::time::sleep(at.saturating_sub(started_idle.elapsed())).await;
+        rss_idle.push((at, voters[leader_now].rss()?.0));
+    }
     let log_after = raft.status().last_log_index;
     let log_bytes =
         dir_bytes(&voters[leader_now].dir.join("log")).max(dir_bytes(&voters[leader_now].dir));
@@ -351,6 +364,7 @@ async fn run(o: &Options) -> Result<(), String> {
             tl,
             rss_before,
             rss_after,
+            rss_idle,
             rss_peak: rss_peak.max(rss_hwm),
             log_entries: log_after - log_before,
             log_bytes,
@@ -389,6 +403,8 @@ struct Report<'a> {
     tl: Timeline,
     rss_before: f64,
     rss_after: f64,
+    /// (time since `rss_after`, RSS) while the leader idles.
+    rss_idle: Vec<(Duration, f64)>,
     rss_peak: f64,
     log_entries: u64,
     log_bytes: u64,
@@ -460,6 +476,14 @@ fn report(o: &Options, r: &Report<'_>) {
         r.rss_peak / 1e6
     );
     println!("| leader RSS growth per task | {per_task:.0} B | <= 1 KB |");
+    for (at, rss) in &r.rss_idle {
+        println!(
+            "| leader RSS {} s later, idle / growth per task | {:.1} MB / {:.0} B | |",
+            at.as_secs(),
+            rss / 1e6,
+            (rss - r.rss_before) / n
+        );
+    }
     println!(
         "| Raft log entries written (specs to all running) | {} | |",
         r.log_entries

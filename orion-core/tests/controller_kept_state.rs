@@ -3,7 +3,7 @@
 //! write made between rounds.
 
 use orion_core::model::{ServiceSpec, Task, TaskState};
-use orion_core::node::ControllerConfig;
+use orion_core::node::{ControllerConfig, QUIET_REPLAN};
 use orion_core::testing::cluster::ClusterHarness;
 
 fn running(tasks: &[Task]) -> usize {
@@ -66,4 +66,43 @@ async fn a_leader_that_steps_down_drops_its_copy_and_reads_again_when_it_leads()
         "the fresh read plans nothing new: {report:?}"
     );
     assert_eq!(reconciler.state_reads().await.0, 2);
+}
+
+#[tokio::test]
+async fn an_unchanged_quiet_state_is_not_planned_again_until_it_changes_or_time_says_so() {
+    let mut h = ClusterHarness::new(3, 9, ControllerConfig::default());
+    h.store
+        .put_service(&ServiceSpec::new("web", "busybox", 2))
+        .await
+        .unwrap();
+    assert!(h.run_until(50, |t| running(t) == 2).await, "deploy");
+    let reconciler = &h.node(0).controllers().reconciler;
+    let fence = h.node(0).controllers().claim(9).await.unwrap();
+    // The first round after the deploy plans (nothing to do), the next one skips planning.
+    let planned = reconciler.round(&fence).await.unwrap();
+    assert!(!planned.unchanged, "{planned:?}");
+    assert_eq!(planned.actions, 0, "{planned:?}");
+    let skipped = reconciler.round(&fence).await.unwrap();
+    assert!(skipped.unchanged, "{skipped:?}");
+    assert_eq!(skipped.revision, planned.revision);
+
+    // Time alone: once QUIET_REPLAN has passed, the same state is planned again.
+    h.clock.advance(QUIET_REPLAN.as_millis() as u64);
+    let replanned = reconciler.round(&fence).await.unwrap();
+    assert!(!replanned.unchanged, "{replanned:?}");
+    assert!(reconciler.round(&fence).await.unwrap().unchanged);
+
+    // A write: planned at once, and acted on.
+    h.store
+        .update_service("web", |s| {
+            s.replicas = 3;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let scaled = reconciler.round(&fence).await.unwrap();
+    assert!(!scaled.unchanged, "{scaled:?}");
+    assert_eq!(scaled.actions, 1, "{scaled:?}");
+    // A round that acted is never skipped: the next one plans too.
+    assert!(!reconciler.round(&fence).await.unwrap().unchanged);
 }

@@ -44,6 +44,35 @@ pub struct RoundReport {
     pub retry_at: Option<u64>,
     /// The fence is no longer held: this node must stop acting as leader.
     pub fenced_out: bool,
+    /// Nothing was planned: the state is the one the last round planned from, that round had
+    /// nothing to do, and neither its `retry_at` nor [`QUIET_REPLAN`] has come.
+    pub unchanged: bool,
+}
+
+/// The longest a quiet state goes without being planned again. A plan can change with time
+/// alone in ways no `retry_at` announces (network measurements going stale change the zones
+/// derived from them), so an unchanged state is planned again at least this often.
+pub const QUIET_REPLAN: Duration = Duration::from_secs(30);
+
+/// The last round that planned and had nothing to do.
+#[derive(Debug, Clone, Copy)]
+struct QuietRound {
+    /// The state revision it planned from.
+    revision: u64,
+    /// When it planned.
+    at: crate::model::Millis,
+    /// Its plan's `retry_at`.
+    retry_at: Option<crate::model::Millis>,
+}
+
+impl QuietRound {
+    /// True when a round at `revision` and `now` would plan the same nothing again.
+    fn still_holds(&self, revision: u64, now: crate::model::Millis) -> bool {
+        let replan_ms = QUIET_REPLAN.as_millis() as u64;
+        revision == self.revision
+            && self.retry_at.is_none_or(|at| now < at)
+            && now < self.at.saturating_add(replan_ms)
+    }
 }
 
 /// Turns specs into placed tasks, one fenced plan per round.
@@ -52,6 +81,12 @@ pub struct RoundReport {
 /// Raft, the latest committed one this node knows), so a round decodes only what changed since
 /// the last one. Every write of the round is a fenced compare-and-swap on the revisions the plan
 /// saw: a state that was stale all the same would only waste the round.
+///
+/// A round whose state has not changed since a round that had nothing to do (no action, nothing
+/// unplaced) plans nothing, until that round's `retry_at` or [`QUIET_REPLAN`] has passed
+/// ([`RoundReport::unchanged`]): planning is O(all tasks), seconds and hundreds of megabytes
+/// at a million, and the controllers run a round at least every few seconds. Rollouts still
+/// advance every round.
 pub struct ReconcileController<S> {
     store: ClusterStore<S>,
     /// The decoded cluster state, kept current between rounds (one round at a time holds it).
@@ -61,6 +96,8 @@ pub struct ReconcileController<S> {
     policy: ReconcilePolicy,
     /// Told how long each round's planning took and what it placed (metrics).
     observer: SharedObserver,
+    /// The last round that planned, if it had nothing to do.
+    quiet: std::sync::Mutex<Option<QuietRound>>,
 }
 
 impl<S> std::fmt::Debug for ReconcileController<S> {
@@ -85,6 +122,7 @@ impl<S: Store + Clone> ReconcileController<S> {
             clock,
             policy,
             observer: no_observer(),
+            quiet: std::sync::Mutex::new(None),
         }
     }
 
@@ -98,6 +136,13 @@ impl<S: Store + Clone> ReconcileController<S> {
     /// that stops leading.
     pub async fn forget_state(&self) {
         self.state.lock().await.forget();
+        *self.quiet_round() = None;
+    }
+
+    fn quiet_round(&self) -> std::sync::MutexGuard<'_, Option<QuietRound>> {
+        self.quiet
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How many times the rounds read the whole state (the first read included), and how many
@@ -134,8 +179,18 @@ impl<S: Store + Clone> ReconcileController<S> {
                 ..RoundReport::default()
             });
         }
-        let planning = std::time::Instant::now();
         let now = self.clock.now();
+        if self
+            .quiet_round()
+            .is_some_and(|q| q.still_holds(state.revision, now))
+        {
+            return Ok(RoundReport {
+                revision: state.revision,
+                unchanged: true,
+                ..RoundReport::default()
+            });
+        }
+        let planning = std::time::Instant::now();
         // Seconds at a million tasks: keep the runtime's other tasks (Raft heartbeats) moving.
         let mut plan = crate::blocking::cpu_bound(|| {
             reconcile_state(state, now, self.policy, &self.scheduler)
@@ -166,6 +221,12 @@ impl<S: Store + Clone> ReconcileController<S> {
             warn!(%task, service, node, error = %e, "action failed; the next round retries");
         }
         let fenced_out = applied.skipped > 0 && !fence.held(&self.store).await?;
+        let quiet = plan.actions.is_empty() && plan.unplaced.is_empty() && !plan.more;
+        *self.quiet_round() = quiet.then_some(QuietRound {
+            revision: state.revision,
+            at: now,
+            retry_at: plan.retry_at,
+        });
         for action in &plan.actions {
             let Action::Create {
                 task,
@@ -202,6 +263,7 @@ impl<S: Store + Clone> ReconcileController<S> {
             more: plan.more,
             retry_at: plan.retry_at,
             fenced_out,
+            unchanged: false,
         })
     }
 }

@@ -66,7 +66,9 @@ mod traces;
 pub use agent::{Agent, MAX_PARALLEL_CONVERGE, MAX_RESTARTS_IN_PLACE, RESYNC_INTERVAL};
 pub use agent_loop::MAX_EVENTS_PER_BATCH;
 pub use container::container_spec;
-pub use controllers::{ControllerConfig, Controllers, ReconcileController, RoundReport};
+pub use controllers::{
+    ControllerConfig, Controllers, QUIET_REPLAN, ReconcileController, RoundReport,
+};
 pub use demux::TaskDemux;
 pub use fence::{Fence, LeaderRecord};
 pub use gc::{GarbageCollector, GcConfig, collectable};
