@@ -219,6 +219,9 @@ fn child(tasks: usize, rounds: usize) {
             }
         }
         let round_cpu = round_cpu / rounds as f64;
+        // What the kept-state rounds left (their transient maps and plans, as the allocator keeps
+        // them), before the full-read rounds add theirs.
+        let (rss_rounds, _) = rss();
         let mut cpu_start = 0.0;
         for i in 0..=rounds {
             if i == 1 {
@@ -241,7 +244,8 @@ fn child(tasks: usize, rounds: usize) {
         let (rss_after, rss_peak) = rss();
         println!(
             "RESULT nodes={nodes} rss_start={rss_start} rss_fixtures={rss_fixtures} \
-             rss_stored={rss_stored} rss_loaded={rss_loaded} rss_after={rss_after} \
+             rss_stored={rss_stored} rss_loaded={rss_loaded} rss_rounds={rss_rounds} \
+             rss_after={rss_after} \
              rss_peak={rss_peak} load_ms={load_ms:.1} first_read_ms={first_read_ms:.1} \
              value_bytes={value_bytes} churn={churn} \
              round_p50={:.3} round_p99={:.3} apply_p50={:.3} reconcile_p50={:.3} \

@@ -5,7 +5,8 @@
 //!
 //! Protocol on the child's stdout, one line each: `READY addr=<raft addr> pid=<pid>` once it is
 //! a member; `ROUND ms=.. plan_ms=.. placed=.. actions=.. applied=..` for every reconcile round
-//! that acted; `LOAD ms=.. tasks=..` answering `LOAD` on stdin (one `load_state` timed on the
+//! that acted; `READS full=.. applied=..` whenever the kept state was read in full again (the
+//! first read, and after its watch fell behind); `LOAD ms=.. tasks=..` answering `LOAD` on stdin (one `load_state` timed on the
 //! leader's replica). The child exits when its stdin closes, so a parent that dies takes its
 //! children with it; [`RaftChild`] also kills its child when dropped.
 
@@ -86,7 +87,7 @@ impl RaftChild {
         let id = args.id;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if ["LEAD ", "ROUND ", "ROUNDERR "]
+                if ["LEAD ", "ROUND ", "ROUNDERR ", "READS "]
                     .iter()
                     .any(|p| line.starts_with(p))
                 {
@@ -294,6 +295,7 @@ async fn lead(raft: &RaftNode<MemoryStore>, id: u64, max_creates: usize) {
         println!("LEAD term={term}");
         let from = store.inner().revision().await.unwrap_or(0) + 1;
         let mut changes = store.inner().watch(keys::ROOT, from).await.ok();
+        let mut full_reads = 0;
         while matches!(*leadership.borrow(), Leadership::Leader { term: t } if t == term) {
             let started = Instant::now();
             let mut wait = Duration::from_secs(5);
@@ -329,6 +331,12 @@ async fn lead(raft: &RaftNode<MemoryStore>, id: u64, max_creates: usize) {
                     );
                     wait = Duration::from_millis(500);
                 }
+            }
+            // Every full read of the kept state (the first, and any after its watch fell behind).
+            let (reads, applied) = controller.state_reads().await;
+            if reads != full_reads {
+                full_reads = reads;
+                println!("READS full={reads} applied={applied}");
             }
             let change = async {
                 match changes.as_mut() {

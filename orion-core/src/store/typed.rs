@@ -42,6 +42,7 @@ mod service_cas;
 mod state;
 mod task_batch;
 mod traces;
+mod watch_pump;
 mod watched;
 
 use record::{decode, encode, encode_task};

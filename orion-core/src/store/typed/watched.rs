@@ -22,25 +22,24 @@
 //! the network matrix from the decoded records kept here (no decoding).
 //!
 //! Delivery: every write changes at least one key, so a watch of every key reports every
-//! revision. The stores' watches (`EventHub` cursors) deliver all events of one revision in one
-//! read, so draining what is ready never stops in the middle of a revision.
+//! revision. The watch is read on its own task as events come (`WatchPump`), so it keeps up with
+//! the store's bounded history while a round holds the state for seconds; the stores' watches
+//! (`EventHub` cursors) deliver all events of one revision in one read, so its batches always end
+//! at the end of a revision.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
-
+use super::watch_pump::{Pumped, WatchPump};
 use super::{ClusterState, ClusterStore, VersionedService, decode, keys};
 use crate::error::{Error, Result};
 use crate::model::{NetworkMatrix, NetworkMeasurement, NodeLinks, ServiceSpec};
-use crate::store::{EventKind, KeyValue, Revision, Store, WatchEvent, WatchStream};
+use crate::store::{EventKind, KeyValue, Revision, Store, WatchEvent};
 
 /// How long [`WatchedState::at_least`] waits by default for the watch before reading everything.
 pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(2);
 /// Longest accepted [`WatchedState::with_wait_limit`].
 pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
-/// Most events applied as one batch (a longer backlog is applied in several).
-const MAX_BATCH: usize = 65_536;
 /// Most attempts to read the state and open a watch after it before giving up (each fails only
 /// when compaction overtakes the fresh read).
 const MAX_RELOAD_ATTEMPTS: usize = 8;
@@ -55,8 +54,9 @@ pub struct WatchedState<S> {
     per_link: BTreeMap<String, NetworkMeasurement>,
     /// The per-node measurement records, by key.
     rows: BTreeMap<String, NodeLinks>,
-    /// The watch of every key from `state.revision + 1`; `None`: read everything next time.
-    watch: Option<WatchStream>,
+    /// The watch of every key from `state.revision + 1`, read on its own task so that it keeps
+    /// up with the store's bounded history between reads; `None`: read everything next time.
+    watch: Option<WatchPump>,
     wait_limit: Duration,
     reloads: u64,
     applied: u64,
@@ -143,6 +143,11 @@ impl<S: Store> WatchedState<S> {
     /// The state at the store's current revision or later (see [`WatchedState::at_least`]).
     pub async fn current(&mut self) -> Result<&mut ClusterState> {
         let target = self.store.inner().revision().await?;
+        if self.state.revision > target {
+            // The store went back: restored from an older snapshot. Its watch ends, but the task
+            // reading it may not have seen that yet.
+            self.watch = None;
+        }
         self.at_least(target).await
     }
 
@@ -185,40 +190,23 @@ impl<S: Store> WatchedState<S> {
                 return Ok(&mut self.state);
             }
             match tokio::time::timeout_at(deadline, watch.next()).await {
-                Ok(Some(Ok(event))) => self.apply_batch(vec![event])?,
-                // Compacted (or restored), or the store is gone: read everything.
-                Ok(Some(Err(_)) | None) | Err(_) => self.watch = None,
+                Ok(Pumped::Batch(batch)) => self.apply_batch(batch)?,
+                // Compacted (or restored), the store is gone, or too much queued: read everything.
+                Ok(Pumped::Ended | Pumped::Empty) | Err(_) => self.watch = None,
             }
         }
     }
 
-    /// Applies every event the watch has ready, in batches, without waiting.
+    /// Applies every batch the watch has queued, without waiting.
     fn apply_ready(&mut self) -> Result<()> {
-        loop {
-            let Some(watch) = self.watch.as_mut() else {
-                return Ok(());
-            };
-            let mut batch = Vec::new();
-            let mut ended = false;
-            while batch.len() < MAX_BATCH {
-                match watch.next().now_or_never() {
-                    Some(Some(Ok(event))) => batch.push(event),
-                    Some(Some(Err(_)) | None) => {
-                        ended = true;
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            let full = batch.len() == MAX_BATCH;
-            self.apply_batch(batch)?;
-            if ended {
-                self.watch = None;
-            }
-            if !full || ended {
-                return Ok(());
+        while let Some(watch) = self.watch.as_mut() {
+            match watch.try_next() {
+                Pumped::Batch(batch) => self.apply_batch(batch)?,
+                Pumped::Empty => break,
+                Pumped::Ended => self.watch = None,
             }
         }
+        Ok(())
     }
 
     /// Reads everything with `load_state` and watches every key from the revision after it.
@@ -232,7 +220,7 @@ impl<S: Store> WatchedState<S> {
                 Ok(watch) => {
                     self.index_sources(&range.kvs)?;
                     self.state = crate::blocking::cpu_bound(|| super::state_from(range))?;
-                    self.watch = Some(watch);
+                    self.watch = Some(WatchPump::start(watch));
                     return Ok(());
                 }
                 Err(e @ Error::Compacted { .. }) => last = Some(e),
