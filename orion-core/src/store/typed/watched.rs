@@ -40,6 +40,9 @@ use crate::store::{EventKind, KeyValue, Revision, Store, WatchEvent};
 pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(2);
 /// Longest accepted [`WatchedState::with_wait_limit`].
 pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
+/// Most events applied as one batch, unless a revision goes on past it (a longer backlog is
+/// applied in several).
+const MAX_APPLY: usize = 65_536;
 /// Most attempts to read the state and open a watch after it before giving up (each fails only
 /// when compaction overtakes the fresh read).
 const MAX_RELOAD_ATTEMPTS: usize = 8;
@@ -180,7 +183,7 @@ impl<S: Store> WatchedState<S> {
                 }
             }
             // Decoding a large batch of changes takes long: keep the runtime's other tasks moving.
-            crate::blocking::cpu_bound(|| self.apply_ready())?;
+            crate::blocking::cpu_bound(|| self.apply_ready(Vec::new()))?;
             // A watch that ended (compaction, restore) says nothing about the state it left:
             // it may even be ahead of a store restored to an older snapshot. Read everything.
             let Some(watch) = self.watch.as_mut() else {
@@ -190,23 +193,46 @@ impl<S: Store> WatchedState<S> {
                 return Ok(&mut self.state);
             }
             match tokio::time::timeout_at(deadline, watch.next()).await {
-                Ok(Pumped::Batch(batch)) => self.apply_batch(batch)?,
+                Ok(Pumped::Batch(batch)) => {
+                    crate::blocking::cpu_bound(|| self.apply_ready(batch))?;
+                }
                 // Compacted (or restored), the store is gone, or too much queued: read everything.
                 Ok(Pumped::Ended | Pumped::Empty) | Err(_) => self.watch = None,
             }
         }
     }
 
-    /// Applies every batch the watch has queued, without waiting.
-    fn apply_ready(&mut self) -> Result<()> {
-        while let Some(watch) = self.watch.as_mut() {
-            match watch.try_next() {
-                Pumped::Batch(batch) => self.apply_batch(batch)?,
-                Pumped::Empty => break,
-                Pumped::Ended => self.watch = None,
+    /// Applies every batch the watch has queued, without waiting, joined into batches of up to
+    /// [`MAX_APPLY`] events: a batch that creates or deletes tasks moves the whole sorted list
+    /// once, so applying the queue's small batches one by one would cost O(all tasks) each.
+    /// `first`: a batch already taken from the queue, applied with them.
+    fn apply_ready(&mut self, mut first: Vec<WatchEvent>) -> Result<()> {
+        loop {
+            let Some(watch) = self.watch.as_mut() else {
+                return self.apply_batch(first);
+            };
+            let mut joined = std::mem::take(&mut first);
+            let mut more = true;
+            while joined.len() < MAX_APPLY {
+                match watch.try_next() {
+                    Pumped::Batch(batch) if joined.is_empty() => joined = batch,
+                    Pumped::Batch(batch) => joined.extend(batch),
+                    Pumped::Empty => {
+                        more = false;
+                        break;
+                    }
+                    Pumped::Ended => {
+                        self.watch = None;
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            self.apply_batch(joined)?;
+            if !more {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Reads everything with `load_state` and watches every key from the revision after it.
