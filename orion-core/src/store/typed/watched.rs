@@ -47,7 +47,8 @@ const MAX_APPLY: usize = 65_536;
 /// when compaction overtakes the fresh read).
 const MAX_RELOAD_ATTEMPTS: usize = 8;
 
-/// The cluster state kept current from a watch (see the module docs).
+/// The cluster state kept current from a watch (see the module docs). Its reads must run on a
+/// tokio runtime: the watch is read on a task of its own.
 pub struct WatchedState<S> {
     store: ClusterStore<S>,
     state: ClusterState,
