@@ -13,14 +13,21 @@ fn running(tasks: &[Task]) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn rounds_follow_the_watch_and_see_every_write() {
-    let mut h = ClusterHarness::new(3, 7, ControllerConfig::default());
+/// A 3-node harness (seeded with `seed`) running `replicas` replicas of `web`.
+async fn deployed(seed: u64, replicas: u32) -> ClusterHarness {
+    let mut h = ClusterHarness::new(3, seed, ControllerConfig::default());
     h.store
-        .put_service(&ServiceSpec::new("web", "busybox", 3))
+        .put_service(&ServiceSpec::new("web", "busybox", replicas))
         .await
         .unwrap();
-    assert!(h.run_until(50, |t| running(t) == 3).await, "deploy");
+    let want = replicas as usize;
+    assert!(h.run_until(50, |t| running(t) == want).await, "deploy");
+    h
+}
+
+#[tokio::test]
+async fn rounds_follow_the_watch_and_see_every_write() {
+    let mut h = deployed(7, 3).await;
     // A write between two rounds is planned from at the next round: scale up, then down.
     h.store
         .update_service("web", |s| {
@@ -51,12 +58,7 @@ async fn rounds_follow_the_watch_and_see_every_write() {
 
 #[tokio::test]
 async fn a_leader_that_steps_down_drops_its_copy_and_reads_again_when_it_leads() {
-    let mut h = ClusterHarness::new(3, 8, ControllerConfig::default());
-    h.store
-        .put_service(&ServiceSpec::new("web", "busybox", 2))
-        .await
-        .unwrap();
-    assert!(h.run_until(50, |t| running(t) == 2).await, "deploy");
+    let h = deployed(8, 2).await;
     let reconciler = &h.node(0).controllers().reconciler;
     reconciler.forget_state().await;
     let fence = h.node(0).controllers().claim(9).await.unwrap();
@@ -70,12 +72,7 @@ async fn a_leader_that_steps_down_drops_its_copy_and_reads_again_when_it_leads()
 
 #[tokio::test]
 async fn an_unchanged_quiet_state_is_not_planned_again_until_it_changes_or_time_says_so() {
-    let mut h = ClusterHarness::new(3, 9, ControllerConfig::default());
-    h.store
-        .put_service(&ServiceSpec::new("web", "busybox", 2))
-        .await
-        .unwrap();
-    assert!(h.run_until(50, |t| running(t) == 2).await, "deploy");
+    let h = deployed(9, 2).await;
     let reconciler = &h.node(0).controllers().reconciler;
     let fence = h.node(0).controllers().claim(9).await.unwrap();
     // The first round after the deploy plans (nothing to do), the next one skips planning.
