@@ -82,6 +82,10 @@ async fn an_unchanged_quiet_state_is_not_planned_again_until_it_changes_or_time_
     let skipped = reconciler.round(&fence).await.unwrap();
     assert!(skipped.unchanged, "{skipped:?}");
     assert_eq!(skipped.revision, planned.revision);
+    assert_eq!(
+        skipped.retry_at, planned.retry_at,
+        "the wake-up stays announced"
+    );
 
     // Time alone: once QUIET_REPLAN has passed, the same state is planned again.
     h.clock.advance(QUIET_REPLAN.as_millis() as u64);

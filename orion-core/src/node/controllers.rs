@@ -180,12 +180,11 @@ impl<S: Store + Clone> ReconcileController<S> {
             });
         }
         let now = self.clock.now();
-        if self
-            .quiet_round()
-            .is_some_and(|q| q.still_holds(state.revision, now))
-        {
+        let quiet = *self.quiet_round();
+        if let Some(q) = quiet.filter(|q| q.still_holds(state.revision, now)) {
             return Ok(RoundReport {
                 revision: state.revision,
+                retry_at: q.retry_at,
                 unchanged: true,
                 ..RoundReport::default()
             });
