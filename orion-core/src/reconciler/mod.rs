@@ -94,6 +94,7 @@
 //! assert!(plan.actions.iter().all(|a| a.placed_on() == Some("n1")));
 //! ```
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -312,7 +313,7 @@ struct Round<'a> {
     /// Services whose rebalancing replacement failed: no rebalancing before this time.
     rebalance_held_until: StableMap<&'a str, Millis>,
     stopped: StableSet<'a>,
-    ids: IdMaker,
+    ids: IdMaker<'a>,
     /// Creates this round may still make ([`ReconcilePolicy::max_creates_per_round`]).
     creates_left: usize,
     plan: Plan,
@@ -450,14 +451,10 @@ impl<'a> Round<'a> {
                 entry.stopping = Some(t);
             }
         }
-        for st in slots.values_mut() {
-            let mut ranked: Vec<_> = st
-                .active
-                .iter()
-                .map(|t| (keep_key(t, self.is_settled(t, version)), *t))
-                .collect();
-            ranked.sort_by(|a, b| b.0.cmp(&a.0));
-            st.active = ranked.into_iter().map(|(_, t)| t).collect();
+        for st in slots.values_mut().filter(|st| st.active.len() > 1) {
+            // Stable, greatest first.
+            st.active
+                .sort_by_cached_key(|t| Reverse(keep_key(t, self.is_settled(t, version))));
         }
         self.scale_down(&mut slots, replicas, version);
 

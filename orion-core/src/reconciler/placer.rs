@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::hash::Hasher;
 
-use crate::hash::StableHasher;
+use crate::hash::{StableBuildHasher, StableHasher};
 use crate::model::{DesiredState, Millis, NodeId, Resources, ServiceSpec, Task};
 use crate::model::{TaskHealth, TaskState};
 use crate::scheduler::filters::{MaxTasksFilter, NodeStatusFilter, ResourcesFilter};
@@ -140,14 +140,18 @@ impl<'a> Placer<'a> {
 /// Makes task ids that are a pure function of the inputs and unique among `taken`: two leaders
 /// that plan from the same state make the same ids, so a redone `Create` is a no-op. (What keeps a
 /// slot from getting two tasks is the compare-and-swap on the slot's key, not the id.)
-pub(crate) struct IdMaker {
-    taken: HashSet<String>,
+///
+/// The existing ids are borrowed (a round over a million tasks copies none of them).
+pub(crate) struct IdMaker<'t> {
+    existing: HashSet<&'t str, StableBuildHasher>,
+    made: HashSet<String, StableBuildHasher>,
 }
 
-impl IdMaker {
-    pub(crate) fn new<'t>(existing: impl Iterator<Item = &'t str>) -> Self {
+impl<'t> IdMaker<'t> {
+    pub(crate) fn new(existing: impl Iterator<Item = &'t str>) -> Self {
         IdMaker {
-            taken: existing.map(str::to_owned).collect(),
+            existing: existing.collect(),
+            made: HashSet::default(),
         }
     }
 
@@ -171,7 +175,7 @@ impl IdMaker {
             let hash = h.finish();
             let folded = (hash ^ (hash >> 32)) as u32;
             let id = format!("{service}-{slot}-{folded:08x}");
-            if self.taken.insert(id.clone()) {
+            if !self.existing.contains(id.as_str()) && self.made.insert(id.clone()) {
                 return id;
             }
             salt += 1;

@@ -190,8 +190,10 @@ impl<'a> Round<'a> {
         let spec = &vs.spec;
         let min_spread = policy.min_spread.max(2);
         let movable = |t: &Task| t.created_at.saturating_add(policy.cooldown) <= now;
-        // Per node: replicas of the service, and those that may move.
-        let mut counts: BTreeMap<&str, (u32, Vec<&'a Task>)> = BTreeMap::new();
+        // Per node: replicas of the service, and how many of them may move (counted, not
+        // listed: this runs for every service at rest in every round, and the one task moved
+        // is looked up only once its node is chosen).
+        let mut counts: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
         for &t in &w.kept {
             if let Some((&n, _)) = t
                 .node
@@ -200,11 +202,11 @@ impl<'a> Round<'a> {
             {
                 let entry = counts.entry(n).or_default();
                 entry.0 += 1;
-                if movable(t) {
-                    entry.1.push(t);
-                }
+                entry.1 += u32::from(movable(t));
             }
         }
+        // Tasks this call has moved already.
+        let mut moved: Vec<&str> = Vec::new();
         let spread_label = spec.scheduling.spread_by.as_deref();
         let labels: HashMap<&str, &str> = match spread_label {
             Some(l) => nodes
@@ -232,7 +234,7 @@ impl<'a> Round<'a> {
             // old enough to move.
             let mut sources: Vec<(u32, &str)> = counts
                 .iter()
-                .filter(|(_, (count, ts))| !ts.is_empty() && *count >= min_spread)
+                .filter(|(_, (count, movers))| *movers > 0 && *count >= min_spread)
                 .map(|(n, (count, _))| (*count, *n))
                 .collect();
             sources.sort_by_key(|&(count, n)| (Reverse(count), n));
@@ -258,7 +260,11 @@ impl<'a> Round<'a> {
                     targets.push((count, n.id.as_str()));
                 }
                 targets.sort();
-                let Some(old) = counts[source].1.iter().copied().max_by_key(|t| t.slot) else {
+                let Some(old) = (w.kept.iter().copied())
+                    .filter(|t| t.node.as_deref() == Some(source) && movable(t))
+                    .filter(|t| !moved.contains(&t.id.as_str()))
+                    .max_by_key(|t| t.slot)
+                else {
                     continue;
                 };
                 for (low, target) in targets {
@@ -313,10 +319,11 @@ impl<'a> Round<'a> {
             if spread_label.is_some() {
                 *by_label.entry(label_of(target)).or_default() += 1;
             }
-            if let Some((count, ts)) = counts.get_mut(source) {
+            if let Some((count, movers)) = counts.get_mut(source) {
                 *count -= 1;
-                ts.retain(|t| t.id != old.id);
+                *movers -= 1;
             }
+            moved.push(old.id.as_str());
             // The replacement counts on its node, and does not move again this round.
             counts.entry(target).or_default().0 += 1;
             started += 1;

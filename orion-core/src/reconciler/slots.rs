@@ -4,6 +4,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
+use smallvec::SmallVec;
+
 use crate::model::spec::RestartPolicy;
 use crate::model::{Millis, Task, TaskState};
 
@@ -92,10 +94,11 @@ impl<'a> Round<'a> {
 }
 
 /// The tasks of one slot: active ones (best to keep first), the latest terminal (or lost) one,
-/// and the latest one still stopping.
+/// and the latest one still stopping. A slot rarely holds more than two active tasks (an update
+/// or a move in flight), so they are kept inline: a round over a million slots allocates none.
 #[derive(Default)]
 pub(super) struct SlotTasks<'a> {
-    pub(super) active: Vec<&'a Task>,
+    pub(super) active: SmallVec<[&'a Task; 2]>,
     pub(super) latest: Option<&'a Task>,
     pub(super) stopping: Option<&'a Task>,
 }

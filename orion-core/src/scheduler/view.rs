@@ -1,9 +1,10 @@
 //! `ClusterView`: the immutable snapshot filters and scorers read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::links::{Link, LinkIndex};
-use crate::hash::StableMap;
+use crate::hash::{StableBuildHasher, StableMap};
 use crate::model::spec::{PortSpec, Protocol, ServiceSpec};
 use crate::model::{NetworkMatrix, Node, NodeId, PublishedPort, Resources, Task};
 
@@ -15,8 +16,10 @@ pub struct NodeView {
     pub allocated: Resources,
     /// Tasks holding resources on the node.
     pub task_count: u32,
-    /// Of those, how many per service (FNV-hashed: the view counts every task of a round).
-    pub services: StableMap<String, u32>,
+    /// Of those, how many per service (FNV-hashed: the view counts every task of a round). The
+    /// names are shared with the view's other maps: building a view allocates no string per
+    /// task.
+    pub services: StableMap<Arc<str>, u32>,
     /// Host ports held by the node's tasks, one entry per use (a multiset): published ports of
     /// running tasks, and the fixed `host_port`s of the specs of tasks not yet running.
     pub host_ports: Vec<(u16, Protocol)>,
@@ -78,10 +81,13 @@ pub struct ClusterView {
     network: NetworkMatrix,
     /// The matrix by node position (built once, with the view).
     links: LinkIndex,
-    /// service -> node id -> active tasks of the service on that node.
-    by_service: StableMap<String, StableMap<NodeId, u32>>,
+    /// The service names seen, each allocated once per view and shared by the maps below and
+    /// the nodes' `services` (a view of a million tasks counts each in three maps).
+    names: HashSet<Arc<str>, StableBuildHasher>,
+    /// service -> node position -> active tasks of the service on that node.
+    by_service: StableMap<Arc<str>, StableMap<u32, u32>>,
     /// service -> zone label value -> active tasks of the service in that zone.
-    by_zone: StableMap<String, StableMap<String, u32>>,
+    by_zone: StableMap<Arc<str>, StableMap<String, u32>>,
     /// service -> its spec's fixed host ports (from [`ClusterView::with_specs`]).
     service_ports: StableMap<String, Vec<(u16, Protocol)>>,
     placements: u64,
@@ -149,23 +155,29 @@ impl ClusterView {
         view
     }
 
+    /// `service`'s name as shared by this view's maps (allocated on first sight).
+    fn name(&mut self, service: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(service) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = Arc::from(service);
+        self.names.insert(Arc::clone(&name));
+        name
+    }
+
     fn add(&mut self, i: usize, service: &str, resources: Resources) {
+        let name = self.name(service);
         let nv = &mut self.nodes[i];
         nv.allocated = nv.allocated.saturating_add(resources);
         nv.task_count += 1;
         self.total_tasks += 1;
-        bump(&mut nv.services, service);
-        let per_node = match self.by_service.get_mut(service) {
-            Some(m) => m,
-            None => self.by_service.entry(service.to_owned()).or_default(),
-        };
-        bump(per_node, &nv.node.id);
+        *nv.services.entry(Arc::clone(&name)).or_default() += 1;
+        let position = u32::try_from(i).unwrap_or(u32::MAX);
+        *(self.by_service.entry(Arc::clone(&name)).or_default())
+            .entry(position)
+            .or_default() += 1;
         if let Some(zone) = nv.node.zone() {
-            let per_zone = match self.by_zone.get_mut(service) {
-                Some(m) => m,
-                None => self.by_zone.entry(service.to_owned()).or_default(),
-            };
-            bump(per_zone, zone);
+            bump(self.by_zone.entry(name).or_default(), zone);
         }
     }
 
@@ -221,10 +233,11 @@ impl ClusterView {
                 nv.remove_port(*p);
             }
         }
+        let position = u32::try_from(i).unwrap_or(u32::MAX);
         if let Some(c) = self
             .by_service
             .get_mut(service)
-            .and_then(|m| m.get_mut(node))
+            .and_then(|m| m.get_mut(&position))
         {
             *c = c.saturating_sub(1);
         }
@@ -292,7 +305,7 @@ impl ClusterView {
             .into_iter()
             .flat_map(|m| m.iter())
             .filter(|(_, c)| **c > 0)
-            .map(|(n, c)| (n.as_str(), *c))
+            .map(|(&i, c)| (self.nodes[i as usize].id(), *c))
     }
 
     /// Active tasks of `service` per value of node label `label` (nodes without it count as `""`).
