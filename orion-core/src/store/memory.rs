@@ -312,11 +312,7 @@ impl Store for MemoryStore {
         Ok(StoreSnapshot {
             revision: state.revision,
             compacted: EventHub::snapshot_compacted(state.revision),
-            kvs: state
-                .kvs
-                .iter()
-                .map(|entry| KeyValue::clone(&entry.0))
-                .collect(),
+            kvs: state.kvs.iter().map(|entry| Arc::clone(&entry.0)).collect(),
         })
     }
 
@@ -328,7 +324,7 @@ impl Store for MemoryStore {
             kvs,
         } = snapshot;
         self.shared.hub.restore(revision, compacted, |_| {
-            state.kvs = kvs.into_iter().map(|kv| Entry(Arc::new(kv))).collect();
+            state.kvs = kvs.into_iter().map(Entry).collect();
             state.revision = revision;
             state.history.clear();
             state.history_events = 0;

@@ -158,8 +158,10 @@ pub struct StoreSnapshot {
     pub revision: Revision,
     /// The oldest revision still watchable after restoring (history is not carried over).
     pub compacted: Revision,
-    /// Every live key, in key order.
-    pub kvs: Vec<KeyValue>,
+    /// Every live key, in key order. Shared, not copied: a store that keeps its values behind
+    /// an [`Arc`](std::sync::Arc) ([`MemoryStore`]) hands out a snapshot of a million keys
+    /// without copying one, while the Raft snapshot of it is encoded.
+    pub kvs: Vec<std::sync::Arc<KeyValue>>,
 }
 
 /// An ordered, revisioned key/value store.

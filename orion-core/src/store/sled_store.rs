@@ -372,7 +372,7 @@ impl Store for SledStore {
         Ok(StoreSnapshot {
             revision: *revision,
             compacted: EventHub::snapshot_compacted(*revision),
-            kvs: shared.scan_prefix("")?,
+            kvs: shared.scan_prefix("")?.into_iter().map(Arc::new).collect(),
         })
     }
 
