@@ -32,7 +32,7 @@ const CLIENTS: usize = 32;
 
 fn running_task(service: &str, slot: u32, node: &str, port: u16) -> Task {
     let mut t = Task::new(service, slot, 1, Resources::default());
-    t.node = Some(node.to_owned());
+    t.node = Some(node.into());
     for s in [
         TaskState::Scheduled,
         TaskState::Starting,
@@ -44,7 +44,7 @@ fn running_task(service: &str, slot: u32, node: &str, port: u16) -> Task {
         container_port: 80,
         host_port: port,
         protocol: "tcp".into(),
-        host_ip: String::new(),
+        host_ip: Default::default(),
     }];
     t
 }

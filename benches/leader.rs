@@ -9,14 +9,15 @@
 //! `orion` binary does, and a `MemoryStore` with the binary's watch history limit (the leader's
 //! store under Raft). It reads its RSS from `/proc/self/status`, loads realistic state through
 //! `ClusterStore` (100 services with env, a port and an HTTP health check; every task running and
-//! healthy on a ready node with a container id and a published port; 4 network measurements per
-//! node), reads it once into a `WatchedState` (the controller's decoded copy, counted in the RSS),
-//! then measures reconcile rounds as the controller runs them: `CHURN` task writes by "agents"
-//! (not timed), then `WatchedState::current` (applying those changes: the *apply* column) +
-//! `reconcile` with the default scheduler pipeline + `apply_plan` (the plan is empty at this
-//! steady state: the bench prints its size). For comparison it then times the same rounds the
-//! old way, from `ClusterStore::load_state` (the *full-read round* columns). Not counted: the
-//! Raft log and snapshots the cluster mode also keeps.
+//! healthy on a ready node with a container id, a published port and its replica-slot record, as
+//! the reconciler writes them; 4 network measurements per node), reads it once into a
+//! `WatchedState` (the controller's decoded copy, counted in the RSS), then measures reconcile
+//! rounds as the controller runs them: `CHURN` task writes by "agents" (not timed), then
+//! `WatchedState::current` (applying those changes: the *apply* column) + `reconcile` with the
+//! default scheduler pipeline + `apply_plan` (the plan is empty at this steady state: the bench
+//! prints its size). For comparison it then times the same rounds the old way, from
+//! `ClusterStore::load_state` (the *full-read round* columns). Not counted: the Raft log and
+//! snapshots the cluster mode also keeps.
 //!
 //! Under callgrind, `kept_round` and `full_read_round` are never inlined, so their inclusive
 //! instruction counts divided by the rounds (plus the warm-up round) are the cost per round.
@@ -34,7 +35,7 @@ use orion_core::model::{
 };
 use orion_core::reconciler::{ReconcilePolicy, apply_plan, reconcile_state};
 use orion_core::scheduler::{Scheduler, SchedulerConfig};
-use orion_core::store::{ClusterState, ClusterStore, MemoryStore, Store, WatchedState};
+use orion_core::store::{ClusterState, ClusterStore, MemoryStore, Store, WatchedState, keys};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -397,8 +398,8 @@ async fn load<S: Store>(store: &ClusterStore<S>, tasks: usize) -> (usize, f64) {
         for slot in 0..*replicas {
             let node = &nodes[(s * 7 + slot * 13 + slot / node_count) % node_count];
             let task = Task {
-                id: format!("svc-{s:03}-{slot}-{:08x}", (s * 1_000_003 + slot) as u32),
-                node: Some(node.clone()),
+                id: format!("svc-{s:03}-{slot}-{:08x}", (s * 1_000_003 + slot) as u32).into(),
+                node: Some(node.as_str().into()),
                 state: TaskState::Running,
                 container_id: Some(format!("{:064x}", (s as u128) << 64 | slot as u128)),
                 ports: vec![PublishedPort {
@@ -418,6 +419,11 @@ async fn load<S: Store>(store: &ClusterStore<S>, tasks: usize) -> (usize, f64) {
                 )
             };
             store.put_task(&task).await.expect("put task");
+            // The replica-slot record the reconciler writes with every task it creates.
+            (store.inner())
+                .put(&keys::slot(&task.service, task.slot), Vec::new())
+                .await
+                .expect("put slot record");
             placed += 1;
         }
     }

@@ -73,12 +73,12 @@ async fn update(c: &TestCluster, replicas: u32, release: usize) -> Sample {
         let now = now_millis();
         for t in tasks.iter().filter(|t| t.spec_version == version) {
             if matches!(t.state, TaskState::Starting | TaskState::Running) {
-                started.entry(t.id.clone()).or_insert(now);
+                started.entry(t.id.to_string()).or_insert(now);
             }
             if t.is_serving()
-                && let Some(&start) = started.get(&t.id)
+                && let Some(&start) = started.get(t.id.as_str())
             {
-                seen.entry(t.id.clone()).or_insert((start, now));
+                seen.entry(t.id.to_string()).or_insert((start, now));
             }
         }
         let fresh_serving = tasks

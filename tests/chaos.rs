@@ -265,7 +265,9 @@ async fn plan_matches_what_the_scheduler_then_does() {
         .await;
     let mut placed: BTreeMap<String, usize> = BTreeMap::new();
     for t in &tasks {
-        *placed.entry(t.node.clone().unwrap()).or_default() += 1;
+        *placed
+            .entry(t.node.as_deref().unwrap().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(placed, planned, "the plan and the placement differ");
 

@@ -27,7 +27,8 @@ const YAML: &str = "scheduler:
 fn per_node(tasks: &[Task]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for t in tasks.iter().filter(|t| t.is_active()) {
-        *out.entry(t.node.clone().unwrap_or_default()).or_default() += 1;
+        *out.entry(t.node.as_deref().unwrap_or_default().to_owned())
+            .or_default() += 1;
     }
     out
 }

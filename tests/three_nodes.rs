@@ -22,7 +22,8 @@ fn container_ids(tasks: &[Task]) -> BTreeSet<String> {
 fn per_node(tasks: &[Task]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for t in tasks {
-        *m.entry(t.node.clone().unwrap_or_default()).or_insert(0) += 1;
+        *m.entry(t.node.as_deref().unwrap_or_default().to_owned())
+            .or_insert(0) += 1;
     }
     m
 }

@@ -197,7 +197,7 @@ async fn top_shows_the_cluster_and_scales_from_the_keyboard() {
                     == 2
         })
         .await;
-    assert!(screen.contains(&tasks[0].id), "{screen}");
+    assert!(screen.contains(tasks[0].id.as_str()), "{screen}");
     tmux.send(&["Enter"]);
     tmux.wait_screen("the selected task's logs", |s| {
         s.contains("Logs of web-") && s.contains("hello-from-web")

@@ -28,7 +28,7 @@ async fn until_running(
             Ok(tasks) => {
                 let now = SystemTime::now();
                 for t in &tasks {
-                    seen.entry(t.id.clone())
+                    seen.entry(t.id.to_string())
                         .or_insert_with(|| TaskSeen::new(t.created_at))
                         .observe(t.state, now);
                 }

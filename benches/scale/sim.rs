@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
-use orion_core::model::{DesiredState, Node, Resources, ServiceSpec, Task, TaskHealth, TaskState};
+use orion_core::model::{CompactString, DesiredState, Node, Resources, ServiceSpec, Task};
+use orion_core::model::{TaskHealth, TaskState};
 use orion_core::node::{TaskDemux, container_spec};
 use orion_core::runtime::{FakeRuntime, Runtime};
 use orion_core::store::{
@@ -118,8 +119,8 @@ async fn route<S: Store>(
     mut demux: TaskDemux,
     progress: Arc<Progress>,
 ) {
-    let mut assigned: HashSet<String> = HashSet::new();
-    let mut running: HashSet<String> = HashSet::new();
+    let mut assigned: HashSet<CompactString> = HashSet::new();
+    let mut running: HashSet<CompactString> = HashSet::new();
     loop {
         let event = match watch.next().await {
             Some(Ok(e)) => e,
@@ -134,7 +135,7 @@ async fn route<S: Store>(
                         continue;
                     };
                     let event = TypedEvent::Put {
-                        id: task.id.clone(),
+                        id: task.id.to_string(),
                         value: task,
                         prev: None,
                         revision: kv.mod_revision,
@@ -157,8 +158,8 @@ async fn route<S: Store>(
 
 fn count(
     event: &TypedEvent<Task>,
-    assigned: &mut HashSet<String>,
-    running: &mut HashSet<String>,
+    assigned: &mut HashSet<CompactString>,
+    running: &mut HashSet<CompactString>,
     progress: &Progress,
 ) {
     progress.events.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +203,7 @@ async fn node_loop(
                 }
             }
             TaskState::Starting => {
-                let Some(spec) = specs.get(&task.service) else {
+                let Some(spec) = specs.get(task.service.as_str()) else {
                     continue;
                 };
                 let container = container_spec(spec, &task, &name, "127.0.0.1");

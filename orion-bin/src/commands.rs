@@ -239,7 +239,7 @@ pub fn active_and_current_failures(
     let mut latest_failed: std::collections::BTreeMap<(&str, u32), &Task> = Default::default();
     for t in &tasks {
         if t.state == TaskState::Failed
-            && versions.get(&t.service) == Some(&t.spec_version)
+            && versions.get(t.service.as_str()) == Some(&t.spec_version)
             && latest_failed
                 .get(&(t.service.as_str(), t.slot))
                 .is_none_or(|l| t.updated_at >= l.updated_at)
@@ -248,10 +248,10 @@ pub fn active_and_current_failures(
         }
     }
     let keep: std::collections::BTreeSet<String> =
-        latest_failed.values().map(|t| t.id.clone()).collect();
+        latest_failed.values().map(|t| t.id.to_string()).collect();
     tasks
         .into_iter()
-        .filter(|t| t.is_active() || keep.contains(&t.id))
+        .filter(|t| t.is_active() || keep.contains(t.id.as_str()))
         .collect()
 }
 

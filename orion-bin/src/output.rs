@@ -185,9 +185,9 @@ impl Tabular for Task {
             .collect::<Vec<_>>()
             .join(",");
         vec![
-            self.id.clone(),
-            self.service.clone(),
-            self.node.clone().unwrap_or_else(|| "-".into()),
+            self.id.to_string(),
+            self.service.to_string(),
+            self.node.as_deref().unwrap_or("-").to_owned(),
             self.state.to_string(),
             self.health.to_string(),
             ports,
@@ -228,9 +228,9 @@ pub fn render_attempts(failed: &[Task]) -> String {
         .into_iter()
         .map(|t| {
             vec![
-                t.id.clone(),
+                t.id.to_string(),
                 t.slot.to_string(),
-                t.node.clone().unwrap_or_else(|| "-".into()),
+                t.node.as_deref().unwrap_or("-").to_owned(),
                 t.attempt.to_string(),
                 t.restarts.to_string(),
                 t.exit_code.map_or("-".into(), |c| c.to_string()),
@@ -261,9 +261,9 @@ pub fn render_moves(tasks: &[Task]) -> Option<String> {
         .set_header(vec!["TASK", "SLOT", "NODE", "STATE", "WHY"]);
     for t in rows {
         table.add_row(vec![
-            t.id.clone(),
+            t.id.to_string(),
             t.slot.to_string(),
-            t.node.clone().unwrap_or_else(|| "-".into()),
+            t.node.as_deref().unwrap_or("-").to_owned(),
             t.state.to_string(),
             t.moved_because.clone().unwrap_or_default(),
         ]);

@@ -53,7 +53,8 @@ fn per_node(tasks: &[Task], service: &str) -> BTreeMap<String, u32> {
         .iter()
         .filter(|t| t.service == service && t.is_active())
     {
-        *out.entry(t.node.clone().unwrap_or_default()).or_default() += 1;
+        *out.entry(t.node.as_deref().unwrap_or_default().to_owned())
+            .or_default() += 1;
     }
     out
 }

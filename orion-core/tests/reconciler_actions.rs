@@ -27,7 +27,9 @@ fn creates(plan: &orion_core::reconciler::Plan) -> Vec<(u32, Option<String>, Pur
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Create { task, purpose, .. } => Some((task.slot, task.node.clone(), *purpose)),
+            Action::Create { task, purpose, .. } => {
+                Some((task.slot, task.node.as_deref().map(str::to_owned), *purpose))
+            }
             _ => None,
         })
         .collect()
@@ -106,7 +108,7 @@ fn pending_tasks_are_assigned_when_capacity_appears() {
     assert_eq!(
         p.actions,
         [Action::Assign {
-            task_id: t.id.clone(),
+            task_id: t.id.to_string(),
             node: "b".into()
         }]
     );
@@ -136,9 +138,9 @@ fn scale_down_prefers_not_running_then_crowded_nodes_then_high_slots() {
         .collect();
     // Pending and starting first; then a's second task (a has the most), highest slot first.
     assert_eq!(stopped.len(), 3);
-    assert!(stopped.contains(&tasks[4].id));
-    assert!(stopped.contains(&tasks[3].id));
-    assert!(stopped.contains(&tasks[1].id));
+    assert!(stopped.contains(&tasks[4].id.to_string()));
+    assert!(stopped.contains(&tasks[3].id.to_string()));
+    assert!(stopped.contains(&tasks[1].id.to_string()));
     assert!(creates(&p).is_empty());
 }
 
@@ -182,7 +184,7 @@ fn tasks_on_a_down_node_are_lost_and_replaced_in_the_same_slot() {
     assert_eq!(
         p.actions[0],
         Action::MarkLost {
-            task_id: tasks[1].id.clone(),
+            task_id: tasks[1].id.to_string(),
             node: "a".into()
         }
     );
@@ -227,7 +229,10 @@ fn a_node_that_comes_back_keeps_its_original_and_the_replacement_stops() {
         &scheduler(),
     );
     // As Nomad does for reconnecting clients: the original (oldest) is kept.
-    assert_eq!(stops(&p), [(replacement.id, StopReason::DuplicateSlot)]);
+    assert_eq!(
+        stops(&p),
+        [(replacement.id.to_string(), StopReason::DuplicateSlot)]
+    );
     assert!(creates(&p).is_empty());
 }
 
@@ -295,7 +300,7 @@ fn drain_starts_the_replacement_first_then_stops_the_old_task() {
     );
     apply(&p1, &mut tasks, &nodes);
     let p2 = plan(std::slice::from_ref(&vs), &tasks, &nodes, 2, &scheduler());
-    assert_eq!(stops(&p2), [(old.id.clone(), StopReason::Drained)]);
+    assert_eq!(stops(&p2), [(old.id.to_string(), StopReason::Drained)]);
     assert!(creates(&p2).is_empty());
     apply(&p2, &mut tasks, &nodes);
     assert!(plan(std::slice::from_ref(&vs), &tasks, &nodes, 3, &scheduler()).is_empty());
@@ -337,7 +342,7 @@ fn failed_tasks_are_retired_and_replaced_per_restart_policy() {
         );
         assert_eq!(
             stops(&p),
-            [(t.id.clone(), StopReason::Retired)],
+            [(t.id.to_string(), StopReason::Retired)],
             "{policy:?} {state}"
         );
         let expected = if replaced {

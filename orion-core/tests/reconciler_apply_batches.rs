@@ -38,7 +38,7 @@ async fn a_plan_of_creates_commits_in_one_revision() {
     let tasks = store.list_tasks().await.unwrap();
     assert_eq!(tasks.len(), 10);
     assert!(tasks.iter().all(|t| t.state == TaskState::Scheduled));
-    // Every slot record names its task, written in the same revision.
+    // Every slot record is written in the same revision as its task.
     for t in &tasks {
         let slot = store
             .inner()
@@ -141,11 +141,11 @@ async fn two_actions_on_one_task_never_share_a_transaction() {
     let plan = Plan {
         actions: vec![
             Action::MarkLost {
-                task_id: task.id.clone(),
+                task_id: task.id.to_string(),
                 node: "n1".into(),
             },
             Action::Stop {
-                task_id: task.id.clone(),
+                task_id: task.id.to_string(),
                 reason: orion_core::reconciler::StopReason::ScaleDown,
             },
         ],

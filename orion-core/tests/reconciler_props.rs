@@ -121,7 +121,7 @@ fn cluster(extra_big: bool) -> impl Strategy<Value = Cluster> {
                 None => ("deleted".to_owned(), Resources::new(100, 1 << 20), version),
             };
             let mut t = Task::new(&name, slot, version, resources);
-            t.id = format!("{name}-{slot}-init{i}");
+            t.id = format!("{name}-{slot}-init{i}").into();
             t.state = TaskState::ALL[state];
             t.health = if healthy {
                 TaskHealth::Healthy
@@ -137,7 +137,7 @@ fn cluster(extra_big: bool) -> impl Strategy<Value = Cluster> {
             t.updated_at = i as u64;
             let n = &nodes[node_ix % nodes.len()];
             if t.state != TaskState::Pending {
-                t.node = Some(n.id.clone());
+                t.node = Some(n.id.as_str().into());
             }
             if t.state.holds_resources() {
                 let u = used.entry(n.id.clone()).or_default();

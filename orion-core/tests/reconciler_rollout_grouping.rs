@@ -30,7 +30,7 @@ fn random_task(rng: &mut Rng, i: usize) -> Task {
         1 + rng.below(3),
         Resources::default(),
     );
-    t.id = format!("t{i:03}");
+    t.id = format!("t{i:03}").into();
     t.state = [
         TaskState::Pending,
         TaskState::Running,

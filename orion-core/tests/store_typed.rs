@@ -152,7 +152,7 @@ async fn task_crud_queries_and_state_transitions() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.id)
+        .map(|t| t.id.to_string())
         .collect();
     web.sort();
     let mut expected = vec![a.id.clone(), b.id.clone()];
@@ -163,7 +163,7 @@ async fn task_crud_queries_and_state_transitions() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.id)
+        .map(|t| t.id.to_string())
         .collect();
     assert_eq!(on_n2, [b.id.clone()]);
 
@@ -256,7 +256,7 @@ async fn watch_tasks_reports_typed_puts_and_deletes_with_previous_values() {
         } => {
             assert_eq!(
                 (id, value, prev, revision),
-                (task.id.clone(), task.clone(), None, created)
+                (task.id.to_string(), task.clone(), None, created)
             );
         }
         other => panic!("expected the create, got {other:?}"),

@@ -51,8 +51,10 @@ fn task(rng: &mut Rng) -> Task {
         1 + rng.below(3),
         Resources::new(100 * rng.below(4), 1 << 20),
     );
-    task.id = format!("t{:02}", rng.below(TASKS));
-    task.node = rng.chance(70).then(|| format!("n{}", rng.below(NODES)));
+    task.id = format!("t{:02}", rng.below(TASKS)).into();
+    task.node = rng
+        .chance(70)
+        .then(|| format!("n{}", rng.below(NODES)).into());
     task.state = [TaskState::Pending, TaskState::Running, TaskState::Failed][rng.below(3) as usize];
     task.health = [TaskHealth::Unknown, TaskHealth::Healthy][rng.below(2) as usize];
     task

@@ -124,27 +124,30 @@ impl Raw {
         let mut tasks: Vec<&Task> = self.tasks.values().filter(|t| t.is_serving()).collect();
         tasks.sort_by(|a, b| a.id.cmp(&b.id));
         for task in tasks {
-            let (Some(node), Some(spec)) = (&task.node, self.services.get(&task.service)) else {
+            let (Some(node), Some(spec)) = (
+                task.node.as_deref(),
+                self.services.get(task.service.as_str()),
+            ) else {
                 continue;
             };
             if !node_addrs.contains_key(node) {
                 continue;
             }
             let entry = services.entry(spec.name.clone()).or_default();
-            if !entry.nodes.contains(node) {
-                entry.nodes.push(node.clone());
+            if !entry.nodes.iter().any(|n| n == node) {
+                entry.nodes.push(node.to_owned());
             }
             entry
                 .tasks
-                .insert(task.id.to_ascii_lowercase(), node.clone());
+                .insert(task.id.as_str().to_ascii_lowercase(), node.to_owned());
             for p in &spec.ports {
                 let published = task.ports.iter().find(|pp| {
                     pp.container_port == p.container_port && pp.protocol == p.protocol.as_str()
                 });
                 if let Some(pp) = published.filter(|pp| pp.host_port != 0) {
                     entry.ports.entry(port_key(p)).or_default().push((
-                        task.id.clone(),
-                        node.clone(),
+                        task.id.to_string(),
+                        node.to_owned(),
                         pp.host_port,
                     ));
                 }

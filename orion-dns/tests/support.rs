@@ -75,13 +75,13 @@ pub async fn run_task(store: &Store, service: &str, slot: u32, node: &str, host_
             container_port: 80,
             host_port,
             protocol: "tcp".into(),
-            host_ip: String::new(),
+            host_ip: Default::default(),
         },
         PublishedPort {
             container_port: 8080,
             host_port: host_port + 1,
             protocol: "tcp".into(),
-            host_ip: String::new(),
+            host_ip: Default::default(),
         },
     ];
     store.create_task(&t).await.unwrap();

@@ -37,7 +37,7 @@ fn specs(replicas: u32, parallelism: u32) -> Vec<VersionedSpec> {
 
 fn running(service: &str, slot: u32, node: &str) -> Task {
     let mut t = Task::new(service, slot, 1, Resources::new(100, 1 << 20));
-    t.id = format!("{service}-{slot}-{node}");
+    t.id = format!("{service}-{slot}-{node}").into();
     t.node = Some(node.into());
     t.state = TaskState::Running;
     t.created_at = 1;

@@ -230,7 +230,7 @@ pub async fn authorize(
             // A task is reached through its service (an unknown task: out of scope).
             let id = path_param(&template, path, "{id}").unwrap_or_default();
             match ctx.state.store.get_task(id).await {
-                Ok(task) => Some(task.map(|t| t.service).unwrap_or_default()),
+                Ok(task) => Some(task.map(|t| t.service.to_string()).unwrap_or_default()),
                 Err(e) => return HttpError::from(e).into_response(),
             }
         } else {

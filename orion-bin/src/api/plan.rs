@@ -154,8 +154,8 @@ pub(super) async fn plan(
         {
             placements.push(PlannedReplica {
                 slot: task.slot,
-                task_id: task.id.clone(),
-                node: task.node.clone(),
+                task_id: task.id.to_string(),
+                node: task.node.as_deref().map(str::to_owned),
                 pending: task
                     .node
                     .is_none()

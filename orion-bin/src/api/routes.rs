@@ -398,7 +398,11 @@ async fn list_tasks(
     Ok(Json(
         tasks
             .into_iter()
-            .filter(|t| q.node.as_ref().is_none_or(|n| t.node.as_ref() == Some(n)))
+            .filter(|t| {
+                q.node
+                    .as_deref()
+                    .is_none_or(|n| t.node.as_deref() == Some(n))
+            })
             .filter(|t| q.all || !t.state.is_terminal())
             .collect(),
     ))

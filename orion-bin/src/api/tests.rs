@@ -252,7 +252,7 @@ async fn log_proxy_gives_up_on_a_silent_node() {
     state.store.put_task(&task).await.unwrap();
 
     let q = axum::extract::Query(serde_json::from_value(serde_json::json!({})).unwrap());
-    let call = super::logs::task_logs(State(state), Path(task.id.clone()), q, HeaderMap::new());
+    let call = super::logs::task_logs(State(state), Path(task.id.to_string()), q, HeaderMap::new());
     let err = tokio::time::timeout(std::time::Duration::from_secs(30), call)
         .await
         .expect("the proxy gives up by itself")

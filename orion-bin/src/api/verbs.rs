@@ -153,7 +153,10 @@ async fn exec(
         .get_task(&id)
         .await?
         .ok_or_else(|| HttpError::not_found("task", &id))?;
-    let (Some(node), Some(container)) = (task.node.clone(), task.container_id.clone()) else {
+    let (Some(node), Some(container)) = (
+        task.node.as_deref().map(str::to_owned),
+        task.container_id.clone(),
+    ) else {
         return Err(not_running(&id, task.state));
     };
     if task.state != TaskState::Running {

@@ -50,8 +50,8 @@ fn event(kind: &str, name: &str, reason: &str, message: String) -> ClusterEvent 
 
 fn task_event(task: &Task, reason: &str, message: String) -> ClusterEvent {
     let mut e = event("task", &task.id, reason, message);
-    e.service = Some(task.service.clone());
-    e.node = task.node.clone();
+    e.service = Some(task.service.to_string());
+    e.node = task.node.as_deref().map(str::to_owned);
     if task.updated_at > 0 {
         e.time = task.updated_at;
     }

@@ -87,7 +87,7 @@ pub async fn sample_containers<S: Store>(
         let running: Vec<(String, String)> = tasks
             .into_iter()
             .filter(|t| t.state == TaskState::Running)
-            .filter_map(|t| Some((t.service, t.container_id?)))
+            .filter_map(|t| Some((t.service.to_string(), t.container_id?)))
             .collect();
         let samples: Vec<_> = futures::stream::iter(running)
             .map(|(service, container)| {

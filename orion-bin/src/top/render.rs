@@ -208,9 +208,9 @@ fn tasks(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .iter()
         .map(|t| {
             Row::new(vec![
-                t.id.clone(),
-                t.service.clone(),
-                t.node.clone().unwrap_or_else(|| "-".into()),
+                t.id.to_string(),
+                t.service.to_string(),
+                t.node.as_deref().unwrap_or("-").to_owned(),
                 t.state.to_string(),
                 health_word(t).to_owned(),
                 t.restarts.to_string(),

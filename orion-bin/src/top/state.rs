@@ -283,7 +283,7 @@ impl App {
             Key::Enter | Key::Char('L') => match (self.current(), self.select_task()) {
                 (Tab::Tasks, Some(task)) => {
                     return Some(Action::Logs {
-                        task: task.id.clone(),
+                        task: task.id.to_string(),
                     });
                 }
                 _ => self.set_status("Enter shows the selected task's logs: go to Tasks (3)"),

@@ -175,7 +175,7 @@ fn drain_asks_first_and_only_y_confirms() {
 fn enter_opens_the_selected_tasks_logs_and_esc_closes_them() {
     let mut app = app();
     app.on_key(Key::Char('3'));
-    let id = app.snapshot.tasks[0].id.clone();
+    let id = app.snapshot.tasks[0].id.to_string();
     assert_eq!(
         app.on_key(Key::Enter),
         Some(Action::Logs { task: id.clone() })

@@ -121,14 +121,17 @@ impl<S: Store, R: Runtime + ?Sized> UsageSampler<S, R> {
             .filter(|t| {
                 t.state == TaskState::Running
                     && t.container_id.is_some()
-                    && autoscaled.contains(&t.service)
+                    && autoscaled.contains(t.service.as_str())
             })
             .collect();
         let samples: Vec<(String, (f64, f64))> = futures::stream::iter(tasks)
             .map(|task| async move {
                 let id = task.container_id.as_deref().unwrap_or_default();
                 match tokio::time::timeout(STATS_TIMEOUT, self.runtime.stats(id)).await {
-                    Ok(Ok(stats)) => Some((task.service, utilization(&stats, &task.resources))),
+                    Ok(Ok(stats)) => Some((
+                        task.service.to_string(),
+                        utilization(&stats, &task.resources),
+                    )),
                     Ok(Err(e)) => {
                         debug!(task = %task.id, error = %e, "no stats this round");
                         None

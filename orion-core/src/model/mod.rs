@@ -9,6 +9,9 @@ mod resources;
 pub mod spec;
 mod task;
 
+/// The string type of a [`Task`]'s names (id, service, node, a port's protocol and host IP):
+/// up to 24 bytes are kept inline, so a leader that keeps a million tasks allocates none of them.
+pub use compact_str::CompactString;
 pub use network::{
     MAX_LINKS_PER_RECORD, NetworkCoordinate, NetworkMatrix, NetworkMeasurement, NodeLinks,
 };

@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Millis, NodeId, Resources, TaskId};
+use super::{CompactString, Millis, Resources};
 use crate::error::{Error, Result};
 
 /// Where a task is in its life. Legal moves are given by [`TaskState::can_transition_to`] and
@@ -162,25 +162,25 @@ pub struct PublishedPort {
     /// The real host port (read back when the spec asked for 0).
     pub host_port: u16,
     /// `tcp` or `udp`.
-    pub protocol: String,
+    pub protocol: CompactString,
     /// The host IP it is bound to.
     #[serde(default)]
-    pub host_ip: String,
+    pub host_ip: CompactString,
 }
 
 /// One replica of a service, placed on at most one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
-    pub id: TaskId,
+    pub id: CompactString,
     /// The service it belongs to.
-    pub service: String,
+    pub service: CompactString,
     /// Replica slot, 0-based; stable across replacements so names stay readable.
     pub slot: u32,
     /// The service spec version it was created from.
     pub spec_version: u64,
     /// Where it runs, once scheduled.
     #[serde(default)]
-    pub node: Option<NodeId>,
+    pub node: Option<CompactString>,
     /// Current state; change it only through [`Task::transition`].
     pub state: TaskState,
     /// What the controllers want.
@@ -235,8 +235,8 @@ impl Task {
         let now = super::now_millis();
         let suffix: u32 = rand::random();
         Task {
-            id: format!("{service}-{slot}-{suffix:08x}"),
-            service: service.to_owned(),
+            id: compact_str::format_compact!("{service}-{slot}-{suffix:08x}"),
+            service: service.into(),
             slot,
             spec_version,
             node: None,
@@ -264,7 +264,7 @@ impl Task {
     pub fn transition(&mut self, next: TaskState) -> Result<()> {
         if !self.state.can_transition_to(next) {
             return Err(Error::IllegalTransition {
-                task: self.id.clone(),
+                task: self.id.to_string(),
                 from: self.state,
                 to: next,
             });

@@ -207,12 +207,12 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         let checked: HashSet<String> = tasks
             .iter()
             .filter(|t| t.state == TaskState::Running)
-            .map(|t| t.id.clone())
+            .map(|t| t.id.to_string())
             .collect();
         let work: Vec<_> = tasks
             .into_iter()
             .map(|task| {
-                let container = containers.remove(&task.id);
+                let container = containers.remove(task.id.as_str());
                 (task, container)
             })
             .collect();
@@ -355,10 +355,10 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         {
             let now = self.clock.now();
             let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
-            if backoff.get(&task.id).is_some_and(|at| now < *at) {
+            if backoff.get(task.id.as_str()).is_some_and(|at| now < *at) {
                 return Ok(());
             }
-            backoff.remove(&task.id);
+            backoff.remove(task.id.as_str());
         }
         let Some(service) = self.store.get_service(&task.service).await? else {
             // The service is gone; the reconciler will shut the task down.

@@ -187,7 +187,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
         let work: Vec<_> = mine
             .into_iter()
             .map(|task| {
-                let container = containers.remove(&task.id);
+                let container = containers.remove(task.id.as_str());
                 (task, container)
             })
             .collect();
@@ -220,10 +220,10 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             if task.node.as_deref() != Some(self.node_id.as_str()) {
                 continue;
             }
-            if !specs.contains_key(&task.service)
+            if !specs.contains_key(task.service.as_str())
                 && let Some(s) = self.store.get_service(&task.service).await?
             {
-                specs.insert(task.service.clone(), s.spec);
+                specs.insert(task.service.to_string(), s.spec);
             }
             work.push((task, Some(c)));
         }

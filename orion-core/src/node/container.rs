@@ -13,7 +13,7 @@ pub fn container_spec(
 ) -> ContainerSpec {
     let mut container_labels = spec.labels.clone();
     container_labels.insert(labels::MANAGED.into(), "true".into());
-    container_labels.insert(labels::TASK.into(), task.id.clone());
+    container_labels.insert(labels::TASK.into(), task.id.to_string());
     container_labels.insert(labels::SERVICE.into(), spec.name.clone());
     container_labels.insert(labels::NODE.into(), node.to_owned());
     ContainerSpec {

@@ -83,13 +83,13 @@ mod tests {
     fn task(id: &str, node: Option<&str>) -> Task {
         let mut t = Task::new("web", 0, 1, Resources::new(100, 1 << 20));
         t.id = id.into();
-        t.node = node.map(str::to_owned);
+        t.node = node.map(Into::into);
         t
     }
 
     fn put(t: Task, prev: Option<Task>) -> TypedEvent<Task> {
         TypedEvent::Put {
-            id: t.id.clone(),
+            id: t.id.to_string(),
             value: t,
             prev,
             revision: 1,

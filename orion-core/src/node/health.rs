@@ -120,7 +120,7 @@ impl<R: Runtime + ?Sized> HealthMonitor<R> {
     ) -> Verdict {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let st = states
-            .entry(task.id.clone())
+            .entry(task.id.to_string())
             .or_insert_with(|| new_state(task, &container.id, now, check));
         if st.container != container.id {
             if let Some(h) = st.in_flight.take() {

@@ -94,17 +94,21 @@ impl InFlight {
     /// converges it again when it ends.
     pub(super) fn claim(&self, task: &Task, epoch: u64, wake: bool) -> Claim {
         let mut state = self.lock();
-        if let Some(entry) = state.running.get_mut(&task.id) {
+        if let Some(entry) = state.running.get_mut(task.id.as_str()) {
             if wake || news(entry.desired, task) {
                 entry.again = true;
             }
             return Claim::Busy;
         }
-        if state.ended.get(&task.id).is_some_and(|at| *at > epoch) {
+        if state
+            .ended
+            .get(task.id.as_str())
+            .is_some_and(|at| *at > epoch)
+        {
             return Claim::Busy;
         }
         state.running.insert(
-            task.id.clone(),
+            task.id.to_string(),
             Entry {
                 desired: task.desired,
                 again: false,

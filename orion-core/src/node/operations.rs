@@ -37,7 +37,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             .into_iter()
             .filter(|(task, _)| self.inflight.claim(task, epoch, wake) == Claim::Taken)
             .map(|(task, container)| {
-                let spec = specs.get(&task.service).cloned();
+                let spec = specs.get(task.service.as_str()).cloned();
                 (task, container, spec)
             })
             .collect();

@@ -142,7 +142,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(
-                    task.id.clone(),
+                    task.id.to_string(),
                     self.clock.now() + delay.as_millis() as Millis,
                 );
             self.backoff_set.notify_one();

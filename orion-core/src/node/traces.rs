@@ -32,9 +32,9 @@ pub(super) async fn open<S: Store>(store: &ClusterStore<S>, plan: &mut Plan) -> 
     let mut created: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for action in &plan.actions {
         if let Action::Create { task, .. } = action
-            && contexts.contains_key(&task.service)
+            && contexts.contains_key(task.service.as_str())
         {
-            let counts = created.entry(task.service.clone()).or_default();
+            let counts = created.entry(task.service.to_string()).or_default();
             if task.node.is_some() {
                 counts.0 += 1;
             } else {
@@ -61,7 +61,7 @@ pub(super) async fn open<S: Store>(store: &ClusterStore<S>, plan: &mut Plan) -> 
     }
     for action in &mut plan.actions {
         if let Action::Create { task, .. } = action
-            && let Some(context) = stamps.get(&task.service)
+            && let Some(context) = stamps.get(task.service.as_str())
         {
             task.trace_parent = Some(context.clone());
         }

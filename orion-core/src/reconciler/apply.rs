@@ -7,8 +7,10 @@
 //!   leader has claimed), and
 //! - what the action was decided on has not changed since the state was read: the task's key
 //!   (for `Assign`, `Stop`, `MarkLost`), or the replica slot's key (for `Create`, which also
-//!   requires the new task's key to be missing and records the task in the slot). Two
-//!   controllers can therefore never both fill one slot, whatever ids they pick.
+//!   requires the new task's key to be missing and writes the slot's key again, so its revision
+//!   moves). Two controllers can therefore never both fill one slot, whatever ids they pick. The
+//!   slot record's value is empty: its revision is all the compare needs, and a leader keeps one
+//!   per task (records written with the task's id by earlier versions read the same).
 //!
 //! **Batches.** Consecutive actions are written together, up to [`MAX_ACTIONS_PER_TXN`] per
 //! transaction (one Raft entry under `RaftStore`, one flush under `SledStore`), as long as no two
@@ -215,7 +217,7 @@ async fn write_batch<S: Store>(
         match store.put_task_if(&w.task, when, w.also).await {
             Ok(true) => report.applied += 1,
             Ok(false) => report.skipped += 1,
-            Err(e) => report.failed.push((w.task.id.clone(), e)),
+            Err(e) => report.failed.push((w.task.id.to_string(), e)),
         }
     }
     BatchOutcome {
@@ -241,14 +243,13 @@ fn prepare(
     let seen = |key: &str| state.revisions.get(key).unwrap_or(0);
     if let Action::Create { task, .. } = action {
         let (task_key, slot_key) = (keys::task(&task.id), keys::slot(&task.service, task.slot));
-        let record = serde_json::to_vec(&task.id).map_err(|e| Error::backend("slot record", e))?;
         return Ok(Prepared::Write(Box::new(Write {
             task: (**task).clone(),
             when: vec![
                 Compare::Missing(task_key.clone()),
                 Compare::ModRevision(slot_key.clone(), seen(&slot_key)),
             ],
-            also: vec![Op::Put(slot_key.clone(), record)],
+            also: vec![Op::Put(slot_key.clone(), Vec::new())],
             keys: vec![task_key, slot_key],
         })));
     }
@@ -274,7 +275,7 @@ fn change(action: &Action, t: &mut Task) -> Result<()> {
         Action::Create { .. } => {}
         Action::Assign { node, .. } => {
             if t.state == TaskState::Pending {
-                t.node = Some(node.clone());
+                t.node = Some(node.into());
                 t.error = None;
                 t.transition(TaskState::Scheduled)?;
             }

@@ -373,7 +373,7 @@ impl<'a> Round<'a> {
     fn stop(&mut self, t: &'a Task, reason: StopReason) {
         if self.stopped.insert(t.id.as_str()) {
             self.plan.actions.push(Action::Stop {
-                task_id: t.id.clone(),
+                task_id: t.id.to_string(),
                 reason,
             });
         }
@@ -388,8 +388,8 @@ impl<'a> Round<'a> {
             {
                 self.lost.insert(t.id.as_str());
                 self.plan.actions.push(Action::MarkLost {
-                    task_id: t.id.clone(),
-                    node: node.clone(),
+                    task_id: t.id.to_string(),
+                    node: node.to_string(),
                 });
             }
         }

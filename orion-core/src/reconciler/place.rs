@@ -13,7 +13,7 @@ impl<'a> Round<'a> {
             for &t in &w.pending {
                 match placer.place(spec, &t.id, t.resources) {
                     Ok(node) => self.plan.actions.push(Action::Assign {
-                        task_id: t.id.clone(),
+                        task_id: t.id.to_string(),
                         node,
                     }),
                     Err(rejections) => {
@@ -22,7 +22,7 @@ impl<'a> Round<'a> {
                         let reason = action::summarize(&rejections);
                         if t.error.as_deref() != Some(reason.as_str()) {
                             self.plan.actions.push(Action::UpdatePendingReason {
-                                task_id: t.id.clone(),
+                                task_id: t.id.to_string(),
                                 reason,
                             });
                         }
@@ -30,7 +30,7 @@ impl<'a> Round<'a> {
                             service: spec.name.clone(),
                             slot: t.slot,
                             purpose: Purpose::AssignPending,
-                            task_id: Some(t.id.clone()),
+                            task_id: Some(t.id.to_string()),
                             rejections,
                         })
                     }
@@ -146,7 +146,7 @@ impl<'a> Round<'a> {
                 self.plan.actions.push(Action::Create {
                     task,
                     purpose,
-                    replaces: Some(old.id.clone()),
+                    replaces: Some(old.id.to_string()),
                 });
             }
             Err(rejections) => self.plan.unplaced.push(Unplaced {

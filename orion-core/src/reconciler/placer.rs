@@ -194,8 +194,8 @@ pub(crate) fn new_task(
     now: Millis,
 ) -> Box<Task> {
     Box::new(Task {
-        id,
-        service: spec.name.clone(),
+        id: id.into(),
+        service: spec.name.as_str().into(),
         slot,
         spec_version: version,
         state: if node.is_some() {
@@ -203,7 +203,7 @@ pub(crate) fn new_task(
         } else {
             TaskState::Pending
         },
-        node,
+        node: node.map(Into::into),
         desired: DesiredState::Running,
         resources: spec.resources.into(),
         container_id: None,

@@ -311,7 +311,7 @@ impl<'a> Round<'a> {
             self.plan.actions.push(Action::Create {
                 task,
                 purpose: Purpose::Rebalance,
-                replaces: Some(old.id.clone()),
+                replaces: Some(old.id.to_string()),
             });
             if let Some(c) = by_label.get_mut(&label_of(source)) {
                 *c -= 1;

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use super::engine::{ReadKv, plan_txn};
 use super::hub::{EventHub, HistoryStorage};
 use super::{
-    EventKind, KeyValue, RangeResult, Revision, Store, StoreSnapshot, Txn, TxnResult, WatchEvent,
-    WatchStream,
+    EventKind, KeyValue, RangeResult, Revision, SharedKv, Store, StoreSnapshot, Txn, TxnResult,
+    WatchEvent, WatchStream,
 };
 use crate::error::Result;
 
@@ -51,9 +51,9 @@ struct Shared {
 }
 
 /// The state. Memory matters (the leader holds every task here), so each key/value is stored
-/// once: the key set and the history share it through an [`Arc`], and a put's history entry
-/// shares its new value with the key set and its previous value with the entry before it. Reads
-/// copy out.
+/// once, as a [`SharedKv`]: the key set, the history and snapshots share it, and a put's history
+/// entry shares its new value with the key set and its previous value with the entry before it.
+/// Reads copy out.
 #[derive(Debug)]
 struct State {
     kvs: BTreeSet<Entry>,
@@ -64,18 +64,18 @@ struct State {
     history_events: usize,
 }
 
-/// A live key/value, ordered (and looked up) by its key alone.
+/// A live key/value, ordered (and looked up) by its key's bytes alone (the order of the keys).
 #[derive(Debug, Clone)]
-struct Entry(Arc<KeyValue>);
+struct Entry(SharedKv);
 
-impl Borrow<str> for Entry {
-    fn borrow(&self) -> &str {
-        &self.0.key
+impl Borrow<[u8]> for Entry {
+    fn borrow(&self) -> &[u8] {
+        self.0.key_bytes()
     }
 }
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
+        self.0.key_bytes() == other.0.key_bytes()
     }
 }
 impl Eq for Entry {}
@@ -86,7 +86,7 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.key.cmp(&other.0.key)
+        self.0.key_bytes().cmp(other.0.key_bytes())
     }
 }
 
@@ -94,30 +94,34 @@ impl Ord for Entry {
 #[derive(Debug)]
 struct StoredEvent {
     kind: EventKind,
-    kv: Arc<KeyValue>,
-    prev: Option<Arc<KeyValue>>,
+    kv: SharedKv,
+    prev: Option<SharedKv>,
 }
 
 impl StoredEvent {
     fn to_event(&self) -> WatchEvent {
         WatchEvent {
             kind: self.kind,
-            kv: KeyValue::clone(&self.kv),
-            prev: self.prev.as_deref().cloned(),
+            kv: self.kv.to_key_value(),
+            prev: self.prev.as_ref().map(SharedKv::to_key_value),
         }
     }
 }
 
 impl ReadKv for State {
     fn get_kv(&self, key: &str) -> Result<Option<KeyValue>> {
-        Ok(self.kvs.get(key).map(|entry| KeyValue::clone(&entry.0)))
-    }
-    fn scan_prefix(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         Ok(self
             .kvs
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(|entry| entry.0.key.starts_with(prefix))
-            .map(|entry| KeyValue::clone(&entry.0))
+            .get(key.as_bytes())
+            .map(|entry| entry.0.to_key_value()))
+    }
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<KeyValue>> {
+        let prefix = prefix.as_bytes();
+        Ok(self
+            .kvs
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|entry| entry.0.key_bytes().starts_with(prefix))
+            .map(|entry| entry.0.to_key_value())
             .collect())
     }
 }
@@ -225,7 +229,7 @@ impl HistoryStorage for Shared {
             .history
             .range(from..=to)
             .flat_map(|(_, events)| events.iter())
-            .filter(|event| event.kv.key.starts_with(prefix))
+            .filter(|event| event.kv.key_bytes().starts_with(prefix.as_bytes()))
             .map(StoredEvent::to_event)
             .collect())
     }
@@ -258,10 +262,10 @@ impl Store for MemoryStore {
         let mut stored = Vec::with_capacity(plan.events.len());
         for WatchEvent { kind, kv, prev: _ } in plan.events {
             // The plan's `prev` is a copy of the entry this replaces: keep the entry itself.
-            let kv = Arc::new(kv);
+            let kv = SharedKv::from(kv);
             let prev = match kind {
-                EventKind::Put => state.kvs.replace(Entry(Arc::clone(&kv))),
-                EventKind::Delete => state.kvs.take(kv.key.as_str()),
+                EventKind::Put => state.kvs.replace(Entry(kv.clone())),
+                EventKind::Delete => state.kvs.take(kv.key_bytes()),
             };
             stored.push(StoredEvent {
                 kind,
@@ -312,7 +316,7 @@ impl Store for MemoryStore {
         Ok(StoreSnapshot {
             revision: state.revision,
             compacted: EventHub::snapshot_compacted(state.revision),
-            kvs: state.kvs.iter().map(|entry| Arc::clone(&entry.0)).collect(),
+            kvs: state.kvs.iter().map(|entry| entry.0.clone()).collect(),
         })
     }
 

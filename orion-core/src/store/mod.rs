@@ -20,6 +20,7 @@ use crate::error::Result;
 mod engine;
 mod hub;
 mod memory;
+mod shared_kv;
 #[cfg(feature = "sled")]
 mod sled_codec;
 #[cfg(feature = "sled")]
@@ -27,6 +28,7 @@ mod sled_store;
 mod typed;
 
 pub use memory::{DEFAULT_HISTORY_EVENTS, MemoryStore};
+pub use shared_kv::SharedKv;
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
 pub use typed::{
@@ -158,10 +160,9 @@ pub struct StoreSnapshot {
     pub revision: Revision,
     /// The oldest revision still watchable after restoring (history is not carried over).
     pub compacted: Revision,
-    /// Every live key, in key order. Shared, not copied: a store that keeps its values behind
-    /// an [`Arc`](std::sync::Arc) ([`MemoryStore`]) hands out a snapshot of a million keys
-    /// without copying one, while the Raft snapshot of it is encoded.
-    pub kvs: Vec<std::sync::Arc<KeyValue>>,
+    /// Every live key, in key order. Shared, not copied: [`MemoryStore`] hands out a snapshot
+    /// of a million keys without copying one, while the Raft snapshot of it is encoded.
+    pub kvs: Vec<SharedKv>,
 }
 
 /// An ordered, revisioned key/value store.

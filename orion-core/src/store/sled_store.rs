@@ -11,8 +11,8 @@ use super::engine::{ReadKv, plan_txn};
 use super::hub::{EventHub, HistoryStorage};
 use super::sled_codec::{decode_entry, decode_events, decode_u64, encode_entry, encode_events};
 use super::{
-    EventKind, KeyValue, RangeResult, Revision, Store, StoreSnapshot, Txn, TxnResult, WatchEvent,
-    WatchStream,
+    EventKind, KeyValue, RangeResult, Revision, SharedKv, Store, StoreSnapshot, Txn, TxnResult,
+    WatchEvent, WatchStream,
 };
 use crate::error::{Error, Result};
 
@@ -372,7 +372,11 @@ impl Store for SledStore {
         Ok(StoreSnapshot {
             revision: *revision,
             compacted: EventHub::snapshot_compacted(*revision),
-            kvs: shared.scan_prefix("")?.into_iter().map(Arc::new).collect(),
+            kvs: shared
+                .scan_prefix("")?
+                .into_iter()
+                .map(SharedKv::from)
+                .collect(),
         })
     }
 
@@ -391,7 +395,7 @@ impl Store for SledStore {
                     shared.history.clear().map_err(what)?;
                     let mut batch = sled::Batch::default();
                     for kv in &snapshot.kvs {
-                        batch.insert(kv.key.as_bytes(), encode_entry(kv));
+                        batch.insert(kv.key_bytes(), encode_entry(&kv.to_key_value()));
                     }
                     shared.kv.apply_batch(batch).map_err(what)?;
                     shared

@@ -148,7 +148,7 @@ pub fn views() -> Vec<ClusterView> {
     }
     let task = |service: &str, node: &str, cpu| {
         let mut t = Task::new(service, 0, 1, Resources::new(cpu, gib / 2));
-        t.node = Some(node.to_owned());
+        t.node = Some(node.into());
         t.state = TaskState::Running;
         t
     };

@@ -184,7 +184,7 @@ impl Store for HeldStore {
 /// A scheduled task of `service`, slot `slot`, on `node`.
 pub fn scheduled(service: &str, slot: u32, node: &str) -> Task {
     let mut t = Task::new(service, slot, 1, Resources::new(10, 16 << 20));
-    t.node = Some(node.to_owned());
+    t.node = Some(node.into());
     t.transition(TaskState::Scheduled).unwrap();
     t
 }

@@ -127,9 +127,10 @@ pub fn task_v(
         vs.spec.name,
         node.unwrap_or("none"),
         state
-    );
+    )
+    .into();
     t.state = state;
-    t.node = node.map(str::to_owned);
+    t.node = node.map(Into::into);
     t.created_at = 1;
     t.updated_at = 1;
     t
@@ -179,7 +180,7 @@ pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
                 if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id)
                     && t.state == TaskState::Pending
                 {
-                    t.node = Some(node.clone());
+                    t.node = Some(node.into());
                     t.state = TaskState::Scheduled;
                 }
             }
@@ -242,7 +243,7 @@ pub fn load(tasks: &[Task]) -> BTreeMap<String, Resources> {
     let mut out: BTreeMap<String, Resources> = BTreeMap::new();
     for t in tasks.iter().filter(|t| t.state.holds_resources()) {
         if let Some(n) = &t.node {
-            let e = out.entry(n.clone()).or_default();
+            let e = out.entry(n.to_string()).or_default();
             *e = e.saturating_add(t.resources);
         }
     }
@@ -303,7 +304,7 @@ pub fn running(vs: &VersionedSpec, per_node: &[(&str, u32)]) -> Vec<Task> {
     for &(n, count) in per_node {
         for _ in 0..count {
             let mut t = task(vs, slot, TaskState::Running, Some(n));
-            t.id = format!("{}-{slot}-{n}", vs.spec.name);
+            t.id = format!("{}-{slot}-{n}", vs.spec.name).into();
             out.push(t);
             slot += 1;
         }

@@ -124,7 +124,7 @@ pub(crate) mod test_support {
             .iter()
             .map(|(service, node)| {
                 let mut t = Task::new(service, 0, 1, Resources::new(100, 64 << 20));
-                t.node = Some((*node).to_owned());
+                t.node = Some((*node).into());
                 t.state = TaskState::Running;
                 t
             })

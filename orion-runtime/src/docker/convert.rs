@@ -221,8 +221,8 @@ pub(crate) fn published_ports(map: PortMap) -> Vec<PublishedPort> {
             ports.push(PublishedPort {
                 container_port,
                 host_port,
-                protocol: protocol.to_owned(),
-                host_ip,
+                protocol: protocol.into(),
+                host_ip: host_ip.into(),
             });
         }
     }
@@ -255,8 +255,8 @@ pub(crate) fn running_from_summary(summary: &ContainerSummary) -> Option<Contain
             Some(PublishedPort {
                 container_port: p.private_port,
                 host_port: p.public_port?,
-                protocol: p.typ.map_or_else(|| "tcp".to_owned(), |t| t.to_string()),
-                host_ip,
+                protocol: p.typ.map_or_else(|| "tcp".into(), |t| t.to_string().into()),
+                host_ip: host_ip.into(),
             })
         })
         .collect();

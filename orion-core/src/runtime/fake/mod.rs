@@ -372,11 +372,11 @@ impl Runtime for FakeRuntime {
             published.push(PublishedPort {
                 container_port: p.container_port,
                 host_port,
-                protocol: p.protocol.as_str().to_owned(),
+                protocol: p.protocol.as_str().into(),
                 host_ip: if p.host_ip.is_empty() {
-                    "0.0.0.0".to_owned()
+                    "0.0.0.0".into()
                 } else {
-                    p.host_ip.clone()
+                    p.host_ip.as_str().into()
                 },
             });
         }

@@ -103,7 +103,7 @@ pub(crate) mod test_support {
     /// A running task of `service` on `node` holding `res`.
     pub fn running(service: &str, node: &str, res: Resources) -> Task {
         let mut t = Task::new(service, 0, 1, res);
-        t.node = Some(node.to_owned());
+        t.node = Some(node.into());
         t.state = TaskState::Running;
         t
     }

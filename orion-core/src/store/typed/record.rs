@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::model::{DesiredState, Millis, NodeId, PublishedPort, Resources, Task, TaskHealth};
-use crate::model::{TaskId, TaskState};
+use crate::model::{CompactString, DesiredState, Millis, PublishedPort, Resources, Task};
+use crate::model::{TaskHealth, TaskState};
 use crate::store::KeyValue;
 
 /// The first byte of a binary task record (layout version 1). No JSON text starts with it.
@@ -31,11 +31,11 @@ pub const TASK_RECORD_V1: u8 = 0x01;
 /// [`Task`] by reference, every field in its declaration order: the v1 layout.
 #[derive(Serialize)]
 struct TaskRecordV1<'a> {
-    id: &'a TaskId,
-    service: &'a String,
+    id: &'a CompactString,
+    service: &'a CompactString,
     slot: &'a u32,
     spec_version: &'a u64,
-    node: &'a Option<NodeId>,
+    node: &'a Option<CompactString>,
     state: &'a TaskState,
     desired: &'a DesiredState,
     resources: &'a Resources,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::keys;
+use crate::model::CompactString;
 use crate::store::Revision;
 
 /// The prefixes whose keys are tracked, in the order of [`KeyRevisions::kinds`].
@@ -14,12 +15,12 @@ const TRACKED: [&str; 3] = [keys::TASKS, keys::SLOTS, keys::ROLLOUTS];
 /// that state. Keys are given and returned whole; other keys are never tracked.
 ///
 /// A leader keeps two entries per task (its task and slot keys), so each kind has its own B-tree
-/// keyed by the key without its prefix: exact-length keys, about 40 bytes per task less than the
-/// full keys.
+/// keyed by the key without its prefix, kept inline when it fits in 24 bytes (task ids and slot
+/// keys usually do): no allocation per key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRevisions {
     /// By key without its prefix, one map per prefix of [`TRACKED`].
-    kinds: [BTreeMap<Box<str>, Revision>; 3],
+    kinds: [BTreeMap<CompactString, Revision>; 3],
 }
 
 impl KeyRevisions {
@@ -37,7 +38,7 @@ impl KeyRevisions {
     /// Records `key`'s `mod_revision`; a key that is not tracked is ignored.
     pub fn insert(&mut self, key: &str, revision: Revision) {
         if let Some((kind, rest)) = split(key) {
-            self.kinds[kind].insert(Box::from(rest), revision);
+            self.kinds[kind].insert(CompactString::from(rest), revision);
         }
     }
 
@@ -51,7 +52,7 @@ impl KeyRevisions {
     /// The replica-slot keys, without their prefix ([`keys::SLOTS`]): `<service>/<slot>`, in
     /// order.
     pub fn slots(&self) -> impl Iterator<Item = &str> {
-        self.kinds[1].keys().map(|k| &**k)
+        self.kinds[1].keys().map(CompactString::as_str)
     }
 
     /// How many keys are tracked.
@@ -66,14 +67,19 @@ impl KeyRevisions {
 }
 
 impl<'a> FromIterator<(&'a str, Revision)> for KeyRevisions {
-    /// From whole keys; keys in order build the B-trees with full nodes. Untracked keys are
-    /// skipped.
+    /// From whole keys (the last of equal keys wins); untracked keys are skipped. The B-trees
+    /// are built in bulk, with full nodes (inserting keys one by one in order leaves them about
+    /// half full).
     fn from_iter<I: IntoIterator<Item = (&'a str, Revision)>>(iter: I) -> Self {
-        let mut out = KeyRevisions::default();
+        let mut kinds: [Vec<(CompactString, Revision)>; 3] = Default::default();
         for (key, revision) in iter {
-            out.insert(key, revision);
+            if let Some((kind, rest)) = split(key) {
+                kinds[kind].push((CompactString::from(rest), revision));
+            }
         }
-        out
+        KeyRevisions {
+            kinds: kinds.map(BTreeMap::from_iter),
+        }
     }
 }
 
