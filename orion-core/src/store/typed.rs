@@ -39,6 +39,7 @@ mod record;
 mod revisions;
 mod secrets;
 mod service_cas;
+mod sorted;
 mod state;
 mod task_batch;
 mod traces;

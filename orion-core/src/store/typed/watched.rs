@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use super::sorted::{Changes, merge_sorted};
 use super::watch_pump::{Pumped, WatchPump};
 use super::{ClusterState, ClusterStore, VersionedService, decode, keys};
 use crate::error::{Error, Result};
@@ -76,9 +77,6 @@ impl<S> std::fmt::Debug for WatchedState<S> {
             .finish()
     }
 }
-
-/// The changes of one batch to one sorted list: id -> new value, or `None` for a deletion.
-type Changes<T> = BTreeMap<String, Option<T>>;
 
 impl<S: Store> WatchedState<S> {
     /// A state over `store`, read in full by the first [`WatchedState::at_least`] or
@@ -289,6 +287,8 @@ impl<S: Store> WatchedState<S> {
         let mut nodes: Changes<_> = BTreeMap::new();
         let mut services: Changes<(ServiceSpec, Revision)> = BTreeMap::new();
         let mut versions_touched = BTreeSet::new();
+        // Task, slot and rollout keys -> their revision, or `None` once deleted.
+        let mut revisions = BTreeMap::new();
         let mut network = NetworkChange::None;
         self.applied += events.len() as u64;
         for event in events {
@@ -299,16 +299,16 @@ impl<S: Store> WatchedState<S> {
             if let Some(id) = kv.key.strip_prefix(keys::TASKS) {
                 let id = id.to_owned();
                 tasks.insert(id, if put { Some(decode(&kv)?) } else { None });
-                self.set_revision(&kv.key, put.then_some(revision));
+                revisions.insert(kv.key, put.then_some(revision));
             } else if kv.key.starts_with(keys::SLOTS) {
-                self.set_revision(&kv.key, put.then_some(revision));
+                revisions.insert(kv.key, put.then_some(revision));
             } else if let Some(name) = kv.key.strip_prefix(keys::ROLLOUTS) {
                 if put {
                     self.state.rollouts.insert(name.to_owned(), decode(&kv)?);
                 } else {
                     self.state.rollouts.remove(name);
                 }
-                self.set_revision(&kv.key, put.then_some(revision));
+                revisions.insert(kv.key, put.then_some(revision));
             } else if let Some(id) = kv.key.strip_prefix(keys::NODES) {
                 nodes.insert(id.to_owned(), if put { Some(decode(&kv)?) } else { None });
             } else if let Some(name) = kv.key.strip_prefix(keys::SERVICES) {
@@ -338,6 +338,7 @@ impl<S: Store> WatchedState<S> {
             }
         }
         merge_sorted(&mut self.state.tasks, tasks, |t| &t.id);
+        self.state.revisions.apply(revisions);
         merge_sorted(&mut self.state.nodes, nodes, |n| &n.id);
         let versions = &self.versions;
         let services = services
@@ -362,14 +363,6 @@ impl<S: Store> WatchedState<S> {
             self.rebuild_network();
         }
         Ok(())
-    }
-
-    /// Records (`Some`) or forgets (`None`) the `mod_revision` of a task, slot or rollout key.
-    fn set_revision(&mut self, key: &str, revision: Option<Revision>) {
-        match revision {
-            Some(r) => self.state.revisions.insert(key, r),
-            None => self.state.revisions.remove(key),
-        }
     }
 
     /// Applies a per-node measurement record: its links go straight into the matrix when the
@@ -428,40 +421,6 @@ enum NetworkChange {
     Rebuild,
 }
 
-/// Applies `changes` to `items`, sorted by `id` with unique ids: values of existing ids are
-/// replaced in place; when some ids are new or deleted, the list is rebuilt in one merge pass.
-fn merge_sorted<T>(items: &mut Vec<T>, changes: Changes<T>, id: impl Fn(&T) -> &str) {
-    let mut deleted = Vec::new();
-    let mut inserted = Vec::new();
-    for (key, change) in changes {
-        match (items.binary_search_by(|t| id(t).cmp(&key)), change) {
-            (Ok(i), Some(value)) => items[i] = value,
-            (Ok(i), None) => deleted.push(i),
-            (Err(_), Some(value)) => inserted.push(value),
-            (Err(_), None) => {}
-        }
-    }
-    if deleted.is_empty() && inserted.is_empty() {
-        return;
-    }
-    // `changes` iterates in id order, so `deleted` and `inserted` are sorted.
-    let old = std::mem::take(items);
-    let mut out = Vec::with_capacity(old.len() + inserted.len() - deleted.len());
-    let mut deleted = deleted.into_iter().peekable();
-    let mut inserted = inserted.into_iter().peekable();
-    for (i, item) in old.into_iter().enumerate() {
-        if deleted.next_if_eq(&i).is_some() {
-            continue;
-        }
-        while let Some(new) = inserted.next_if(|n| id(n) < id(&item)) {
-            out.push(new);
-        }
-        out.push(item);
-    }
-    out.extend(inserted);
-    *items = out;
-}
-
 impl<S: Store> ClusterStore<S> {
     /// A [`WatchedState`] over this store (its first use reads everything).
     pub fn watched_state(&self) -> WatchedState<S>
@@ -469,41 +428,5 @@ impl<S: Store> ClusterStore<S> {
         S: Clone,
     {
         WatchedState::new(self.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge_sorted;
-    use std::collections::BTreeMap;
-
-    fn ids(items: &[String]) -> Vec<&str> {
-        items.iter().map(String::as_str).collect()
-    }
-
-    #[test]
-    fn merge_replaces_inserts_and_deletes_keeping_the_order() {
-        let mut items: Vec<String> = ["b", "d", "f"].map(String::from).to_vec();
-        let changes = BTreeMap::from([
-            ("a".to_owned(), Some("a".to_owned())),
-            ("d".to_owned(), None),
-            ("e".to_owned(), Some("e".to_owned())),
-            ("f".to_owned(), Some("f".to_owned())),
-            ("g".to_owned(), Some("g".to_owned())),
-            ("z".to_owned(), None),
-        ]);
-        merge_sorted(&mut items, changes, |s| s.as_str());
-        assert_eq!(ids(&items), ["a", "b", "e", "f", "g"]);
-    }
-
-    #[test]
-    fn merge_of_replacements_only_keeps_the_list() {
-        let mut items: Vec<String> = ["b", "d"].map(String::from).to_vec();
-        merge_sorted(
-            &mut items,
-            BTreeMap::from([("d".to_owned(), Some("d".to_owned()))]),
-            |s| s.as_str(),
-        );
-        assert_eq!(ids(&items), ["b", "d"]);
     }
 }
