@@ -205,7 +205,7 @@ const MAX_CELL: usize = 100;
 /// table unless `-o wide`.
 fn task_reason(t: &Task) -> String {
     let text = match (&t.error, &t.health_output) {
-        (Some(e), _) => e.clone(),
+        (Some(e), _) => e.to_string(),
         (None, Some(h)) => format!("health check: {h}"),
         (None, None) => return String::new(),
     };
@@ -265,7 +265,7 @@ pub fn render_moves(tasks: &[Task]) -> Option<String> {
             t.slot.to_string(),
             t.node.as_deref().unwrap_or("-").to_owned(),
             t.state.to_string(),
-            t.moved_because.clone().unwrap_or_default(),
+            t.moved_because.as_deref().unwrap_or_default().to_owned(),
         ]);
     }
     Some(table.to_string())

@@ -241,7 +241,7 @@ pub fn look(tasks: &[Task], version: u64, desired: u32) -> Look {
                 if t.node.is_none() && t.is_active() {
                     unplaced += 1;
                     if t.error.is_some() {
-                        pending_reason = t.error.clone();
+                        pending_reason = t.error.as_deref().map(str::to_owned);
                     }
                 }
             }
@@ -278,11 +278,11 @@ pub fn look(tasks: &[Task], version: u64, desired: u32) -> Look {
                     !runs && (start_failed || failures >= 2)
                 })
         }))
-    .then(|| latest.and_then(|t| t.error.clone()))
+    .then(|| latest.and_then(|t| t.error.as_deref().map(str::to_owned)))
     .flatten();
     Look {
         counts,
-        latest_reason: latest.and_then(|t| t.error.clone()),
+        latest_reason: latest.and_then(|t| t.error.as_deref().map(str::to_owned)),
         stuck_pending: if in_flight { None } else { pending_reason },
         unplaced,
         all_failing,

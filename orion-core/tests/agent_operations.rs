@@ -97,7 +97,7 @@ async fn a_task_is_never_started_twice_while_its_start_is_under_way() {
     for i in 0..5 {
         store
             .update_task(&slow.id, |t| {
-                t.error = Some(format!("poke {i}"));
+                t.error = Some(format!("poke {i}").into());
                 Ok(())
             })
             .await

@@ -99,7 +99,7 @@ fn pending_tasks_are_assigned_when_capacity_appears() {
     let [Action::UpdatePendingReason { reason, .. }] = p.actions.as_slice() else {
         panic!("{p:?}");
     };
-    t.error = Some(reason.clone());
+    t.error = Some(reason.as_str().into());
     let p = plan(&specs, std::slice::from_ref(&t), &full, 1, &scheduler());
     assert!(p.actions.is_empty(), "{p:?}");
     assert_eq!(p.unplaced[0].purpose, Purpose::AssignPending);

@@ -159,7 +159,7 @@ pub(super) async fn plan(
                 pending: task
                     .node
                     .is_none()
-                    .then(|| task.error.clone().unwrap_or_default()),
+                    .then(|| task.error.as_deref().unwrap_or_default().to_owned()),
             });
         }
     }

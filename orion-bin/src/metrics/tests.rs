@@ -68,10 +68,7 @@ fn every_promised_series_is_encoded_once_events_happened() {
         .observe(0.01);
     let mut pending = Task::new("web", 0, 1, Resources::new(100, 1 << 20));
     pending.state = TaskState::Pending;
-    pending.error = Some(format!(
-        "no node can take it: {}",
-        reasons::INSUFFICIENT_CPU
-    ));
+    pending.error = Some(format!("no node can take it: {}", reasons::INSUFFICIENT_CPU).into());
     let status = ClusterStatus {
         term: 4,
         commit_index: 10,

@@ -78,7 +78,7 @@ fn every_slot_failing_to_start_fails_with_the_latest_reason() {
     let mut tasks = Vec::new();
     for slot in 0..2 {
         let mut t = task(slot, 2, TaskState::Failed);
-        t.error = Some(format!("image \"ghost\" is not available (slot {slot})"));
+        t.error = Some(format!("image \"ghost\" is not available (slot {slot})").into());
         t.updated_at = 10 + u64::from(slot);
         tasks.push(t);
     }

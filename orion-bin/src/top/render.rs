@@ -214,7 +214,7 @@ fn tasks(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 t.state.to_string(),
                 health_word(t).to_owned(),
                 t.restarts.to_string(),
-                t.error.clone().unwrap_or_default(),
+                t.error.as_deref().unwrap_or_default().to_owned(),
             ])
         })
         .collect();

@@ -200,14 +200,14 @@ pub struct Task {
     pub exit_code: Option<i64>,
     /// Why it failed or was rejected, for humans.
     #[serde(default)]
-    pub error: Option<String>,
+    pub error: Option<Box<str>>,
     /// Health from the agent's checks.
     #[serde(default)]
     pub health: TaskHealth,
     /// What the latest failed health check said (at most [`MAX_HEALTH_OUTPUT`] bytes); cleared
     /// by a passing check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_output: Option<String>,
+    pub health_output: Option<Box<str>>,
     /// Restarts done in place under the restart policy.
     #[serde(default)]
     pub restarts: u32,
@@ -218,11 +218,11 @@ pub struct Task {
     /// Why the reconciler moved this replica here from another node while the old one still
     /// ran (re-placement: a network rule the old node broke), for humans; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moved_because: Option<String>,
+    pub moved_because: Option<Box<str>>,
     /// The W3C `traceparent` of the work that made this task (the deploy's trace, see
     /// [`crate::trace`]): set only when tracing is installed, `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_parent: Option<String>,
+    pub trace_parent: Option<Box<str>>,
     #[serde(default)]
     pub created_at: Millis,
     #[serde(default)]
@@ -353,5 +353,23 @@ mod tests {
             t.transition(s).unwrap();
         }
         assert_eq!(t.restarts, 1);
+    }
+
+    #[test]
+    fn a_task_stays_small_and_short_names_allocate_nothing() {
+        // A leader keeps every task decoded: at a million tasks each byte here is a megabyte.
+        assert!(
+            std::mem::size_of::<Task>() <= 264,
+            "{}",
+            std::mem::size_of::<Task>()
+        );
+        // Up to 24 bytes inline: `<service>-<slot>-<8 hex>` for a service name of up to 11.
+        let mut t = Task::new("billing-api", 120, 1, Resources::default());
+        t.node = Some("node-04096.zone-b".into());
+        assert!(!t.id.is_heap_allocated(), "{}", t.id);
+        assert!(!t.service.is_heap_allocated());
+        assert!(t.node.as_ref().is_some_and(|n| !n.is_heap_allocated()));
+        let long = Task::new("checkout-service", 120, 1, Resources::default());
+        assert!(long.id.is_heap_allocated() && long.id.starts_with("checkout-service-120-"));
     }
 }

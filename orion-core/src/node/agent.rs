@@ -412,7 +412,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                     if t.state.can_transition_to(TaskState::Failed) {
                         t.transition(TaskState::Failed)?;
                     }
-                    t.error = Some(message.clone());
+                    t.error = Some(message.as_str().into());
                     Ok(())
                 })
                 .await?;
@@ -485,7 +485,7 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
             self.update_status(&task.id, move |t| {
                 if t.state == TaskState::Running && t.container_id.as_deref() == Some(&container) {
                     t.health = health;
-                    t.health_output = output.clone();
+                    t.health_output = output.as_deref().map(Into::into);
                 }
                 Ok(())
             })

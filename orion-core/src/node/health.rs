@@ -217,7 +217,7 @@ fn new_state(task: &Task, container: &str, now: Millis, check: &HealthCheck) -> 
         passed,
         health,
         output: if same {
-            task.health_output.clone()
+            task.health_output.as_deref().map(str::to_owned)
         } else {
             None
         },

@@ -113,18 +113,24 @@ impl<S: Store, R: Runtime + ?Sized> Agent<S, R> {
                 }
                 t.transition(state)?;
                 t.exit_code = code;
-                t.error = (state == TaskState::Failed).then(|| reason.clone());
+                t.error = (state == TaskState::Failed).then(|| reason.as_str().into());
                 if restart {
                     t.transition(TaskState::Starting)?;
-                    t.error = Some(format!(
-                        "restarting ({} of {limit} on this node): {reason}",
-                        t.restarts
-                    ));
+                    t.error = Some(
+                        format!(
+                            "restarting ({} of {limit} on this node): {reason}",
+                            t.restarts
+                        )
+                        .into(),
+                    );
                 } else if state == TaskState::Failed && given_restarts >= limit {
-                    t.error = Some(format!(
-                        "{reason}; gave up after {given_restarts} restarts on node {}",
-                        t.node.as_deref().unwrap_or("?")
-                    ));
+                    t.error = Some(
+                        format!(
+                            "{reason}; gave up after {given_restarts} restarts on node {}",
+                            t.node.as_deref().unwrap_or("?")
+                        )
+                        .into(),
+                    );
                 }
                 Ok(())
             })

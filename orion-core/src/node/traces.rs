@@ -63,7 +63,7 @@ pub(super) async fn open<S: Store>(store: &ClusterStore<S>, plan: &mut Plan) -> 
         if let Action::Create { task, .. } = action
             && let Some(context) = stamps.get(task.service.as_str())
         {
-            task.trace_parent = Some(context.clone());
+            task.trace_parent = Some(context.as_str().into());
         }
     }
     spans

@@ -286,18 +286,18 @@ fn change(action: &Action, t: &mut Task) -> Result<()> {
                 t.transition(TaskState::Stopped)?;
             }
             if t.error.is_none() {
-                t.error = Some(format!("stopped: {reason:?}"));
+                t.error = Some(format!("stopped: {reason:?}").into());
             }
         }
         Action::UpdatePendingReason { reason, .. } => {
             if t.state == TaskState::Pending {
-                t.error = Some(reason.clone());
+                t.error = Some(reason.as_str().into());
             }
         }
         Action::MarkLost { node, .. } => {
             if t.state.can_transition_to(TaskState::Lost) {
                 t.transition(TaskState::Lost)?;
-                t.error = Some(format!("node {node} is down"));
+                t.error = Some(format!("node {node} is down").into());
             }
         }
     }

@@ -142,7 +142,7 @@ impl<'a> Round<'a> {
                     None,
                     self.input.now,
                 );
-                task.moved_because = moved_because;
+                task.moved_because = moved_because.map(Into::into);
                 self.plan.actions.push(Action::Create {
                     task,
                     purpose,

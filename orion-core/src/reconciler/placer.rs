@@ -209,7 +209,7 @@ pub(crate) fn new_task(
         container_id: None,
         ports: Vec::new(),
         exit_code: None,
-        error,
+        error: error.map(Into::into),
         health: TaskHealth::Unknown,
         health_output: None,
         restarts: 0,

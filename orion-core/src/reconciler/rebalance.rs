@@ -307,7 +307,7 @@ impl<'a> Round<'a> {
                 None,
                 now,
             );
-            task.moved_because = Some(because);
+            task.moved_because = Some(because.into());
             self.plan.actions.push(Action::Create {
                 task,
                 purpose: Purpose::Rebalance,

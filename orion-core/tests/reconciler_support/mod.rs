@@ -202,7 +202,7 @@ pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
                 if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id)
                     && t.state == TaskState::Pending
                 {
-                    t.error = Some(reason.clone());
+                    t.error = Some(reason.as_str().into());
                 }
             }
         }
