@@ -202,7 +202,7 @@ pub async fn ps_selected(
     let tasks: Vec<Task> = client.get(&format!("/v1/tasks?all={all}")).await?;
     let tasks: Vec<Task> = tasks
         .into_iter()
-        .filter(|t| names.iter().any(|n| n == &t.service))
+        .filter(|t| names.iter().any(|n| *n == t.service))
         .collect();
     println!("{}", render_list(&tasks, format));
     Ok(())

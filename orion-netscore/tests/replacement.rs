@@ -102,7 +102,7 @@ fn apply(plan: &Plan, tasks: &mut Vec<Task>, run: bool) {
         match a {
             Action::Create { task, .. } => tasks.push((**task).clone()),
             Action::Stop { task_id, .. } => {
-                let t = tasks.iter_mut().find(|t| &t.id == task_id).unwrap();
+                let t = tasks.iter_mut().find(|t| t.id == task_id).unwrap();
                 t.desired = DesiredState::Shutdown;
                 t.state = TaskState::Stopped;
             }

@@ -209,9 +209,9 @@ impl<S: Store + Clone> ReconcileController<S> {
         let applied = apply_plan(&self.store, &plan, state, Some(&fence.compare())).await;
         traced.close();
         for (task, e) in &applied.failed {
-            let known = state.tasks.iter().find(|t| &t.id == task).or_else(|| {
+            let known = state.tasks.iter().find(|t| t.id == task).or_else(|| {
                 plan.actions.iter().find_map(|a| match a {
-                    Action::Create { task: t, .. } if &t.id == task => Some(&**t),
+                    Action::Create { task: t, .. } if t.id == task => Some(&**t),
                     _ => None,
                 })
             });

@@ -177,7 +177,7 @@ pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
                 }
             }
             Action::Assign { task_id, node } => {
-                if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id)
+                if let Some(t) = tasks.iter_mut().find(|t| t.id == task_id)
                     && t.state == TaskState::Pending
                 {
                     t.node = Some(node.into());
@@ -185,7 +185,7 @@ pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
                 }
             }
             Action::Stop { task_id, .. } => {
-                if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id) {
+                if let Some(t) = tasks.iter_mut().find(|t| t.id == task_id) {
                     t.desired = DesiredState::Shutdown;
                     if t.state == TaskState::Pending {
                         t.state = TaskState::Stopped;
@@ -193,13 +193,13 @@ pub fn apply_actions(plan: &Plan, tasks: &mut Vec<Task>) {
                 }
             }
             Action::MarkLost { task_id, .. } => {
-                if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id) {
+                if let Some(t) = tasks.iter_mut().find(|t| t.id == task_id) {
                     // Desired stays: the agent decides when the node comes back.
                     t.state = TaskState::Lost;
                 }
             }
             Action::UpdatePendingReason { task_id, reason } => {
-                if let Some(t) = tasks.iter_mut().find(|t| &t.id == task_id)
+                if let Some(t) = tasks.iter_mut().find(|t| t.id == task_id)
                     && t.state == TaskState::Pending
                 {
                     t.error = Some(reason.as_str().into());
