@@ -32,6 +32,8 @@ const LOG_PERIOD: Duration = Duration::from_secs(10);
 const MAX_DATAGRAMS_BEFORE_TIMERS: u32 = 64;
 /// A leave notice is sent this many times to each member (UDP may drop one).
 const LEAVE_NOTICE_COPIES: usize = 2;
+/// Members announced to once our identity changed (a renewal or new metadata), live ones first.
+const ANNOUNCES_AFTER_NEW_IDENTITY: usize = 8;
 
 pub(crate) type SwimMachine = Foca<NodeIdentity, PostcardCodec, StdRng, NoCustomBroadcast>;
 
@@ -137,6 +139,9 @@ impl Actor {
                             .change_identity(next.clone(), &mut self.runtime)
                             .map(|()| next)
                             .map_err(|err| err.to_string());
+                        if result.is_ok() {
+                            self.announce_new_identity();
+                        }
                         let _ = done.send(result);
                     }
                 },
@@ -359,6 +364,7 @@ impl Actor {
             self.timer_seq += 1;
             self.timers.insert((now + after, self.timer_seq), timer);
         }
+        let mut rejoined = false;
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
                 OwnedNotification::Rejoin(identity) => {
@@ -370,6 +376,7 @@ impl Actor {
                         );
                     }
                     self.shared.set_local(&identity);
+                    rejoined = true;
                 }
                 OwnedNotification::Defunct => {
                     if let Some(held_back) = self.logs.declared_down.allow() {
@@ -379,9 +386,42 @@ impl Actor {
                 other => tracing::trace!(?other, "SWIM notification"),
             }
         }
+        if rejoined {
+            self.announce_new_identity();
+            while let Some((to, data)) = self.runtime.to_send() {
+                self.send(to.gossip_addr, &wire::swim(&self.cluster_id, &data))
+                    .await;
+            }
+        }
         let events = self.view.sync(self.swim.iter_membership_state());
         if !events.is_empty() {
             self.shared.apply(self.view.members(), events);
+        }
+    }
+
+    /// Announces our new identity to the members we know (at most
+    /// [`ANNOUNCES_AFTER_NEW_IDENTITY`], live ones first, then those we hold down).
+    ///
+    /// Once its identity changed, foca accepts only messages addressed to the new one, and its
+    /// timers stay stopped until a member talks to it. Members that renewed at the same moment
+    /// (on both sides of a healed partition, every member does) know only our old identity, as
+    /// we know only theirs: without this, neither would ever hear from the other again. An
+    /// announce is accepted by node id, whatever the identity it is addressed to, and answered.
+    fn announce_new_identity(&mut self) {
+        let own = self.swim.identity().id.clone();
+        let live = self.swim.iter_members().map(|m| m.id().clone());
+        let down = (self.swim.iter_membership_state())
+            .filter(|m| m.state() == foca::State::Down)
+            .map(|m| m.id().clone());
+        let targets: Vec<NodeIdentity> = live
+            .chain(down)
+            .filter(|target| target.id != own)
+            .take(ANNOUNCES_AFTER_NEW_IDENTITY)
+            .collect();
+        for target in targets {
+            if let Err(err) = self.swim.announce(target, &mut self.runtime) {
+                tracing::debug!(%err, "announce after a new identity failed");
+            }
         }
     }
 
