@@ -332,15 +332,21 @@ impl ContainerdRuntime {
         Ok(out)
     }
 
+    /// SIGTERM, then SIGKILL after `grace`. Without grace, SIGKILL at once: a SIGTERM the process
+    /// has no time to act on can only race its start, and one that reaches runc's init before it
+    /// has become the container's program ends the container with exit code 2 (Go's runtime,
+    /// as PID 1, cannot die of the signal), not the 137 of a kill.
     pub(crate) async fn stop_task(&self, id: &str, grace: Duration) -> Result<()> {
         self.get_container(id).await?;
         match self.task_process(id).await? {
             Some(p) if process_is_live(&p) => {}
             _ => return Ok(()),
         }
-        self.kill(id, SIGTERM, false).await?;
-        if tokio::time::timeout(grace, self.wait(id, "")).await.is_ok() {
-            return Ok(());
+        if !grace.is_zero() {
+            self.kill(id, SIGTERM, false).await?;
+            if tokio::time::timeout(grace, self.wait(id, "")).await.is_ok() {
+                return Ok(());
+            }
         }
         self.kill(id, SIGKILL, true).await?;
         match tokio::time::timeout(KILL_WAIT, self.wait(id, "")).await {
