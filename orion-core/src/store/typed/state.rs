@@ -27,7 +27,7 @@ pub(super) fn state_from(range: RangeResult) -> Result<ClusterState> {
         services: services_from(&range.kvs)?,
         tasks: Vec::with_capacity(tasks),
         nodes: Vec::with_capacity(count(keys::NODES)),
-        // Collected from keys in order: the B-tree is built with full nodes.
+        // Collected from keys in order: the sorted lists need no sorting.
         revisions: (range.kvs.iter())
             .map(|kv| (kv.key.as_str(), kv.mod_revision))
             .collect(),
