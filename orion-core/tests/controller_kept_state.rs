@@ -2,8 +2,8 @@
 //! cluster harness it reads the whole store once, then follows the watch, and still sees every
 //! write made between rounds.
 
-use orion_core::model::{ServiceSpec, Task, TaskState};
-use orion_core::node::{ControllerConfig, QUIET_REPLAN};
+use orion_core::model::{DesiredState, ServiceSpec, Task, TaskState};
+use orion_core::node::{Clock, ControllerConfig, QUIET_REPLAN};
 use orion_core::testing::cluster::ClusterHarness;
 
 fn running(tasks: &[Task]) -> usize {
@@ -106,4 +106,42 @@ async fn an_unchanged_quiet_state_is_not_planned_again_until_it_changes_or_time_
     assert_eq!(scaled.actions, 1, "{scaled:?}");
     // A round that acted is never skipped: the next one plans too.
     assert!(!reconciler.round(&fence).await.unwrap().unchanged);
+}
+
+#[tokio::test]
+async fn a_skipped_round_still_announces_the_wake_up_it_waits_for() {
+    let h = deployed(10, 1).await;
+    // A crash-looping slot: its latest task failed (the third time in a row) and was retired,
+    // so the slot is refilled only after the back-off: a quiet plan with a `retry_at`.
+    let job = h
+        .store
+        .put_service(&ServiceSpec::new("job", "busybox", 1))
+        .await
+        .unwrap();
+    let mut failed = Task::new("job", 0, job.spec_version, job.spec.resources.into());
+    failed.state = TaskState::Failed;
+    failed.desired = DesiredState::Shutdown;
+    failed.attempt = 3;
+    failed.updated_at = h.clock.now();
+    h.store.put_task(&failed).await.unwrap();
+
+    let reconciler = &h.node(0).controllers().reconciler;
+    let fence = h.node(0).controllers().claim(10).await.unwrap();
+    // The first round on the new service writes its rollout record; the next plans quietly.
+    let first = reconciler.round(&fence).await.unwrap();
+    assert_eq!(first.actions, 0, "{first:?}");
+    let planned = reconciler.round(&fence).await.unwrap();
+    assert!(!planned.unchanged, "{planned:?}");
+    assert_eq!(planned.actions, 0, "{planned:?}");
+    let wake = planned.retry_at.expect("the back-off's end");
+    assert!(wake > h.clock.now(), "{planned:?}");
+    let skipped = reconciler.round(&fence).await.unwrap();
+    assert!(skipped.unchanged, "{skipped:?}");
+    assert_eq!(skipped.retry_at, Some(wake), "the wake-up stays announced");
+
+    // At the wake-up the same state is planned again, and the slot is refilled.
+    h.clock.advance(wake - h.clock.now());
+    let refilled = reconciler.round(&fence).await.unwrap();
+    assert!(!refilled.unchanged, "{refilled:?}");
+    assert_eq!(refilled.actions, 1, "{refilled:?}");
 }
